@@ -1,0 +1,78 @@
+# mlref: `make help` lists the targets. Everything runs inside .venv, created on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# make suffix -> package, and the default recipe of each app
+APP_nlp := nlp_app
+APP_tabular := tabular_mining
+APP_vision := vision_app
+APP_recsys := recsys_app
+CONFIG_nlp := configs/nlp_app/sentiment.yaml
+CONFIG_tabular := configs/tabular_mining/churn.yaml
+CONFIG_vision := configs/vision_app/classify.yaml
+CONFIG_recsys := configs/recsys_app/movielens.yaml
+
+CONFIG ?=
+ARGS ?=
+RUN ?=
+PYTEST_ARGS ?=
+cfg = $(if $(CONFIG),$(CONFIG),$(CONFIG_$*))
+run_arg = $(if $(RUN),--run $(RUN),)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-slow test-gpu lint clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+	@echo "  <stage>-<app>: app is one of nlp, tabular, vision, recsys; CONFIG=path ARGS='key=value ...' RUN=dir"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,all]'
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the project (done automatically by demo/test)
+
+demo: $(STAMP) ## run the quick recipe of every app on the embedded data and print a report
+	$(PY) -m tabular_mining train --config configs/tabular_mining/churn-quick.yaml
+	$(PY) -m shared.report
+
+test: $(STAMP) ## the fast test suite (what CI runs)
+	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: $(STAMP) ## quality floors, DDP on 2 CPU processes, resume
+	$(PY) -m pytest -q -m "slow" $(PYTEST_ARGS)
+
+test-gpu: $(STAMP) ## CUDA / mixed-precision tests (needs a GPU)
+	$(PY) -m pytest -q -m "gpu" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff
+	$(PY) -m ruff check .
+
+preprocess-%: $(STAMP) ## preprocess-<app>: validate, clean, split, cache the data
+	$(PY) -m $(APP_$*) preprocess --config $(cfg) $(ARGS)
+
+train-%: $(STAMP) ## train-<app>: train (preprocesses first if needed); writes runs/<app>/<task>/latest
+	$(PY) -m $(APP_$*) train --config $(cfg) $(ARGS)
+
+eval-%: $(STAMP) ## eval-<app>: evaluate a run (RUN=dir, default latest) on its test split
+	$(PY) -m $(APP_$*) evaluate --config $(cfg) $(run_arg) $(ARGS)
+
+predict-%: $(STAMP) ## predict-<app>: batch-score a file: ARGS='--input f --output g'
+	$(PY) -m $(APP_$*) predict --config $(cfg) $(run_arg) $(ARGS)
+
+export-%: $(STAMP) ## export-<app>: ONNX (+ int8 where supported)
+	$(PY) -m $(APP_$*) export --config $(cfg) $(run_arg) $(ARGS)
+
+serve-%: $(STAMP) ## serve-<app>: REST on 127.0.0.1:8000 (ARGS='--host 0.0.0.0 --port 9000')
+	$(PY) -m $(APP_$*) serve --config $(cfg) $(run_arg) $(ARGS)
+
+bench-%: $(STAMP) ## bench-<app>: benchmarks side by side; results in bench/results/
+	$(PY) -m bench.$* $(ARGS)
+
+clean: ## remove runs, caches and generated data (keeps .venv)
+	rm -rf runs data/cache data/generated bench/results .pytest_cache

@@ -1,0 +1,101 @@
+"""Plots every app writes as PNG: confusion matrix, ROC, PR, calibration, training curves.
+
+Each function takes plain arrays and a path, draws with matplotlib's non-interactive backend,
+and writes the PNG atomically. Returns the path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+
+from shared.runs import atomic_path  # noqa: E402
+
+
+def save(fig, path: str | os.PathLike) -> Path:
+    """Write ``fig`` to ``path`` atomically and close it."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(cm: np.ndarray, labels: Sequence[str], path, title: str = "Confusion matrix") -> Path:
+    n = len(labels)
+    size = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
+                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    return save(fig, path)
+
+
+def roc_curves(y_true, scores: Mapping[str, np.ndarray], path, title: str = "ROC") -> Path:
+    """One ROC curve per model name in ``scores`` (positive-class probabilities)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, p in scores.items():
+        fpr, tpr, _ = skm.roc_curve(y_true, p)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return save(fig, path)
+
+
+def pr_curves(y_true, scores: Mapping[str, np.ndarray], path, title: str = "Precision-recall") -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, p in scores.items():
+        prec, rec, _ = skm.precision_recall_curve(y_true, p)
+        ax.plot(rec, prec, label=f"{name} (AP {skm.average_precision_score(y_true, p):.3f})")
+    ax.axhline(float(np.mean(y_true)), color="k", ls="--", lw=0.8, label="base rate")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    return save(fig, path)
+
+
+def calibration(y_true, scores: Mapping[str, np.ndarray], path, bins: int = 10) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, p in scores.items():
+        frac, mean = calibration_curve(y_true, p, n_bins=bins, strategy="quantile")
+        ax.plot(mean, frac, marker="o", label=name)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("Calibration")
+    ax.legend(loc="upper left")
+    return save(fig, path)
+
+
+def curves(series: Mapping[str, Sequence[float]], path, xlabel: str = "step", ylabel: str = "",
+           x: Sequence[float] | None = None, title: str = "") -> Path:
+    """Line plot of named series (training curves, k-selection curves …)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, ys in series.items():
+        ax.plot(x if x is not None else range(len(ys)), ys, marker="o" if len(ys) < 30 else None, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    return save(fig, path)

@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from shared import runs
+from shared.errors import UserError
+
+
+def test_create_run_latest_and_metrics(tmp_path):
+    a = runs.create_run("app", "task", root=tmp_path, run_id="r1")
+    runs.write_yaml(a / "config.yaml", {"x": 1})
+    runs.mark_latest(a)
+    b = runs.create_run("app", "task", root=tmp_path, run_id="r1")  # same id: gets a suffix
+    assert b != a
+    runs.write_yaml(b / "config.yaml", {"x": 2})
+    runs.mark_latest(b)
+    latest = tmp_path / "app" / "task" / "latest"
+    assert runs.resolve_run(latest) == b.resolve()
+    assert runs.load_run_config(latest) == {"x": 2}
+    runs.update_metrics(b, {"test/auc": 0.9})
+    assert runs.update_metrics(b, {"valid/auc": 0.8}) == {"test/auc": 0.9, "valid/auc": 0.8}
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "m.json"
+    runs.write_json(target, {"ok": True})
+    with pytest.raises(RuntimeError):
+        with runs.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert json.loads(target.read_text()) == {"ok": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temp file left behind
+
+
+def test_resolve_run_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        runs.resolve_run(tmp_path / "missing")
+    with pytest.raises(UserError, match="no config.yaml"):
+        runs.resolve_run(tmp_path)
