@@ -1,0 +1,154 @@
+"""Reading images and masks safely, with errors a person can act on.
+
+Used for training files and for uploads alike (the server, classification, segmentation and
+detection all go through here)::
+
+    img = decode_image(raw_bytes, name="cat.jpg", limits=ImageLimits(max_bytes=5_000_000))
+    img = read_image("data/cats/1.png")           # PIL RGB image, fully decoded
+    mask = read_mask("masks/1.png", expected_size=img.size, num_classes=4)   # HxW int64
+
+Every failure is a :class:`BadImage` (a :class:`UserError`) carrying the HTTP status the server
+answers with: 413 too many bytes or pixels (the pixel check runs on the header, before decoding,
+so a decompression bomb costs nothing), 415 not an image or a format we do not read, 422 a
+truncated or corrupt file or a mask that does not fit its image.
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps
+
+from shared.errors import UserError
+
+# formats Pillow may try when opening; everything else (PSD, EPS via ghostscript …) is refused
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+# a truncated file must fail loudly, never decode half an image as if it were whole
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class BadImage(UserError):
+    """An image or mask that cannot be used; ``status`` is the HTTP status a server answers with."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Caps on one image: encoded bytes and decoded pixels (width × height)."""
+
+    max_bytes: int = 20_000_000
+    max_pixels: int = 40_000_000
+
+
+def _open(fp, name: str, limits: ImageLimits) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check pixels ourselves
+            img = Image.open(fp, formats=FORMATS)
+    except Image.DecompressionBombError:
+        raise BadImage(f"{name}: image has too many pixels (limit {limits.max_pixels:,})", 413) from None
+    except (Image.UnidentifiedImageError, ValueError, TypeError):
+        raise BadImage(f"{name}: not an image in a supported format ({', '.join(FORMATS)})", 415) from None
+    except OSError as exc:
+        raise BadImage(f"{name}: cannot read image: {exc}", 422) from None
+    w, h = img.size
+    if w * h > limits.max_pixels:
+        raise BadImage(f"{name}: image is {w}x{h} = {w * h:,} pixels, over the limit of "
+                       f"{limits.max_pixels:,}; send a smaller image", 413)
+    if w == 0 or h == 0:
+        raise BadImage(f"{name}: image has zero width or height", 422)
+    try:
+        img.load()
+    except Image.DecompressionBombError:
+        raise BadImage(f"{name}: image has too many pixels (limit {limits.max_pixels:,})", 413) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        raise BadImage(f"{name}: image is truncated or corrupt ({exc})", 422) from None
+    return img
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    img = ImageOps.exif_transpose(img)  # phone photos carry their rotation in EXIF
+    if mode and img.mode != mode:
+        if img.mode in ("I;16", "I;16B", "I") and mode in ("RGB", "L"):
+            arr = np.asarray(img, dtype=np.float64)
+            img = Image.fromarray((255 * arr / max(arr.max(), 1)).astype(np.uint8), "L")
+        img = img.convert(mode)
+    return img
+
+
+def decode_image(data: bytes, name: str = "image", limits: ImageLimits = ImageLimits(),
+                 mode: str = "RGB") -> Image.Image:
+    """Decode encoded image bytes into a fully loaded PIL image in ``mode`` (default RGB)."""
+    if not data:
+        raise BadImage(f"{name}: empty file", 422)
+    if len(data) > limits.max_bytes:
+        raise BadImage(f"{name}: {len(data):,} bytes is over the per-image limit of {limits.max_bytes:,}", 413)
+    return _to_mode(_open(io.BytesIO(data), name, limits), mode)
+
+
+def read_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(), mode: str = "RGB") -> Image.Image:
+    """Read and fully decode an image file into a PIL image in ``mode``."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BadImage(f"{path}: file not found", 422) from None
+    if size > limits.max_bytes:
+        raise BadImage(f"{path}: {size:,} bytes is over the per-image limit of {limits.max_bytes:,}", 413)
+    if size == 0:
+        raise BadImage(f"{path}: empty file", 422)
+    with open(path, "rb") as f:
+        return _to_mode(_open(f, str(path), limits), mode)
+
+
+def image_size(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> tuple[int, int]:
+    """``(width, height)`` of an image file after checking that it decodes completely."""
+    return read_image(path, limits, mode="").size
+
+
+def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None,
+              num_classes: int | None = None, limits: ImageLimits = ImageLimits()) -> np.ndarray:
+    """A per-pixel class mask as an ``HxW`` int64 array.
+
+    Accepts a palette PNG (the palette indices are the class ids) or a single-channel integer
+    image (8 or 16 bit). ``expected_size`` is the image's ``(width, height)``; ``num_classes``
+    bounds the ids (0 … num_classes-1). Each violation is a :class:`BadImage` naming the file.
+    """
+    path = Path(path)
+    img = read_image(path, limits, mode="")
+    if img.mode not in ("P", "L", "I", "I;16", "I;16B", "1"):
+        raise BadImage(f"{path}: mask has mode {img.mode}; use a palette or single-channel integer PNG "
+                       "whose pixel values are class ids", 422)
+    if expected_size is not None and img.size != tuple(expected_size):
+        raise BadImage(f"{path}: mask is {img.size[0]}x{img.size[1]} but its image is "
+                       f"{expected_size[0]}x{expected_size[1]}", 422)
+    mask = np.asarray(img).astype(np.int64)
+    if num_classes is not None:
+        top = int(mask.max()) if mask.size else 0
+        if top >= num_classes or mask.min() < 0:
+            bad = sorted(set(np.unique(mask).tolist()) - set(range(num_classes)))
+            raise BadImage(f"{path}: mask holds class id(s) {bad[:10]} outside the class list "
+                           f"(0..{num_classes - 1})", 422)
+    return mask
+
+
+def encode_png(img: Image.Image | np.ndarray, palette: list[int] | None = None) -> bytes:
+    """PNG bytes of a PIL image or a uint8 array (with ``palette``, an ``HxW`` array becomes a
+    palette PNG, so class masks open in colour in any viewer and read back as class ids)."""
+    if isinstance(img, np.ndarray):
+        arr = img.astype(np.uint8)
+        img = Image.fromarray(arr, "P" if palette is not None and arr.ndim == 2 else None)
+        if palette is not None and img.mode == "P":
+            img.putpalette(palette)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
