@@ -91,3 +91,85 @@ def mean_std(per_fold: Sequence[Mapping[str, float]]) -> dict[str, float]:
         vals = np.array([f[k] for f in per_fold], dtype=float)
         out[f"{k}_mean"], out[f"{k}_std"] = float(vals.mean()), float(vals.std())
     return out
+
+
+def entity_f1(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Entity-level precision/recall/F1 (seqeval, CoNLL rules: an entity counts only when its
+    type and both boundaries match), micro-averaged (``precision``, ``recall``, ``f1``), macro
+    ``macro_f1``, and per type (``<TYPE>/precision`` …, ``<TYPE>/support``). Tags are BIO strings."""
+    from seqeval.metrics import classification_report
+
+    report = classification_report(list(map(list, y_true)), list(map(list, y_pred)), output_dict=True,
+                                   zero_division=0)
+    micro, macro = report.pop("micro avg"), report.pop("macro avg")
+    report.pop("weighted avg", None)
+    out = {"precision": micro["precision"], "recall": micro["recall"], "f1": micro["f1-score"],
+           "macro_f1": macro["f1-score"]}
+    for name, row in sorted(report.items()):
+        out[f"{name}/precision"], out[f"{name}/recall"] = row["precision"], row["recall"]
+        out[f"{name}/f1"], out[f"{name}/support"] = row["f1-score"], row["support"]
+    return {k: float(v) for k, v in out.items()}
+
+
+# The CMRC 2018 evaluation (its official script, reimplemented: no library ships it). Chinese
+# characters and punctuation are single tokens; runs of other characters split into words and
+# punctuation (the script uses nltk.word_tokenize there; a regex does the same for plain text).
+# (the script lists "……" as one string, so a lone "…" is not punctuation there either)
+_CMRC_PUNCT = frozenset("-:_*^/\\~`+=，。：？！“”；’《》·、「」（）－～『』")
+
+
+def _cmrc_tokens(text: str) -> list[str]:
+    import re
+
+    out, run = [], []
+    for ch in str(text).lower().strip():
+        if ch in _CMRC_PUNCT:
+            continue  # punctuation is removed before scoring
+        if "\u4e00" <= ch <= "\u9fa5":
+            if run:
+                out.extend(re.findall(r"\w+|[^\w\s]", "".join(run)))
+                run = []
+            out.append(ch)
+        else:
+            run.append(ch)
+    if run:
+        out.extend(re.findall(r"\w+|[^\w\s]", "".join(run)))
+    return out
+
+
+def _longest_common_run(a: Sequence[str], b: Sequence[str]) -> int:
+    best, prev = 0, [0] * (len(b) + 1)
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def span_em_f1(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """CMRC 2018 exact match and F1 (fractions, not percent) of predicted answer texts against
+    each question's reference answers (best over references). EM compares the texts with
+    punctuation removed and case folded; F1 is over characters (words for non-Chinese runs),
+    precision and recall taken from the longest common *contiguous* run, as CMRC scores."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} questions")
+    em = f1 = 0.0
+    for pred, refs in zip(predictions, references):
+        pred_toks = _cmrc_tokens(pred)
+        pred_bare = "".join(ch for ch in str(pred).lower().strip() if ch not in _CMRC_PUNCT)
+        best_em = best_f1 = 0.0
+        for ref in refs:
+            if "".join(ch for ch in str(ref).lower().strip() if ch not in _CMRC_PUNCT) == pred_bare:
+                best_em = 1.0
+            ref_toks = _cmrc_tokens(ref)
+            common = _longest_common_run(ref_toks, pred_toks)
+            if common:
+                p, r = common / len(pred_toks), common / len(ref_toks)
+                best_f1 = max(best_f1, 2 * p * r / (p + r))
+        em += best_em
+        f1 += best_f1
+    n = max(len(predictions), 1)
+    return {"exact_match": em / n, "f1": f1 / n, "count": float(len(predictions))}
