@@ -1,0 +1,23 @@
+"""tabular_mining: churn classification (and, per recipe, segments and association rules).
+
+    python -m tabular_mining preprocess --config configs/tabular_mining/churn.yaml
+    python -m tabular_mining train      --config configs/tabular_mining/churn.yaml [model.name=xgboost]
+    python -m tabular_mining evaluate   [--run runs/tabular_mining/churn/latest] [--data FILE]
+    python -m tabular_mining predict    --input new.csv --output scored.csv [--run DIR]
+    python -m tabular_mining serve      [--run DIR] [--host 127.0.0.1] [--port 8000]
+
+Quick CPU run: ``python -m tabular_mining train --config configs/tabular_mining/churn-quick.yaml``.
+"""
+from shared.cli import Stage, main
+from tabular_mining import stages
+
+STAGES = {
+    "preprocess": Stage(stages.preprocess, "validate, clean, split and cache the data"),
+    "train": Stage(stages.train, "train the recipe's models (preprocesses first if needed)"),
+    "evaluate": Stage(stages.evaluate, "score a run on its test split or on --data FILE"),
+    "predict": Stage(stages.predict, "batch-score --input FILE into --output FILE"),
+    "serve": Stage(stages.serve, "serve a run over HTTP (POST /predict)"),
+}
+
+if __name__ == "__main__":
+    main("tabular_mining", STAGES, default_config="configs/tabular_mining/churn.yaml")

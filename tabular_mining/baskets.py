@@ -1,0 +1,109 @@
+"""Baskets for association rules: the three input formats, and the one-hot encoding.
+
+A basket is a list of distinct item names. The formats (``data.format`` in ``rules.yaml``):
+
+- ``baskets``: a text file, one basket per line, items separated by ``data.delimiter``
+  (``milk,bread,eggs``). Blank lines are skipped; whitespace around items is dropped.
+- ``long``: a CSV/Parquet table of ``(transaction id, item)`` rows (``data.transaction_col``,
+  ``data.item_col``); rows with the same id form one basket.
+- ``wide``: a CSV/Parquet table, one basket per row. A column whose value is true/yes/1 adds the
+  item ``<column>``; a false/no/0/blank value (or one of ``data.false_values``) adds nothing; any
+  other value adds ``<column>=<value>`` (so ``internet_service: DSL`` becomes ``internet_service=DSL``).
+
+:func:`encode` turns baskets into a sparse boolean basket × item matrix without ever building the
+dense one (the miner densifies only the frequent columns, under a memory bound).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from shared.errors import UserError
+
+TRUE_VALUES = frozenset({"1", "true", "yes", "y", "t"})
+FALSE_VALUES = frozenset({"0", "false", "no", "n", "f", "", "nan", "none"})
+
+
+def parse_baskets(lines: Iterable[str], delimiter: str = ",") -> list[list[str]]:
+    """One basket per non-blank line; items stripped, de-duplicated (first occurrence kept)."""
+    if not delimiter:
+        raise UserError("data.delimiter must not be empty")
+    baskets = []
+    for line in lines:
+        items = [s.strip() for s in line.split(delimiter)]
+        items = list(dict.fromkeys(s for s in items if s))
+        if items:
+            baskets.append(items)
+    return baskets
+
+
+def read_basket_file(path: str | Path, delimiter: str = ",") -> list[list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"basket file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    baskets = parse_baskets(text.splitlines(), delimiter)
+    if not baskets:
+        raise UserError(f"{path} holds no baskets (every line is blank)")
+    return baskets
+
+
+def baskets_from_long(df: pd.DataFrame, transaction_col: str, item_col: str, source: str = "table") -> list[list[str]]:
+    """Group ``(transaction, item)`` rows into baskets, in order of first appearance."""
+    for col in (transaction_col, item_col):
+        if col not in df.columns:
+            raise UserError(f"{source}: column {col!r} not found (columns: {', '.join(map(str, df.columns))})")
+    pairs = df[[transaction_col, item_col]].dropna()
+    if pairs.empty:
+        raise UserError(f"{source}: no (transaction, item) rows with both values present")
+    items = pairs[item_col].astype(str).str.strip()
+    pairs = pairs.assign(**{item_col: items})[items != ""].drop_duplicates()
+    grouped = pairs.groupby(transaction_col, sort=False)[item_col].agg(list)
+    return grouped.tolist()
+
+
+def baskets_from_wide(
+    df: pd.DataFrame, columns: Sequence[str] | None = None, false_values: Iterable[str] = (), source: str = "table"
+) -> list[list[str]]:
+    """One basket per row from yes/no (and categorical) columns; see the module docstring."""
+    columns = list(columns) if columns else list(df.columns)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise UserError(f"{source}: columns not found: {', '.join(missing)}")
+    falsy = FALSE_VALUES | {v.strip().lower() for v in false_values}
+    # Decide the item for each distinct value of each column once, then map (fast on big tables).
+    item_cols = []
+    for col in columns:
+        values = df[col]
+        text = values.astype("string").str.strip()
+        lowered = text.str.lower()
+        named = pd.Series(pd.NA, index=df.index, dtype="string")
+        named[lowered.isin(TRUE_VALUES)] = str(col)
+        other = ~lowered.isin(TRUE_VALUES | falsy) & text.notna()
+        named[other] = str(col) + "=" + text[other]
+        item_cols.append(named)
+    table = pd.concat(item_cols, axis=1, ignore_index=True)
+    baskets = [[v for v in row if v is not None and v is not pd.NA] for row in table.itertuples(index=False, name=None)]
+    return [b for b in baskets if b]
+
+
+def encode(baskets: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, list[str]]:
+    """Baskets → (sparse boolean matrix baskets × items, item names sorted)."""
+    if not baskets:
+        raise UserError("no baskets to mine")
+    lengths = np.fromiter((len(b) for b in baskets), dtype=np.int64, count=len(baskets))
+    flat = np.fromiter((item for b in baskets for item in b), dtype=object, count=int(lengths.sum()))
+    codes, names = pd.factorize(flat, sort=True)
+    rows = np.repeat(np.arange(len(baskets), dtype=np.int64), lengths)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(codes), dtype=bool), (rows, codes)), shape=(len(baskets), len(names))
+    )
+    matrix.sum_duplicates()
+    return matrix, [str(n) for n in names]

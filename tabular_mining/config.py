@@ -1,0 +1,97 @@
+"""Typed configs for the tabular_mining recipes (one YAML each in ``configs/tabular_mining/``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config import StrictModel
+from shared.serving import ServeConfig
+
+ModelName = Literal["logistic", "xgboost", "lightgbm"]
+
+
+class TableData(StrictModel):
+    """Where the table comes from and what its columns mean."""
+
+    path: str | None = Field(None, description="CSV or Parquet file; null = the embedded IBM Telco churn data")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    target: str = "churn"
+    positive_class: str | None = Field(None, description="label of the positive class; null = the minority class")
+    id_columns: list[str] = Field(default_factory=list, description="kept out of the features, echoed by predict")
+    drop_columns: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list, description="force these columns to be categorical")
+    numeric: list[str] = Field(default_factory=list, description="force these columns to be numeric")
+    test_size: float = Field(0.2, gt=0, lt=0.5)
+    valid_size: float = Field(0.1, gt=0, lt=0.5, description="fraction of all rows held out for early stopping")
+    sample: int | None = Field(None, ge=50, description="use a stratified sample of this many rows (smoke runs)")
+    seed: int = 0
+
+
+class LogisticParams(StrictModel):
+    C: float = Field(1.0, gt=0)
+    class_weight: Literal["balanced"] | None = None
+    max_iter: int = 2000
+
+
+class XGBoostParams(StrictModel):
+    n_estimators: int = Field(3000, ge=1)
+    learning_rate: float = Field(0.02, gt=0)
+    max_depth: int = Field(3, ge=1)
+    min_child_weight: float = 5.0
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.7, gt=0, le=1)
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = Field(200, ge=1)
+    scale_pos_weight: float | Literal["balanced"] | None = None
+    n_jobs: int | None = None
+
+
+class LightGBMParams(StrictModel):
+    n_estimators: int = Field(3000, ge=1)
+    learning_rate: float = Field(0.02, gt=0)
+    num_leaves: int = Field(8, ge=2)
+    min_child_samples: int = Field(40, ge=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.7, gt=0, le=1)
+    reg_lambda: float = 1.0
+    cat_smooth: float = 10.0
+    early_stopping_rounds: int = Field(200, ge=1)
+    is_unbalance: bool = False
+    n_jobs: int | None = None
+
+
+class ClassifyModel(StrictModel):
+    name: Literal["all"] | ModelName = Field("all", description="'all' trains every candidate and serves the best")
+    candidates: list[ModelName] = Field(default_factory=lambda: ["logistic", "xgboost", "lightgbm"], min_length=1)
+    select_by: Literal["roc_auc", "pr_auc", "log_loss", "f1", "accuracy"] = "roc_auc"
+    logistic: LogisticParams = Field(default_factory=LogisticParams)
+    xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
+    lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
+
+    def to_train(self) -> list[str]:
+        return list(self.candidates) if self.name == "all" else [self.name]
+
+
+class ClassifyEval(StrictModel):
+    threshold: float = Field(0.5, gt=0, lt=1, description="probability at or above which the label is positive")
+    cv_folds: int = Field(5, ge=0, description="stratified k-fold CV over all rows; 0 = off")
+    plots: bool = True
+
+
+class ClassifyConfig(StrictModel):
+    """``task: classify``: binary classification of a table (the churn recipe)."""
+
+    name: str = "churn"
+    task: Literal["classify"] = "classify"
+    data: TableData = Field(default_factory=TableData)
+    model: ClassifyModel = Field(default_factory=ClassifyModel)
+    eval: ClassifyEval = Field(default_factory=ClassifyEval)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @model_validator(mode="after")
+    def _no_overlap(self):
+        both = set(self.data.categorical) & set(self.data.numeric)
+        if both:
+            raise ValueError(f"columns listed as both categorical and numeric: {sorted(both)}")
+        return self

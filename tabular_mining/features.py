@@ -1,0 +1,149 @@
+"""The feature schema and encoding shared by training, evaluation, batch scoring and serving.
+
+A :class:`FeatureSchema` records, for every input column, whether it is numeric or categorical,
+the category list seen in training, and the training median; it is saved with the model as
+``feature_schema.json``, so the server validates requests against it and encodes them exactly as
+training did.
+
+Encoding gives one float matrix for every model: numerics as they are (missing = NaN),
+categoricals as the index into the training category list (missing or unseen = NaN). XGBoost
+and LightGBM read the codes as native categoricals; the linear model one-hot encodes them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from shared.errors import UserError
+
+NUMERIC, CATEGORICAL = "numeric", "categorical"
+_UNPARSEABLE_SHARE = 0.05  # a text column becomes numeric when at most this share fails to parse
+
+
+@dataclass
+class Feature:
+    name: str
+    kind: str  # NUMERIC | CATEGORICAL
+    categories: list[str] = field(default_factory=list)
+    median: float | None = None
+
+
+@dataclass
+class FeatureSchema:
+    features: list[Feature]
+    target: str
+    classes: list[str]  # [negative, positive]
+    id_columns: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def categorical_mask(self) -> list[bool]:
+        return [f.kind == CATEGORICAL for f in self.features]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureSchema":
+        return cls(features=[Feature(**f) for f in d["features"]], target=d["target"],
+                   classes=list(d["classes"]), id_columns=list(d.get("id_columns", [])))
+
+
+def coerce_numeric(col: pd.Series, name: str, source: str) -> pd.Series:
+    """Parse a column as numbers; blanks are missing, any other unparseable text is an error."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype(float)
+    if pd.api.types.is_numeric_dtype(col):
+        return col.astype(float)
+    text = col.astype("string").str.strip()
+    parsed = pd.to_numeric(text, errors="coerce")
+    bad = parsed.isna() & text.notna() & (text != "")
+    if bad.any():
+        example = text[bad].iloc[0]
+        raise UserError(f"{source}: column {name!r} is numeric but row {int(bad.idxmax())} holds {example!r}, "
+                        f"not a number ({int(bad.sum())} such rows); fix them or list the column in data.categorical")
+    return parsed.astype(float)
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    """Numeric dtype, or text of which nearly all parses as numbers (the rest is then an error
+    that :func:`coerce_numeric` names, rather than a silent switch to categorical)."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return True
+    text = col.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    if text.empty:
+        return False
+    return pd.to_numeric(text, errors="coerce").isna().mean() <= _UNPARSEABLE_SHARE
+
+
+def infer_schema(train: pd.DataFrame, target: str, classes: list[str], id_columns: Sequence[str] = (),
+                 drop: Sequence[str] = (), categorical: Sequence[str] = (), numeric: Sequence[str] = (),
+                 source: str = "data") -> FeatureSchema:
+    """Decide each column's kind from the training rows (config lists override), record
+    categories and medians. Pure: reads ``train`` only."""
+    skip = {target, *id_columns, *drop}
+    feats = []
+    for name in train.columns:
+        if name in skip:
+            continue
+        col = train[name]
+        if name in categorical:
+            kind = CATEGORICAL
+        elif name in numeric or _looks_numeric(col):
+            kind = NUMERIC
+        else:
+            kind = CATEGORICAL
+        if kind == NUMERIC:
+            values = coerce_numeric(col, name, source)
+            median = float(values.median()) if values.notna().any() else 0.0
+            feats.append(Feature(name, NUMERIC, median=median))
+        else:
+            cats = sorted(col.dropna().astype(str).unique().tolist())
+            feats.append(Feature(name, CATEGORICAL, categories=cats))
+    if not feats:
+        raise UserError(f"{source}: no feature columns left after removing the target, ids and dropped columns")
+    return FeatureSchema(feats, target, classes, list(id_columns))
+
+
+def encode_columns(columns: Mapping[str, Sequence[Any]], schema: FeatureSchema) -> np.ndarray:
+    """Encode column-wise values (a DataFrame or ``{name: list}``) into the model matrix."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    X = np.empty((n, len(schema.features)), dtype=np.float32)
+    for j, feat in enumerate(schema.features):
+        values = columns[feat.name]
+        if feat.kind == NUMERIC:
+            if isinstance(values, pd.Series):
+                X[:, j] = coerce_numeric(values, feat.name, "input").to_numpy(dtype=np.float32, na_value=np.nan)
+            else:
+                X[:, j] = np.array(values, dtype=np.float32)
+        else:
+            index = {c: i for i, c in enumerate(feat.categories)}
+            X[:, j] = [index.get(None if _missing(v) else str(v), np.nan) for v in values]
+    return X
+
+
+def encode_frame(df: pd.DataFrame, schema: FeatureSchema, source: str = "input") -> np.ndarray:
+    missing = [n for n in schema.names if n not in df.columns]
+    if missing:
+        raise UserError(f"{source}: feature column {missing[0]!r} is missing ({len(missing)} missing in all)")
+    return encode_columns({n: df[n] for n in schema.names}, schema)
+
+
+def encode_records(records: Sequence[Mapping[str, Any]], schema: FeatureSchema) -> np.ndarray:
+    """Encode validated request records (feature name → value)."""
+    return encode_columns({n: [r.get(n) for r in records] for n in schema.names}, schema)
+
+
+def encode_target(y: pd.Series, schema: FeatureSchema) -> np.ndarray:
+    return (y.astype(str) == schema.classes[1]).to_numpy(dtype=np.int64)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)

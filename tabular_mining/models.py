@@ -1,0 +1,221 @@
+"""The classifiers behind one small interface, saved in safe formats (no pickle).
+
+Each model takes the encoded matrix from :mod:`tabular_mining.features` and offers
+``predict_proba(X) -> p(positive)``, ``contributions(X) -> (n, n_features + 1)`` (log-odds,
+last column = bias; TreeSHAP for the boosted trees, exact for the linear model), ``save(dir)``
+and ``load(dir, schema)``. ``MODELS`` maps a config name to its class.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from shared.runs import atomic_path, read_json, write_json
+from tabular_mining.config import LightGBMParams, LogisticParams, XGBoostParams
+from tabular_mining.features import CATEGORICAL, FeatureSchema
+
+log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    name: str
+    info: dict
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+    def contributions(self, X: np.ndarray) -> np.ndarray: ...
+    def save(self, directory: Path) -> None: ...
+
+
+def _pos_weight(y: np.ndarray, setting) -> float:
+    if setting == "balanced":
+        return float((y == 0).sum() / max((y == 1).sum(), 1))
+    return float(setting) if setting is not None else 1.0
+
+
+class LogisticModel:
+    """Logistic regression on standardised numerics (median-imputed) and one-hot categoricals.
+
+    Trained with scikit-learn; stored as plain numbers in ``logistic.json`` and applied with
+    numpy, so loading it runs no code from the file.
+    """
+
+    name = "logistic"
+
+    def __init__(self, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
+                 intercept: float, info: dict | None = None):
+        self.schema, self.mean, self.scale, self.coef, self.intercept = schema, mean, scale, coef, intercept
+        self.info = info or {}
+        self._cat = np.array(schema.categorical_mask)
+        self._sizes = [len(f.categories) if c else 1 for f, c in zip(schema.features, self._cat)]
+        self._medians = np.array([f.median if f.median is not None else 0.0 for f in schema.features], np.float32)
+
+    @staticmethod
+    def _expand(X: np.ndarray, schema: FeatureSchema, medians: np.ndarray) -> np.ndarray:
+        cols = []
+        for j, feat in enumerate(schema.features):
+            x = X[:, j]
+            if feat.kind == CATEGORICAL:
+                onehot = np.zeros((len(x), len(feat.categories)), dtype=np.float32)
+                ok = ~np.isnan(x)
+                onehot[np.nonzero(ok)[0], x[ok].astype(np.int64)] = 1.0
+                cols.append(onehot)
+            else:
+                cols.append(np.where(np.isnan(x), medians[j], x)[:, None])
+        return np.hstack(cols)
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LogisticParams, seed: int = 0):
+        from sklearn.linear_model import LogisticRegression
+
+        medians = np.array([f.median if f.median is not None else 0.0 for f in schema.features], np.float32)
+        Z = cls._expand(X, schema, medians)
+        mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        scale[scale == 0] = 1.0
+        lr = LogisticRegression(C=params.C, class_weight=params.class_weight, max_iter=params.max_iter)
+        lr.fit((Z - mean) / scale, y)
+        return cls(schema, mean, scale, lr.coef_[0], float(lr.intercept_[0]), {"n_inputs": Z.shape[1]})
+
+    def _logit_parts(self, X: np.ndarray) -> np.ndarray:
+        Z = (self._expand(X, self.schema, self._medians) - self.mean) / self.scale
+        return Z * self.coef
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        z = self._logit_parts(X).sum(axis=1) + self.intercept
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        parts = self._logit_parts(X)
+        out = np.add.reduceat(parts, np.cumsum([0] + self._sizes[:-1]), axis=1)
+        return np.hstack([out, np.full((len(X), 1), self.intercept)])
+
+    def save(self, directory: Path) -> None:
+        write_json(directory / "logistic.json", {"mean": self.mean, "scale": self.scale, "coef": self.coef,
+                                                 "intercept": self.intercept, "info": self.info})
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> "LogisticModel":
+        d = read_json(directory / "logistic.json")
+        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
+
+
+class XGBoostModel:
+    """XGBoost with native categoricals and early stopping on the validation split (JSON on disk)."""
+
+    name = "xgboost"
+
+    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
+        self.booster, self.schema, self.info = booster, schema, info or {}
+
+    @staticmethod
+    def _dmatrix(X, schema: FeatureSchema, y=None):
+        import xgboost as xgb
+
+        types = ["c" if c else "q" for c in schema.categorical_mask]
+        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0):
+        import xgboost as xgb
+
+        booster = xgb.train(
+            {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+             "eta": params.learning_rate, "max_depth": params.max_depth,
+             "min_child_weight": params.min_child_weight, "subsample": params.subsample,
+             "colsample_bytree": params.colsample_bytree, "lambda": params.reg_lambda,
+             "scale_pos_weight": _pos_weight(y, params.scale_pos_weight), "max_cat_to_onehot": 8,
+             "seed": seed, "nthread": params.n_jobs or 0},
+            cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
+            evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
+            early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
+        )
+        # keep only the trees up to the best iteration, so saved and served models agree
+        booster = booster[: booster.best_iteration + 1]
+        return cls(booster, schema, {"trees": booster.num_boosted_rounds()})
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.inplace_predict(X)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(self._dmatrix(X, self.schema), pred_contribs=True)
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / "xgboost.json") as tmp:
+            self.booster.save_model(tmp)
+        write_json(directory / "xgboost_info.json", self.info)
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> "XGBoostModel":
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(directory / "xgboost.json")
+        return cls(booster, schema, read_json(directory / "xgboost_info.json"))
+
+
+class LightGBMModel:
+    """LightGBM with native categoricals and early stopping (the text model format on disk)."""
+
+    name = "lightgbm"
+
+    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
+        self.booster, self.schema, self.info = booster, schema, info or {}
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0):
+        import lightgbm as lgb
+
+        cats = [j for j, c in enumerate(schema.categorical_mask) if c]
+        train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
+        valid = lgb.Dataset(X_valid, y_valid, reference=train)
+        booster = lgb.train(
+            {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+             "min_child_samples": params.min_child_samples, "bagging_fraction": params.subsample,
+             "bagging_freq": 1 if params.subsample < 1 else 0, "feature_fraction": params.colsample_bytree,
+             "lambda_l2": params.reg_lambda, "cat_smooth": params.cat_smooth, "is_unbalance": params.is_unbalance,
+             "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0},
+            train, num_boost_round=params.n_estimators, valid_sets=[valid],
+            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        )
+        return cls(booster, schema, {"trees": booster.best_iteration})
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_iteration=self.info.get("trees") or None)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_iteration=self.info.get("trees") or None, pred_contrib=True)
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / "lightgbm.txt") as tmp:
+            self.booster.save_model(str(tmp), num_iteration=self.info.get("trees") or None)
+        write_json(directory / "lightgbm_info.json", self.info)
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> "LightGBMModel":
+        import lightgbm as lgb
+
+        return cls(lgb.Booster(model_file=str(directory / "lightgbm.txt")), schema,
+                   read_json(directory / "lightgbm_info.json"))
+
+
+MODELS: dict[str, type] = {"logistic": LogisticModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel}
+
+
+def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0) -> Classifier:
+    """Train the model called ``name`` with its section of the ``model`` config."""
+    return MODELS[name].fit(schema, X, y, X_valid, y_valid, getattr(model_cfg, name), seed=seed)
+
+
+def load_model(directory: Path, schema: FeatureSchema) -> Classifier:
+    """Load a saved model directory (its ``model.json`` names the model)."""
+    meta = json.loads((directory / "model.json").read_text())
+    return MODELS[meta["model"]].load(directory, schema)
+
+
+def save_model(model: Classifier, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    write_json(directory / "model.json", {"model": model.name, **model.info})

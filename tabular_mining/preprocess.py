@@ -1,0 +1,108 @@
+"""The preprocess stage: read → validate → split (seeded, stratified) → infer the feature schema
+on the training rows → cache the splits as Parquet with a manifest.
+
+The cache lives in ``data/cache/tabular_mining/<name>-<hash of the data config>/``; ``train``
+and ``evaluate`` call :func:`load_splits`, which runs this stage when the cache is missing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from shared.config import to_dict
+from shared.errors import UserError
+from shared.runs import atomic_path, cache_dir, file_sha256, read_json, write_json
+from tabular_mining.config import TableData
+from tabular_mining.data import binary_target, check_columns, load_table
+from tabular_mining.features import FeatureSchema, coerce_numeric, infer_schema, NUMERIC
+
+log = logging.getLogger(__name__)
+APP = "tabular_mining"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Splits:
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    schema: FeatureSchema
+    manifest: dict
+
+    def all_rows(self) -> pd.DataFrame:
+        return pd.concat([self.train, self.valid, self.test], ignore_index=True)
+
+
+def split_rows(df: pd.DataFrame, y: pd.Series, test_size: float, valid_size: float, seed: int):
+    """Stratified train/valid/test split; sizes are fractions of all rows. Pure."""
+    rest, test = train_test_split(df, test_size=test_size, stratify=y, random_state=seed)
+    valid_share = valid_size / (1.0 - test_size)
+    train, valid = train_test_split(rest, test_size=valid_share, stratify=y.loc[rest.index], random_state=seed)
+    return train, valid, test
+
+
+def clean(df: pd.DataFrame, schema: FeatureSchema, source: str) -> pd.DataFrame:
+    """Numeric columns parsed as floats (blank = missing), categoricals as strings. Pure."""
+    out = df.copy()
+    for feat in schema.features:
+        if feat.kind == NUMERIC:
+            out[feat.name] = coerce_numeric(out[feat.name], feat.name, source)
+        else:
+            out[feat.name] = out[feat.name].astype("string")
+    return out
+
+
+def preprocess(name: str, cfg: TableData) -> Splits:
+    """Run the stage and write the cache; returns the splits."""
+    df, source = load_table(cfg)
+    check_columns(df, cfg, source)
+    classes, positive = binary_target(df[cfg.target], cfg.positive_class, source, cfg.target)
+    if cfg.sample and cfg.sample < len(df):
+        df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
+                                 random_state=cfg.seed)
+    y = df[cfg.target].astype(str)
+    if y.value_counts().min() < 5:
+        raise UserError(f"{source}: class {y.value_counts().idxmin()!r} has fewer than 5 rows; too few to split")
+    train, valid, test = split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed)
+    schema = infer_schema(train, cfg.target, classes, cfg.id_columns, cfg.drop_columns,
+                          cfg.categorical, cfg.numeric, source)
+    parts = {k: clean(v, schema, source).reset_index(drop=True) for k, v in zip(SPLITS, (train, valid, test))}
+
+    out = cache_dir(APP, name, to_dict(cfg))
+    out.mkdir(parents=True, exist_ok=True)
+    for split, frame in parts.items():
+        with atomic_path(out / f"{split}.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+    write_json(out / "feature_schema.json", schema.to_dict())
+    manifest = {
+        "source": source,
+        "source_sha256": file_sha256(cfg.path) if cfg.path else None,
+        "rows": {k: len(v) for k, v in parts.items()},
+        "positive_rate": {k: float((v[cfg.target].astype(str) == positive).mean()) for k, v in parts.items()},
+        "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
+                     "categorical": sum(f.kind != NUMERIC for f in schema.features)},
+        "classes": classes,
+        "config": to_dict(cfg),
+        "files": {k: file_sha256(out / f"{k}.parquet") for k in SPLITS},
+    }
+    write_json(out / "manifest.json", manifest)  # written last: its presence marks a complete cache
+    log.info("preprocessed %s: %s rows → %s", source, len(df), out)
+    return Splits(**parts, schema=schema, manifest=manifest)
+
+
+def load_splits(name: str, cfg: TableData) -> Splits:
+    """The cached splits for this data config, preprocessing first if there is no complete cache."""
+    out = cache_dir(APP, name, to_dict(cfg))
+    if not (out / "manifest.json").exists():
+        return preprocess(name, cfg)
+    parts = {k: pd.read_parquet(out / f"{k}.parquet") for k in SPLITS}
+    return Splits(**parts, schema=FeatureSchema.from_dict(read_json(out / "feature_schema.json")),
+                  manifest=read_json(out / "manifest.json"))
+
+
+def cache_path(name: str, cfg: TableData) -> Path:
+    return cache_dir(APP, name, to_dict(cfg))

@@ -1,0 +1,76 @@
+"""The CLI stages of tabular_mining: load the recipe, dispatch on its ``task`` through explicit
+dicts, call the stage function. ``__main__`` only parses and calls these."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shared.config import load_config, read_yaml, validate
+from shared.errors import UserError
+from shared.runs import load_run_config, resolve_run, task_dir
+from shared.serving import create_app, serve as serve_app
+from tabular_mining import evaluate as classify_eval
+from tabular_mining import predict as classify_predict
+from tabular_mining import serve as classify_serve
+from tabular_mining import train as classify_train
+from tabular_mining.config import ClassifyConfig
+from tabular_mining.preprocess import APP, cache_path, preprocess as classify_preprocess
+
+TASK_CONFIGS = {"classify": ClassifyConfig}
+
+
+def load_recipe(args: argparse.Namespace):
+    """The typed config of ``--config`` with its overrides, chosen by its ``task`` key."""
+    task = read_yaml(args.config).get("task", "classify")
+    if task not in TASK_CONFIGS:
+        raise UserError(f"{args.config}: unknown task {task!r}; one of {', '.join(TASK_CONFIGS)}")
+    return load_config(TASK_CONFIGS[task], args.config, args.overrides)
+
+
+def run_of(args: argparse.Namespace) -> tuple[Path, object]:
+    """The run directory (``--run`` or the recipe's ``latest``) and its saved config."""
+    if args.run:
+        run = resolve_run(args.run)
+    else:
+        name = read_yaml(args.config).get("name", "churn") if args.config else "churn"
+        run = resolve_run(task_dir(APP, name) / "latest")
+    data = load_run_config(run)
+    task = data.get("task", "classify")
+    return run, validate(TASK_CONFIGS[task], data, source=f"{run}/config.yaml")
+
+
+def preprocess(args):
+    cfg = load_recipe(args)
+    splits = PREPROCESS[cfg.task](cfg)
+    return {"cache": str(cache_path(cfg.name, cfg.data)), **splits.manifest["rows"]}
+
+
+def train(args):
+    cfg = load_recipe(args)
+    return TRAIN[cfg.task](cfg)
+
+
+def evaluate(args):
+    run, cfg = run_of(args)
+    return EVALUATE[cfg.task](run, args.data)
+
+
+def predict(args):
+    if not args.input or not args.output:
+        raise UserError("predict needs --input FILE and --output FILE (.csv or .parquet)")
+    run, cfg = run_of(args)
+    return PREDICT[cfg.task](run, args.input, args.output)
+
+
+def serve(args):
+    run, cfg = run_of(args)
+    serve_cfg = cfg.serve.model_copy(update={"host": args.host, "port": args.port})
+    app = create_app(lambda: LOADERS[cfg.task](run), serve_cfg, title=f"tabular_mining · {cfg.name}")
+    serve_app(app, serve_cfg.host, serve_cfg.port)
+
+
+PREPROCESS = {"classify": lambda cfg: classify_preprocess(cfg.name, cfg.data)}
+TRAIN = {"classify": classify_train.train}
+EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data)}
+PREDICT = {"classify": lambda run, i, o: classify_predict.predict_file(classify_eval.load_classify_run(run, True), i, o)}
+LOADERS = {"classify": classify_serve.load_predictor}
