@@ -129,21 +129,61 @@ class SegmentationEval(Preset):
         super().__init__([v2.Resize((size, size), antialias=True)], mean, std)
 
 
+class Letterbox(v2.Transform):
+    """Resize so the longer side is ``size`` (aspect kept), then pad right and bottom to ``size``².
+
+    Anchoring the image top-left makes the way back trivial: a box on the letterboxed image, scaled
+    by original / resized size (:func:`letterbox_size`), is in original pixels.
+    """
+
+    def __init__(self, size: int, fill: int = 114):
+        super().__init__()
+        self.size, self.fill = size, fill
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        from torchvision.transforms.v2._utils import query_size
+
+        h, w = query_size(flat_inputs)
+        new_w, new_h = letterbox_size(w, h, self.size)
+        return {"size": (new_h, new_w), "padding": [0, 0, self.size - new_w, self.size - new_h]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        out = self._call_kernel(v2.functional.resize, inpt, params["size"], antialias=True)
+        fill = self.fill if isinstance(inpt, tv_tensors.Image) else 0
+        return self._call_kernel(v2.functional.pad, out, params["padding"], fill=fill)
+
+
+def letterbox_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """``(width, height)`` of a ``width`` × ``height`` image inside :class:`Letterbox` ``(size)``'s square."""
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 class DetectionTrain(Preset):
     """Colour jitter, horizontal flip, resize to ``size``²; boxes follow, and boxes that became
-    degenerate are dropped with their labels (``SanitizeBoundingBoxes``)."""
+    degenerate are dropped with their labels (``SanitizeBoundingBoxes``).
 
-    def __init__(self, size: int, hflip: float = 0.5, jitter: float = 0.0, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    With ``letterbox=True`` the aspect ratio is kept instead: the longer side is scaled to
+    ``size`` × a random factor from ``scale``, and a random ``size``² window is cut (a crop when
+    the image is larger, a randomly placed letterbox pad when smaller)."""
+
+    def __init__(self, size: int, hflip: float = 0.5, jitter: float = 0.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 letterbox: bool = False, scale: tuple[float, float] = (1.0, 1.0)):
         steps = _jitter(jitter) + ([v2.RandomHorizontalFlip(hflip)] if hflip > 0 else [])
-        steps += [v2.Resize((size, size), antialias=True), v2.SanitizeBoundingBoxes()]
+        if letterbox:
+            steps += [v2.ScaleJitter((size, size), tuple(scale)),
+                      v2.RandomCrop(size, pad_if_needed=True, fill={tv_tensors.Image: 114, "others": 0})]
+        else:
+            steps += [v2.Resize((size, size), antialias=True)]
+        steps += [v2.SanitizeBoundingBoxes()]
         super().__init__(steps, mean, std)
 
 
 class DetectionEval(Preset):
-    """Resize to ``size``²; boxes are rescaled with the image."""
+    """Resize to ``size``² (or :class:`Letterbox` it with ``letterbox=True``); boxes are rescaled with the image."""
 
-    def __init__(self, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        super().__init__([v2.Resize((size, size), antialias=True)], mean, std)
+    def __init__(self, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, letterbox: bool = False):
+        super().__init__([Letterbox(size) if letterbox else v2.Resize((size, size), antialias=True)], mean, std)
 
 
 def denormalize(image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
