@@ -15,8 +15,10 @@ from tabular_mining import serve as classify_serve
 from tabular_mining import train as classify_train
 from tabular_mining.config import ClassifyConfig
 from tabular_mining.preprocess import APP, cache_path, preprocess as classify_preprocess
+from tabular_mining import rules_serve, rules_task
+from tabular_mining.rules_config import RulesConfig
 
-TASK_CONFIGS = {"classify": ClassifyConfig}
+TASK_CONFIGS = {"classify": ClassifyConfig, "rules": RulesConfig}
 
 
 def load_recipe(args: argparse.Namespace):
@@ -41,7 +43,11 @@ def run_of(args: argparse.Namespace) -> tuple[Path, object]:
 
 def preprocess(args):
     cfg = load_recipe(args)
-    splits = PREPROCESS[cfg.task](cfg)
+    return PREPROCESS[cfg.task](cfg)
+
+
+def _preprocess_classify(cfg) -> dict:
+    splits = classify_preprocess(cfg.name, cfg.data)
     return {"cache": str(cache_path(cfg.name, cfg.data)), **splits.manifest["rows"]}
 
 
@@ -69,8 +75,9 @@ def serve(args):
     serve_app(app, serve_cfg.host, serve_cfg.port)
 
 
-PREPROCESS = {"classify": lambda cfg: classify_preprocess(cfg.name, cfg.data)}
-TRAIN = {"classify": classify_train.train}
-EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data)}
-PREDICT = {"classify": lambda run, i, o: classify_predict.predict_file(classify_eval.load_classify_run(run, True), i, o)}
-LOADERS = {"classify": classify_serve.load_predictor}
+PREPROCESS = {"classify": _preprocess_classify, "rules": rules_task.preprocess}
+TRAIN = {"classify": classify_train.train, "rules": rules_task.train}
+EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data), "rules": rules_task.evaluate}
+PREDICT = {"classify": lambda run, i, o: classify_predict.predict_file(classify_eval.load_classify_run(run, True), i, o),
+           "rules": rules_task.predict}
+LOADERS = {"classify": classify_serve.load_predictor, "rules": rules_serve.load_predictor}

@@ -1,0 +1,74 @@
+"""The typed config of ``task: rules`` (``configs/tabular_mining/rules*.yaml``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config import StrictModel
+from shared.serving import ServeConfig
+
+# The Telco table's service columns: which services are bought together.
+TELCO_SERVICES = [
+    "phone_service", "multiple_lines", "internet_service", "online_security", "online_backup",
+    "device_protection", "tech_support", "streaming_tv", "streaming_movies",
+]
+
+
+class BasketData(StrictModel):
+    """Where the baskets come from (formats: see :mod:`tabular_mining.baskets`)."""
+
+    format: Literal["telco", "baskets", "long", "wide"] = Field(
+        "telco", description="telco = the embedded Telco service columns as baskets")
+    path: str | None = Field(None, description="the input file (baskets: text; long/wide: CSV or Parquet)")
+    delimiter: str = Field(",", min_length=1, description="baskets: item separator")
+    transaction_col: str = Field("transaction", description="long: the transaction id column")
+    item_col: str = Field("item", description="long: the item column")
+    columns: list[str] = Field(default_factory=list, description="wide: the item columns (default: all)")
+    false_values: list[str] = Field(default_factory=list, description="wide: more values that mean 'not bought'")
+    test_size: float = Field(0.2, ge=0, lt=0.9, description="share of baskets held out to check the rules")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.format != "telco" and not self.path:
+            raise ValueError(f"data.path is required for format {self.format!r}")
+        return self
+
+
+class MiningConfig(StrictModel):
+    algorithm: Literal["apriori", "fpgrowth", "hmine"] = Field(
+        "apriori", description="mlxtend miner; all give the same itemsets, apriori was fastest in bench/tabular_scale")
+    min_support: float = Field(0.01, gt=0, le=1)
+    max_len: int | None = Field(4, ge=1, description="longest itemset; null = no bound (watch memory)")
+    max_itemsets: int = Field(200_000, ge=1, description="refuse (with a clear error) to mine more than this")
+    max_matrix_mb: float = Field(2048, gt=0, description="refuse a one-hot matrix larger than this")
+    compare_algorithms: bool = Field(False, description="also time the other miners and check they agree")
+
+
+class RuleFilter(StrictModel):
+    min_confidence: float = Field(0.3, ge=0, le=1)
+    min_lift: float = Field(1.0, ge=0)
+    min_leverage: float | None = None
+    max_antecedent_len: int | None = Field(None, ge=1)
+    max_consequent_len: int | None = Field(None, ge=1)
+    sort_by: Literal["lift", "confidence", "leverage", "conviction", "support"] = "lift"
+    top_n: int = Field(20, ge=1, description="rows in the readable table RULES.md")
+    max_rules: int | None = Field(None, ge=1, description="keep at most this many rules (after sorting)")
+
+
+class RulesEval(StrictModel):
+    top_k: int = Field(5, ge=1, description="recommendations scored in the held-out hit rate")
+    rank_by: Literal["confidence", "lift"] = "confidence"
+
+
+class RulesConfig(StrictModel):
+    """``task: rules``: frequent itemsets and association rules from baskets."""
+
+    name: str = "rules"
+    task: Literal["rules"] = "rules"
+    data: BasketData = Field(default_factory=BasketData)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    rules: RuleFilter = Field(default_factory=RuleFilter)
+    eval: RulesEval = Field(default_factory=RulesEval)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
