@@ -1,0 +1,149 @@
+"""A small closed-loop HTTP load generator for loopback benchmarks, plus a helper that starts a
+real server process and waits until it is ready.
+
+Each of ``concurrency`` workers keeps one keep-alive HTTP/1.1 connection and sends the same
+request back to back, for ``duration_s`` seconds after ``warmup_s`` (so it stops by itself).
+It speaks raw HTTP over asyncio streams rather than through an HTTP client library, so that the
+generator itself costs little CPU next to the server it measures on the same machine.
+
+    from bench.loadgen import load, ServerProcess
+    with ServerProcess([python, "-m", "tabular_mining", "serve", "--port", "8765"], port=8765):
+        stats = load("127.0.0.1", 8765, "/predict", body_bytes, concurrency=8, duration_s=5)
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LoadStats:
+    concurrency: int
+    requests: int
+    seconds: float
+    throughput_rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    statuses: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _request_bytes(host: str, port: int, path: str, body: bytes, content_type: str, headers: dict) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n")
+    return head.encode() + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:].strip())
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _run(host, port, request: bytes, concurrency: int, duration_s: float, warmup_s: float) -> LoadStats:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.perf_counter()
+    measure_from = start + warmup_s
+    stop_at = measure_from + duration_s
+
+    async def worker():
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= stop_at:
+                    break
+                writer.write(request)
+                status = await _read_response(reader)
+                t1 = time.perf_counter()
+                if t0 >= measure_from:
+                    latencies.append(t1 - t0)
+                    statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    lat = np.array(latencies) * 1000.0
+    n = len(lat)
+    return LoadStats(concurrency, n, duration_s, n / duration_s,
+                     float(np.percentile(lat, 50)) if n else float("nan"),
+                     float(np.percentile(lat, 90)) if n else float("nan"),
+                     float(np.percentile(lat, 99)) if n else float("nan"),
+                     {str(k): v for k, v in sorted(statuses.items())})
+
+
+def load(host: str, port: int, path: str, body: bytes | dict, concurrency: int = 1, duration_s: float = 5.0,
+         warmup_s: float = 1.0, content_type: str = "application/json", headers: dict | None = None) -> LoadStats:
+    """Drive ``POST path`` at ``concurrency`` for ``duration_s`` seconds; latency percentiles in ms."""
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    request = _request_bytes(host, port, path, body, content_type, headers or {})
+    try:
+        import uvloop
+
+        return uvloop.run(_run(host, port, request, concurrency, duration_s, warmup_s))
+    except ImportError:
+        return asyncio.run(_run(host, port, request, concurrency, duration_s, warmup_s))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """Start a server command in a subprocess; wait for ``GET /readyz`` to answer 200; stop it on exit."""
+
+    def __init__(self, cmd: list[str], port: int, timeout_s: float = 180.0, env: dict | None = None):
+        self.cmd, self.port, self.timeout_s = cmd, port, timeout_s
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "ServerProcess":
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + self.timeout_s
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError(f"server on port {self.port} not ready after {self.timeout_s}s")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def python() -> str:
+    return sys.executable
