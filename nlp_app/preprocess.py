@@ -1,0 +1,174 @@
+"""Pure text-cleaning and splitting functions (the ``preprocess`` stage in :mod:`nlp_app.data`
+applies them).
+
+Normalisation (each a pure ``str -> str``): full-width ASCII to half-width, control and format
+characters out, whitespace runs collapsed. Cleaning: drop empty texts, exact duplicates and texts
+that carry two different labels. Splitting: seeded and stratified, on de-duplicated texts, so no
+text is in two splits.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from shared.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_FULL_WIDTH_OFFSET = 0xFF01 - 0x21  # U+FF01..U+FF5E are full-width twins of ASCII ! .. ~
+_WHITESPACE = re.compile(r"\s+")
+
+
+def to_half_width(text: str) -> str:
+    """Full-width ASCII letters, digits and punctuation (ＡＢＣ１２３！) and the ideographic space
+    to their ASCII forms. Chinese punctuation with no ASCII twin (。、「」) is left alone."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code == 0x3000:
+            out.append(" ")
+        elif 0xFF01 <= code <= 0xFF5E:
+            out.append(chr(code - _FULL_WIDTH_OFFSET))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def strip_control(text: str) -> str:
+    """Remove control (Cc) and format (Cf: zero-width spaces, BOMs, direction marks) characters;
+    tabs and line breaks become spaces so words on either side stay apart."""
+    out = []
+    for ch in text:
+        if ch in "\t\n\r\x0b\x0c":
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf"):
+            out.append(ch)
+    return "".join(out)
+
+
+def collapse_whitespace(text: str) -> str:
+    """Runs of whitespace to one space, trimmed at both ends."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def normalize_text(text: str, lowercase: bool = True) -> str:
+    """The whole normalisation every model sees, at training and at serving time."""
+    text = collapse_whitespace(strip_control(to_half_width(text)))
+    return text.lower() if lowercase else text
+
+
+@dataclass
+class CleanReport:
+    """What :func:`deduplicate` removed."""
+
+    rows_in: int = 0
+    empty: int = 0
+    duplicates: int = 0
+    conflicting_texts: int = 0
+    conflicting_rows: int = 0
+    rows_out: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Examples:
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def deduplicate(texts: list[str], labels: list[str]) -> tuple[Examples, CleanReport]:
+    """Drop empty texts, keep one copy of each (text, label), and drop every text seen with
+    more than one label (the corpus cannot tell which is right). Order of first appearance kept."""
+    report = CleanReport(rows_in=len(texts))
+    seen_labels: dict[str, set[str]] = defaultdict(set)
+    order: list[str] = []
+    first_label: dict[str, str] = {}
+    for text, label in zip(texts, labels):
+        if not text:
+            report.empty += 1
+            continue
+        if text in first_label:
+            if label in seen_labels[text]:
+                report.duplicates += 1
+            seen_labels[text].add(label)
+            continue
+        first_label[text] = label
+        seen_labels[text].add(label)
+        order.append(text)
+    out = Examples()
+    for text in order:
+        if len(seen_labels[text]) > 1:
+            report.conflicting_texts += 1
+            continue
+        out.texts.append(text)
+        out.labels.append(first_label[text])
+    report.rows_out = len(out)
+    report.conflicting_rows = report.rows_in - report.empty - report.duplicates - report.rows_out
+    return out, report
+
+
+def label_map(labels: list[str]) -> list[str]:
+    """The sorted distinct labels: index i of this list is class id i, everywhere."""
+    names = sorted(set(labels))
+    if len(names) < 2:
+        raise UserError(f"the training data has a single class ({names[0] if names else 'none'}); "
+                        "classification needs at least two")
+    return names
+
+
+def stratified_split(data: Examples, valid_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, Examples]:
+    """Seeded, stratified train/valid/test split of de-duplicated examples."""
+    n = len(data)
+    idx = np.arange(n)
+    y = np.asarray(data.labels)
+    counts = Counter(data.labels)
+    if min(counts.values()) < 3:
+        rare = [k for k, v in counts.items() if v < 3]
+        raise UserError(f"labels {rare[:5]} have fewer than 3 examples: too few to split into "
+                        "train/valid/test; add examples or drop those labels")
+    held = valid_fraction + test_fraction
+    n_held = max(2 * len(counts), int(round(n * held)))
+    if n_held >= n:
+        raise UserError(f"{n} examples are too few to hold out {held:.0%} for valid+test")
+    train_idx, rest_idx = train_test_split(idx, test_size=n_held, stratify=y, random_state=seed)
+    n_test = max(len(counts), int(round(n_held * test_fraction / held)))
+    n_test = min(n_test, len(rest_idx) - len(counts))
+    valid_idx, test_idx = train_test_split(rest_idx, test_size=n_test, stratify=y[rest_idx], random_state=seed)
+    return {name: Examples([data.texts[i] for i in part], [data.labels[i] for i in part])
+            for name, part in (("train", train_idx), ("valid", valid_idx), ("test", test_idx))}
+
+
+def remove_leaks(splits: dict[str, Examples]) -> dict[str, int]:
+    """For ready-made splits: drop from valid and test any text that is in train (and from test
+    any text in valid), so no text is scored that the model was fitted or tuned on."""
+    dropped = {}
+    seen = set(splits["train"].texts)
+    for name in ("valid", "test"):
+        part = splits[name]
+        keep = [i for i, t in enumerate(part.texts) if t not in seen]
+        dropped[name] = len(part) - len(keep)
+        splits[name] = Examples([part.texts[i] for i in keep], [part.labels[i] for i in keep])
+        seen |= set(splits[name].texts)
+    return dropped
+
+
+def subsample(data: Examples, n: int, seed: int) -> Examples:
+    """A seeded, stratified subset of ``n`` examples (quick recipes)."""
+    if n >= len(data):
+        return data
+    idx, _ = train_test_split(np.arange(len(data)), train_size=n, stratify=np.asarray(data.labels),
+                              random_state=seed)
+    idx = sorted(idx)
+    return Examples([data.texts[i] for i in idx], [data.labels[i] for i in idx])
