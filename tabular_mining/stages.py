@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared.config import load_config, read_yaml, validate
+from shared.config import apply_overrides, load_config, read_yaml, validate
 from shared.errors import UserError
 from shared.runs import load_run_config, resolve_run, task_dir
 from shared.serving import create_app, serve as serve_app
@@ -17,6 +17,7 @@ from tabular_mining.config import ClassifyConfig
 from tabular_mining.preprocess import APP, cache_path, preprocess as classify_preprocess
 from tabular_mining import rules_serve, rules_task
 from tabular_mining.rules_config import RulesConfig
+from tabular_mining.stream import stream_stage
 
 TASK_CONFIGS = {"classify": ClassifyConfig, "rules": RulesConfig}
 
@@ -30,13 +31,14 @@ def load_recipe(args: argparse.Namespace):
 
 
 def run_of(args: argparse.Namespace) -> tuple[Path, object]:
-    """The run directory (``--run`` or the recipe's ``latest``) and its saved config."""
+    """The run directory (``--run`` or the recipe's ``latest``) and its saved config, with any
+    ``key=value`` overrides applied (e.g. ``serve.batching=false``, ``eval.threshold=0.3``)."""
     if args.run:
         run = resolve_run(args.run)
     else:
         name = read_yaml(args.config).get("name", "churn") if args.config else "churn"
         run = resolve_run(task_dir(APP, name) / "latest")
-    data = load_run_config(run)
+    data = apply_overrides(load_run_config(run), args.overrides)
     task = data.get("task", "classify")
     return run, validate(TASK_CONFIGS[task], data, source=f"{run}/config.yaml")
 
@@ -73,6 +75,12 @@ def serve(args):
     serve_cfg = cfg.serve.model_copy(update={"host": args.host, "port": args.port})
     app = create_app(lambda: LOADERS[cfg.task](run), serve_cfg, title=f"tabular_mining · {cfg.name}")
     serve_app(app, serve_cfg.host, serve_cfg.port)
+
+
+def stream(args):
+    """Score JSON lines (stdin, a file or Kafka) with a run, in micro-batches; see tabular_mining.stream."""
+    run, cfg = run_of(args)
+    return stream_stage(LOADERS[cfg.task](run), cfg.stream, args.input, args.output)
 
 
 PREPROCESS = {"classify": _preprocess_classify, "rules": rules_task.preprocess}

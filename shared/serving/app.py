@@ -33,7 +33,7 @@ from shared.config import StrictModel
 from shared.errors import UserError
 from shared.serving.batcher import MicroBatcher, QueueFull
 from shared.serving.limits import BodySizeLimit
-from shared.serving.telemetry import Telemetry
+from shared.serving.telemetry import ObserveRequests, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,9 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         await batcher.stop()
 
     app = FastAPI(title=title, lifespan=lifespan)
+    # outermost first: telemetry sees every response, 413s included
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app.add_middleware(ObserveRequests, telemetry=telemetry)
     app.state.batcher = batcher
     app.state.serve_state = state
 
@@ -152,18 +154,6 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
             return JSONResponse({"error": "missing or wrong bearer token (send 'Authorization: Bearer <token>')"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return None
-
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):
-        t0 = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            log.exception("unhandled error on %s", request.url.path)
-            response = _error(500, "internal error; the server logged the details and keeps serving")
-        route = request.url.path if request.url.path in telemetry.routes else "other"
-        telemetry.observe(route, response.status_code, time.perf_counter() - t0)
-        return response
 
     @app.get("/livez")
     async def livez():
@@ -200,7 +190,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
             body = await _parse_body(request, predictor)
             items = predictor.items(body)
             outputs = await asyncio.wait_for(batcher.submit(items), cfg.timeout_s)
-            return predictor.respond(body, outputs)
+            return JSONResponse(predictor.respond(body, outputs))
         except ValidationError as exc:
             return _error(422, "request does not match the schema; see 'fields'", fields=_field_errors(exc))
         except HTTPError as exc:

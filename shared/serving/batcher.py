@@ -1,8 +1,8 @@
 """The micro-batcher every served model's inference goes through.
 
 Requests (each a list of instances) wait in a bounded queue; one worker drains it, joins the
-waiting requests into one batch of about ``max_batch_size`` instances (a request is never
-split, so one large request may exceed it), runs the model once in
+waiting requests into one batch of at most ``max_batch_size`` instances (a request is never
+split, so one request larger than that runs alone), runs the model once in
 a worker thread, and hands each request its slice of the outputs.
 
 It never waits when idle: the worker takes whatever is queued the moment it is free, so at
@@ -113,7 +113,9 @@ class MicroBatcher:
                 start = end
 
     async def _gather_more(self, jobs: list[_Job]) -> list[_Job]:
-        """Add queued jobs up to ``max_batch_size`` instances; wait only when under load."""
+        """Add queued jobs up to ``max_batch_size`` instances. When under load (more than one
+        request already gathered) yield to the event loop so requests being parsed can join,
+        for as long as they keep arriving and at most ``max_wait_ms``; a lone request never waits."""
         assert self._queue is not None
         size = len(jobs[0].items)
         deadline = time.perf_counter() + self.max_wait
@@ -125,13 +127,9 @@ class MicroBatcher:
                 jobs.append(self._queue.get_nowait())
                 size += len(nxt.items)
                 continue
-            remaining = deadline - time.perf_counter()
-            if len(jobs) < 2 or remaining <= 0:  # idle (a lone request) or out of time
+            if len(jobs) < 2 or time.perf_counter() >= deadline:
                 break
-            try:
-                job = await asyncio.wait_for(self._queue.get(), remaining)
-            except asyncio.TimeoutError:
+            await asyncio.sleep(0)
+            if self._queue.empty():
                 break
-            jobs.append(job)
-            size += len(job.items)
         return jobs

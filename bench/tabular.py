@@ -1,0 +1,131 @@
+"""Churn serving benchmarks, side by side in one run on this machine:
+
+1. in-process predict latency (1 row) and throughput (10k rows) per model, from records through
+   our encoder, next to the library's own pandas path (``predict`` on a one-row DataFrame);
+2. ``POST /predict`` over loopback HTTP against a real uvicorn server: p50/p99 at concurrency 1,
+   throughput and p99 at concurrency 8 and 32, micro-batching on vs off (one instance per request).
+
+    python -m bench.tabular [--duration 5] [--run runs/tabular_mining/churn/latest]
+
+Writes bench/results/tabular.json and .md. Trains the quick churn recipe first if there is no run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.loadgen import ServerProcess, free_port, load, python
+from shared.runs import resolve_run, runs_root, write_json, write_text
+from tabular_mining.evaluate import load_classify_run
+from tabular_mining.features import encode_frame, encode_records
+from tabular_mining.preprocess import load_splits
+from tabular_mining.serve import ChurnPredictor
+
+
+def _median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
+
+
+def in_process(run: Path, rows: pd.DataFrame) -> list[dict]:
+    loaded = load_classify_run(run)
+    schema = loaded.schema
+    record = ChurnPredictor(load_classify_run(run, only_served=True)).example()["instances"][0]
+    big = pd.concat([rows] * (10_000 // len(rows) + 1), ignore_index=True).head(10_000)
+    out = []
+    for name, model in loaded.models.items():
+        one = lambda: model.predict_proba(encode_records([record], schema))  # noqa: E731
+        one()
+        t0 = time.perf_counter()
+        model.predict_proba(encode_frame(big, schema))
+        bulk = time.perf_counter() - t0
+        row = {"model": name, "one_row_ms": _median_ms(one, 500), "rows_per_s_10k": 10_000 / bulk}
+        row["pandas_one_row_ms"] = _median_ms(lambda: _pandas_path(name, model, rows.head(1), schema), 200)
+        out.append(row)
+    return out
+
+
+def _pandas_path(name, model, frame: pd.DataFrame, schema):
+    """The library's own DataFrame path, the usual way a model is called in a notebook."""
+    X = frame[schema.names].copy()
+    for f in schema.features:
+        if f.kind == "categorical":
+            X[f.name] = pd.Categorical(X[f.name].astype(object), categories=f.categories)
+    if name == "xgboost":
+        import xgboost as xgb
+
+        return model.booster.predict(xgb.DMatrix(X, enable_categorical=True))
+    if name == "lightgbm":
+        return model.booster.predict(X)
+    return model.predict_proba(encode_frame(frame, schema))
+
+
+def http(run: Path, body: dict, duration: float) -> list[dict]:
+    out = []
+    for batching in (True, False):
+        port = free_port()
+        cmd = [python(), "-m", "tabular_mining", "serve", "--run", str(run), "--port", str(port),
+               f"serve.batching={str(batching).lower()}", "serve.max_queue=4096"]
+        with ServerProcess(cmd, port):
+            for conc in (1, 8, 32):
+                stats = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration)
+                out.append({"batching": batching, **stats.as_dict()})
+                print(f"batching={batching!s:5} c={conc:2}: {stats.throughput_rps:7.0f} req/s  "
+                      f"p50 {stats.p50_ms:6.2f} ms  p99 {stats.p99_ms:6.2f} ms  {stats.statuses}", flush=True)
+    return out
+
+
+def to_markdown(result: dict) -> str:
+    lines = ["### In-process (served model and the others)", "",
+             "| model | 1 row, our encoder (ms) | 1 row, library on a DataFrame (ms) | 10k rows (rows/s) |",
+             "|---|---|---|---|"]
+    for r in result["in_process"]:
+        lines.append(f"| {r['model']} | {r['one_row_ms']:.3f} | {r['pandas_one_row_ms']:.3f} | "
+                     f"{r['rows_per_s_10k']:,.0f} |")
+    lines += ["", f"### POST /predict over loopback ({result['served_model']}, one instance per request)", "",
+              "| batching | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    for r in result["http"]:
+        lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:,.0f} | "
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    h = {(r["batching"], r["concurrency"]): r for r in result["http"]}
+    lines += ["", f"Batching on/off throughput at c=32: {h[(True, 32)]['throughput_rps'] / h[(False, 32)]['throughput_rps']:.2f}×; "
+              f"p50 added by batching at c=1: {h[(True, 1)]['p50_ms'] - h[(False, 1)]['p50_ms']:+.2f} ms.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
+    args = ap.parse_args()
+    latest = runs_root() / "tabular_mining" / "churn" / "latest"
+    if args.run is None and not latest.exists():
+        import subprocess
+
+        subprocess.run([python(), "-m", "tabular_mining", "train", "--config",
+                        "configs/tabular_mining/churn-quick.yaml"], check=True)
+    run = resolve_run(args.run or latest)
+    loaded = load_classify_run(run, only_served=True)
+    rows = load_splits(loaded.cfg.name, loaded.cfg.data).test
+    body = ChurnPredictor(loaded).example()
+    body["contributions"] = False
+    result = {"run": str(run), "served_model": loaded.served, "in_process": in_process(run, rows),
+              "http": http(run, body, args.duration)}
+    out = Path("bench/results")
+    write_json(out / "tabular.json", result)
+    md = to_markdown(result)
+    write_text(out / "tabular.md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
