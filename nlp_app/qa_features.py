@@ -15,11 +15,12 @@ probability (softmax over the kept candidates of that example).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
+from nlp_app.preprocess import to_half_width
 from nlp_app.qa_data import QAExample
 from shared.errors import UserError
 
@@ -72,9 +73,10 @@ def prepare_features(
 ) -> QAFeatures:
     """Tokenize question + context into overlapping windows (see the module docstring)."""
     check_window(max_length, doc_stride, max_query_length)
-    questions = truncate_questions([ex.question for ex in examples], tokenizer, max_query_length)
+    # half-width forms as in pre-training; a one-to-one character map, so offsets still index the original
+    questions = truncate_questions([to_half_width(ex.question) for ex in examples], tokenizer, max_query_length)
     enc = tokenizer(
-        questions, [ex.context for ex in examples], truncation="only_second", max_length=max_length,
+        questions, [to_half_width(ex.context) for ex in examples], truncation="only_second", max_length=max_length,
         stride=doc_stride, return_overflowing_tokens=True, return_offsets_mapping=True, padding=False,
     )
     example_index = list(enc["overflow_to_sample_mapping"])

@@ -1,7 +1,14 @@
 """People's Daily → character BIO conversion, BIO/BMES reading, entity metrics."""
 import pytest
 
-from nlp_app.ner_data import convert_line, label_list, read_bio, read_peoples_daily, split_sentences, write_bio
+from nlp_app.ner_data import (
+    convert_line,
+    label_list,
+    read_bio,
+    read_peoples_daily,
+    split_sentences,
+    write_bio,
+)
 from shared.errors import UserError
 from shared.metrics import entity_f1
 

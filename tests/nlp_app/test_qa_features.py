@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 from transformers import BertTokenizer
 
-from nlp_app.qa_data import Answer, QAExample, generate_examples, locate_answer, read_squad, split_by_context, to_squad
+from nlp_app.qa_data import (
+    Answer,
+    QAExample,
+    generate_examples,
+    locate_answer,
+    read_squad,
+    split_by_context,
+    to_squad,
+)
 from nlp_app.qa_features import best_spans, check_window, label_window, prepare_features, window_candidates
 from shared.errors import UserError
 from shared.metrics import span_em_f1

