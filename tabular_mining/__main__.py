@@ -5,6 +5,7 @@
     python -m tabular_mining evaluate   [--run runs/tabular_mining/churn/latest] [--data FILE]
     python -m tabular_mining predict    --input new.csv --output scored.csv [--run DIR]
     python -m tabular_mining serve      [--run DIR] [--host 127.0.0.1] [--port 8000]
+    python -m tabular_mining stream     [--run DIR] [--input records.jsonl|-|kafka] [--output -|FILE|kafka]
 
 Quick CPU run: ``python -m tabular_mining train --config configs/tabular_mining/churn-quick.yaml``.
 """
@@ -17,6 +18,7 @@ STAGES = {
     "evaluate": Stage(stages.evaluate, "score a run on its test split or on --data FILE"),
     "predict": Stage(stages.predict, "batch-score --input FILE into --output FILE"),
     "serve": Stage(stages.serve, "serve a run over HTTP (POST /predict)"),
+    "stream": Stage(stages.stream, "score JSON lines from --input (stdin, file, kafka) to --output, micro-batched"),
 }
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
+from tabular_mining.stream import StreamConfig
 
 ModelName = Literal["logistic", "xgboost", "lightgbm"]
 
@@ -88,6 +89,7 @@ class ClassifyConfig(StrictModel):
     model: ClassifyModel = Field(default_factory=ClassifyModel)
     eval: ClassifyEval = Field(default_factory=ClassifyEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
 
     @model_validator(mode="after")
     def _no_overlap(self):

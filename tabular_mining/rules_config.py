@@ -7,6 +7,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
+from tabular_mining.stream import StreamConfig
 
 # The Telco table's service columns: which services are bought together.
 TELCO_SERVICES = [
@@ -72,3 +73,4 @@ class RulesConfig(StrictModel):
     rules: RuleFilter = Field(default_factory=RuleFilter)
     eval: RulesEval = Field(default_factory=RulesEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
