@@ -46,7 +46,7 @@ class ClassificationTask:
             logits.append(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float())
             labels.append(batch["labels"])
         logits, labels = dist.gather_cat(torch.cat(logits)), dist.gather_cat(torch.cat(labels))
-        proba = torch.softmax(logits, -1).cpu().numpy()
+        proba = torch.softmax(logits.double(), -1).cpu().numpy()
         values = metrics.multiclass_classification(labels.cpu().numpy(), proba)
         return {k: values[k] for k in ("accuracy", "macro_f1", "log_loss")}
 
