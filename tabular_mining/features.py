@@ -141,6 +141,30 @@ def encode_records(records: Sequence[Mapping[str, Any]], schema: FeatureSchema) 
     return encode_columns({n: [r.get(n) for r in records] for n in schema.names}, schema)
 
 
+def design_matrix(X: np.ndarray, schema: FeatureSchema) -> np.ndarray:
+    """The encoded matrix expanded for distance- and linear models: numerics with missing values
+    set to the training median, each categorical one-hot over its training categories (missing or
+    unseen = all zeros). Column order: features in schema order, categories in list order."""
+    cols = []
+    for j, feat in enumerate(schema.features):
+        x = X[:, j]
+        if feat.kind == CATEGORICAL:
+            onehot = np.zeros((len(x), len(feat.categories)), dtype=np.float32)
+            ok = ~np.isnan(x)
+            onehot[np.nonzero(ok)[0], x[ok].astype(np.int64)] = 1.0
+            cols.append(onehot)
+        else:
+            median = feat.median if feat.median is not None else 0.0
+            cols.append(np.where(np.isnan(x), median, x).astype(np.float32)[:, None])
+    return np.hstack(cols)
+
+
+def design_columns(schema: FeatureSchema) -> list[str]:
+    """Names of :func:`design_matrix`'s columns (``feature`` or ``feature=category``)."""
+    return [n for f in schema.features for n in ([f"{f.name}={c}" for c in f.categories]
+                                                  if f.kind == CATEGORICAL else [f.name])]
+
+
 def encode_target(y: pd.Series, schema: FeatureSchema) -> np.ndarray:
     return (y.astype(str) == schema.classes[1]).to_numpy(dtype=np.int64)
 

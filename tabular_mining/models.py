@@ -16,7 +16,7 @@ import numpy as np
 
 from shared.runs import atomic_path, read_json, write_json
 from tabular_mining.config import LightGBMParams, LogisticParams, XGBoostParams
-from tabular_mining.features import CATEGORICAL, FeatureSchema
+from tabular_mining.features import FeatureSchema, design_matrix
 
 log = logging.getLogger(__name__)
 
@@ -51,28 +51,12 @@ class LogisticModel:
         self.info = info or {}
         self._cat = np.array(schema.categorical_mask)
         self._sizes = [len(f.categories) if c else 1 for f, c in zip(schema.features, self._cat)]
-        self._medians = np.array([f.median if f.median is not None else 0.0 for f in schema.features], np.float32)
-
-    @staticmethod
-    def _expand(X: np.ndarray, schema: FeatureSchema, medians: np.ndarray) -> np.ndarray:
-        cols = []
-        for j, feat in enumerate(schema.features):
-            x = X[:, j]
-            if feat.kind == CATEGORICAL:
-                onehot = np.zeros((len(x), len(feat.categories)), dtype=np.float32)
-                ok = ~np.isnan(x)
-                onehot[np.nonzero(ok)[0], x[ok].astype(np.int64)] = 1.0
-                cols.append(onehot)
-            else:
-                cols.append(np.where(np.isnan(x), medians[j], x)[:, None])
-        return np.hstack(cols)
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LogisticParams, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
 
-        medians = np.array([f.median if f.median is not None else 0.0 for f in schema.features], np.float32)
-        Z = cls._expand(X, schema, medians)
+        Z = design_matrix(X, schema)
         mean, scale = Z.mean(axis=0), Z.std(axis=0)
         scale[scale == 0] = 1.0
         lr = LogisticRegression(C=params.C, class_weight=params.class_weight, max_iter=params.max_iter)
@@ -80,7 +64,7 @@ class LogisticModel:
         return cls(schema, mean, scale, lr.coef_[0], float(lr.intercept_[0]), {"n_inputs": Z.shape[1]})
 
     def _logit_parts(self, X: np.ndarray) -> np.ndarray:
-        Z = (self._expand(X, self.schema, self._medians) - self.mean) / self.scale
+        Z = (design_matrix(X, self.schema) - self.mean) / self.scale
         return Z * self.coef
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
