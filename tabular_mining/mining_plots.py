@@ -42,3 +42,18 @@ def segment_scatter(xy: np.ndarray, labels: Sequence[int], path: str | Path, tit
     ax.set_title(title)
     ax.legend(markerscale=3, fontsize=8, loc="best")
     return save(fig, path)
+
+
+def k_selection_chart(curve: Sequence[dict], chosen: int | None, path: str | Path) -> Path:
+    """Silhouette and Davies–Bouldin against k, side by side (their scales differ), chosen k marked."""
+    ks = [r["k"] for r in curve]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, key, better in ((axes[0], "silhouette", "higher"), (axes[1], "davies_bouldin", "lower")):
+        ax.plot(ks, [r.get(key, np.nan) for r in curve], marker="o")
+        if chosen is not None:
+            ax.axvline(chosen, color="grey", ls="--", lw=0.8, label=f"chosen k={chosen}")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("k (segments)")
+        ax.set_xticks(ks)
+        ax.set_title(f"{key.replace('_', '–').title()} ({better} is better)", fontsize=10)
+    return save(fig, path)

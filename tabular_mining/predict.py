@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -50,12 +50,20 @@ def score_frame(loaded: ClassifyRun, df: pd.DataFrame, source: str = "input") ->
 
 
 def predict_file(loaded: ClassifyRun, input_path: str, output_path: str, chunk_rows: int = 100_000) -> dict:
+    summary = score_file(lambda chunk: score_frame(loaded, chunk, str(input_path)), input_path, output_path, chunk_rows)
+    return {**summary, "model": loaded.served}
+
+
+def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str, output_path: str,
+               chunk_rows: int = 100_000) -> dict:
+    """Apply ``score`` chunk by chunk and append each scored chunk to ``output_path`` (CSV or
+    Parquet by suffix), so memory holds one chunk whatever the file size. Used by every task."""
     output = Path(output_path)
     rows = 0
     with atomic_path(output) as tmp:
         writer = None
         for chunk in tqdm(iter_chunks(input_path, chunk_rows), desc="scoring", unit="chunk"):
-            scored = score_frame(loaded, chunk, str(input_path))
+            scored = score(chunk)
             if output.suffix.lower() in {".parquet", ".pq"}:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
@@ -71,4 +79,4 @@ def predict_file(loaded: ClassifyRun, input_path: str, output_path: str, chunk_r
     if rows == 0:
         raise UserError(f"{input_path} has no rows to score")
     log.info("scored %d rows → %s", rows, output)
-    return {"rows": rows, "output": str(output), "model": loaded.served}
+    return {"rows": rows, "output": str(output)}

@@ -17,9 +17,11 @@ from tabular_mining.config import ClassifyConfig
 from tabular_mining.preprocess import APP, cache_path, preprocess as classify_preprocess
 from tabular_mining import rules_serve, rules_task
 from tabular_mining.rules_config import RulesConfig
+from tabular_mining import segments_serve, segments_task
+from tabular_mining.segments_config import SegmentConfig
 from tabular_mining.stream import stream_stage
 
-TASK_CONFIGS = {"classify": ClassifyConfig, "rules": RulesConfig}
+TASK_CONFIGS = {"classify": ClassifyConfig, "segment": SegmentConfig, "rules": RulesConfig}
 
 
 def load_recipe(args: argparse.Namespace):
@@ -83,9 +85,11 @@ def stream(args):
     return stream_stage(LOADERS[cfg.task](run), cfg.stream, args.input, args.output)
 
 
-PREPROCESS = {"classify": _preprocess_classify, "rules": rules_task.preprocess}
-TRAIN = {"classify": classify_train.train, "rules": rules_task.train}
-EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data), "rules": rules_task.evaluate}
+PREPROCESS = {"classify": _preprocess_classify, "segment": segments_task.preprocess, "rules": rules_task.preprocess}
+TRAIN = {"classify": classify_train.train, "segment": segments_task.train, "rules": rules_task.train}
+EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data), "segment": segments_task.evaluate,
+            "rules": rules_task.evaluate}
 PREDICT = {"classify": lambda run, i, o: classify_predict.predict_file(classify_eval.load_classify_run(run, True), i, o),
-           "rules": rules_task.predict}
-LOADERS = {"classify": classify_serve.load_predictor, "rules": rules_serve.load_predictor}
+           "segment": segments_task.predict, "rules": rules_task.predict}
+LOADERS = {"classify": classify_serve.load_predictor, "segment": segments_serve.load_predictor,
+           "rules": rules_serve.load_predictor}

@@ -1,0 +1,121 @@
+"""Segments: the clustering space and profiles on three-row inputs, choosing k, assignment, and
+the segment task end to end (k-means and HDBSCAN: train → evaluate → predict → serve)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.cli import run_cli
+from shared.config import load_config
+from shared.serving import ServeConfig, create_app
+from tabular_mining.__main__ import STAGES
+from tabular_mining.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
+from tabular_mining.segments import SegmentSpace, Segmenter, choose_k, profile
+from tabular_mining.segments_config import SegmentConfig
+from tabular_mining.segments_serve import load_predictor
+from tabular_mining.segments_task import load_segment_run, train
+
+SCHEMA = FeatureSchema([Feature("tenure", NUMERIC, median=2.0), Feature("plan", CATEGORICAL, categories=["a", "b"])],
+                       target="churn", classes=["No", "Yes"])
+ROWS = pd.DataFrame({"tenure": [1.0, 2.0, None], "plan": ["a", "b", "b"], "churn": ["No", "Yes", "Yes"]})
+
+
+def test_space_scales_numerics_and_weighs_one_hots():
+    X = encode_frame(ROWS, SCHEMA)
+    space = SegmentSpace.fit(SCHEMA, X, categorical_weight=0.5)
+    Z = space.transform(X)
+    assert space.columns == ["tenure", "plan=a", "plan=b"]
+    tenure = np.array([1.0, 2.0, 2.0])  # the missing value takes the median
+    assert Z[:, 0] == pytest.approx((tenure - tenure.mean()) / tenure.std(), abs=1e-6)
+    assert Z[:, 1:].tolist() == [[0.5, 0.0], [0.0, 0.5], [0.0, 0.5]]
+
+
+def test_choose_k_by_silhouette_or_davies_bouldin():
+    rows = [{"k": 2, "silhouette": 0.3, "davies_bouldin": 1.2}, {"k": 3, "silhouette": 0.4, "davies_bouldin": 1.3},
+            {"k": 4, "silhouette": 0.4, "davies_bouldin": 0.9}]
+    assert choose_k(rows, "silhouette") == 3  # ties go to the smaller k
+    assert choose_k(rows, "davies_bouldin") == 4
+
+
+def test_segmenter_assigns_nearest_centre_or_nearest_training_row():
+    km = Segmenter(centers=np.array([[0.0, 0.0], [10.0, 0.0]], np.float32))
+    seg, dist = km.assign(np.array([[1.0, 0.0], [9.0, 1.0]], np.float32))
+    assert seg.tolist() == [0, 1] and dist == pytest.approx([1.0, np.sqrt(2)], abs=1e-5)
+    dens = Segmenter(points=np.array([[0.0], [1.0], [5.0]], np.float32), point_labels=np.array([0, 0, -1]))
+    assert dens.assign(np.array([[0.8], [4.0]], np.float32))[0].tolist() == [0, -1]
+    again = Segmenter.from_tensors(dens.tensors())
+    assert again.assign(np.array([[4.0]], np.float32))[0].tolist() == [-1]
+
+
+def test_profile_sizes_means_top_categories_and_target_rate():
+    table = profile(ROWS, np.array([0, 1, 1]), SCHEMA, "churn", "Yes", top_categories=1)
+    assert table["segment"].tolist() == ["0", "1", "all"]
+    assert table["size"].tolist() == [1, 2, 3]
+    assert table["churn_rate"].tolist() == pytest.approx([0.0, 1.0, 2 / 3])
+    assert table["tenure"].tolist()[:2] == pytest.approx([1.0, 2.0])  # mean of what is there
+    assert table["plan"].tolist() == ["a (100%)", "b (100%)", "b (67%)"]
+
+
+SMALL = ["name=segments-smoke", "data.sample=600", "model.k_max=4", "model.n_init=1", "eval.silhouette_sample=300"]
+
+
+@pytest.fixture(scope="module")
+def kmeans_run():
+    return train(load_config(SegmentConfig, "configs/tabular_mining/segments-quick.yaml", SMALL))["run"]
+
+
+def test_kmeans_run_artifacts(kmeans_run):
+    run = Path(kmeans_run)
+    for name in ["config.yaml", "metrics.json", "segments.csv", "profiles.csv", "PROFILES.md", "k_selection.json",
+                 "k_selection.png", "segments_pca.png", "segment_space.json", "segmenter.safetensors",
+                 "feature_schema.json", "MODEL_CARD.md"]:
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    k = metrics["segments/count"]
+    assert 2 <= k <= 4 and metrics["test/silhouette"] > 0.05  # real structure, not noise
+    curve = json.loads((run / "k_selection.json").read_text())
+    assert [r["k"] for r in curve] == [2, 3, 4]
+    assert max(curve, key=lambda r: r["silhouette"])["k"] == k
+    seg = pd.read_csv(run / "segments.csv")
+    assert len(seg) == 600 and set(seg["segment"]) == set(range(k)) and set(seg["split"]) == {"train", "test"}
+    prof = pd.read_csv(run / "profiles.csv")
+    assert prof["size"].iloc[:-1].sum() == 600 and "churn_rate" in prof.columns
+
+
+def test_cli_evaluate_predict_and_serve_agree(kmeans_run, tmp_path):
+    from tabular_mining.data import load_telco
+
+    rows = load_telco().head(25)
+    path = tmp_path / "new.csv"
+    rows.to_csv(path, index=False)
+    assert run_cli("tabular_mining", STAGES, argv=["evaluate", "--run", kmeans_run, "--data", str(path)]) == 0
+    assert (Path(kmeans_run) / "eval_profiles.csv").exists()
+    out = tmp_path / "seg.csv"
+    assert run_cli("tabular_mining", STAGES, argv=["predict", "--run", kmeans_run, "--input", str(path),
+                                                   "--output", str(out)]) == 0
+    offline = pd.read_csv(out)
+    assert len(offline) == 25
+    loaded = load_segment_run(kmeans_run)
+    records = json.loads(rows[loaded.schema.names].head(3).to_json(orient="records"))
+    with TestClient(create_app(lambda: load_predictor(kmeans_run), ServeConfig(load_in_background=False))) as c:
+        r = c.post("/predict", json={"instances": records})
+        assert r.status_code == 200
+        served = r.json()["predictions"]
+        assert [p["segment"] for p in served] == offline["segment"].head(3).tolist()
+        assert [p["distance"] for p in served] == pytest.approx(offline["distance"].head(3).tolist(), abs=1e-4)
+        assert "churn_rate" in served[0] and 0 < served[0]["segment_share"] <= 1
+        bad = dict(records[0], tenure="long")
+        assert c.post("/predict", json={"instances": [bad]}).status_code == 422
+        assert c.get("/metadata").json()["task"] == "segment"
+
+
+def test_hdbscan_run(tmp_path):
+    cfg = load_config(SegmentConfig, "configs/tabular_mining/segments-quick.yaml",
+                      SMALL + ["name=segments-hdbscan", "model.algorithm=hdbscan", "model.hdbscan.min_cluster_size=20"])
+    summary = train(cfg)
+    metrics = json.loads((Path(summary["run"]) / "metrics.json").read_text())
+    assert metrics["segments/count"] >= 2 and 0 <= metrics["segments/noise_share"] < 0.9
+    assert not (Path(summary["run"]) / "k_selection.png").exists()
