@@ -1,0 +1,98 @@
+"""Normalisation, cleaning, splitting and file validation on tiny inputs."""
+import json
+
+import pytest
+
+from nlp_app.config import DataConfig
+from nlp_app.data import build_splits, read_labelled, read_texts
+from nlp_app.preprocess import (Examples, collapse_whitespace, deduplicate, label_map, normalize_text,
+                                remove_leaks, strip_control, stratified_split, to_half_width)
+from shared.errors import UserError
+
+
+def test_half_width():
+    assert to_half_width("ＡＢＣ１２３！") == "ABC123!"
+    assert to_half_width("好\u3000书") == "好 书"
+    assert to_half_width("。、「」") == "。、「」"  # no ASCII twin: unchanged
+
+
+def test_control_and_whitespace():
+    assert strip_control("a\u200bb\x00c\td") == "abc d"
+    assert collapse_whitespace("  a \n\n b\t c ") == "a b c"
+    assert normalize_text(" Ｈｅｌｌｏ\u3000世界\r\n！ ") == "hello 世界 !"
+    assert normalize_text("ABC", lowercase=False) == "ABC"
+
+
+def test_deduplicate_drops_duplicates_conflicts_and_empties():
+    texts = ["好", "好", "差", "一般", "一般", ""]
+    labels = ["pos", "pos", "neg", "pos", "neg", "pos"]
+    data, report = deduplicate(texts, labels)
+    assert data.texts == ["好", "差"] and data.labels == ["pos", "neg"]
+    assert (report.duplicates, report.conflicting_texts, report.empty) == (1, 1, 1)
+    assert report.rows_in == report.rows_out + report.duplicates + report.conflicting_rows + report.empty
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    data = Examples([f"文本{i}" for i in range(100)], ["a" if i % 4 else "b" for i in range(100)])
+    one = stratified_split(data, 0.1, 0.1, seed=3)
+    two = stratified_split(data, 0.1, 0.1, seed=3)
+    assert [len(one[s]) for s in ("train", "valid", "test")] == [80, 10, 10]
+    assert one["test"].texts == two["test"].texts
+    sets = [set(one[s].texts) for s in ("train", "valid", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert one["test"].labels.count("b") in (2, 3)
+
+
+def test_label_map_and_single_class():
+    assert label_map(["pos", "neg", "pos"]) == ["neg", "pos"]
+    with pytest.raises(UserError, match="single class"):
+        label_map(["pos", "pos"])
+
+
+def test_remove_leaks():
+    splits = {"train": Examples(["a", "b"], ["x", "y"]), "valid": Examples(["a", "c"], ["x", "y"]),
+              "test": Examples(["c", "d"], ["y", "x"])}
+    assert remove_leaks(splits) == {"valid": 1, "test": 1}
+    assert splits["test"].texts == ["d"]
+
+
+def _write(path, rows, fmt):
+    if fmt == "csv":
+        path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows), encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in rows),
+                        encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_read_labelled_and_errors(tmp_path, fmt):
+    path = tmp_path / f"d.{fmt}"
+    _write(path, [("很好", "pos"), ("Ｂａｄ", "neg")], fmt)
+    data = read_labelled(path, DataConfig())
+    assert data.texts == ["很好", "bad"] and data.labels == ["pos", "neg"]
+    with pytest.raises(UserError, match="missing column"):
+        read_labelled(path, DataConfig(label_column="sentiment"))
+    _write(path, [("很好", "pos"), (" ", "neg")], fmt)
+    with pytest.raises(UserError, match="row 2 has an empty 'text'"):
+        read_labelled(path, DataConfig())
+
+
+def test_ready_made_splits_unseen_test_label(tmp_path):
+    rows = [(f"好{i}", "pos") for i in range(5)] + [(f"差{i}", "neg") for i in range(5)]
+    for name in ("train", "valid"):
+        _write(tmp_path / f"{name}.csv", rows, "csv")
+    _write(tmp_path / "test.csv", [("中等", "neutral"), ("好0", "pos")], "csv")
+    cfg = DataConfig(source="splits", **{n: str(tmp_path / f"{n}.csv") for n in ("train", "valid", "test")})
+    with pytest.raises(UserError, match="neutral"):
+        build_splits(cfg)
+
+
+def test_single_class_file_is_an_error(tmp_path):
+    _write(tmp_path / "one.csv", [(f"好{i}", "pos") for i in range(30)], "csv")
+    with pytest.raises(UserError, match="single class"):
+        build_splits(DataConfig(source="file", path=str(tmp_path / "one.csv")))
+
+
+def test_read_texts_txt(tmp_path):
+    (tmp_path / "t.txt").write_text("第一条\n\n 第二条 \n", encoding="utf-8")
+    assert read_texts(tmp_path / "t.txt") == ["第一条", "第二条"]
