@@ -11,11 +11,14 @@
     python -m nlp_app serve      [--run DIR] [serve.backend=onnx-int8]
 
 A tiny CPU run: ``python -m nlp_app train --config configs/nlp_app/sentiment-quick.yaml``.
+Extractive QA and NER use the same stages with their recipes (``--config configs/nlp_app/qa.yaml``,
+``ner.yaml``): see :mod:`nlp_app.qa` and :mod:`nlp_app.ner`.
 Several processes: ``torchrun --nproc_per_node=2 -m nlp_app train --config …``.
 """
 from nlp_app.compare import compare_stage
 from nlp_app.evaluate import evaluate_stage, predict_stage
 from nlp_app.export import export_stage
+from nlp_app.qa_ner_cli import route_tasks
 from nlp_app.serve import serve_stage
 from nlp_app.stages import preprocess_stage, pretrain_stage
 from nlp_app.train import train_stage
@@ -31,6 +34,7 @@ STAGES = {
     "export": Stage(export_stage, "ONNX + int8 ONNX; accuracy of each against torch on the test split"),
     "serve": Stage(serve_stage, "REST API: POST /predict with a list of texts"),
 }
+STAGES = route_tasks(STAGES)  # recipes with task: qa / ner (configs/nlp_app/qa*.yaml, ner*.yaml) run in nlp_app.qa_ner_cli
 
 if __name__ == "__main__":
     main("nlp_app", STAGES, default_config="configs/nlp_app/sentiment.yaml")
