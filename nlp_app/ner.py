@@ -71,7 +71,8 @@ def data_dir(cfg: NERConfig) -> Path:
 
 def preprocess(cfg: NERConfig) -> dict:
     """Read, convert, de-duplicate and split; write ``{train,valid,test}.bio`` + ``labels.json`` +
-    ``manifest.json`` into the cache."""
+    ``manifest.json`` into the cache, and the training sentences as text for masked-LM
+    pre-training into ``data/generated/nlp_app/<name>_train_texts.txt``."""
     out = data_dir(cfg)
     splits = _read_sentences(cfg)
     labels = label_list(s for part in splits.values() for s in part)
@@ -81,6 +82,9 @@ def preprocess(cfg: NERConfig) -> dict:
         entities = sum(t.startswith("B-") for _, tags in part for t in tags)
         manifest["splits"][name] = {"sentences": len(part), "characters": sum(len(t) for t, _ in part),
                                     "entities": entities, "sha256": runs.file_sha256(path)}
+    text_file = runs.write_text(runs.data_root() / "generated" / APP / f"{cfg.name}_train_texts.txt",
+                                "".join("".join(tokens) + "\n" for tokens, _ in splits["train"]))
+    manifest["pretraining_text"] = str(text_file)
     runs.write_json(out / "labels.json", labels)
     runs.write_json(out / "manifest.json", manifest)
     log.info("NER data in %s: %s", out, {k: v["sentences"] for k, v in manifest["splits"].items()})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,13 +62,30 @@ def _read_splits(cfg: QAConfig) -> dict[str, list[QAExample]]:
     return {"train": train, "valid": valid, "test": test}
 
 
+def passage_pieces(context: str, max_chars: int = 250) -> list[str]:
+    """A context cut after sentence ends into pieces of at most ``max_chars`` (pre-training
+    sequences are short), whitespace collapsed."""
+    text = " ".join(context.split())
+    pieces, current = [], ""
+    for sentence in re.split(r"(?<=[。！？])", text):
+        if len(current) + len(sentence) > max_chars:
+            pieces.append(current)
+            current = ""
+        while len(sentence) > max_chars:
+            pieces.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        current += sentence
+    return [p for p in pieces + [current] if p.strip()]
+
+
 def data_dir(cfg: QAConfig) -> Path:
     return runs.cache_dir(APP, cfg.name, {"task": "qa", **cfg.data.model_dump(mode="json")})
 
 
 def preprocess(cfg: QAConfig) -> dict:
-    """Read, validate and split; write ``{train,valid,test}.json`` (SQuAD v1.1), ``contexts.txt``
-    (the training contexts, one per line: text for masked-LM pre-training) and ``manifest.json``."""
+    """Read, validate and split; write ``{train,valid,test}.json`` (SQuAD v1.1) and ``manifest.json``
+    into the cache, and the training contexts as text for masked-LM pre-training into
+    ``data/generated/nlp_app/<name>_train_texts.txt`` (one piece of at most 250 characters a line)."""
     out = data_dir(cfg)
     splits = _read_splits(cfg)
     manifest = {"task": "qa", "config": cfg.data.model_dump(mode="json"), "splits": {}}
@@ -75,8 +93,10 @@ def preprocess(cfg: QAConfig) -> dict:
         path = runs.write_json(out / f"{name}.json", to_squad(part))
         manifest["splits"][name] = {"questions": len(part), "contexts": len({e.context for e in part}),
                                     "sha256": runs.file_sha256(path)}
-    contexts = dict.fromkeys(" ".join(e.context.split()) for e in splits["train"])
-    runs.write_text(out / "contexts.txt", "\n".join(contexts) + "\n")
+    pieces = [p for c in dict.fromkeys(e.context for e in splits["train"]) for p in passage_pieces(c)]
+    text_file = runs.write_text(runs.data_root() / "generated" / APP / f"{cfg.name}_train_texts.txt",
+                                "\n".join(pieces) + "\n")
+    manifest["pretraining_text"] = str(text_file)
     runs.write_json(out / "manifest.json", manifest)
     log.info("QA data in %s: %s", out, {k: v["questions"] for k, v in manifest["splits"].items()})
     return {"data_dir": str(out), **{f"{k}_questions": v["questions"] for k, v in manifest["splits"].items()}}

@@ -1,15 +1,16 @@
 """NER smoke pipeline on tiny generated BIO files: preprocess → train a few steps → evaluate →
 predict → export → serve (with bad requests), served == offline."""
-import argparse
 import json
 import random
 
 import pytest
 from fastapi.testclient import TestClient
 
-from nlp_app import ner, ner_serve, qa_ner_cli
+from nlp_app import ner, ner_serve
+from nlp_app.__main__ import STAGES
 from nlp_app.ner_config import NERConfig
 from nlp_app.ner_data import write_bio
+from shared.cli import build_parser, run_cli
 from shared.config import load_config
 
 PEOPLE, PLACES, ORGS = ["张伟", "王芳", "李娜", "刘洋"], ["北京", "上海", "广州"], ["新华社", "人民日报"]
@@ -48,15 +49,16 @@ serve: {{max_texts: 3, max_chars: 40, load_in_background: false}}
     return cfg
 
 
-def _args(config, **kw):
-    base = dict(config=str(config), overrides=[], run=None, data=None, input=None, output=None, host=None, port=None)
-    return argparse.Namespace(**{**base, **kw})
+def _stage(*argv):
+    """Run a stage the way ``python -m nlp_app`` does (real parser, task routing), returning its summary."""
+    args = build_parser("nlp_app", STAGES, None).parse_args([str(a) for a in argv])
+    return STAGES[args.stage].run(args)
 
 
 @pytest.fixture(scope="module")
 def trained(recipe):
-    assert qa_ner_cli.run("ner", "preprocess", _args(recipe))["train_sentences"] == 40
-    return qa_ner_cli.run("ner", "train", _args(recipe))
+    assert _stage("preprocess", "--config", recipe)["train_sentences"] == 40
+    return _stage("train", "--config", recipe)
 
 
 def test_train_writes_a_complete_run(trained):
@@ -72,11 +74,11 @@ def test_train_writes_a_complete_run(trained):
 
 def test_evaluate_on_a_file_and_predict(trained, recipe, tmp_path):
     other = write_bio(_sentences(5, seed=7), tmp_path / "more.bio")
-    out = qa_ner_cli.run("ner", "evaluate", _args(recipe, data=str(other)))
+    out = _stage("evaluate", "--config", recipe, "--data", other)
     assert out["sentences"] == 5 and 0 <= out["data/f1"] <= 1
     texts = tmp_path / "texts.txt"
     texts.write_text("张伟在北京接受了新华社的采访。\n" + "很长" * 30 + "\n", encoding="utf-8")
-    res = qa_ner_cli.run("ner", "predict", _args(recipe, input=str(texts), output=str(tmp_path / "o.jsonl")))
+    res = _stage("predict", "--config", recipe, "--input", texts, "--output", tmp_path / "o.jsonl")
     rows = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
     assert res["rows"] == 2 and rows[0]["text"].startswith("张伟")
     for row in rows:  # offsets index the text, whatever the model predicts
@@ -91,7 +93,7 @@ def test_long_texts_are_tagged_in_chunks(trained, recipe):
 
 
 def test_export_onnx_matches_torch(trained, recipe):
-    out = qa_ner_cli.run("ner", "export", _args(recipe))
+    out = _stage("export", "--config", recipe)
     assert out["max_abs_diff"] < 1e-3
 
 
@@ -118,3 +120,10 @@ def test_serve_predicts_like_offline_and_rejects_bad_input(trained, recipe):
             assert "error" in r.json(), name
         r = client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"})
         assert r.status_code == 422
+
+
+def test_cli_errors_are_one_line_exit_2(recipe, capsys):
+    assert run_cli("nlp_app", STAGES, argv=["train", "--config", str(recipe), "model.hidden_size=oops"]) == 2
+    assert run_cli("nlp_app", STAGES, argv=["compare", "--config", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "model.hidden_size" in err and "no 'compare' stage" in err

@@ -133,3 +133,11 @@ def test_cmrc_metrics_char_level_best_reference():
     assert m["f1"] == pytest.approx(2 / 3)
     half = span_em_f1(["北京大学"], [["北京"]])
     assert half["exact_match"] == 0 and half["f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+
+
+def test_passage_pieces_cut_at_sentence_ends():
+    from nlp_app.qa import passage_pieces
+
+    pieces = passage_pieces("第一句话。第二句话！" + "长" * 30 + "。结尾", max_chars=12)
+    assert all(len(p) <= 12 for p in pieces) and "".join(pieces) == "第一句话。第二句话！" + "长" * 30 + "。结尾"
+    assert pieces[0] == "第一句话。第二句话！"
