@@ -160,7 +160,7 @@ def generate_shapes(out_dir: str | Path, n_images: int, image_size: int = 64, se
             w, h = int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
             annotations.append({
                 "id": len(annotations) + 1, "image_id": i + 1, "category_id": cls,
-                "bbox": [x0, y0, w, h], "area": int(len(xs)), "iscrowd": 0,
+                "bbox": [x0, y0, w, h], "area": len(xs), "iscrowd": 0,
                 "segmentation": [[round(c, 2) for p in poly for c in p]],
             })
     coco = {

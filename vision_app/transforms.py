@@ -35,7 +35,7 @@ def as_image(image: Any) -> tv_tensors.Image:
         image = np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
         arr = image[..., None] if image.ndim == 2 else image
-        return tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1))
+        return tv_tensors.Image(torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1))  # PIL arrays are read-only
     if isinstance(image, torch.Tensor):
         return tv_tensors.Image(image)
     raise TypeError(f"cannot use {type(image).__name__} as an image")
