@@ -1,0 +1,130 @@
+"""Detection annotation formats: each round-trips into the internal form; bad data fails clearly."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.errors import UserError
+from vision_app.detection.data import assign_splits, drop_duplicates
+from vision_app.detection.formats import (DetectionSet, ImageRecord, read_coco, read_voc, read_yolo, write_coco,
+                                          write_voc, write_yolo)
+
+CLASSES = ["cat", "dog"]
+
+
+@pytest.fixture
+def tiny_set(tmp_path) -> DetectionSet:
+    images = tmp_path / "images"
+    images.mkdir()
+    recs = [ImageRecord("a.png", 40, 30, [[2.0, 3.0, 20.0, 25.0], [21.0, 1.0, 40.0, 30.0]], [0, 1]),
+            ImageRecord("b.png", 24, 36, [[0.0, 0.0, 12.5, 10.25]], [1]),
+            ImageRecord("c.png", 16, 16, [], [])]
+    for i, r in enumerate(recs):
+        Image.fromarray(np.full((r.height, r.width, 3), 40 * i, np.uint8)).save(images / r.file)
+    return DetectionSet(CLASSES, recs, str(images))
+
+
+def _same(a: DetectionSet, b: DetectionSet, tol: float = 0.0):
+    assert a.classes == b.classes
+    ra, rb = sorted(a.images, key=lambda r: r.file), sorted(b.images, key=lambda r: r.file)
+    assert [(r.file, r.width, r.height, r.labels) for r in ra] == [(r.file, r.width, r.height, r.labels) for r in rb]
+    for x, y in zip(ra, rb):
+        np.testing.assert_allclose(np.array(x.boxes).reshape(-1, 4), np.array(y.boxes).reshape(-1, 4), atol=tol)
+
+
+def test_coco_round_trip(tiny_set, tmp_path):
+    write_coco(tiny_set, tmp_path / "coco.json")
+    _same(read_coco(tmp_path / "coco.json", tiny_set.images_dir), tiny_set)
+
+
+def test_voc_round_trip(tiny_set, tmp_path):
+    write_voc(tiny_set, tmp_path / "xml")
+    _same(read_voc(tmp_path / "xml", tiny_set.images_dir, CLASSES), tiny_set)
+
+
+def test_yolo_round_trip(tiny_set, tmp_path):
+    write_yolo(tiny_set, tmp_path / "labels")
+    _same(read_yolo(tmp_path / "labels", tiny_set.images_dir, CLASSES), tiny_set, tol=1e-3)
+
+
+def test_coco_skips_crowd_and_orders_categories_by_id(tiny_set, tmp_path):
+    write_coco(tiny_set, tmp_path / "coco.json")
+    data = json.loads((tmp_path / "coco.json").read_text())
+    data["categories"] = [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}]
+    for ann in data["annotations"]:
+        ann["category_id"] = {1: 3, 2: 7}[ann["category_id"]]
+    data["annotations"].append({**data["annotations"][0], "id": 99, "iscrowd": 1})
+    (tmp_path / "coco.json").write_text(json.dumps(data))
+    _same(read_coco(tmp_path / "coco.json", tiny_set.images_dir), tiny_set)
+
+
+@pytest.mark.parametrize("bbox, message", [
+    ([30, 5, 20, 10], "outside the 40x30 image"),   # x2 = 50 > 40
+    ([-5, 5, 10, 10], "outside"),
+    ([5, 5, 0, 10], "zero-area"),
+    ([5, 5, -3, 10], "inverted"),
+])
+def test_coco_bad_boxes_name_the_annotation(tiny_set, tmp_path, bbox, message):
+    write_coco(tiny_set, tmp_path / "coco.json")
+    data = json.loads((tmp_path / "coco.json").read_text())
+    data["annotations"][0]["bbox"] = bbox
+    (tmp_path / "coco.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=message) as err:
+        read_coco(tmp_path / "coco.json", tiny_set.images_dir)
+    assert "annotation id 1" in str(err.value)
+
+
+def test_box_just_outside_is_clipped(tiny_set, tmp_path):
+    tiny_set.images[0].boxes[1] = [21.0, 1.0, 40.6, 30.4]
+    write_coco(tiny_set, tmp_path / "coco.json")
+    assert read_coco(tmp_path / "coco.json", tiny_set.images_dir).images[0].boxes[1] == [21.0, 1.0, 40.0, 30.0]
+
+
+def test_unknown_ids_and_missing_images(tiny_set, tmp_path):
+    write_coco(tiny_set, tmp_path / "coco.json")
+    data = json.loads((tmp_path / "coco.json").read_text())
+    data["annotations"][0]["category_id"] = 42
+    (tmp_path / "bad_cat.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match="unknown category_id 42"):
+        read_coco(tmp_path / "bad_cat.json", tiny_set.images_dir)
+    data = json.loads((tmp_path / "coco.json").read_text())
+    data["images"][0]["file_name"] = "gone.png"
+    (tmp_path / "missing.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match="gone.png is listed but missing"):
+        read_coco(tmp_path / "missing.json", tiny_set.images_dir)
+    data["images"][0].update(file_name="a.png", width=41)
+    (tmp_path / "size.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match="annotation says 41x30 but image"):
+        read_coco(tmp_path / "size.json", tiny_set.images_dir)
+
+    write_yolo(tiny_set, tmp_path / "labels")
+    (tmp_path / "labels" / "a.txt").write_text("5 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(UserError, match="unknown class index 5"):
+        read_yolo(tmp_path / "labels", tiny_set.images_dir, CLASSES)
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "labels" / "zzz.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.raises(UserError, match="zzz.* is listed but missing"):
+        read_yolo(tmp_path / "labels", tiny_set.images_dir, CLASSES)
+
+    write_voc(tiny_set, tmp_path / "xml")
+    with pytest.raises(UserError, match="unknown class 'dog'"):
+        read_voc(tmp_path / "xml", tiny_set.images_dir, ["cat"])
+
+
+def test_splits_named_carved_and_deduplicated(tiny_set):
+    files = [f"{i}.png" for i in range(20)]
+    split = assign_splits(files, {"train": files[:16], "test": files[16:]}, 0.1, 0.2, seed=0)
+    assert split["test"] == sorted(files[16:]) and len(split["valid"]) == 2
+    assert sorted(split["train"] + split["valid"]) == sorted(files[:16])
+    auto = assign_splits(files, {}, 0.1, 0.2, seed=0)
+    assert sorted(sum(auto.values(), [])) == sorted(files) and len(auto["test"]) == 4
+    with pytest.raises(UserError, match="more than one split"):
+        assign_splits(files, {"train": files[:10], "test": files[9:]}, 0.1, 0.2, seed=0)
+    with pytest.raises(UserError, match="no annotation"):
+        assign_splits(files, {"train": ["nope.png"]}, 0.1, 0.2, seed=0)
+    copy = Image.open(f"{tiny_set.images_dir}/a.png")
+    copy.save(f"{tiny_set.images_dir}/a_copy.png")
+    tiny_set.images.append(ImageRecord("a_copy.png", 40, 30, [], []))
+    kept, dropped = drop_duplicates(tiny_set)
+    assert dropped == ["a_copy.png"] and len(kept.images) == 3

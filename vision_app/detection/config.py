@@ -1,0 +1,83 @@
+"""The typed recipe of a detection run (``configs/vision_app/detect*.yaml``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from shared.config import StrictModel
+from shared.training import LoopConfig
+from vision_app.config import VisionServeConfig
+
+
+class DetectData(StrictModel):
+    """Where the images and boxes come from. ``format: shapes`` generates the embedded demo set."""
+
+    format: Literal["shapes", "coco", "voc", "yolo"] = "shapes"
+    annotations: str | None = None  # coco: the JSON file; voc: folder of .xml; yolo: folder of .txt
+    images: str | None = None  # folder the annotations' file names are relative to
+    classes: list[str] | str | None = None  # yolo: names or a classes.txt; voc: fixes the order
+    # the split: a JSON {"train": [file names], "valid": [...], "test": [...]}, or a mapping
+    # split -> a .txt (one file name per line) or .csv (a 'filename' column); missing splits are
+    # carved out of what is left at random (seeded), as is everything when this is null
+    split: str | dict[str, str] | None = None
+    valid_fraction: float = Field(0.15, ge=0, lt=1)
+    test_fraction: float = Field(0.15, ge=0, lt=1)
+    seed: int = 0
+    shapes_images: int = Field(600, ge=3)  # format: shapes only
+    shapes_size: int = Field(128, ge=32)
+    shapes_max_objects: int = Field(4, ge=1)
+
+    @model_validator(mode="after")
+    def _paths_given(self) -> "DetectData":
+        if self.format != "shapes" and (not self.annotations or not self.images):
+            raise ValueError(f"format {self.format} needs data.annotations and data.images")
+        if self.format == "yolo" and not self.classes:
+            raise ValueError("format yolo needs data.classes (a list of names or a classes.txt file)")
+        return self
+
+
+class DetectModel(StrictModel):
+    arch: Literal["yolo", "fasterrcnn"] = "yolo"
+    # yolo: csp | resnet18 | resnet34 | resnet50; fasterrcnn: mobilenet_v3 | resnet50
+    backbone: str = "csp"
+    input_size: int = Field(128, ge=32, multiple_of=32)  # every image is letterboxed to this square
+    width: int = Field(16, ge=4)  # yolo csp backbone: channels of the first stage
+    depth: int = Field(1, ge=1)  # yolo: residual pairs per CSP block
+    neck_width: int = Field(64, ge=8)  # yolo: channels of the pyramid and heads
+    anchor_sizes: list[int] = [16, 32, 64, 128, 256]  # fasterrcnn: one size per pyramid level
+    # a local .safetensors / .pt state_dict of the whole detector, or a torchvision weights enum
+    # name (e.g. COCO_V1; fasterrcnn only); null = random initialisation
+    weights: str | None = None
+    backbone_weights: str | None = None  # a torchvision enum name such as IMAGENET1K_V1; null = random
+    score_thresh: float = Field(0.05, ge=0, le=1)  # detections below are dropped before NMS
+    nms_iou: float = Field(0.6, gt=0, le=1)
+    max_detections: int = Field(100, ge=1)
+
+    @field_validator("weights", "backbone_weights")
+    @classmethod
+    def _none_means_random(cls, v: str | None) -> str | None:
+        return None if v is None or v.strip().lower() in ("", "none", "random") else v
+
+
+class DetectTrainAug(StrictModel):
+    hflip: float = Field(0.5, ge=0, le=1)
+    scale: tuple[float, float] = (0.6, 1.4)  # random zoom of the letterboxed image
+    jitter: float = Field(0.2, ge=0)  # colour jitter strength
+
+
+class DetectEval(StrictModel):
+    draw_images: int = Field(8, ge=0)  # test images drawn with true and predicted boxes
+    draw_score_thresh: float = Field(0.3, ge=0, le=1)
+
+
+class DetectConfig(StrictModel):
+    name: str = "detect"
+    task: Literal["detect"] = "detect"
+    data: DetectData = DetectData()
+    model: DetectModel = DetectModel()
+    augment: DetectTrainAug = DetectTrainAug()
+    train: LoopConfig = LoopConfig(monitor="map_50", epochs=30, batch_size=16, lr=2e-3, weight_decay=5e-4,
+                                   schedule="cosine", warmup_ratio=0.05, clip_grad_norm=10.0)
+    eval: DetectEval = DetectEval()
+    serve: VisionServeConfig = VisionServeConfig(max_batch_size=8)

@@ -1,0 +1,260 @@
+"""Annotation formats users bring (COCO JSON, Pascal VOC XML, YOLO txt) and the one internal form.
+
+Everything is read into a :class:`DetectionSet`: class names in index order, and per image its
+file (relative to ``images_dir``), size and boxes as absolute ``xyxy`` pixels with 0-based class
+indices. Readers check what users most often get wrong and raise a :class:`UserError` naming the
+file and object: boxes outside the image (more than ``TOLERANCE_PX``; within it they are clipped),
+zero-area or inverted boxes, unknown category ids / class indices, and images listed but missing.
+Writers exist for each format, so a set can be converted and every reader is tested round-trip.
+
+Coordinates: COCO ``bbox`` is ``[x, y, w, h]``; VOC ``bndbox`` corners are taken as given (the
+common tools write continuous pixel coordinates); YOLO lines are ``class cx cy w h``, normalised.
+"""
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from shared.errors import UserError
+from shared.runs import write_json, write_text
+
+TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped, not refused
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass
+class ImageRecord:
+    file: str  # relative to DetectionSet.images_dir
+    width: int
+    height: int
+    boxes: list[list[float]] = field(default_factory=list)  # xyxy, absolute pixels
+    labels: list[int] = field(default_factory=list)  # indices into DetectionSet.classes
+
+
+@dataclass
+class DetectionSet:
+    classes: list[str]
+    images: list[ImageRecord]
+    images_dir: str
+
+    def to_dict(self) -> dict:
+        return {"classes": self.classes, "images_dir": self.images_dir,
+                "images": [vars(r) for r in self.images]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DetectionSet":
+        return cls(list(data["classes"]), [ImageRecord(**r) for r in data["images"]], data["images_dir"])
+
+    def subset(self, files: set[str]) -> "DetectionSet":
+        return DetectionSet(self.classes, [r for r in self.images if r.file in files], self.images_dir)
+
+
+def check_box(box, width: int, height: int, where: str) -> list[float]:
+    """Validate one ``xyxy`` box against its image; clip it if it is only just outside."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not (x2 > x1 and y2 > y1):
+        kind = "zero-area" if (x2 == x1 or y2 == y1) else "inverted"
+        raise UserError(f"{where}: {kind} box [x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}]; "
+                        "boxes need x2 > x1 and y2 > y1")
+    t = TOLERANCE_PX
+    if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
+        raise UserError(f"{where}: box [x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}] lies outside the "
+                        f"{width}x{height} image; fix the annotation or the image size")
+    return [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    if not path.is_file():
+        raise UserError(f"{where}: image {path} is listed but missing")
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.size
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{where}: cannot read image {path}: {exc}") from None
+
+
+def _check_size(path: Path, width: int, height: int, where: str) -> None:
+    real = _image_size(path, where)
+    if real != (width, height):
+        raise UserError(f"{where}: annotation says {width}x{height} but image {path} is {real[0]}x{real[1]}")
+
+
+# ---- COCO ------------------------------------------------------------------------------------
+
+def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike) -> DetectionSet:
+    """A COCO instances JSON; categories are ordered by id; ``iscrowd`` objects are skipped."""
+    path, images_dir = Path(annotations), Path(images_dir)
+    if not path.is_file():
+        raise UserError(f"COCO annotation file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise UserError(f"{path}: a COCO file needs a '{key}' list")
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    cat_index = {c["id"]: i for i, c in enumerate(cats)}
+    records, by_id = [], {}
+    for img in data["images"]:
+        where = f"{path} image id {img.get('id')}"
+        rec = ImageRecord(str(img["file_name"]), int(img["width"]), int(img["height"]))
+        _check_size(images_dir / rec.file, rec.width, rec.height, where)
+        records.append(rec)
+        by_id[img["id"]] = rec
+    for ann in data["annotations"]:
+        where = f"{path} annotation id {ann.get('id')}"
+        if ann.get("iscrowd", 0):
+            continue
+        rec = by_id.get(ann["image_id"])
+        if rec is None:
+            raise UserError(f"{where}: image_id {ann['image_id']} is not in 'images'")
+        if ann["category_id"] not in cat_index:
+            raise UserError(f"{where}: unknown category_id {ann['category_id']} "
+                            f"(known: {sorted(cat_index)})")
+        x, y, w, h = ann["bbox"]
+        rec.boxes.append(check_box([x, y, x + w, y + h], rec.width, rec.height, where))
+        rec.labels.append(cat_index[ann["category_id"]])
+    return DetectionSet([str(c["name"]) for c in cats], records, str(images_dir))
+
+
+def write_coco(ds: DetectionSet, path: str | os.PathLike) -> Path:
+    """Write ``ds`` as a COCO instances JSON (category ids 1..C, box-only annotations)."""
+    images, anns = [], []
+    for i, rec in enumerate(ds.images, start=1):
+        images.append({"id": i, "file_name": rec.file, "width": rec.width, "height": rec.height})
+        for (x1, y1, x2, y2), label in zip(rec.boxes, rec.labels):
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": label + 1, "iscrowd": 0,
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1)})
+    cats = [{"id": i + 1, "name": name} for i, name in enumerate(ds.classes)]
+    return write_json(path, {"images": images, "annotations": anns, "categories": cats})
+
+
+# ---- Pascal VOC ------------------------------------------------------------------------------
+
+def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
+             classes: list[str] | None = None) -> DetectionSet:
+    """One VOC XML per image. Without ``classes`` the names found are sorted alphabetically."""
+    annotations_dir, images_dir = Path(annotations_dir), Path(images_dir)
+    files = sorted(annotations_dir.glob("*.xml")) if annotations_dir.is_dir() else []
+    if not files:
+        raise UserError(f"no VOC .xml files in {annotations_dir}")
+    parsed = []
+    for xml_path in files:
+        try:
+            root = ET.parse(xml_path).getroot()
+        except ET.ParseError as exc:
+            raise UserError(f"{xml_path} is not valid XML: {exc}") from None
+        name = root.findtext("filename") or ""
+        size = root.find("size")
+        if not name or size is None:
+            raise UserError(f"{xml_path}: a VOC file needs <filename> and <size>")
+        w, h = int(float(size.findtext("width", "0"))), int(float(size.findtext("height", "0")))
+        objects = []
+        for k, obj in enumerate(root.iter("object")):
+            bb = obj.find("bndbox")
+            if bb is None:
+                raise UserError(f"{xml_path} object {k}: no <bndbox>")
+            box = [float(bb.findtext(t, "nan")) for t in ("xmin", "ymin", "xmax", "ymax")]
+            objects.append(((obj.findtext("name") or "").strip(), box, f"{xml_path} object {k}"))
+        parsed.append((xml_path, name, w, h, objects))
+    names = sorted({o[0] for p in parsed for o in p[4]}) if classes is None else list(classes)
+    index = {n: i for i, n in enumerate(names)}
+    records = []
+    for xml_path, name, w, h, objects in parsed:
+        _check_size(images_dir / name, w, h, str(xml_path))
+        rec = ImageRecord(name, w, h)
+        for cls, box, where in objects:
+            if cls not in index:
+                raise UserError(f"{where}: unknown class {cls!r} (known: {names})")
+            rec.boxes.append(check_box(box, w, h, where))
+            rec.labels.append(index[cls])
+        records.append(rec)
+    return DetectionSet(names, records, str(images_dir))
+
+
+def write_voc(ds: DetectionSet, annotations_dir: str | os.PathLike) -> Path:
+    """One XML per image into ``annotations_dir`` (named after the image file's stem)."""
+    out = Path(annotations_dir)
+    for rec in ds.images:
+        root = ET.Element("annotation")
+        ET.SubElement(root, "filename").text = rec.file
+        size = ET.SubElement(root, "size")
+        for tag, v in (("width", rec.width), ("height", rec.height), ("depth", 3)):
+            ET.SubElement(size, tag).text = str(v)
+        for box, label in zip(rec.boxes, rec.labels):
+            obj = ET.SubElement(root, "object")
+            ET.SubElement(obj, "name").text = ds.classes[label]
+            ET.SubElement(obj, "difficult").text = "0"
+            bb = ET.SubElement(obj, "bndbox")
+            for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+                ET.SubElement(bb, tag).text = f"{v:g}"
+        write_text(out / (Path(rec.file).stem + ".xml"), ET.tostring(root, encoding="unicode"))
+    return out
+
+
+# ---- YOLO txt --------------------------------------------------------------------------------
+
+def read_classes_file(path: str | os.PathLike) -> list[str]:
+    """Class names, one per line (YOLO's ``classes.txt``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"class names file not found: {path} (one class name per line)")
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not names:
+        raise UserError(f"{path} lists no class names")
+    return names
+
+
+def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, classes: list[str]) -> DetectionSet:
+    """Every image in ``images_dir``; its labels in ``labels_dir/<stem>.txt`` (none = no objects)."""
+    labels_dir, images_dir = Path(labels_dir), Path(images_dir)
+    if not images_dir.is_dir():
+        raise UserError(f"image folder not found: {images_dir}")
+    images = {p.stem: p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    label_files = sorted(labels_dir.glob("*.txt")) if labels_dir.is_dir() else []
+    for txt in label_files:
+        if txt.stem not in images and txt.name != "classes.txt":
+            raise UserError(f"{txt}: image {images_dir / txt.stem}.* is listed but missing")
+    records = []
+    for stem, img_path in images.items():
+        w, h = _image_size(img_path, str(img_path))
+        rec = ImageRecord(img_path.name, w, h)
+        txt = labels_dir / f"{stem}.txt"
+        lines = txt.read_text(encoding="utf-8").splitlines() if txt.is_file() else []
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{txt} line {n}"
+            parts = line.split()
+            if len(parts) != 5:
+                raise UserError(f"{where}: expected 'class cx cy w h', got {line.strip()!r}")
+            try:
+                cls, cx, cy, bw, bh = int(parts[0]), *(float(p) for p in parts[1:])
+            except ValueError:
+                raise UserError(f"{where}: not numbers: {line.strip()!r}") from None
+            if not 0 <= cls < len(classes):
+                raise UserError(f"{where}: unknown class index {cls} ({len(classes)} classes: 0..{len(classes) - 1})")
+            box = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+            rec.boxes.append(check_box(box, w, h, where))
+            rec.labels.append(cls)
+        records.append(rec)
+    return DetectionSet(list(classes), records, str(images_dir))
+
+
+def write_yolo(ds: DetectionSet, labels_dir: str | os.PathLike) -> Path:
+    """``<stem>.txt`` per image and ``classes.txt`` into ``labels_dir``."""
+    out = Path(labels_dir)
+    for rec in ds.images:
+        lines = []
+        for (x1, y1, x2, y2), label in zip(rec.boxes, rec.labels):
+            cx, cy = (x1 + x2) / 2 / rec.width, (y1 + y2) / 2 / rec.height
+            lines.append(f"{label} {cx:.6f} {cy:.6f} {(x2 - x1) / rec.width:.6f} {(y2 - y1) / rec.height:.6f}")
+        write_text(out / (Path(rec.file).stem + ".txt"), "".join(line + "\n" for line in lines))
+    write_text(out / "classes.txt", "".join(c + "\n" for c in ds.classes))
+    return out

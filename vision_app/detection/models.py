@@ -1,0 +1,150 @@
+"""Detector builders: ``MODELS = {"yolo": build_yolo, "fasterrcnn": build_fasterrcnn}``.
+
+Both detectors share one interface, so training, evaluation, serving and the benchmarks never
+branch on the architecture: ``model(images, targets)`` returns a dict of losses in train mode,
+``model(images)`` a list of ``{"boxes" (xyxy), "labels" (0..C-1), "scores"}`` in eval mode, for a
+``[B, 3, S, S]`` batch of normalised, letterboxed images.
+
+Initialisation is random unless the recipe names weights: ``model.weights`` is a local file (a
+``.safetensors`` from an earlier run, or a ``.pt``/``.pth`` state dict such as torchvision's COCO
+checkpoint; tensors whose shape does not fit, e.g. another class count's head, are skipped and
+logged) or, for Faster R-CNN, a torchvision weights enum name (``COCO_V1``, found in the torch
+hub cache or downloaded); ``model.backbone_weights`` names a torchvision ImageNet enum
+(``IMAGENET1K_V1`` …) for the backbone alone.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import safetensors.torch
+import torch
+from torch import nn
+from torchvision.models import detection as tvd
+from torchvision.models import mobilenetv3, resnet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+from shared.errors import UserError
+from vision_app.detection.config import DetectModel
+from vision_app.detection.yolo import RESNETS, CSPBackbone, ResNetBackbone, YoloDetector
+
+log = logging.getLogger(__name__)
+
+# builder and the enum classes its `weights` / `weights_backbone` names are looked up in
+FASTER_RCNN = {
+    "mobilenet_v3": (tvd.fasterrcnn_mobilenet_v3_large_fpn, tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights,
+                     mobilenetv3.MobileNet_V3_Large_Weights),
+    "resnet50": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights, resnet.ResNet50_Weights),
+}
+RESNET_WEIGHTS = {"resnet18": resnet.ResNet18_Weights, "resnet34": resnet.ResNet34_Weights,
+                  "resnet50": resnet.ResNet50_Weights}
+# Small images hold few objects: far fewer proposals than torchvision's defaults (2000/1000 and
+# 512 sampled RoIs) lose nothing here and make CPU training about twice as fast.
+RCNN_SPEED = dict(rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300,
+                  rpn_post_nms_top_n_test=150, box_batch_size_per_image=128)
+
+
+def _enum(enum_cls, name: str | None, what: str):
+    if name is None:
+        return None
+    try:
+        return enum_cls[name]
+    except KeyError:
+        raise UserError(f"{what}: {name!r} is not one of {[w.name for w in enum_cls]}") from None
+
+
+def _is_file(name: str | None) -> bool:
+    return name is not None and (Path(name).suffix in (".safetensors", ".pt", ".pth") or Path(name).exists())
+
+
+def load_matching(model: nn.Module, path: str | Path, prefix: str = "") -> nn.Module:
+    """Load the tensors of ``path`` whose names and shapes fit ``model``; log what was skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model.weights: file not found: {path}")
+    if path.suffix == ".safetensors":
+        state = safetensors.torch.load_file(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("model", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    state = {(k if k in own else prefix + k): v for k, v in state.items()}
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise UserError(f"model.weights: no tensor in {path} fits this model (another architecture?)")
+    model.load_state_dict(fits, strict=False)
+    skipped = sorted(set(state) - set(fits))
+    log.info("loaded %d tensors from %s; skipped %d that do not fit (%s)", len(fits), path, len(skipped),
+             ", ".join(skipped[:4]))
+    return model
+
+
+class FasterRCNNDetector(nn.Module):
+    """torchvision's Faster R-CNN behind the shared interface: class ids 0..C-1 outside (torchvision
+    reserves 0 for background) and no resizing or normalising of its own (the preset did both)."""
+
+    def __init__(self, net: tvd.FasterRCNN):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images, targets: list[dict] | None = None):
+        images = list(images)
+        if self.training:
+            shifted = [{"boxes": t["boxes"], "labels": t["labels"] + 1} for t in targets]
+            return self.net(images, shifted)
+        return [{**o, "labels": o["labels"] - 1} for o in self.net(images)]
+
+
+def build_fasterrcnn(cfg: DetectModel, num_classes: int) -> nn.Module:
+    if cfg.backbone not in FASTER_RCNN:
+        raise UserError(f"model.backbone {cfg.backbone!r}: fasterrcnn takes {sorted(FASTER_RCNN)}")
+    builder, weights_enum, backbone_enum = FASTER_RCNN[cfg.backbone]
+    hub_weights = None if _is_file(cfg.weights) else _enum(weights_enum, cfg.weights, "model.weights")
+    net = builder(
+        weights=hub_weights, num_classes=None if hub_weights else num_classes + 1,
+        weights_backbone=_enum(backbone_enum, cfg.backbone_weights, "model.backbone_weights"),
+        min_size=cfg.input_size, max_size=cfg.input_size, image_mean=[0.0] * 3, image_std=[1.0] * 3,
+        box_score_thresh=cfg.score_thresh, box_nms_thresh=cfg.nms_iou, box_detections_per_img=cfg.max_detections,
+        **RCNN_SPEED,
+    )
+    sizes = tuple(cfg.anchor_sizes)
+    per_level = (sizes,) * 3 if cfg.backbone == "mobilenet_v3" else tuple((s,) for s in sizes)
+    if len(per_level) != len(net.rpn.anchor_generator.sizes) or len(per_level[0]) != len(
+            net.rpn.anchor_generator.sizes[0]):
+        raise UserError(f"model.anchor_sizes needs 5 sizes for fasterrcnn/{cfg.backbone}")
+    net.rpn.anchor_generator = AnchorGenerator(per_level, ((0.5, 1.0, 2.0),) * len(per_level))
+    if hub_weights is not None:  # a COCO head has 91 classes: give it ours
+        net.roi_heads.box_predictor = FastRCNNPredictor(net.roi_heads.box_head.fc7.out_features, num_classes + 1)
+    model = FasterRCNNDetector(net)
+    if _is_file(cfg.weights):
+        load_matching(model, cfg.weights, prefix="net.")
+    return model
+
+
+def build_yolo(cfg: DetectModel, num_classes: int) -> nn.Module:
+    if cfg.backbone == "csp":
+        if cfg.backbone_weights:
+            raise UserError("model.backbone_weights: the csp backbone has no published weights; use "
+                            "model.weights (a file) or a resnet backbone")
+        backbone = CSPBackbone(cfg.width, cfg.depth)
+    elif cfg.backbone in RESNETS:
+        backbone = ResNetBackbone(cfg.backbone, _enum(RESNET_WEIGHTS[cfg.backbone], cfg.backbone_weights,
+                                                      "model.backbone_weights"))
+    else:
+        raise UserError(f"model.backbone {cfg.backbone!r}: yolo takes csp, {', '.join(RESNETS)}")
+    model = YoloDetector(num_classes, backbone, cfg.neck_width, cfg.depth, score_thresh=cfg.score_thresh,
+                         nms_iou=cfg.nms_iou, max_detections=cfg.max_detections)
+    if cfg.weights:
+        if not _is_file(cfg.weights):
+            raise UserError(f"model.weights for yolo must be a local file, got {cfg.weights!r}")
+        load_matching(model, cfg.weights)
+    return model
+
+
+MODELS = {"yolo": build_yolo, "fasterrcnn": build_fasterrcnn}
+
+
+def build_detector(cfg: DetectModel, num_classes: int) -> nn.Module:
+    """The detector the recipe names, with ``num_classes`` object classes."""
+    return MODELS[cfg.arch](cfg, num_classes)

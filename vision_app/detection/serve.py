@@ -1,0 +1,97 @@
+"""Serving a detection run: ``POST /predict`` with image uploads → boxes, labels and scores.
+
+::
+
+    curl -F file=@street.jpg -F score_threshold=0.4 -F max_detections=20 -F annotated=true \\
+         http://127.0.0.1:8000/predict
+    curl -H 'Content-Type: application/json' http://127.0.0.1:8000/predict \\
+         -d '{"instances": [{"image_base64": "..."}], "score_threshold": 0.4}'
+
+Answer: ``{"predictions": [{"width", "height", "detections": [{"box": [x1, y1, x2, y2], "label",
+"score"}, …], "annotated_png_base64"?}, …]}``, one entry per image in upload order, boxes in the
+image's own pixels. ``score_threshold`` (0-1, default 0.3) and ``max_detections`` (1-1000, at
+most the model's ``max_detections``) are bounded (422 outside); uploads have the same limits and
+errors as every vision endpoint (:mod:`vision_app.uploads`).
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from shared.runs import load_metrics, resolve_run
+from vision_app.detection.config import DetectConfig
+from vision_app.detection.evaluate import draw_detections
+from vision_app.detection.predict import Detector, as_json
+from vision_app.images import encode_png
+from vision_app.uploads import ImagesRequest, ImageUploadPredictor, UploadedImages, form_uploads
+
+
+class DetectOptions(BaseModel):
+    score_threshold: float = Field(0.3, ge=0, le=1, description="drop detections scoring below this")
+    max_detections: int = Field(100, ge=1, le=1000, description="keep at most this many per image")
+    annotated: bool = Field(False, description="also return the image with the boxes drawn, as PNG base64")
+
+
+class DetectRequest(ImagesRequest, DetectOptions):
+    pass
+
+
+class DetectUploads(UploadedImages, DetectOptions):
+    pass
+
+
+class DetectPredictor(ImageUploadPredictor):
+    request_model = DetectRequest
+
+    def __init__(self, cfg: DetectConfig, run: str | Path):
+        super().__init__(cfg.serve.limits(), cfg.serve.max_images)
+        self.cfg, self.run = cfg, resolve_run(run)
+        self.detector = Detector(self.run, cfg, cfg.serve.backend, cfg.serve.threads)
+
+    @classmethod
+    def from_run(cls, cfg: DetectConfig, run: str | Path) -> "DetectPredictor":
+        return cls(cfg, run)
+
+    def from_form(self, form: FormData) -> BaseModel:
+        files = form_uploads(form, self.max_images, self.limits.max_bytes)
+        fields = {k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)}
+        try:
+            return DetectUploads(files=files, **fields)
+        except ValidationError:  # keep the fields' errors, drop the (valid) files from the report
+            DetectOptions.model_validate(fields)
+            raise
+
+    def items(self, body: BaseModel) -> list[tuple[np.ndarray, DetectOptions]]:
+        options = DetectOptions(**{k: getattr(body, k) for k in DetectOptions.model_fields})
+        return [(image, options) for image in super().items(body)]
+
+    def predict_batch(self, items: list[tuple[np.ndarray, DetectOptions]]) -> list[dict]:
+        images = [image for image, _ in items]
+        # one model call for the whole batch at the lowest threshold asked; each request's own
+        # threshold and cap are applied to its images afterwards
+        low = min(o.score_threshold for _, o in items)
+        preds = self.detector(images, score_thresh=low, max_detections=self.cfg.model.max_detections)
+        out = []
+        for (image, opt), pred in zip(items, preds):
+            keep = (pred["scores"] >= opt.score_threshold).nonzero().squeeze(1)[: opt.max_detections]
+            pred = {k: v[keep] for k, v in pred.items()}
+            entry = {"width": image.shape[1], "height": image.shape[0],
+                     "detections": as_json(pred, self.detector.classes)}
+            if opt.annotated:
+                drawn = draw_detections(image, pred, self.detector.classes, score_thresh=opt.score_threshold)
+                entry["annotated_png_base64"] = base64.b64encode(encode_png(drawn)).decode()
+            out.append(entry)
+        return out
+
+    def metadata(self) -> dict:
+        metrics = {k: v for k, v in load_metrics(self.run).items() if k.startswith("test/") and k.count("/") == 1}
+        m = self.cfg.model
+        return {"run": self.run.name, "task": "detect", "model": m.arch, "backbone": m.backbone,
+                "classes": self.detector.classes, "input_size": m.input_size, "backend": self.cfg.serve.backend,
+                "max_images": self.max_images, "max_image_bytes": self.limits.max_bytes,
+                "max_image_pixels": self.limits.max_pixels, "max_detections": m.max_detections,
+                "metrics": metrics}
