@@ -91,6 +91,8 @@ class EvalConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
     batch_size: int = Field(256, ge=1)  # users scored at once
     plot: bool = True
+    compare_models: list[Literal["popularity", "itemknn", "ease", "sasrec"]] = Field(
+        default_factory=lambda: list(MODEL_NAMES), min_length=1)  # what `compare` trains and ranks
 
     @field_validator("ks")
     @classmethod

@@ -14,7 +14,7 @@ import logging
 import time
 from pathlib import Path
 
-from recsys_app.config import MODEL_NAMES, RecsysConfig
+from recsys_app.config import RecsysConfig
 from recsys_app.dataset import Interactions, load_dataset, save_dataset
 from recsys_app.evaluate import evaluate_split, metrics_table
 from recsys_app.models import Recommender, build_model
@@ -74,7 +74,7 @@ def compare(args) -> dict:
     run = create_run(APP, f"{cfg.name}-compare")
     write_yaml(run / "config.yaml", to_dict(cfg))
     results = {}
-    for name in MODEL_NAMES:
+    for name in cfg.eval.compare_models:
         _, results[name] = fit_and_score(cfg, ds, name, run / name)
         results[name]["train_seconds"] = results[name]["train/seconds"]
         update_metrics(run, {f"{k.split('/', 1)[0]}/{name}/{k.split('/', 1)[1]}": v

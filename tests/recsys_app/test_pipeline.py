@@ -139,3 +139,12 @@ def test_not_json_and_metadata(trained):
     meta = client.get("/metadata").json()
     assert meta["limits"]["max_k"] == 20 and meta["items"] == 30
     assert client.get("/readyz").status_code == 200
+
+
+def test_compare_ranks_models_on_one_split(files):
+    assert cli("compare", *overrides(files, "ease"), "eval.compare_models=[popularity,ease]") == 0
+    run = runs_root() / "recsys_app" / "tiny-ease-compare" / "latest"
+    table = (run / "comparison.md").read_text()
+    assert "| ease |" in table and "| popularity |" in table
+    metrics = read_json(run / "metrics.json")
+    assert {"test/ease/ndcg@10", "test/popularity/ndcg@10", "train/ease/seconds"} <= set(metrics)
