@@ -7,9 +7,10 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
+from shared.training import LoopConfig
 from tabular_mining.stream import StreamConfig
 
-ModelName = Literal["logistic", "xgboost", "lightgbm"]
+ModelName = Literal["logistic", "xgboost", "lightgbm", "ft_transformer"]
 
 
 class TableData(StrictModel):
@@ -62,6 +63,31 @@ class LightGBMParams(StrictModel):
     n_jobs: int | None = None
 
 
+def _ft_loop() -> LoopConfig:
+    return LoopConfig(epochs=100, batch_size=256, lr=3e-4, weight_decay=1e-5, schedule="constant",
+                      monitor="log_loss", monitor_mode="min", early_stopping_patience=10, progress=False)
+
+
+class FTTransformerParams(StrictModel):
+    """FT-Transformer size (the paper's default is d_token 192, 3 blocks; 64 trains in minutes on
+    a CPU) and its shared-loop training section."""
+
+    d_token: int = Field(64, ge=8)
+    n_blocks: int = Field(3, ge=1)
+    n_heads: int = Field(8, ge=1)
+    ffn_factor: float = Field(4 / 3, gt=0)
+    attention_dropout: float = Field(0.2, ge=0, lt=1)
+    ffn_dropout: float = Field(0.1, ge=0, lt=1)
+    residual_dropout: float = Field(0.0, ge=0, lt=1)
+    train: LoopConfig = Field(default_factory=_ft_loop)
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.d_token % self.n_heads:
+            raise ValueError(f"d_token ({self.d_token}) must be a multiple of n_heads ({self.n_heads})")
+        return self
+
+
 class ClassifyModel(StrictModel):
     name: Literal["all"] | ModelName = Field("all", description="'all' trains every candidate and serves the best")
     candidates: list[ModelName] = Field(default_factory=lambda: ["logistic", "xgboost", "lightgbm"], min_length=1)
@@ -69,6 +95,7 @@ class ClassifyModel(StrictModel):
     logistic: LogisticParams = Field(default_factory=LogisticParams)
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
+    ft_transformer: FTTransformerParams = Field(default_factory=FTTransformerParams)
 
     def to_train(self) -> list[str]:
         return list(self.candidates) if self.name == "all" else [self.name]

@@ -17,6 +17,7 @@ import numpy as np
 from shared.runs import atomic_path, read_json, write_json
 from tabular_mining.config import LightGBMParams, LogisticParams, XGBoostParams
 from tabular_mining.features import FeatureSchema, design_matrix
+from tabular_mining.ft_transformer import FTTransformerModel
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,8 @@ class LightGBMModel:
                    read_json(directory / "lightgbm_info.json"))
 
 
-MODELS: dict[str, type] = {"logistic": LogisticModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel}
+MODELS: dict[str, type] = {"logistic": LogisticModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel,
+                          "ft_transformer": FTTransformerModel}
 
 
 def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0) -> Classifier:
