@@ -96,6 +96,8 @@ class ClassifyModel(StrictModel):
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     ft_transformer: FTTransformerParams = Field(default_factory=FTTransformerParams)
+    params_from: str | None = Field(None, description="a tune run directory: its best parameters replace "
+                                                      "those of the model it tuned (see tabular_mining.tune)")
 
     def to_train(self) -> list[str]:
         return list(self.candidates) if self.name == "all" else [self.name]
@@ -105,6 +107,19 @@ class ClassifyEval(StrictModel):
     threshold: float = Field(0.5, gt=0, lt=1, description="probability at or above which the label is positive")
     cv_folds: int = Field(5, ge=0, description="stratified k-fold CV over all rows; 0 = off")
     plots: bool = True
+
+
+class TuneConfig(StrictModel):
+    """The ``tune`` stage: Optuna TPE over one model's parameters, scored by inner k-fold CV on
+    the training rows only (validation and test rows are never seen), with median pruning."""
+
+    model: ModelName = "xgboost"
+    n_trials: int = Field(30, ge=1, description="the trial budget")
+    timeout_s: float | None = Field(None, gt=0, description="stop starting trials after this long")
+    cv_folds: int = Field(3, ge=2)
+    metric: Literal["roc_auc", "pr_auc", "log_loss"] = "roc_auc"
+    prune: bool = True
+    seed: int = 0
 
 
 class ClassifyConfig(StrictModel):
@@ -117,6 +132,7 @@ class ClassifyConfig(StrictModel):
     eval: ClassifyEval = Field(default_factory=ClassifyEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
 
     @model_validator(mode="after")
     def _no_overlap(self):

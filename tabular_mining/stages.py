@@ -20,6 +20,7 @@ from tabular_mining.rules_config import RulesConfig
 from tabular_mining import segments_serve, segments_task
 from tabular_mining.segments_config import SegmentConfig
 from tabular_mining.stream import stream_stage
+from tabular_mining import tune as classify_tune
 
 TASK_CONFIGS = {"classify": ClassifyConfig, "segment": SegmentConfig, "rules": RulesConfig}
 
@@ -77,6 +78,14 @@ def serve(args):
     serve_cfg = cfg.serve.model_copy(update={"host": args.host, "port": args.port})
     app = create_app(lambda: LOADERS[cfg.task](run), serve_cfg, title=f"tabular_mining · {cfg.name}")
     serve_app(app, serve_cfg.host, serve_cfg.port)
+
+
+def tune(args):
+    """Optuna search for one classify model on inner CV of the training rows; see tabular_mining.tune."""
+    cfg = load_recipe(args)
+    if cfg.task != "classify":
+        raise UserError(f"tune works on task: classify recipes, not {cfg.task!r}")
+    return classify_tune.tune(cfg)
 
 
 def stream(args):

@@ -16,6 +16,7 @@ from tabular_mining.evaluate import evaluate_run
 from tabular_mining.features import encode_frame, encode_target
 from tabular_mining.models import fit_model, save_model
 from tabular_mining.preprocess import APP, load_splits
+from tabular_mining.tune import apply_tuned
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
 
 
 def train(cfg: ClassifyConfig) -> dict:
+    cfg = apply_tuned(cfg)  # model.params_from: a tune run's best parameters
     splits = load_splits(cfg.name, cfg.data)
     schema = splits.schema
     X_train, y_train = encode_frame(splits.train, schema), encode_target(splits.train[schema.target], schema)

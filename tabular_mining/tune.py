@@ -1,0 +1,171 @@
+"""The ``tune`` stage: hyperparameter search for one classify model with Optuna.
+
+    python -m tabular_mining tune  --config configs/tabular_mining/churn.yaml tune.model=lightgbm tune.n_trials=40
+    python -m tabular_mining train --config configs/tabular_mining/churn.yaml model.name=lightgbm \\
+        model.params_from=runs/tabular_mining/churn-tune/latest
+
+TPE proposes parameters from the model's search space (``SPACES``); each trial is scored by
+stratified k-fold CV over the *training* rows only (each fold early-stops on a slice of its own
+training part), so the validation and test splits stay unseen. After each fold the running mean is
+reported and the median pruner stops trials that trail the others. The budget is
+``tune.n_trials`` (and ``tune.timeout_s``). A tune run (``runs/tabular_mining/<name>-tune/<id>``)
+holds ``best_params.json``, ``trials.csv``, ``tune_history.png`` and ``metrics.json``;
+``model.params_from`` points ``train`` at it, and the train run's saved config then records the
+tuned values.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import optuna
+from pydantic import BaseModel
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from shared import plots
+from shared.config import to_dict, validate
+from shared.errors import UserError
+from shared.metrics import binary_classification
+from shared.runs import create_run, mark_latest, read_json, resolve_run, update_metrics, write_json, write_text, write_yaml
+from tabular_mining.config import ClassifyConfig
+from tabular_mining.features import encode_frame, encode_target
+from tabular_mining.models import MODELS
+from tabular_mining.preprocess import APP, load_splits
+
+log = logging.getLogger(__name__)
+
+
+def _xgboost(t: optuna.Trial) -> dict:
+    return {"learning_rate": t.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "max_depth": t.suggest_int("max_depth", 2, 8),
+            "min_child_weight": t.suggest_float("min_child_weight", 1.0, 30.0, log=True),
+            "subsample": t.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": t.suggest_float("colsample_bytree", 0.4, 1.0),
+            "reg_lambda": t.suggest_float("reg_lambda", 1e-3, 30.0, log=True)}
+
+
+def _lightgbm(t: optuna.Trial) -> dict:
+    return {"learning_rate": t.suggest_float("learning_rate", 0.01, 0.3, log=True),
+            "num_leaves": t.suggest_int("num_leaves", 4, 64, log=True),
+            "min_child_samples": t.suggest_int("min_child_samples", 5, 150, log=True),
+            "subsample": t.suggest_float("subsample", 0.5, 1.0),
+            "colsample_bytree": t.suggest_float("colsample_bytree", 0.4, 1.0),
+            "reg_lambda": t.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+            "cat_smooth": t.suggest_float("cat_smooth", 1.0, 50.0, log=True)}
+
+
+def _logistic(t: optuna.Trial) -> dict:
+    return {"C": t.suggest_float("C", 1e-3, 100.0, log=True),
+            "class_weight": t.suggest_categorical("class_weight", [None, "balanced"])}
+
+
+def _ft_transformer(t: optuna.Trial) -> dict:
+    return {"d_token": t.suggest_categorical("d_token", [32, 64, 128]),
+            "n_blocks": t.suggest_int("n_blocks", 1, 4),
+            "attention_dropout": t.suggest_float("attention_dropout", 0.0, 0.5),
+            "ffn_dropout": t.suggest_float("ffn_dropout", 0.0, 0.5),
+            "train.lr": t.suggest_float("train.lr", 1e-4, 3e-3, log=True),
+            "train.weight_decay": t.suggest_float("train.weight_decay", 1e-6, 1e-3, log=True)}
+
+
+SPACES: dict[str, Callable[[optuna.Trial], dict]] = {
+    "xgboost": _xgboost, "lightgbm": _lightgbm, "logistic": _logistic, "ft_transformer": _ft_transformer,
+}
+
+
+def with_params(base: BaseModel, updates: dict) -> BaseModel:
+    """``base`` (a model's parameter section) with ``updates`` applied; ``a.b`` keys reach nested
+    sections. Validated, so a bad value fails here with the key's name."""
+    data = base.model_dump()
+    for key, value in updates.items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    return validate(type(base), data, source="tuned parameters")
+
+
+def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna.Trial | None = None) -> float:
+    """Mean ``cfg.tune.metric`` over stratified folds of ``rows``; reports each fold to ``trial``."""
+    t, target = cfg.tune, cfg.data.target
+    y_all = encode_target(rows[target], schema)
+    folds = StratifiedKFold(t.cv_folds, shuffle=True, random_state=t.seed)
+    scores = []
+    for k, (fit_idx, held_idx) in enumerate(folds.split(rows, y_all)):
+        fit_rows = rows.iloc[fit_idx]
+        tr, es = train_test_split(fit_rows, test_size=0.15, stratify=y_all[fit_idx], random_state=t.seed)
+        enc = [(encode_frame(f, schema), encode_target(f[target], schema)) for f in (tr, es, rows.iloc[held_idx])]
+        model = MODELS[t.model].fit(schema, *enc[0], *enc[1], params, seed=t.seed)
+        scores.append(binary_classification(enc[2][1], model.predict_proba(enc[2][0]))[t.metric])
+        if trial is not None:
+            trial.report(float(np.mean(scores)), k)
+            if t.prune and trial.should_prune():
+                raise optuna.TrialPruned()
+    return float(np.mean(scores))
+
+
+def tune(cfg: ClassifyConfig) -> dict:
+    t = cfg.tune
+    splits = load_splits(cfg.name, cfg.data)
+    rows = splits.train.reset_index(drop=True)  # only the training split: valid/test stay unseen
+    base = getattr(cfg.model, t.model)
+    direction = "minimize" if t.metric == "log_loss" else "maximize"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=t.seed),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0))
+    study.enqueue_trial(_flat(base))  # trial 0: the config's own values, the baseline to beat
+
+    def objective(trial: optuna.Trial) -> float:
+        score = cv_score(cfg, rows, splits.schema, with_params(base, SPACES[t.model](trial)), trial)
+        log.info("trial %d: %s=%.4f %s", trial.number, t.metric, score, trial.params)
+        return score
+
+    study.optimize(objective, n_trials=t.n_trials, timeout=t.timeout_s, catch=())
+    done = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise UserError("no tuning trial completed: raise tune.n_trials or tune.timeout_s")
+    run = create_run(APP, f"{cfg.name}-tune")
+    write_yaml(run / "config.yaml", to_dict(cfg))
+    best = study.best_trial
+    write_json(run / "best_params.json", {"model": t.model, "params": best.params, "metric": t.metric,
+                                           "cv_folds": t.cv_folds, "value": best.value, "trial": best.number})
+    trials = study.trials_dataframe(attrs=("number", "state", "value", "duration", "params"))
+    write_text(run / "trials.csv", trials.to_csv(index=False))
+    values = [tr.value if tr.value is not None else np.nan for tr in study.trials]
+    best_so_far = (np.fmin if direction == "minimize" else np.fmax).accumulate(np.array(values, float))
+    plots.curves({f"trial {t.metric}": values, "best so far": best_so_far.tolist()}, run / "tune_history.png",
+                 xlabel="trial", ylabel=f"inner-CV {t.metric}", title=f"Optuna TPE: {t.model}")
+    pruned = sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials)
+    metrics = update_metrics(run, {f"tune/best_{t.metric}": best.value, "tune/trials_complete": len(done),
+                                   "tune/trials_pruned": pruned, f"tune/default_{t.metric}": values[0]})
+    mark_latest(run)
+    log.info("best %s %.4f (trial %d of %d, %d pruned) → %s", t.metric, best.value, best.number,
+             len(study.trials), pruned, run)
+    return {"run": str(run), "model": t.model, "best_params": best.params, **metrics}
+
+
+def apply_tuned(cfg: ClassifyConfig) -> ClassifyConfig:
+    """``cfg`` with ``model.params_from``'s best parameters applied to the model they were tuned for."""
+    if not cfg.model.params_from:
+        return cfg
+    path = resolve_run(cfg.model.params_from)
+    if not (path / "best_params.json").exists():
+        raise UserError(f"model.params_from={cfg.model.params_from}: no best_params.json there (run `tune` first)")
+    tuned = read_json(path / "best_params.json")
+    section = with_params(getattr(cfg.model, tuned["model"]), tuned["params"])
+    log.info("using %s parameters tuned in %s: %s", tuned["model"], path, tuned["params"])
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={tuned["model"]: section,
+                                                                          "params_from": str(path)})})
+
+
+def _flat(params: BaseModel) -> dict:
+    out = {}
+    for k, v in params.model_dump().items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+

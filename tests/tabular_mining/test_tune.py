@@ -1,0 +1,63 @@
+"""The tune stage: parameter updates, Optuna on inner CV of the training rows only, and train
+picking the best parameters up through ``model.params_from``."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.cli import run_cli
+from shared.config import load_config
+from shared.errors import UserError
+from tabular_mining import tune as tune_module
+from tabular_mining.__main__ import STAGES
+from tabular_mining.config import ClassifyConfig, FTTransformerParams, XGBoostParams
+from tabular_mining.preprocess import load_splits
+from tabular_mining.train import train
+
+SMALL = ["name=churn-tune-smoke", "data.sample=400", "eval.cv_folds=0", "model.xgboost.n_estimators=40",
+         "model.xgboost.early_stopping_rounds=10", "tune.model=xgboost", "tune.n_trials=4", "tune.cv_folds=2"]
+
+
+def test_with_params_updates_nested_sections_and_validates():
+    ft = tune_module.with_params(FTTransformerParams(), {"d_token": 32, "train.lr": 0.002})
+    assert ft.d_token == 32 and ft.train.lr == 0.002 and ft.train.monitor == "log_loss"
+    with pytest.raises(UserError, match="max_depth"):
+        tune_module.with_params(XGBoostParams(), {"max_depth": 0})
+
+
+def test_tune_then_train_with_the_best_parameters(monkeypatch, tmp_path):
+    cfg = load_config(ClassifyConfig, "configs/tabular_mining/churn-quick.yaml", SMALL)
+    seen_rows = []
+    real = tune_module.cv_score
+    monkeypatch.setattr(tune_module, "cv_score", lambda c, rows, *a, **k: seen_rows.append(len(rows)) or real(c, rows, *a, **k))
+    summary = tune_module.tune(cfg)
+    run = Path(summary["run"])
+    assert run.parent.name == "churn-tune-smoke-tune"
+    splits = load_splits(cfg.name, cfg.data)
+    assert set(seen_rows) == {len(splits.train)}  # inner CV never sees valid or test rows
+    best = json.loads((run / "best_params.json").read_text())
+    assert best["model"] == "xgboost" and set(best["params"]) >= {"learning_rate", "max_depth"}
+    trials = (run / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 4 and (run / "tune_history.png").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.5 < metrics["tune/best_roc_auc"] <= 1 and metrics["tune/best_roc_auc"] >= metrics["tune/default_roc_auc"]
+    assert metrics["tune/trials_complete"] + metrics["tune/trials_pruned"] == 4
+
+    # trial 0 is the recipe's own parameters
+    first = dict(zip(trials[0].split(","), trials[1].split(",")))
+    assert float(first["params_learning_rate"]) == pytest.approx(cfg.model.xgboost.learning_rate)
+
+    trained = train(load_config(ClassifyConfig, "configs/tabular_mining/churn-quick.yaml",
+                                SMALL + ["model.name=xgboost", f"model.params_from={run.parent / 'latest'}"]))
+    saved = yaml.safe_load((Path(trained["run"]) / "config.yaml").read_text())["model"]
+    assert saved["xgboost"]["learning_rate"] == pytest.approx(best["params"]["learning_rate"])
+    assert saved["xgboost"]["max_depth"] == best["params"]["max_depth"]
+    assert saved["params_from"] == str(run)
+
+
+def test_tune_refuses_other_tasks_and_missing_runs(tmp_path):
+    assert run_cli("tabular_mining", STAGES, argv=["tune", "--config", "configs/tabular_mining/rules-quick.yaml"]) == 2
+    cfg = load_config(ClassifyConfig, "configs/tabular_mining/churn-quick.yaml", [f"model.params_from={tmp_path}"])
+    with pytest.raises(UserError):
+        tune_module.apply_tuned(cfg)
