@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.loadgen import ServerProcess, free_port, load, python
@@ -153,8 +152,8 @@ def to_markdown(result: dict) -> str:
     lines = ["# nlp_app benchmarks", "", f"Run: `{result['run']}`; {result['machine']}", ""]
     if t:
         lines += ["## Training throughput (samples/s, CPU fp32)", "",
-                  f"BERT {t['model']}, {t['texts']} texts, batch {t['batch_size']}, {t['steps']} steps, best of "
-                  f"{len(t['ours'])}.", "", "| loop | samples/s |", "|---|---|",
+                  (f"BERT {t['model']}, {t['texts']} texts, batch {t['batch_size']}, {t['steps']} steps, "
+                   f"best of {len(t['ours'])}."), "", "| loop | samples/s |", "|---|---|",
                   f"| shared.training.fit | {t['ours_samples_per_s']:.1f} |"]
         if "trainer_samples_per_s" in t:
             lines += [f"| transformers.Trainer | {t['trainer_samples_per_s']:.1f} |", "",

@@ -52,7 +52,7 @@ class BaselineClassifier:
             parts.append(self.char.transform(texts))
         return sparse.hstack(parts, format="csr")
 
-    def fit(self, texts: list[str], labels: list[str]) -> "BaselineClassifier":
+    def fit(self, texts: list[str], labels: list[str]) -> BaselineClassifier:
         index = {name: i for i, name in enumerate(self.labels)}
         y = np.array([index[lab] for lab in labels])
         parts = [self.word.fit_transform(texts)]

@@ -9,8 +9,9 @@ and ``AutoModel*.from_pretrained(run_dir)`` both work.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -62,8 +63,8 @@ def build_classifier(arch: BertArch, labels: list[str], tokenizer):
     """``BertForSequenceClassification`` (or the pretrained family's equivalent) for ``labels``."""
     from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
 
-    label_kwargs = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                        label2id={name: i for i, name in enumerate(labels)})
+    label_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                    "label2id": {name: i for i, name in enumerate(labels)}}
     if arch.pretrained:
         model = from_pretrained(AutoModelForSequenceClassification, arch, **label_kwargs)
     else:

@@ -35,7 +35,7 @@ class DataConfig(StrictModel):
     max_examples: int | None = Field(None, ge=20, description="stratified subsample before splitting")
 
     @model_validator(mode="after")
-    def _paths(self) -> "DataConfig":
+    def _paths(self) -> DataConfig:
         if self.source == "file" and not self.path:
             raise ValueError("data.source=file needs data.path (a CSV or JSONL file)")
         if self.source == "splits" and not (self.train and self.valid and self.test):
@@ -48,7 +48,7 @@ class PretrainDataConfig(DataConfig):
     and/or plain-text files, one text per line."""
 
     use_train_texts: bool = True
-    text_files: list[str] = []
+    text_files: list[str] = Field(default_factory=list)
 
 
 class BertArch(StrictModel):
@@ -66,7 +66,7 @@ class BertArch(StrictModel):
     dropout: float = Field(0.1, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _heads(self) -> "BertArch":
+    def _heads(self) -> BertArch:
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
         return self
@@ -107,10 +107,10 @@ class ExportConfig(StrictModel):
 class CompareConfig(StrictModel):
     """What ``compare`` trains side by side on one split and the same fine-tuning budget."""
 
-    models: list[Literal["baseline", "bert_scratch", "bert_pretrained"]] = [
-        "baseline", "bert_scratch", "bert_pretrained"]
+    models: list[Literal["baseline", "bert_scratch", "bert_pretrained"]] = Field(
+        default_factory=lambda: ["baseline", "bert_scratch", "bert_pretrained"])
     pretrain_config: str = "configs/nlp_app/pretrain.yaml"
-    pretrain_overrides: list[str] = []
+    pretrain_overrides: list[str] = Field(default_factory=list)
 
 
 class SentimentConfig(StrictModel):

@@ -19,8 +19,15 @@ import os
 from pathlib import Path
 
 from nlp_app.config import DataConfig
-from nlp_app.preprocess import (Examples, deduplicate, label_map, normalize_text, remove_leaks,
-                                stratified_split, subsample)
+from nlp_app.preprocess import (
+    Examples,
+    deduplicate,
+    label_map,
+    normalize_text,
+    remove_leaks,
+    stratified_split,
+    subsample,
+)
 from shared import runs
 from shared.errors import UserError
 

@@ -6,7 +6,6 @@ in the documented format (see :mod:`nlp_app.data`).
 """
 from __future__ import annotations
 
-import csv
 import io
 import json
 import logging
@@ -103,11 +102,3 @@ def predict_stage(args) -> dict:
         return {"run": str(run), "n": len(texts), "output": args.output}
     sys.stdout.write(buf.getvalue())
     return {}
-
-
-def write_csv_table(rows: list[dict], path: Path) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    runs.write_text(path, buf.getvalue())

@@ -10,8 +10,8 @@ model and the offline scores are the same code path. Texts are normalised here, 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

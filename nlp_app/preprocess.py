@@ -139,11 +139,11 @@ def stratified_split(data: Examples, valid_fraction: float, test_fraction: float
         raise UserError(f"labels {rare[:5]} have fewer than 3 examples: too few to split into "
                         "train/valid/test; add examples or drop those labels")
     held = valid_fraction + test_fraction
-    n_held = max(2 * len(counts), int(round(n * held)))
+    n_held = max(2 * len(counts), round(n * held))
     if n_held >= n:
         raise UserError(f"{n} examples are too few to hold out {held:.0%} for valid+test")
     train_idx, rest_idx = train_test_split(idx, test_size=n_held, stratify=y, random_state=seed)
-    n_test = max(len(counts), int(round(n_held * test_fraction / held)))
+    n_test = max(len(counts), round(n_held * test_fraction / held))
     n_test = min(n_test, len(rest_idx) - len(counts))
     valid_idx, test_idx = train_test_split(rest_idx, test_size=n_test, stratify=y[rest_idx], random_state=seed)
     return {name: Examples([data.texts[i] for i in part], [data.labels[i] for i in part])

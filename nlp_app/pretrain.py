@@ -17,14 +17,20 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
 
-from nlp_app.bert import bert_config, build_tokenizer, from_pretrained, pad_multiple_for, pad_sequences
-from nlp_app.bert import save_pretrained_files
+from nlp_app.bert import (
+    bert_config,
+    build_tokenizer,
+    from_pretrained,
+    pad_multiple_for,
+    pad_sequences,
+    save_pretrained_files,
+)
 from nlp_app.config import PretrainConfig
 from nlp_app.data import load_splits, read_texts
 from nlp_app.tokenization import token_word_ids, word_spans

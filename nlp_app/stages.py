@@ -14,6 +14,6 @@ def pretrain_stage(args) -> dict:
     from nlp_app.pretrain import pretrain
 
     path = args.config
-    if path.endswith("sentiment.yaml") or path.endswith("sentiment-quick.yaml"):
+    if path.endswith(("sentiment.yaml", "sentiment-quick.yaml")):
         path = path.replace("sentiment", "pretrain")  # the default --config is the sentiment recipe
     return pretrain(load_config(PretrainConfig, path, args.overrides))

@@ -17,8 +17,15 @@ import numpy as np
 import torch
 
 from nlp_app.baseline import BaselineClassifier
-from nlp_app.bert import (DynamicPadding, TokenizedTexts, build_classifier, build_tokenizer, encode,
-                          pad_multiple_for, save_pretrained_files)
+from nlp_app.bert import (
+    DynamicPadding,
+    TokenizedTexts,
+    build_classifier,
+    build_tokenizer,
+    encode,
+    pad_multiple_for,
+    save_pretrained_files,
+)
 from nlp_app.config import SentimentConfig
 from nlp_app.data import load_splits
 from nlp_app.evaluate import score
@@ -111,7 +118,7 @@ def train(cfg: SentimentConfig, run: Path | None = None) -> dict:
     if not is_main:  # rank 0 scores and writes
         return {}
     figures["train/total_seconds"] = time.perf_counter() - t0
-    splits, labels, cache = load_splits(cfg.data)
+    splits, labels, _ = load_splits(cfg.data)
     runs.write_json(run / "labels.json", labels)
     clf = load_classifier(run, "torch", cfg.eval.batch_size)
     values = {**figures, **score(clf, splits["valid"], "valid"), **score(clf, splits["test"], "test", run)}
@@ -125,15 +132,19 @@ def train(cfg: SentimentConfig, run: Path | None = None) -> dict:
 
 def write_model_card(run: Path, cfg: SentimentConfig, values: dict, counts: dict) -> None:
     m = cfg.model
-    what = ("jieba word + character n-gram TF-IDF, logistic regression" if m.name == "baseline" else
-            f"BERT from {m.pretrained}" if m.pretrained else
-            f"BERT from random init: {m.num_layers} layers, hidden {m.hidden_size}, character vocabulary")
+    if m.name == "baseline":
+        what = "jieba word + character n-gram TF-IDF, logistic regression"
+    elif m.pretrained:
+        what = f"BERT from {m.pretrained}"
+    else:
+        what = f"BERT from random init: {m.num_layers} layers, hidden {m.hidden_size}, character vocabulary"
     lines = [f"# {cfg.name}: {m.name}", "", f"- model: {what}", f"- data: {cfg.data.source}, split {counts}",
              f"- labels: {runs.read_json(run / 'labels.json')}", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.4f} |" for k, v in sorted(values.items()) if k.startswith(("test/", "valid/"))
               and "/" not in k.split("/", 1)[1]]
-    lines += ["", f"Wall time {values.get('train/total_seconds', 0):.0f}s. Inputs are normalised "
-              "(full-width to half-width, control characters out, lower case) before scoring.", ""]
+    note = (f"Wall time {values.get('train/total_seconds', 0):.0f}s. Inputs are normalised (full-width to "
+            "half-width, control characters out, lower case) before scoring.")
+    lines += ["", note, ""]
     runs.write_text(run / "MODEL_CARD.md", "\n".join(lines))
 
 

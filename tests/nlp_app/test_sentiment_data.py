@@ -5,8 +5,17 @@ import pytest
 
 from nlp_app.config import DataConfig
 from nlp_app.data import build_splits, read_labelled, read_texts
-from nlp_app.preprocess import (Examples, collapse_whitespace, deduplicate, label_map, normalize_text,
-                                remove_leaks, strip_control, stratified_split, to_half_width)
+from nlp_app.preprocess import (
+    Examples,
+    collapse_whitespace,
+    deduplicate,
+    label_map,
+    normalize_text,
+    remove_leaks,
+    stratified_split,
+    strip_control,
+    to_half_width,
+)
 from shared.errors import UserError
 
 

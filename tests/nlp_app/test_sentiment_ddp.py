@@ -18,7 +18,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     env = {**os.environ, "MLREF_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
            "-m", "nlp_app", "train", "--config", "configs/nlp_app/sentiment-quick.yaml", *TINY]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dirs = [p for p in (tmp_path / "runs" / "nlp_app" / "sentiment").iterdir() if p.name != "latest"]
     assert len(run_dirs) == 1  # one run, written by rank 0 only

@@ -5,7 +5,14 @@ import torch
 
 from nlp_app.bert import DynamicPadding, pad_multiple_for
 from nlp_app.pretrain import IGNORE, WholeWordMaskCollator, apply_mask, choose_masked
-from nlp_app.tokenization import SPECIAL_TOKENS, build_char_vocab, char_tokenizer, segment, token_word_ids, word_spans
+from nlp_app.tokenization import (
+    SPECIAL_TOKENS,
+    build_char_vocab,
+    char_tokenizer,
+    segment,
+    token_word_ids,
+    word_spans,
+)
 
 
 def test_segment_words():
