@@ -45,7 +45,7 @@ class DataConfig(StrictModel):
     split: SplitConfig = SplitConfig()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "DataConfig":
+    def _consistent(self) -> DataConfig:
         if self.source == "file" and not self.path:
             raise ValueError("data.source=file needs data.path (an interactions .csv or .parquet)")
         if self.min_rating is not None and self.rating_col is None:
@@ -74,7 +74,7 @@ class SASRecConfig(StrictModel):
     num_negatives: int = Field(100, ge=1)
 
     @model_validator(mode="after")
-    def _heads_divide_dim(self) -> "SASRecConfig":
+    def _heads_divide_dim(self) -> SASRecConfig:
         if self.dim % self.heads:
             raise ValueError(f"model.sasrec.dim={self.dim} must be a multiple of heads={self.heads}")
         return self

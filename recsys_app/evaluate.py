@@ -8,7 +8,7 @@ and items the run has never seen are skipped and counted).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -14,8 +14,8 @@ to ``model.safetensors`` (no pickle); hyper-parameters come back from the run's 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import safetensors.numpy
@@ -59,7 +59,7 @@ class Recommender:
         """``(len(histories), n_items)`` float32 scores."""
         raise NotImplementedError
 
-    def to(self, device: str) -> "Recommender":
+    def to(self, device: str) -> Recommender:
         """Where scoring runs; the closed-form models score with NumPy on the CPU."""
         return self
 
@@ -75,7 +75,7 @@ class Recommender:
             safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in self.tensors().items()}, str(tmp))
         return path
 
-    def load(self, out_dir: Path) -> "Recommender":
+    def load(self, out_dir: Path) -> Recommender:
         path = Path(out_dir) / WEIGHTS
         if not path.exists():
             raise UserError(f"{path} is missing: train this run again")

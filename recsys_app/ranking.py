@@ -14,7 +14,7 @@ leaves tie order to chance; the tests check the two agree.)
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

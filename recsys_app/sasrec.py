@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -179,7 +179,7 @@ class SASRecRecommender(Recommender):
         seq = left_pad(histories, self.cfg.model.sasrec.max_len).to(self.device)
         return self.net.item_logits(self.net(seq)[:, -1]).cpu().numpy()
 
-    def to(self, device: str | torch.device) -> "SASRecRecommender":
+    def to(self, device: str | torch.device) -> SASRecRecommender:
         """Score on ``device`` (``auto`` picks the accelerator); training leaves it on the CPU."""
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.net.to(self.device)
@@ -188,7 +188,7 @@ class SASRecRecommender(Recommender):
     def save(self, out_dir: Path) -> Path:
         return Path(out_dir) / WEIGHTS  # fit() already wrote the best weights there
 
-    def load(self, out_dir: Path) -> "SASRecRecommender":
+    def load(self, out_dir: Path) -> SASRecRecommender:
         path = Path(out_dir) / WEIGHTS
         if not path.exists():
             raise UserError(f"{path} is missing: train this run again")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -30,9 +29,10 @@ from recsys_app.models import Recommender
 from recsys_app.ranking import exclude, top_k
 from shared.errors import UserError
 from shared.runs import load_metrics, write_text
-from shared.serving import Predictor, create_app, serve as serve_app
+from shared.serving import Predictor, create_app
+from shared.serving import serve as serve_app
 
-Id = Union[int, str]
+Id = int | str
 
 
 class _Instance(BaseModel):
@@ -43,7 +43,7 @@ class _Instance(BaseModel):
     exclude_seen: bool = True
 
     @model_validator(mode="after")
-    def _one_of(self) -> "_Instance":
+    def _one_of(self) -> _Instance:
         if (self.user is None) == (self.items is None):
             raise ValueError("give either 'user' (a user id) or 'items' (recent item ids), not both or neither")
         return self

@@ -22,8 +22,17 @@ from recsys_app.preprocess import APP, load_or_preprocess
 from shared import plots
 from shared.config import apply_overrides, load_config, to_dict, validate
 from shared.metrics import with_split
-from shared.runs import (create_run, load_run_config, mark_latest, resolve_run, task_dir, update_metrics,
-                         write_json, write_text, write_yaml)
+from shared.runs import (
+    create_run,
+    load_run_config,
+    mark_latest,
+    resolve_run,
+    task_dir,
+    update_metrics,
+    write_json,
+    write_text,
+    write_yaml,
+)
 
 log = logging.getLogger(__name__)
 

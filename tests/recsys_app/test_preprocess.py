@@ -6,7 +6,13 @@ import pytest
 from recsys_app.config import DataConfig
 from recsys_app.data import parse_timestamps, standardize_interactions
 from recsys_app.preprocess import (
-    build_dataset, drop_repeats, k_core, keep_positives, leave_last_out_split, order_by_time, random_split,
+    build_dataset,
+    drop_repeats,
+    k_core,
+    keep_positives,
+    leave_last_out_split,
+    order_by_time,
+    random_split,
 )
 from shared.errors import UserError
 
