@@ -14,6 +14,12 @@ from pydantic import BaseModel
 
 from vision_app import classify, segment, serve
 from vision_app.config import ClassifyConfig, SegmentConfig
+from vision_app.detection import data as detect_data
+from vision_app.detection import export as detect_export
+from vision_app.detection import predict as detect_predict
+from vision_app.detection import serve as detect_serve
+from vision_app.detection import train as detect_train
+from vision_app.detection.config import DetectConfig
 
 
 @dataclass(frozen=True)
@@ -32,4 +38,6 @@ TASKS: dict[str, VisionTask] = {
                            classify.predict, classify.export, serve.ClassifyPredictor.from_run),
     "segment": VisionTask(SegmentConfig, segment.preprocess, segment.train, segment.evaluate,
                           segment.predict, segment.export, serve.SegmentPredictor.from_run),
+    "detect": VisionTask(DetectConfig, detect_data.preprocess, detect_train.train, detect_predict.evaluate,
+                         detect_predict.predict, detect_export.export, detect_serve.DetectPredictor.from_run),
 }
