@@ -80,15 +80,15 @@ def inference(arch: str, cfg: DetectConfig, tmp: Path, seconds: float, batches=(
                            dynamic_axes={"image": {0: "batch"}, "boxes": {0: "batch"}, "scores": {0: "batch"}})
         session = OnnxSession(path)
         engines["torch eager (graph only, no NMS)"] = model.raw
-        engines["onnxruntime (graph only, no NMS)"] = lambda x: session.run({"image": x})
-        engines["onnxruntime + torchvision NMS"] = lambda x: postprocess(
-            *(torch.from_numpy(a) for a in session.run({"image": x})), cfg.model.score_thresh, cfg.model.nms_iou)
+        engines["onnxruntime (graph only, no NMS)"] = lambda batch: session.run({"image": batch})
+        engines["onnxruntime + torchvision NMS"] = lambda batch: postprocess(
+            *(torch.from_numpy(a) for a in session.run({"image": batch})), cfg.model.score_thresh, cfg.model.nms_iou)
     rows = []
     for batch in batches:
         x = torch.randn(batch, 3, s, s)
         for backend, engine in engines.items():
             with torch.inference_mode():
-                ips = _rate(lambda e=engine: e(x), batch, seconds)
+                ips = _rate(lambda e=engine, b=x: e(b), batch, seconds)
             rows.append({"model": arch, "size": s, "batch": batch, "backend": backend, "images_per_s": ips})
     return rows
 

@@ -7,8 +7,16 @@ from PIL import Image
 
 from shared.errors import UserError
 from vision_app.detection.data import assign_splits, drop_duplicates
-from vision_app.detection.formats import (DetectionSet, ImageRecord, read_coco, read_voc, read_yolo, write_coco,
-                                          write_voc, write_yolo)
+from vision_app.detection.formats import (
+    DetectionSet,
+    ImageRecord,
+    read_coco,
+    read_voc,
+    read_yolo,
+    write_coco,
+    write_voc,
+    write_yolo,
+)
 
 CLASSES = ["cat", "dog"]
 
@@ -118,7 +126,7 @@ def test_splits_named_carved_and_deduplicated(tiny_set):
     assert split["test"] == sorted(files[16:]) and len(split["valid"]) == 2
     assert sorted(split["train"] + split["valid"]) == sorted(files[:16])
     auto = assign_splits(files, {}, 0.1, 0.2, seed=0)
-    assert sorted(sum(auto.values(), [])) == sorted(files) and len(auto["test"]) == 4
+    assert sorted(f for names in auto.values() for f in names) == sorted(files) and len(auto["test"]) == 4
     with pytest.raises(UserError, match="more than one split"):
         assign_splits(files, {"train": files[:10], "test": files[9:]}, 0.1, 0.2, seed=0)
     with pytest.raises(UserError, match="no annotation"):

@@ -3,6 +3,7 @@ few steps → evaluate → predict → (export) → serve, plus HTTP tests with 
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,13 +47,13 @@ def trained(request):
 
 
 def test_train_writes_a_complete_run(trained):
-    cfg, run = trained
-    metrics = json.loads(open(f"{run}/metrics.json").read())
+    _, run = trained
+    metrics = json.loads(Path(run, "metrics.json").read_text())
     for key in ("test/map_50", "test/map", "valid/map_50", "test/circle/ap50", "test/triangle/recall50"):
         assert key in metrics and 0.0 <= metrics[key] <= 1.0
     for name in ("model.safetensors", "labels.json", "config.yaml", "pr_curve.png", "MODEL_CARD.md"):
-        assert (torch.tensor(0) is not None) and __import__("os").path.exists(f"{run}/{name}"), name
-    assert len(list(__import__("pathlib").Path(run, "detections").glob("*.png"))) == 2
+        assert Path(run, name).exists(), name
+    assert len(list(Path(run, "detections").glob("*.png"))) == 2
 
 
 def test_evaluate_and_predict_agree_with_serving(trained, tmp_path):
@@ -68,7 +69,7 @@ def test_evaluate_and_predict_agree_with_serving(trained, tmp_path):
 
     cfg.model.score_thresh = 0.0  # the untrained model's scores are low: let every box through
     with TestClient(create_app(lambda: serve.DetectPredictor(cfg, run), cfg.serve)) as client:
-        raw = open(files[0], "rb").read()
+        raw = Path(files[0]).read_bytes()
         r = client.post("/predict", files=[("file", ("a.png", raw, "image/png"))],
                         data={"score_threshold": "0.05", "max_detections": "100"})
         assert r.status_code == 200, r.text
@@ -132,3 +133,14 @@ def test_export_onnx_matches_torch(trained):
     # an untrained model ties many scores, so compare what does not depend on the order of ties
     assert len(a["scores"]) == len(b["scores"]) > 0
     assert torch.allclose(a["scores"].sort().values, b["scores"].sort().values, atol=1e-4)
+
+
+@pytest.mark.parametrize("recipe", ["detect", "detect_fasterrcnn"])
+def test_recipes_load_and_quick_twins_share_the_name(recipe):
+    from shared.config import load_config
+
+    full = load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml")
+    quick = load_config(DetectConfig, f"configs/vision_app/{recipe}-quick.yaml")
+    assert full.name == quick.name == recipe and full.model.arch == quick.model.arch
+    with pytest.raises(UserError, match="model.input_size"):
+        load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml", ["model.input_size=100"])

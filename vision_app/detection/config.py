@@ -29,7 +29,7 @@ class DetectData(StrictModel):
     shapes_max_objects: int = Field(4, ge=1)
 
     @model_validator(mode="after")
-    def _paths_given(self) -> "DetectData":
+    def _paths_given(self) -> DetectData:
         if self.format != "shapes" and (not self.annotations or not self.images):
             raise ValueError(f"format {self.format} needs data.annotations and data.images")
         if self.format == "yolo" and not self.classes:
@@ -45,7 +45,7 @@ class DetectModel(StrictModel):
     width: int = Field(16, ge=4)  # yolo csp backbone: channels of the first stage
     depth: int = Field(1, ge=1)  # yolo: residual pairs per CSP block
     neck_width: int = Field(64, ge=8)  # yolo: channels of the pyramid and heads
-    anchor_sizes: list[int] = [16, 32, 64, 128, 256]  # fasterrcnn: one size per pyramid level
+    anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)  # fasterrcnn: one size per pyramid level
     # a local .safetensors / .pt state_dict of the whole detector, or a torchvision weights enum
     # name (e.g. COCO_V1; fasterrcnn only); null = random initialisation
     weights: str | None = None

@@ -47,10 +47,10 @@ class DetectionSet:
                 "images": [vars(r) for r in self.images]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DetectionSet":
+    def from_dict(cls, data: dict) -> DetectionSet:
         return cls(list(data["classes"]), [ImageRecord(**r) for r in data["images"]], data["images_dir"])
 
-    def subset(self, files: set[str]) -> "DetectionSet":
+    def subset(self, files: set[str]) -> DetectionSet:
         return DetectionSet(self.classes, [r for r in self.images if r.file in files], self.images_dir)
 
 

@@ -41,8 +41,8 @@ RESNET_WEIGHTS = {"resnet18": resnet.ResNet18_Weights, "resnet34": resnet.ResNet
                   "resnet50": resnet.ResNet50_Weights}
 # Small images hold few objects: far fewer proposals than torchvision's defaults (2000/1000 and
 # 512 sampled RoIs) lose nothing here and cut CPU training time several-fold.
-RCNN_SPEED = dict(rpn_pre_nms_top_n_train=600, rpn_post_nms_top_n_train=300, rpn_pre_nms_top_n_test=300,
-                  rpn_post_nms_top_n_test=150, box_batch_size_per_image=32)
+RCNN_SPEED = {"rpn_pre_nms_top_n_train": 600, "rpn_post_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 300,
+              "rpn_post_nms_top_n_test": 150, "box_batch_size_per_image": 32}
 # From scratch, the RoI head's two 1024-wide layers (fc6 alone is 12.8M weights) are most of the
 # compute; 256 wide is plenty for a few classes. Pretrained COCO weights keep torchvision's head.
 RCNN_HEAD_WIDTH = 256

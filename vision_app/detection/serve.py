@@ -53,7 +53,7 @@ class DetectPredictor(ImageUploadPredictor):
         self.detector = Detector(self.run, cfg, cfg.serve.backend, cfg.serve.threads)
 
     @classmethod
-    def from_run(cls, cfg: DetectConfig, run: str | Path) -> "DetectPredictor":
+    def from_run(cls, cfg: DetectConfig, run: str | Path) -> DetectPredictor:
         return cls(cfg, run)
 
     def from_form(self, form: FormData) -> BaseModel:

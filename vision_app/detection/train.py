@@ -91,10 +91,10 @@ def model_card(cfg: DetectConfig, classes: list[str], sets: dict, metrics: dict)
         f"- classes ({len(classes)}): {', '.join(classes)}",
         f"- input: letterboxed to {m.input_size}x{m.input_size}; boxes are returned in original image pixels",
         f"- initialisation: {m.weights or 'random'}; backbone: {m.backbone_weights or 'random'}",
-        f"- data: {cfg.data.format}; images train/valid/test = "
-        + "/".join(str(len(sets[s].images)) for s in ("train", "valid", "test")),
-        f"- training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "
-        f"{metrics['train/seconds']:.0f}s",
+        "- data: {}; images train/valid/test = {}".format(
+            cfg.data.format, "/".join(str(len(sets[s].images)) for s in ("train", "valid", "test"))),
+        (f"- training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.lr}, "
+         f"{metrics['train/seconds']:.0f}s"),
         "", "| metric | test |", "|---|---|",
     ]
     lines += [f"| {k[5:]} | {v:.4f} |" for k, v in sorted(metrics.items()) if k.startswith("test/")]
