@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -176,7 +177,12 @@ def train(cfg: QAConfig) -> dict:
     valid_feats = _features(splits["valid"], tokenizer, cfg)
     log.info("QA windows: %d train (%d with the answer), %d valid", len(train_feats),
              sum(s > 0 for s in train_feats.start_positions), len(valid_feats))
-    result = qa_ner_model.fit_model(model, QATask(splits["valid"], valid_feats, cfg), feature_items(train_feats),
+    train_items = feature_items(train_feats)
+    if cfg.features.no_answer_fraction < 1:
+        rng = random.Random(cfg.train.seed)
+        train_items = [it for it in train_items if it["start_positions"] or rng.random() < cfg.features.no_answer_fraction]
+        log.info("kept %d of %d training windows", len(train_items), len(train_feats))
+    result = qa_ner_model.fit_model(model, QATask(splits["valid"], valid_feats, cfg), train_items,
                                     feature_items(valid_feats), cfg, run)
     test_feats = _features(splits["test"], tokenizer, cfg)
     test = qa_ner_model.evaluate_on(model, QATask(splits["test"], test_feats, cfg), feature_items(test_feats), cfg)

@@ -41,6 +41,8 @@ class QAFeatureConfig(StrictModel):
     max_query_length: int = Field(64, ge=4)
     n_best: int = Field(20, ge=1)
     max_answer_length: int = Field(30, ge=1, description="tokens")
+    no_answer_fraction: float = Field(1.0, gt=0, le=1, description="share of training windows without the "
+                                      "answer that are kept (seeded); below 1 trains faster on long contexts")
 
 
 class QAModelConfig(BertArch):

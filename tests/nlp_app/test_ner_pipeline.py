@@ -127,3 +127,16 @@ def test_cli_errors_are_one_line_exit_2(recipe, capsys):
     assert run_cli("nlp_app", STAGES, argv=["compare", "--config", str(recipe)]) == 2
     err = capsys.readouterr().err
     assert "model.hidden_size" in err and "no 'compare' stage" in err
+
+
+def test_onnx_backend_tags_like_torch(trained, recipe):
+    from pathlib import Path
+
+    if not (Path(trained["run"]) / "model.onnx").exists():
+        _stage("export", "--config", recipe)
+    texts = [list("张伟在北京接受了新华社的采访。"), list("王芳")]
+    tags = {}
+    for backend in ("torch", "onnx"):
+        _, cfg, runner, tokenizer, labels = ner.load(None, "ner-test", backend=backend)
+        tags[backend] = ner.predict_tags(runner, tokenizer, texts, labels, cfg.model.max_length)
+    assert tags["onnx"] == tags["torch"]
