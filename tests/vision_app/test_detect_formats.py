@@ -1,5 +1,6 @@
 """Detection annotation formats: each round-trips into the internal form; bad data fails clearly."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,23 @@ def test_splits_named_carved_and_deduplicated(tiny_set):
     tiny_set.images.append(ImageRecord("a_copy.png", 40, 30, [], []))
     kept, dropped = drop_duplicates(tiny_set)
     assert dropped == ["a_copy.png"] and len(kept.images) == 3
+
+
+RACCOON = Path("/work/shared/data/raccoon")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RACCOON.is_dir(), reason="the raccoon development set is not on this machine")
+def test_raccoon_voc_reads_and_splits():
+    from shared.config import validate
+    from vision_app.detection.config import DetectConfig
+    from vision_app.detection.data import preprocess
+
+    ds = read_voc(RACCOON / "annotations", RACCOON / "images")
+    assert ds.classes == ["raccoon"] and len(ds.images) == 200 and sum(len(r.boxes) for r in ds.images) == 217
+    cfg = validate(DetectConfig, {"name": "detect-raccoon-test", "data": {
+        "format": "voc", "annotations": str(RACCOON / "annotations"), "images": str(RACCOON / "images"),
+        "split": {"train": str(RACCOON / "data/train_labels.csv"), "test": str(RACCOON / "data/test_labels.csv")}}})
+    manifest = preprocess(cfg)
+    assert manifest["splits"]["test"]["images"] == 40  # byte-identical copies are dropped from train only
+    assert sum(s["images"] for s in manifest["splits"].values()) == 200 - manifest["n_duplicates_dropped"]
