@@ -51,8 +51,8 @@ def training(cfg: RecsysConfig, models: list[str]) -> list[dict]:
     for name in models:
         run_cfg = cfg.model_copy(deep=True)
         if name == "sasrec":  # one epoch, no validation: the per-epoch cost
-            run_cfg.train.epochs, run_cfg.train.monitor, run_cfg.train.early_stopping_patience = 1, None, None
-            run_cfg.train.progress = False
+            run_cfg.train = run_cfg.train.model_copy(update={"epochs": 1, "monitor": None, "progress": False,
+                                                             "early_stopping_patience": None})
         model = build_model(run_cfg, ds.n_items, name)
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

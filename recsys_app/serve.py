@@ -27,6 +27,7 @@ from recsys_app.data import read_table, require_columns
 from recsys_app.dataset import SPLITS, Interactions
 from recsys_app.models import Recommender
 from recsys_app.ranking import exclude, top_k
+from shared.device import set_threads
 from shared.errors import UserError
 from shared.runs import load_metrics, write_text
 from shared.serving import Predictor, create_app
@@ -138,6 +139,7 @@ def serve(args) -> None:
     from recsys_app.train import load_trained
 
     cfg, ds, model, run = load_trained(args)
+    set_threads(cfg.serve.torch_threads)
     serve_cfg = cfg.serve.model_copy(update={"host": args.host, "port": args.port})
     app = create_app(lambda: RecsysPredictor(cfg, ds, model, run), serve_cfg, title=f"recsys_app · {cfg.name}")
     serve_app(app, serve_cfg.host, serve_cfg.port)
