@@ -63,9 +63,19 @@ class LightGBMParams(StrictModel):
     n_jobs: int | None = None
 
 
-def _ft_loop() -> LoopConfig:
-    return LoopConfig(epochs=100, batch_size=256, lr=3e-4, weight_decay=1e-5, schedule="constant",
-                      monitor="log_loss", monitor_mode="min", early_stopping_patience=10, progress=False)
+class FTLoopConfig(LoopConfig):
+    """The shared loop's section with FT-Transformer defaults, so a partial ``train:`` in a YAML or
+    an override like ``model.ft_transformer.train.lr=1e-3`` keeps the rest of them."""
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    schedule: Literal["linear", "cosine", "constant"] = "constant"
+    monitor: str | None = "log_loss"
+    monitor_mode: Literal["max", "min"] = "min"
+    early_stopping_patience: int | None = Field(10, ge=1)
+    progress: bool = False
 
 
 class FTTransformerParams(StrictModel):
@@ -79,7 +89,7 @@ class FTTransformerParams(StrictModel):
     attention_dropout: float = Field(0.2, ge=0, lt=1)
     ffn_dropout: float = Field(0.1, ge=0, lt=1)
     residual_dropout: float = Field(0.0, ge=0, lt=1)
-    train: LoopConfig = Field(default_factory=_ft_loop)
+    train: FTLoopConfig = Field(default_factory=FTLoopConfig)
 
     @model_validator(mode="after")
     def _heads_divide(self):

@@ -119,7 +119,9 @@ def make_rules(itemsets: pd.DataFrame, n_baskets: int, min_confidence: float) ->
     if itemsets.empty or itemsets["itemsets"].map(len).max() < 2:
         return pd.DataFrame(columns=columns)
     rules = association_rules(
-        itemsets, num_itemsets=n_baskets, metric="confidence", min_threshold=min_confidence,
+        # a hair under the threshold: a rule at exactly min_confidence (e.g. 3/10 at 0.3) must not be
+        # lost to floating-point division
+        itemsets, num_itemsets=n_baskets, metric="confidence", min_threshold=min_confidence - 1e-9,
         return_metrics=["antecedent support", "consequent support", "support", "confidence", "lift",
                         "leverage", "conviction"],
     )

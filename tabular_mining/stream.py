@@ -119,8 +119,8 @@ class RecordScorer:
     def __init__(self, predictor: Predictor, id_field: str | None, max_bytes: int):
         self.predictor, self.id_field, self.max_bytes = predictor, id_field, max_bytes
 
-    def parse(self, message: Message) -> tuple[Any, Any]:
-        """``(item, id)`` or raises ``ValueError`` with a message for the error report."""
+    def decode(self, message: Message) -> tuple[dict, Any]:
+        """``(record, id)`` from one message, or ``ValueError`` with the report's message."""
         raw = message.value
         if len(raw) > self.max_bytes:
             raise ValueError(f"record is {len(raw)} bytes, over stream.max_record_bytes={self.max_bytes}")
@@ -131,13 +131,31 @@ class RecordScorer:
         if not isinstance(obj, dict):
             raise ValueError(f"a record must be a JSON object, got {type(obj).__name__}")
         rid = obj.pop(self.id_field, None) if self.id_field else None
+        return obj, rid
+
+    def validate(self, records: list[dict]) -> tuple[list, dict[int, str]]:
+        """Validate a batch in one schema call: ``(items of the valid records, {index: error})``.
+        A failure's location names the record, so one pass finds every bad one; a second pass
+        (only then) validates the rest."""
+        def check(recs: list[dict]):
+            return self.predictor.items(self.predictor.request_model.model_validate({"instances": recs}))
+
         try:
-            body = self.predictor.request_model.model_validate({"instances": [obj]})
+            return check(records), {}
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][2:]) or '(record)'}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ValueError(problems) from None
-        return self.predictor.items(body)[0], rid
+            bad: dict[int, list[str]] = {}
+            for e in exc.errors():
+                loc = e["loc"]
+                if len(loc) >= 2 and loc[0] == "instances" and isinstance(loc[1], int):
+                    bad.setdefault(loc[1], []).append(f"{'.'.join(str(p) for p in loc[2:]) or '(record)'}: {e['msg']}")
+            if not bad:  # not about one record (cannot happen with the app's schemas): give up on the batch
+                return [], {i: str(exc).splitlines()[0] for i in range(len(records))}
+        keep = [i for i in range(len(records)) if i not in bad]
+        items = check([records[i] for i in keep]) if keep else []
+        full: list = [None] * len(records)
+        for i, item in zip(keep, items):
+            full[i] = item
+        return full, {i: "; ".join(v) for i, v in bad.items()}
 
     def score(self, items: list) -> list[Any | Exception]:
         try:
@@ -201,13 +219,19 @@ def run_stream(predictor: Predictor, source, sink, cfg: StreamConfig, errors: Te
 def _flush(batch: list[Message], scorer: RecordScorer, sink, source, stats: StreamStats, errors: TextIO) -> None:
     stats.records += len(batch)
     stats.batches += 1
-    good: list[tuple[Message, Any, Any]] = []
+    decoded: list[tuple[Message, dict, Any]] = []
     for message in batch:
         try:
-            item, rid = scorer.parse(message)
-            good.append((message, item, rid))
+            decoded.append((message, *scorer.decode(message)))
         except ValueError as exc:
             _report(message, str(exc), sink, stats, errors)
+    items, invalid = scorer.validate([d[1] for d in decoded]) if decoded else ([], {})
+    good: list[tuple[Message, Any, Any]] = []
+    for i, (message, _, rid) in enumerate(decoded):
+        if i in invalid:
+            _report(message, invalid[i], sink, stats, errors)
+        else:
+            good.append((message, items[i], rid))
     outputs = []
     for (message, _, rid), result in zip(good, scorer.score([g[1] for g in good]) if good else []):
         if isinstance(result, Exception):

@@ -17,7 +17,7 @@ from tabular_mining.models import load_model, save_model
 from tabular_mining.train import train
 
 TINY = {"d_token": 16, "n_blocks": 1, "n_heads": 2,
-        "train": {"epochs": 6, "batch_size": 64, "lr": 3e-3, "monitor": "log_loss", "monitor_mode": "min",
+        "train": {"epochs": 5, "batch_size": 64, "lr": 3e-3, "monitor": "log_loss", "monitor_mode": "min",
                   "progress": False, "device": "cpu"}}
 
 
@@ -42,7 +42,7 @@ def planted(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def fitted():
-    train_df, valid_df, test_df = planted(600, 0), planted(200, 1), planted(300, 2)
+    train_df, valid_df, test_df = planted(500, 0), planted(200, 1), planted(300, 2)
     schema = infer_schema(train_df, "y", ["no", "yes"])
     enc = lambda d: (encode_frame(d, schema), encode_target(d["y"], schema))  # noqa: E731
     params = FTTransformerParams.model_validate(TINY)

@@ -181,3 +181,9 @@ def test_cli_evaluate_predict_and_serve(telco_run, tmp_path, capsys):
         assert client.post("/predict", json={"instances": [{"items": []}]}).status_code == 422
         assert client.post("/predict", json={"instances": [{"items": ["a"]}], "rank_by": "x"}).status_code == 422
         assert client.get("/metadata").json()["task"] == "rules"
+
+
+def test_a_rule_exactly_at_min_confidence_is_kept():
+    matrix, items = encode([["a", "b"]] * 3 + [["a"]] * 7)  # a→b: 3/10 = 0.3
+    rules = make_rules(mine_itemsets(matrix, items, 0.1), 10, min_confidence=0.3)
+    assert rule(rules, {"a"}, {"b"})["confidence"] == pytest.approx(0.3)
