@@ -121,7 +121,9 @@ class KafkaSink:
 def broker_reachable(bootstrap_servers: str, timeout_s: float = 2.0) -> bool:
     """Whether a broker answers a metadata request (the live test skips when none does)."""
     kafka = _kafka()
-    client = kafka.admin.AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": int(timeout_s * 1000)})
+    from confluent_kafka.admin import AdminClient
+
+    client = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": int(timeout_s * 1000)})
     try:
         client.list_topics(timeout=timeout_s)
         return True
