@@ -46,7 +46,8 @@ def fit_and_score(cfg: RecsysConfig, ds: Interactions, name: str, out_dir: Path)
     info = model.fit(ds, out_dir)
     seconds = time.perf_counter() - t0
     model.to(cfg.train.device)
-    metrics = {"train/seconds": seconds}
+    # SASRec reports its time in training steps, summed over resumes (evaluation excluded).
+    metrics = {"train/seconds": float(info.get("train_seconds", seconds))}
     for split in ("valid", "test"):
         metrics.update(with_split(split, evaluate_split(model, ds, split, cfg)))
     log.info("%s: %.1fs, valid ndcg@10 %.4f, test ndcg@10 %.4f", name, seconds,
