@@ -37,8 +37,22 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the project (done automatically by demo/test)
 
-demo: $(STAMP) ## run the quick recipe of every app on the embedded data and print a report
-	$(PY) -m tabular_mining train --config configs/tabular_mining/churn-quick.yaml
+DEMO_RECIPES := \
+	tabular_mining:configs/tabular_mining/churn-quick.yaml \
+	tabular_mining:configs/tabular_mining/segments-quick.yaml \
+	tabular_mining:configs/tabular_mining/rules-quick.yaml \
+	nlp_app:configs/nlp_app/sentiment-quick.yaml \
+	nlp_app:configs/nlp_app/ner-quick.yaml \
+	vision_app:configs/vision_app/classify-quick.yaml \
+	vision_app:configs/vision_app/segment-quick.yaml \
+	vision_app:configs/vision_app/detect-quick.yaml \
+	recsys_app:configs/recsys_app/movielens-quick.yaml
+
+demo: $(STAMP) ## train every app's quick recipe on the embedded data, then print a report
+	@set -e; for item in $(DEMO_RECIPES); do \
+		echo; echo "==> $(PY) -m $${item%%:*} train --config $${item#*:}"; \
+		$(PY) -m $${item%%:*} train --config $${item#*:}; \
+	done
 	$(PY) -m shared.report
 
 test: $(STAMP) ## the fast test suite (what CI runs)
@@ -67,6 +81,9 @@ predict-%: $(STAMP) ## predict-<app>: batch-score a file: ARGS='--input f --outp
 
 export-%: $(STAMP) ## export-<app>: ONNX (+ int8 where supported)
 	$(PY) -m $(APP_$*) export --config $(cfg) $(run_arg) $(ARGS)
+
+compare-%: $(STAMP) ## compare-<nlp|recsys>: train every model of the recipe on one split; a ranked table
+	$(PY) -m $(APP_$*) compare --config $(cfg) $(ARGS)
 
 serve-%: $(STAMP) ## serve-<app>: REST on 127.0.0.1:8000 (ARGS='--host 0.0.0.0 --port 9000')
 	$(PY) -m $(APP_$*) serve --config $(cfg) $(run_arg) $(ARGS)
