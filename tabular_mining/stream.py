@@ -220,18 +220,22 @@ def _flush(batch: list[Message], scorer: RecordScorer, sink, source, stats: Stre
     stats.records += len(batch)
     stats.batches += 1
     decoded: list[tuple[Message, dict, Any]] = []
-    for message in batch:
+    rejected: list[tuple[int, Message, str]] = []  # reported in input order, whatever step caught them
+    for n, message in enumerate(batch):
         try:
             decoded.append((message, *scorer.decode(message)))
         except ValueError as exc:
-            _report(message, str(exc), sink, stats, errors)
+            rejected.append((n, message, str(exc)))
     items, invalid = scorer.validate([d[1] for d in decoded]) if decoded else ([], {})
+    order = {id(m): n for n, m in enumerate(batch)}
     good: list[tuple[Message, Any, Any]] = []
     for i, (message, _, rid) in enumerate(decoded):
         if i in invalid:
-            _report(message, invalid[i], sink, stats, errors)
+            rejected.append((order[id(message)], message, invalid[i]))
         else:
             good.append((message, items[i], rid))
+    for _, message, error in sorted(rejected, key=lambda r: r[0]):
+        _report(message, error, sink, stats, errors)
     outputs = []
     for (message, _, rid), result in zip(good, scorer.score([g[1] for g in good]) if good else []):
         if isinstance(result, Exception):
