@@ -147,3 +147,35 @@ class ServerProcess:
 
 def python() -> str:
     return sys.executable
+
+
+def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0
+                   ) -> list[dict]:
+    """Start ``serve_cmd`` twice, micro-batching on then off, and drive ``POST /predict`` at each
+    concurrency. ``serve_cmd`` is the serve command without ``--port``; rows carry ``batching``."""
+    rows = []
+    for batching in (True, False):
+        port = free_port()
+        cmd = [*serve_cmd, "--port", str(port), f"serve.batching={str(batching).lower()}", "serve.max_queue=4096"]
+        with ServerProcess(cmd, port):
+            for conc in concurrencies:
+                s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
+                rows.append({"batching": batching, **s.as_dict()})
+                print(f"batching={batching!s:5} c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
+                      f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
+    return rows
+
+
+def sweep_markdown(rows: list[dict]) -> str:
+    """The sweep as a table, plus the on/off throughput ratio at the highest concurrency."""
+    lines = ["| batching | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:,.1f} | "
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+    by = {(r["batching"], r["concurrency"]): r for r in rows}
+    top, low = max(r["concurrency"] for r in rows), min(r["concurrency"] for r in rows)
+    if by.get((False, top), {}).get("throughput_rps"):
+        ratio = by[(True, top)]["throughput_rps"] / by[(False, top)]["throughput_rps"]
+        lines.append(f"\nBatching on/off throughput at concurrency {top}: {ratio:.2f}×; p50 added by batching at "
+                     f"concurrency {low}: {by[(True, low)]['p50_ms'] - by[(False, low)]['p50_ms']:+.2f} ms.")
+    return "\n".join(lines)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from bench.loadgen import ServerProcess, free_port, load, python
+from bench.loadgen import batching_sweep, python, sweep_markdown
 from nlp_app.bert import DynamicPadding, TokenizedTexts, build_classifier, build_tokenizer, encode
 from nlp_app.config import load_recipe
 from nlp_app.data import load_splits
@@ -116,17 +116,9 @@ def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: i
 
 
 def serving_load(run: Path, config: str, duration: float, concurrencies=(1, 32)) -> list[dict]:
-    rows = []
     body = {"instances": ["这本书写得很好，内容丰富，印刷也清楚，值得推荐给朋友。"]}
-    for batching in (True, False):
-        port = free_port()
-        cmd = [python(), "-m", "nlp_app", "serve", "--config", config, "--run", str(run), "--port", str(port),
-               f"serve.batching={str(batching).lower()}", "serve.max_queue=1024"]
-        with ServerProcess(cmd, port):
-            for c in concurrencies:
-                stats = load("127.0.0.1", port, "/predict", body, concurrency=c, duration_s=duration, warmup_s=1.0)
-                rows.append({"batching": batching, **stats.as_dict()})
-    return rows
+    cmd = [python(), "-m", "nlp_app", "serve", "--config", config, "--run", str(run)]
+    return batching_sweep(cmd, body, concurrencies, duration)
 
 
 def ensure_run(run_arg: str | None) -> Path:
@@ -166,11 +158,7 @@ def to_markdown(result: dict) -> str:
         acc = f"{r['test_accuracy']:.4f}" if r["test_accuracy"] is not None else "-"
         lines.append(f"| {r['backend']} | {r['batch_size']} | {r['texts_per_s']:.1f} | {r['speedup_vs_torch']:.2f} | {acc} |")
     if result.get("serving"):
-        lines += ["", "## POST /predict over loopback (one text per request)", "",
-                  "| batching | concurrency | req/s | p50 ms | p99 ms | statuses |", "|---|---|---|---|---|---|"]
-        for r in result["serving"]:
-            lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:.1f} | "
-                         f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['statuses']} |")
+        lines += ["", "## POST /predict over loopback (one text per request)", "", sweep_markdown(result["serving"])]
     return "\n".join(lines) + "\n"
 
 

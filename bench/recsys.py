@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.loadgen import ServerProcess, free_port, load, python
+from bench.loadgen import batching_sweep, python, sweep_markdown
 from recsys_app.config import MODEL_NAMES, RecsysConfig
 from recsys_app.dataset import load_dataset
 from recsys_app.models import build_model
@@ -69,21 +69,6 @@ def training(cfg: RecsysConfig, models: list[str]) -> list[dict]:
     return out
 
 
-def http(run: Path, body: dict, duration: float) -> list[dict]:
-    out = []
-    for batching in (True, False):
-        port = free_port()
-        cmd = [python(), "-m", "recsys_app", "serve", "--run", str(run), "--port", str(port),
-               f"serve.batching={str(batching).lower()}", "serve.max_queue=4096"]
-        with ServerProcess(cmd, port):
-            for conc in (1, 16):
-                stats = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration)
-                out.append({"batching": batching, **stats.as_dict()})
-                print(f"batching={batching!s:5} c={conc:2}: {stats.throughput_rps:7.1f} req/s  "
-                      f"p50 {stats.p50_ms:7.2f} ms  p99 {stats.p99_ms:7.2f} ms  {stats.statuses}", flush=True)
-    return out
-
-
 def to_markdown(result: dict) -> str:
     lines = [f"Data: {result['data']}. Machine: {result['machine']}.", "",
              "### Training and in-process scoring (full catalogue)", "",
@@ -92,14 +77,7 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['train_s']:.1f} | {r['per']} | {r['score_1_user_ms']:.3f} | "
                      f"{r['score_64_users_ms']:.1f} |")
     lines += ["", f"### POST /predict over loopback ({result['served_model']}, one user per request, K=10)", "",
-              "| batching | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
-    for r in result["http"]:
-        lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:,.1f} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
-    h = {(r["batching"], r["concurrency"]): r for r in result["http"]}
-    if h.get((False, 16)) and h[(False, 16)]["throughput_rps"]:
-        ratio = h[(True, 16)]["throughput_rps"] / h[(False, 16)]["throughput_rps"]
-        lines += ["", f"Batching on/off throughput at c=16: {ratio:.2f}×.", ""]
+              sweep_markdown(result["http"]), ""]
     return "\n".join(lines)
 
 
@@ -124,7 +102,8 @@ def main() -> None:
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
               "training": training(cfg, [m.strip() for m in args.models.split(",") if m.strip()])}
     user = load_dataset(run).user_ids[0]
-    result["http"] = http(run, {"instances": [{"user": user, "k": 10}]}, args.duration)
+    result["http"] = batching_sweep([python(), "-m", "recsys_app", "serve", "--run", str(run)],
+                                    {"instances": [{"user": user, "k": 10}]}, (1, 16), args.duration)
     out = Path("bench/results")
     write_json(out / "recsys.json", result)
     md = to_markdown(result)

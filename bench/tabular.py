@@ -12,14 +12,13 @@ Writes bench/results/tabular.json and .md. Trains the quick churn recipe first i
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bench.loadgen import ServerProcess, free_port, load, python
+from bench.loadgen import batching_sweep, python, sweep_markdown
 from shared.runs import resolve_run, runs_root, write_json, write_text
 from tabular_mining.evaluate import load_classify_run
 from tabular_mining.features import encode_frame, encode_records
@@ -43,7 +42,7 @@ def in_process(run: Path, rows: pd.DataFrame) -> list[dict]:
     big = pd.concat([rows] * (10_000 // len(rows) + 1), ignore_index=True).head(10_000)
     out = []
     for name, model in loaded.models.items():
-        one = lambda: model.predict_proba(encode_records([record], schema))  # noqa: E731
+        one = lambda: model.predict_proba(encode_records([record], schema))
         one()
         t0 = time.perf_counter()
         model.predict_proba(encode_frame(big, schema))
@@ -69,21 +68,6 @@ def _pandas_path(name, model, frame: pd.DataFrame, schema):
     return model.predict_proba(encode_frame(frame, schema))
 
 
-def http(run: Path, body: dict, duration: float) -> list[dict]:
-    out = []
-    for batching in (True, False):
-        port = free_port()
-        cmd = [python(), "-m", "tabular_mining", "serve", "--run", str(run), "--port", str(port),
-               f"serve.batching={str(batching).lower()}", "serve.max_queue=4096"]
-        with ServerProcess(cmd, port):
-            for conc in (1, 8, 32):
-                stats = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration)
-                out.append({"batching": batching, **stats.as_dict()})
-                print(f"batching={batching!s:5} c={conc:2}: {stats.throughput_rps:7.0f} req/s  "
-                      f"p50 {stats.p50_ms:6.2f} ms  p99 {stats.p99_ms:6.2f} ms  {stats.statuses}", flush=True)
-    return out
-
-
 def to_markdown(result: dict) -> str:
     lines = ["### In-process (served model and the others)", "",
              "| model | 1 row, our encoder (ms) | 1 row, library on a DataFrame (ms) | 10k rows (rows/s) |",
@@ -92,13 +76,7 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['one_row_ms']:.3f} | {r['pandas_one_row_ms']:.3f} | "
                      f"{r['rows_per_s_10k']:,.0f} |")
     lines += ["", f"### POST /predict over loopback ({result['served_model']}, one instance per request)", "",
-              "| batching | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
-    for r in result["http"]:
-        lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:,.0f} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
-    h = {(r["batching"], r["concurrency"]): r for r in result["http"]}
-    lines += ["", f"Batching on/off throughput at c=32: {h[(True, 32)]['throughput_rps'] / h[(False, 32)]['throughput_rps']:.2f}×; "
-              f"p50 added by batching at c=1: {h[(True, 1)]['p50_ms'] - h[(False, 1)]['p50_ms']:+.2f} ms.", ""]
+              sweep_markdown(result["http"]), ""]
     return "\n".join(lines)
 
 
@@ -119,7 +97,8 @@ def main() -> None:
     body = ChurnPredictor(loaded).example()
     body["contributions"] = False
     result = {"run": str(run), "served_model": loaded.served, "in_process": in_process(run, rows),
-              "http": http(run, body, args.duration)}
+              "http": batching_sweep([python(), "-m", "tabular_mining", "serve", "--run", str(run)], body,
+                                     (1, 8, 32), args.duration)}
     out = Path("bench/results")
     write_json(out / "tabular.json", result)
     md = to_markdown(result)

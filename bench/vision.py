@@ -28,7 +28,7 @@ import torch
 import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.loadgen import ServerProcess, free_port, load, python
+from bench.loadgen import batching_sweep, python
 from shared.config import validate
 from shared.runs import load_run_config, read_json, runs_root, write_json, write_text
 from vision_app import classify, segment
@@ -134,16 +134,8 @@ def backend_accuracy(kind: str, run: Path, limit: int) -> list[dict]:
 
 def http(kind: str, run: Path, image: bytes, duration: float) -> list[dict]:
     body = {"instances": [{"image_base64": base64.b64encode(image).decode()}]}
-    rows = []
-    for batching in (True, False):
-        port = free_port()
-        cmd = [python(), "-m", "vision_app", "serve", "--run", str(run), "--port", str(port),
-               f"serve.batching={str(batching).lower()}"]
-        with ServerProcess(cmd, port):
-            for conc in (1, 16):
-                s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration)
-                rows.append({"task": kind, "batching": batching, **s.as_dict()})
-    return rows
+    rows = batching_sweep([python(), "-m", "vision_app", "serve", "--run", str(run)], body, (1, 16), duration)
+    return [{"task": kind, **r} for r in rows]
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
