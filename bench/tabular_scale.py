@@ -83,7 +83,8 @@ def bench_rules(repeat: int, supports=(0.02, 0.01, 0.005, 0.003, 0.002), min_con
         if efficient_apriori is not None:
             tx = [tuple(b) for b in baskets]
             seconds, (itemsets, rules) = _median_s(
-                lambda: efficient_apriori(tx, min_support=support, min_confidence=min_confidence), repeat)
+                lambda tx=tx, support=support: efficient_apriori(tx, min_support=support, min_confidence=min_confidence),
+                repeat)
             rows.append({"min_support": support, "tool": "efficient-apriori", "seconds": seconds,
                          "itemsets": sum(len(v) for v in itemsets.values()), "rules": len(rules),
                          "includes": "mine+rules (baskets already parsed)"})
@@ -173,7 +174,7 @@ def _table(rows: list[dict]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
     return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] +
                      ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]) + "\n"
 

@@ -7,7 +7,7 @@ recommend it. Matching is two sparse matrix products, so scoring many baskets at
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse

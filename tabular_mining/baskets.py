@@ -15,8 +15,8 @@ dense one (the miner densifies only the frequent columns, under a memory bound).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd

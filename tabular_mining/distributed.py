@@ -21,8 +21,8 @@ import contextlib
 import glob
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,15 @@ from shared.runs import cache_dir, create_run, mark_latest, read_json, write_jso
 from tabular_mining.config import ClassifyConfig, DaskConfig, TableData
 from tabular_mining.data import binary_target, check_columns, load_telco
 from tabular_mining.evaluate import evaluate_run
-from tabular_mining.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame, encode_target, infer_schema
+from tabular_mining.features import (
+    CATEGORICAL,
+    NUMERIC,
+    Feature,
+    FeatureSchema,
+    encode_frame,
+    encode_target,
+    infer_schema,
+)
 from tabular_mining.models import LightGBMModel, XGBoostModel, lightgbm_params, save_model, xgboost_params
 from tabular_mining.preprocess import APP, SPLITS, Splits, clean
 from tabular_mining.train import pick_best
@@ -148,7 +156,7 @@ def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) 
     from xgboost import dask as xgb_dask
 
     types = ["c" if c else "q" for c in schema.categorical_mask]
-    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,  # noqa: E731
+    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
                                            enable_categorical=True)
     pos = 1.0
     if params.scale_pos_weight == "balanced":

@@ -192,7 +192,7 @@ class FTTransformerModel:
             shutil.copyfile(self._history, directory / "history.jsonl")
 
     @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> "FTTransformerModel":
+    def load(cls, directory: Path, schema: FeatureSchema) -> FTTransformerModel:
         meta = read_json(directory / "ft_transformer.json")
         n_num = sum(f.kind != CATEGORICAL for f in schema.features)
         module = FTTransformer(n_num, meta["cardinalities"], **meta["arch"])

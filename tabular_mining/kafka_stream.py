@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from shared.errors import UserError
 from tabular_mining.stream import KafkaConfig, Message

@@ -4,8 +4,8 @@ Drawn with matplotlib's non-interactive backend and written atomically by :func:
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -23,14 +23,24 @@ import pandas as pd
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.metrics import with_split
-from shared.runs import (cache_dir, create_run, load_run_config, mark_latest, read_json, resolve_run, update_metrics,
-                         write_json, write_text, write_yaml)
+from shared.runs import (
+    cache_dir,
+    create_run,
+    load_run_config,
+    mark_latest,
+    read_json,
+    resolve_run,
+    update_metrics,
+    write_json,
+    write_text,
+    write_yaml,
+)
 from tabular_mining import baskets as bk
 from tabular_mining.basket_recommender import RuleRecommender
 from tabular_mining.data import load_telco, read_table
+from tabular_mining.mining_plots import item_support_chart
 from tabular_mining.rules import make_rules, mine_itemsets, rules_table, rules_to_records, select_rules
 from tabular_mining.rules_config import TELCO_SERVICES, BasketData, RulesConfig
-from tabular_mining.mining_plots import item_support_chart
 
 log = logging.getLogger(__name__)
 APP = "tabular_mining"
@@ -53,7 +63,7 @@ def read_baskets(data: BasketData, path: str | None = None) -> tuple[list[list[s
 def split_baskets(baskets: list, test_size: float, seed: int) -> tuple[list, list]:
     """A seeded random train/test split of the baskets. Pure."""
     order = np.random.default_rng(seed).permutation(len(baskets))
-    n_test = int(round(test_size * len(baskets)))
+    n_test = round(test_size * len(baskets))
     return [baskets[i] for i in order[n_test:]], [baskets[i] for i in order[:n_test]]
 
 
@@ -219,8 +229,8 @@ def _top_table(table: pd.DataFrame, cfg: RulesConfig, n_baskets: int) -> str:
     f = cfg.rules
     head = table.head(f.top_n)
     lines = [f"# Top {len(head)} of {len(table)} rules by {f.sort_by}", "",
-             f"{n_baskets} baskets; min_support={cfg.mining.min_support}, min_confidence={f.min_confidence}, "
-             f"min_lift={f.min_lift}, max_len={cfg.mining.max_len}; algorithm {cfg.mining.algorithm}.", "",
+             (f"{n_baskets} baskets; min_support={cfg.mining.min_support}, min_confidence={f.min_confidence}, "
+              f"min_lift={f.min_lift}, max_len={cfg.mining.max_len}; algorithm {cfg.mining.algorithm}."), "",
              "| # | if the basket has | it also has | support | confidence | lift | leverage | conviction |",
              "|---|---|---|---|---|---|---|---|"]
     for i, r in enumerate(head.itertuples(index=False), 1):

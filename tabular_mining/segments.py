@@ -14,8 +14,8 @@ and safetensors), so serving loads no pickles.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,7 @@ class SegmentSpace:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, schema: FeatureSchema, X: np.ndarray, categorical_weight: float = 1.0) -> "SegmentSpace":
+    def fit(cls, schema: FeatureSchema, X: np.ndarray, categorical_weight: float = 1.0) -> SegmentSpace:
         D = design_matrix(X, schema)
         numeric = np.array([f.kind != CATEGORICAL for f in schema.features
                             for _ in (f.categories if f.kind == CATEGORICAL else [None])])
@@ -128,7 +128,7 @@ class Segmenter:
         return {"points": self.points.astype(np.float32), "point_labels": self.point_labels.astype(np.int64)}
 
     @classmethod
-    def from_tensors(cls, t: dict[str, np.ndarray]) -> "Segmenter":
+    def from_tensors(cls, t: dict[str, np.ndarray]) -> Segmenter:
         if "centers" in t:
             return cls(centers=t["centers"])
         return cls(points=t["points"], point_labels=t["point_labels"])

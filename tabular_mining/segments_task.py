@@ -28,15 +28,34 @@ from sklearn.model_selection import train_test_split
 from shared.config import to_dict, validate
 from shared.errors import UserError
 from shared.metrics import with_split
-from shared.runs import (atomic_path, cache_dir, create_run, load_run_config, mark_latest, read_json, resolve_run,
-                         update_metrics, write_json, write_text, write_yaml)
+from shared.runs import (
+    atomic_path,
+    cache_dir,
+    create_run,
+    load_run_config,
+    mark_latest,
+    read_json,
+    resolve_run,
+    update_metrics,
+    write_json,
+    write_text,
+    write_yaml,
+)
 from tabular_mining.data import binary_target, check_columns, load_table, read_table
 from tabular_mining.features import FeatureSchema, encode_frame, infer_schema
 from tabular_mining.mining_plots import k_selection_chart, segment_scatter
 from tabular_mining.predict import score_file
 from tabular_mining.preprocess import clean
-from tabular_mining.segments import (SegmentSpace, Segmenter, choose_k, cluster_quality, fit_hdbscan, fit_kmeans,
-                                     profile, scan_k)
+from tabular_mining.segments import (
+    Segmenter,
+    SegmentSpace,
+    choose_k,
+    cluster_quality,
+    fit_hdbscan,
+    fit_kmeans,
+    profile,
+    scan_k,
+)
 from tabular_mining.segments_config import SegmentConfig
 
 log = logging.getLogger(__name__)
@@ -113,7 +132,7 @@ def train(cfg: SegmentConfig) -> dict:
     space = SegmentSpace.fit(schema, X_train, cfg.model.categorical_weight)
     Z_train, Z_test = space.transform(X_train), space.transform(X_test)
     segmenter, train_labels, curve, extra = fit_segments(cfg, Z_train)
-    test_labels, test_dist = segmenter.assign(Z_test)
+    test_labels, _ = segmenter.assign(Z_test)
 
     run = create_run(APP, cfg.name)
     write_yaml(run / "config.yaml", to_dict(cfg))
@@ -124,7 +143,7 @@ def train(cfg: SegmentConfig) -> dict:
         save_file(segmenter.tensors(), str(tmp))
 
     sample = cfg.eval.silhouette_sample
-    n_segments = int(len(set(train_labels.tolist()) - {-1}))
+    n_segments = len(set(train_labels.tolist()) - {-1})
     metrics = {**with_split("train", cluster_quality(Z_train, train_labels, sample, cfg.data.seed)),
                **with_split("test", cluster_quality(Z_test, test_labels, sample, cfg.data.seed)),
                "segments/count": n_segments, **{f"segments/{k}": v for k, v in extra.items()}}
@@ -220,7 +239,7 @@ def profiles_markdown(profiles: pd.DataFrame, cfg: SegmentConfig) -> str:
 
 def _plots(run: Path, cfg: SegmentConfig, curve: list[dict], Z: np.ndarray, labels: np.ndarray) -> None:
     if len(curve) > 1:
-        k_selection_chart(curve, int(len(set(labels.tolist()) - {-1})), run / "k_selection.png")
+        k_selection_chart(curve, len(set(labels.tolist()) - {-1}), run / "k_selection.png")
     pca = PCA(n_components=2, random_state=cfg.data.seed).fit(Z)
     var = pca.explained_variance_ratio_
     segment_scatter(pca.transform(Z), labels, run / "segments_pca.png",
@@ -230,8 +249,9 @@ def _plots(run: Path, cfg: SegmentConfig, curve: list[dict], Z: np.ndarray, labe
 
 def _model_card(cfg: SegmentConfig, data: SegmentData, metrics: dict) -> str:
     m = cfg.model
-    how = (f"HDBSCAN (min_cluster_size={m.hdbscan.min_cluster_size})" if m.algorithm == "hdbscan" else
-           f"{m.algorithm} with k={'%d' % m.k if m.k else 'chosen by ' + m.select_by + f' over {m.k_min}..{m.k_max}'}")
+    k = str(m.k) if m.k else f"chosen by {m.select_by} over {m.k_min}..{m.k_max}"
+    how = (f"HDBSCAN (min_cluster_size={m.hdbscan.min_cluster_size})" if m.algorithm == "hdbscan"
+           else f"{m.algorithm} with k={k}")
     return (f"# Segments: {cfg.name}\n\nData: {data.manifest['source']} ({data.manifest['rows']['train']} rows "
             f"clustered, {data.manifest['rows']['test']} held out and assigned).\n\nModel: {how}; "
             f"{metrics['segments/count']} segments. Silhouette train {metrics.get('train/silhouette', float('nan')):.3f}, "

@@ -23,8 +23,9 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from pydantic import Field, ValidationError
 
@@ -129,7 +130,7 @@ class RecordScorer:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"a record must be a JSON object, got {type(obj).__name__}")
+            raise ValueError(f"a record must be a JSON object, got {type(obj).__name__}")  # noqa: TRY004 - a report
         rid = obj.pop(self.id_field, None) if self.id_field else None
         return obj, rid
 
@@ -160,7 +161,7 @@ class RecordScorer:
     def score(self, items: list) -> list[Any | Exception]:
         try:
             return list(self.predictor.predict_batch(items))
-        except Exception:  # find the culprit(s): score one by one
+        except Exception:  # noqa: BLE001 - find the culprit(s): score one by one
             out: list[Any | Exception] = []
             for item in items:
                 try:
@@ -177,7 +178,7 @@ def _pump(source: Iterable[Message], q: queue.Queue) -> None:
     try:
         for message in source:
             q.put(message)
-    except BaseException as exc:  # handed to the main loop, which re-raises it
+    except BaseException as exc:  # noqa: BLE001 - handed to the main loop, which re-raises it
         q.put(exc)
     finally:
         q.put(_END)

@@ -16,7 +16,7 @@ tuned values.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import optuna
@@ -27,7 +27,16 @@ from shared import plots
 from shared.config import to_dict, validate
 from shared.errors import UserError
 from shared.metrics import binary_classification
-from shared.runs import create_run, mark_latest, read_json, resolve_run, update_metrics, write_json, write_text, write_yaml
+from shared.runs import (
+    create_run,
+    mark_latest,
+    read_json,
+    resolve_run,
+    update_metrics,
+    write_json,
+    write_text,
+    write_yaml,
+)
 from tabular_mining.config import ClassifyConfig
 from tabular_mining.features import encode_frame, encode_target
 from tabular_mining.models import MODELS

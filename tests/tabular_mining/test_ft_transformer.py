@@ -44,7 +44,7 @@ def planted(n: int, seed: int) -> pd.DataFrame:
 def fitted():
     train_df, valid_df, test_df = planted(500, 0), planted(200, 1), planted(300, 2)
     schema = infer_schema(train_df, "y", ["no", "yes"])
-    enc = lambda d: (encode_frame(d, schema), encode_target(d["y"], schema))  # noqa: E731
+    enc = lambda d: (encode_frame(d, schema), encode_target(d["y"], schema))
     params = FTTransformerParams.model_validate(TINY)
     model = FTTransformerModel.fit(schema, *enc(train_df), *enc(valid_df), params, seed=0)
     return model, schema, enc(test_df)

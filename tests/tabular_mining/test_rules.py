@@ -4,7 +4,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +14,13 @@ from shared.errors import UserError
 from shared.serving import ServeConfig, create_app
 from tabular_mining.__main__ import STAGES
 from tabular_mining.basket_recommender import RuleRecommender
-from tabular_mining.baskets import baskets_from_long, baskets_from_wide, encode, parse_baskets, read_basket_file
+from tabular_mining.baskets import (
+    baskets_from_long,
+    baskets_from_wide,
+    encode,
+    parse_baskets,
+    read_basket_file,
+)
 from tabular_mining.rules import MINERS, make_rules, mine_itemsets, rules_to_records, select_rules
 from tabular_mining.rules_config import RulesConfig
 from tabular_mining.rules_serve import load_predictor
@@ -82,7 +87,7 @@ def test_itemsets_and_rule_metrics_match_hand_computed_values(algorithm):
     assert math.isinf(d_b["conviction"])
     ad_b = rule(rules, {"a", "d"}, {"b"})
     assert ad_b["confidence"] == pytest.approx(1.0)        # {a,b,d} 0.2 / {a,d} 0.2
-    record = [r for r in rules_to_records(rules) if r["antecedents"] == ["d"] and r["consequents"] == ["b"]][0]
+    record = next(r for r in rules_to_records(rules) if r["antecedents"] == ["d"] and r["consequents"] == ["b"])
     assert record["conviction"] is None                    # JSON has no infinity
     json.dumps(rules_to_records(rules), allow_nan=False)
 

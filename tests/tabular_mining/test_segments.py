@@ -13,7 +13,7 @@ from shared.config import load_config
 from shared.serving import ServeConfig, create_app
 from tabular_mining.__main__ import STAGES
 from tabular_mining.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
-from tabular_mining.segments import SegmentSpace, Segmenter, choose_k, profile
+from tabular_mining.segments import Segmenter, SegmentSpace, choose_k, profile
 from tabular_mining.segments_config import SegmentConfig
 from tabular_mining.segments_serve import load_predictor
 from tabular_mining.segments_task import load_segment_run, train

@@ -52,8 +52,8 @@ def stream_text(text: str, predictor=None, **cfg):
 
 
 def test_good_and_bad_lines():
-    text = "\n".join(['{"x": 1, "id": "a"}', "{not json", "[1, 2]", '{"x": "abc"}', '{"y": 1}',
-                      "", '{"x": 13}', '{"x": 2.5}']) + "\n"
+    lines = ['{"x": 1, "id": "a"}', "{not json", "[1, 2]", '{"x": "abc"}', '{"y": 1}', "", '{"x": 13}', '{"x": 2.5}']
+    text = "".join(line + "\n" for line in lines)
     out, err, summary, _ = stream_text(text, batch_size=100)
     assert out == [{"position": 1, "id": "a", "y": 2.0}, {"position": 8, "y": 5.0}]
     assert [e["position"] for e in err] == [2, 3, 4, 5, 7]
