@@ -21,6 +21,10 @@ from shared.errors import UserError
 
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: mkstemp creates 0600 files, artifacts should get the usual mode
+
+
 def runs_root() -> Path:
     """Where runs go: ``$MLREF_RUNS`` or ``./runs`` (read on each call so tests can redirect it)."""
     return Path(os.environ.get("MLREF_RUNS", "runs"))
@@ -45,6 +49,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

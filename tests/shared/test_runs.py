@@ -37,3 +37,13 @@ def test_resolve_run_errors(tmp_path):
         runs.resolve_run(tmp_path / "missing")
     with pytest.raises(UserError, match="no config.yaml"):
         runs.resolve_run(tmp_path)
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+    import stat
+
+    path = runs.write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
