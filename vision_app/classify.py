@@ -89,7 +89,7 @@ def train(cfg) -> dict:
     """Train on the train split (early stopping on valid), then score the test split."""
     seed_everything(cfg.train.seed)
     manifest = load_manifest(cfg, preprocess)
-    return train_run(cfg, manifest, build_classifier(cfg.model, len(manifest["classes"])), ClassifyTask(), train_preset(cfg),
+    return train_run(cfg, manifest, build_classifier(cfg.model, len(manifest["classes"])), ClassifyTask(cfg.loss.label_smoothing), train_preset(cfg),
                      eval_preset(cfg), evaluate, "Image classifier")
 
 

@@ -75,11 +75,15 @@ class ClassifyData(ImageLimitsConfig):
 
 
 class ClassifyModel(StrictModel):
-    arch: Literal["resnet18", "resnet34", "resnet50", "vgg11"] = "resnet18"
+    arch: Literal["resnet18", "resnet34", "resnet50", "vgg11", "smallcnn"] = "resnet18"
     small_input: bool = False  # 3x3 stride-1 stem and no max-pool: for images of 64 px or less
     # none (random init) | imagenet (torchvision's download; needs the network) | a local .safetensors/.pth
     weights: str = "none"
     dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class ClassifyLoss(StrictModel):
+    label_smoothing: float = Field(0.0, ge=0, lt=1)  # cross-entropy label smoothing
 
 
 class ClassifyEval(StrictModel):
@@ -94,6 +98,7 @@ class ClassifyConfig(StrictModel):
     data: ClassifyData = Field(default_factory=ClassifyData)
     model: ClassifyModel = Field(default_factory=ClassifyModel)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    loss: ClassifyLoss = Field(default_factory=ClassifyLoss)
     train: LoopConfig = Field(default_factory=lambda: LoopConfig(monitor="accuracy"))
     eval: ClassifyEval = Field(default_factory=ClassifyEval)
     serve: VisionServeConfig = Field(default_factory=VisionServeConfig)
@@ -128,6 +133,13 @@ class SegmentModel(StrictModel):
     weights: str = "none"  # unet_resnet18 encoder: none | imagenet | a local file
 
 
+class SegmentLoss(StrictModel):
+    """Pixel-wise cross-entropy plus ``dice_weight`` × soft Dice loss (macro over classes): the Dice
+    term counts each class equally, so small foreground classes are not drowned by background."""
+
+    dice_weight: float = Field(0.0, ge=0)
+
+
 class SegmentEval(StrictModel):
     overlays: int = Field(8, ge=0)  # test images drawn with prediction beside ground truth
 
@@ -138,6 +150,7 @@ class SegmentConfig(StrictModel):
     data: SegmentData = Field(default_factory=SegmentData)
     model: SegmentModel = Field(default_factory=SegmentModel)
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(size=64))
+    loss: SegmentLoss = Field(default_factory=SegmentLoss)
     train: LoopConfig = Field(default_factory=lambda: LoopConfig(monitor="mean_iou"))
     eval: SegmentEval = Field(default_factory=SegmentEval)
     serve: VisionServeConfig = Field(default_factory=VisionServeConfig)

@@ -81,14 +81,30 @@ def segmentation_metrics(preds: torch.Tensor, masks: torch.Tensor, classes: list
     return out
 
 
-class SegmentTask:
-    """Pixel-wise cross-entropy (augmentation-invented pixels ignored); mean IoU on validation."""
+def soft_dice_loss(logits: torch.Tensor, masks: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 − macro soft Dice over the batch's pixels (``IGNORE_INDEX`` pixels left out)."""
+    n = logits.shape[1]
+    keep = (masks != IGNORE_INDEX).unsqueeze(1)
+    probs = logits.float().softmax(1) * keep
+    onehot = F.one_hot(torch.where(keep[:, 0], masks, 0), n).permute(0, 3, 1, 2).float() * keep
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    return 1 - ((2 * inter + smooth) / (denom + smooth)).mean()
 
-    def __init__(self, classes: list[str]):
-        self.classes = classes
+
+class SegmentTask:
+    """Pixel-wise cross-entropy (augmentation-invented pixels ignored), plus ``dice_weight`` × soft
+    Dice against class imbalance; mean IoU on validation."""
+
+    def __init__(self, classes: list[str], dice_weight: float = 0.0):
+        self.classes, self.dice_weight = classes, dice_weight
 
     def loss(self, model, batch):
-        return F.cross_entropy(model(batch["image"]), batch["mask"], ignore_index=IGNORE_INDEX)
+        logits = model(batch["image"])
+        loss = F.cross_entropy(logits, batch["mask"], ignore_index=IGNORE_INDEX)
+        if self.dice_weight > 0:
+            loss = loss + self.dice_weight * soft_dice_loss(logits, batch["mask"])
+        return loss
 
     def evaluate(self, model, loader):
         preds, masks = [], []
@@ -104,7 +120,7 @@ def train(cfg) -> dict:
     """Train the U-Net (best by validation mean IoU), then score the test split."""
     seed_everything(cfg.train.seed)
     manifest = load_manifest(cfg, preprocess)
-    return train_run(cfg, manifest, build_segmenter(cfg.model, len(manifest["classes"])), SegmentTask(manifest["classes"]), train_preset(cfg),
+    return train_run(cfg, manifest, build_segmenter(cfg.model, len(manifest["classes"])), SegmentTask(manifest["classes"], cfg.loss.dice_weight), train_preset(cfg),
                      eval_preset(cfg), evaluate, "Semantic segmentation (U-Net)")
 
 
