@@ -9,8 +9,9 @@ from pathlib import Path
 
 from shared.runs import read_json, runs_root
 
-HEADLINE = ("test/roc_auc", "test/accuracy", "test/macro_f1", "test/mean_iou", "test/map_50", "test/ndcg@10",
-            "test/recall@10", "test/f1", "test/exact_match", "test/silhouette", "rules/count")
+HEADLINE = ("test/roc_auc", "test/accuracy", "test/macro_f1", "test/mean_iou", "test/map_50", "test/map",
+            "test/ndcg@10", "test/recall@10", "test/f1", "test/exact_match", "test/silhouette", "segments/count",
+            "rules/count", "itemsets/count", "test/hit_rate@3")
 
 
 def main(argv: list[str] | None = None) -> int:
