@@ -16,6 +16,7 @@ error is JSON ``{"error": message}`` (422s add ``"fields"``) and the server keep
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -110,6 +111,10 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
             t0 = time.perf_counter()
             predictor = load()
             predictor.warmup()
+            # everything loaded so far (libraries, model) lives for the whole process: move it out
+            # of the collector's reach, so a full collection under load does not stall requests
+            gc.collect()
+            gc.freeze()
             state["predictor"] = predictor
             log.info("model loaded and warmed in %.2fs", time.perf_counter() - t0)
         except Exception as exc:  # readyz reports it; livez stays up so the operator can look
