@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel, load_config
 from shared.serving import ServeConfig
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 
 
 class DataConfig(StrictModel):

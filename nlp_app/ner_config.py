@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 
 from nlp_app.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
 from shared.config import StrictModel
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 
 
 class NERDataConfig(StrictModel):

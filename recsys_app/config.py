@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 
 MODEL_NAMES = ("popularity", "itemknn", "ease", "sasrec")
 

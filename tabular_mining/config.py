@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 from tabular_mining.stream import StreamConfig
 
 ModelName = Literal["logistic", "xgboost", "lightgbm", "ft_transformer"]

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 from vision_app.images import ImageLimits
 from vision_app.transforms import IMAGENET_MEAN, IMAGENET_STD
 

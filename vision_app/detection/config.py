@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.config import StrictModel
-from shared.training import LoopConfig
+from shared.loop_config import LoopConfig
 from vision_app.config import VisionServeConfig
 
 
