@@ -12,6 +12,7 @@ and LightGBM read the codes as native categoricals; the linear model one-hot enc
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -29,6 +30,11 @@ class Feature:
     kind: str  # NUMERIC | CATEGORICAL
     categories: list[str] = field(default_factory=list)
     median: float | None = None
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Category → code, built once per feature rather than on every request."""
+        return {c: i for i, c in enumerate(self.categories)}
 
 
 @dataclass
@@ -124,7 +130,7 @@ def encode_columns(columns: Mapping[str, Sequence[Any]], schema: FeatureSchema) 
             else:
                 X[:, j] = np.array(values, dtype=np.float32)
         else:
-            index = {c: i for i, c in enumerate(feat.categories)}
+            index = feat.index
             X[:, j] = [index.get(None if _missing(v) else str(v), np.nan) for v in values]
     return X
 
