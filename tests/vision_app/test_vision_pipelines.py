@@ -132,6 +132,21 @@ def test_classify_pipeline_artifacts(classify_run):
     assert "data/accuracy" in json.loads((run / "metrics.json").read_text())
 
 
+
+def test_classify_without_a_validation_split_trains_exports_and_scores(tmp_path):
+    """The digits default: every non-test image trains (no validation split), a fixed budget,
+    the int8 export calibrated on training images instead."""
+    recipe = classify_recipe(tmp_path, make_folder(tmp_path / "imgs"), valid_fraction=0.0)
+    cfg_dict = yaml.safe_load(recipe.read_text())
+    cfg_dict["model"] = {"arch": "smallcnn"}
+    recipe.write_text(yaml.safe_dump(cfg_dict))
+    assert cli("train", "--config", recipe) == 0
+    run = Path(os.environ["MLREF_RUNS"]) / "vision_app" / cfg_dict["name"] / "latest"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/accuracy"] <= 1.0 and not any(k.startswith("valid/") for k in metrics)
+    assert cli("export", "--config", recipe) == 0
+    assert (run / "model.int8.onnx").exists()
+
 def test_classify_http_and_served_equals_offline(classify_run):
     recipe, cfg, run, tmp = classify_run
     img_path = tmp / "imgs" / "b" / "3.png"
