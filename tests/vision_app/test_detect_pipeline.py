@@ -22,7 +22,7 @@ def _cfg(arch: str, **model) -> DetectConfig:
     return validate(DetectConfig, {
         "name": f"detect-test-{arch}", "task": "detect",
         "data": {"format": "shapes", "shapes_images": 12, "shapes_size": 64, "seed": 1},
-        "model": {"arch": arch, "backbone": "csp" if arch == "yolo" else "mobilenet_v3", "input_size": 64,
+        "model": {"arch": arch, "backbone": "csp" if arch == "yolo" else "resnet18", "input_size": 64,
                   "width": 8, "neck_width": 16, **model},
         "train": {"epochs": 1, "max_steps": 2, "batch_size": 4, "progress": False, "monitor": "map_50",
                   "device": "cpu"},
@@ -144,3 +144,17 @@ def test_recipes_load_and_quick_twins_share_the_name(recipe):
     assert full.name == quick.name == recipe and full.model.arch == quick.model.arch
     with pytest.raises(UserError, match="model.input_size"):
         load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml", ["model.input_size=100"])
+
+
+@pytest.mark.parametrize("backbone, anchors", [("resnet18", [16, 32, 64, 128]), ("mobilenet_v3", [16, 32, 64, 128, 256])])
+def test_fasterrcnn_backbones_build_with_recipe_anchors(backbone, anchors):
+    from vision_app.detection.models import build_detector
+
+    model_cfg = _cfg("fasterrcnn", backbone=backbone, anchor_sizes=anchors).model
+    model = build_detector(model_cfg, 3).eval()
+    assert model.net.rpn.anchor_generator.sizes[0] == ((16,) if backbone == "resnet18" else tuple(anchors))
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64))
+    assert set(out[0]) == {"boxes", "labels", "scores"}
+    with pytest.raises(UserError, match=f"model.anchor_sizes needs {len(anchors)} sizes"):
+        build_detector(_cfg("fasterrcnn", backbone=backbone, anchor_sizes=anchors[:-1]).model, 3)

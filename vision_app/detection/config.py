@@ -39,13 +39,15 @@ class DetectData(StrictModel):
 
 class DetectModel(StrictModel):
     arch: Literal["yolo", "fasterrcnn"] = "yolo"
-    # yolo: csp | resnet18 | resnet34 | resnet50; fasterrcnn: mobilenet_v3 | resnet50
+    # yolo: csp | resnet18 | resnet34 | resnet50; fasterrcnn: resnet18 | resnet34 | mobilenet_v3 | resnet50
     backbone: str = "csp"
     input_size: int = Field(128, ge=32, multiple_of=32)  # every image is letterboxed to this square
     width: int = Field(16, ge=4)  # yolo csp backbone: channels of the first stage
     depth: int = Field(1, ge=1)  # yolo: residual pairs per CSP block
     neck_width: int = Field(64, ge=8)  # yolo: channels of the pyramid and heads
-    anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)  # fasterrcnn: one size per pyramid level
+    # fasterrcnn: anchor sizes in input pixels, one per pyramid level (resnet18/34: 4 levels;
+    # resnet50, mobilenet_v3: 5); null keeps torchvision's (32 px and up: too big for small images)
+    anchor_sizes: tuple[int, ...] | None = None
     # a local .safetensors / .pt state_dict of the whole detector, or a torchvision weights enum
     # name (e.g. COCO_V1; fasterrcnn only); null = random initialisation
     weights: str | None = None

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 from torchvision.models import detection as tvd
 from torchvision.models import mobilenetv3, resnet
+from torchvision.ops.misc import FrozenBatchNorm2d
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 
 from shared.errors import UserError
@@ -31,8 +33,28 @@ from vision_app.detection.yolo import RESNETS, CSPBackbone, ResNetBackbone, Yolo
 
 log = logging.getLogger(__name__)
 
+
+
+def _fasterrcnn_small_resnet(arch: str):
+    """A Faster R-CNN builder on a ResNet-18/34 FPN (strides 8, 16, 32 and a pooled 64), with
+    torchvision's builder signature. torchvision publishes no detection weights for these, only
+    ImageNet backbones (``backbone_weights``)."""
+    def build(weights=None, num_classes=None, weights_backbone=None, **kwargs) -> tvd.FasterRCNN:
+        trained = weights_backbone is not None
+        norm = FrozenBatchNorm2d if trained else nn.BatchNorm2d  # random init: BN must learn
+        body = getattr(resnet, arch)(weights=weights_backbone, norm_layer=norm)
+        levels = _resnet_fpn_extractor(body, 3 if trained else 5, returned_layers=[2, 3, 4])
+        anchors = AnchorGenerator(((32,), (64,), (128,), (256,)), ((0.5, 1.0, 2.0),) * 4)
+        return tvd.FasterRCNN(levels, num_classes=num_classes, rpn_anchor_generator=anchors, **kwargs)
+    return build
+
+
 # builder and the enum classes its `weights` / `weights_backbone` names are looked up in
+# (resnet18/34: a full-resolution pyramid that learns from scratch in minutes on a CPU; the
+# MobileNetV3 FPN sees only strides 16 and 32, made for fine-tuning COCO weights)
 FASTER_RCNN = {
+    "resnet18": (_fasterrcnn_small_resnet("resnet18"), None, resnet.ResNet18_Weights),
+    "resnet34": (_fasterrcnn_small_resnet("resnet34"), None, resnet.ResNet34_Weights),
     "mobilenet_v3": (tvd.fasterrcnn_mobilenet_v3_large_fpn, tvd.FasterRCNN_MobileNet_V3_Large_FPN_Weights,
                      mobilenetv3.MobileNet_V3_Large_Weights),
     "resnet50": (tvd.fasterrcnn_resnet50_fpn, tvd.FasterRCNN_ResNet50_FPN_Weights, resnet.ResNet50_Weights),
@@ -51,6 +73,8 @@ RCNN_HEAD_WIDTH = 256
 def _enum(enum_cls, name: str | None, what: str):
     if name is None:
         return None
+    if enum_cls is None:
+        raise UserError(f"{what}: torchvision has no {name!r} weights for this model; give a local file")
     try:
         return enum_cls[name]
     except KeyError:
@@ -111,12 +135,15 @@ def build_fasterrcnn(cfg: DetectModel, num_classes: int) -> nn.Module:
         box_score_thresh=cfg.score_thresh, box_nms_thresh=cfg.nms_iou, box_detections_per_img=cfg.max_detections,
         **RCNN_SPEED,
     )
-    sizes = tuple(cfg.anchor_sizes)
-    per_level = (sizes,) * 3 if cfg.backbone == "mobilenet_v3" else tuple((s,) for s in sizes)
-    if len(per_level) != len(net.rpn.anchor_generator.sizes) or len(per_level[0]) != len(
-            net.rpn.anchor_generator.sizes[0]):
-        raise UserError(f"model.anchor_sizes needs 5 sizes for fasterrcnn/{cfg.backbone}")
-    net.rpn.anchor_generator = AnchorGenerator(per_level, ((0.5, 1.0, 2.0),) * len(per_level))
+    if cfg.anchor_sizes is not None:
+        sizes, default = tuple(cfg.anchor_sizes), net.rpn.anchor_generator.sizes
+        # MobileNetV3's FPN puts every size on each of its 3 levels; the ResNet FPNs one per level
+        per_level = (sizes,) * len(default) if cfg.backbone == "mobilenet_v3" else tuple((s,) for s in sizes)
+        if len(per_level) != len(default) or len(per_level[0]) != len(default[0]):
+            need = len(default[0]) if cfg.backbone == "mobilenet_v3" else len(default)
+            raise UserError(f"model.anchor_sizes needs {need} sizes for "
+                            f"fasterrcnn/{cfg.backbone}, got {len(sizes)}")
+        net.rpn.anchor_generator = AnchorGenerator(per_level, ((0.5, 1.0, 2.0),) * len(per_level))
     if hub_weights is not None:  # a COCO head has 91 classes: give it ours
         net.roi_heads.box_predictor = FastRCNNPredictor(net.roi_heads.box_head.fc7.out_features, num_classes + 1)
     else:
