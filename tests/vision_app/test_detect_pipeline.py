@@ -146,7 +146,8 @@ def test_recipes_load_and_quick_twins_share_the_name(recipe):
         load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml", ["model.input_size=100"])
 
 
-@pytest.mark.parametrize("backbone, anchors", [("resnet18", [16, 32, 64, 128]), ("mobilenet_v3", [16, 32, 64, 128, 256])])
+@pytest.mark.parametrize("backbone, anchors", [("resnet18", [16, 32, 64, 128]),
+                                               ("mobilenet_v3", [16, 32, 64, 128, 256])])
 def test_fasterrcnn_backbones_build_with_recipe_anchors(backbone, anchors):
     from vision_app.detection.models import build_detector
 
