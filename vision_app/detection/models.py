@@ -50,8 +50,9 @@ def _fasterrcnn_small_resnet(arch: str):
 
 
 # builder and the enum classes its `weights` / `weights_backbone` names are looked up in
-# (resnet18/34: a full-resolution pyramid that learns from scratch in minutes on a CPU; the
-# MobileNetV3 FPN sees only strides 16 and 32, made for fine-tuning COCO weights)
+# (resnet18/34: strides 8-64 and plain BatchNorm, which learn the shapes set from random init in
+# ~11 CPU epochs; torchvision's MobileNetV3 FPN sees only strides 16 and 32 and is made for
+# fine-tuning its COCO weights: 0.05 mAP@0.5 after 6 epochs from scratch)
 FASTER_RCNN = {
     "resnet18": (_fasterrcnn_small_resnet("resnet18"), None, resnet.ResNet18_Weights),
     "resnet34": (_fasterrcnn_small_resnet("resnet34"), None, resnet.ResNet34_Weights),
