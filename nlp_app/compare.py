@@ -2,6 +2,12 @@
 pre-training, on one split and the same fine-tuning budget; one table::
 
     python -m nlp_app compare --config configs/nlp_app/sentiment.yaml
+    python -m nlp_app compare --config configs/nlp_app/sentiment.yaml \
+        compare.pretrained_run=runs/nlp_app/pretrain/<id> "compare.seeds=[0,1,2]"
+
+``compare.pretrained_run`` reuses a pre-training run (its wall time, and that of the runs it
+continued, is still counted); ``compare.seeds`` fine-tunes each BERT once per seed, so a
+difference can be read against the spread between seeds.
 
 Writes ``runs/nlp_app/<name>-compare/<id>/`` with ``comparison.md`` / ``comparison.json``,
 ``metrics.json`` (``test/accuracy_<model>`` …) and ``roc_test.png``; each model is also an
@@ -39,29 +45,60 @@ def pretrain_config_for(cfg: SentimentConfig) -> PretrainConfig:
     return pre.model_copy(update={"data": PretrainDataConfig.model_validate(data)})
 
 
+def pretrain_chain(run: Path) -> tuple[float, list[str]]:
+    """Pre-training seconds of ``run`` plus every pre-training run it continued (its
+    ``model.pretrained`` chain), and their names, oldest first."""
+    seconds, names, seen = 0.0, [], set()
+    current: Path | None = runs.resolve_run(run)
+    while current is not None and current not in seen and (current / "metrics.json").exists():
+        seen.add(current)
+        seconds += runs.load_metrics(current).get("train/total_seconds", 0.0)
+        names.insert(0, current.name)
+        parent = runs.load_run_config(current).get("model", {}).get("pretrained")
+        current = Path(parent).resolve() if parent and Path(parent, "config.yaml").exists() else None
+    return seconds, names
+
+
+def _seeded(cfg: SentimentConfig, seed: int) -> SentimentConfig:
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def compare(cfg: SentimentConfig) -> dict:
     out = runs.create_run("nlp_app", f"{cfg.name}-compare")
     runs.write_yaml(out / "config.yaml", to_dict(cfg))
     rows, scores = [], {}
     for name in cfg.compare.models:
-        extra_seconds, note = 0.0, ""
-        if name == "baseline":
-            summary = train(_variant(cfg, name="baseline"))
-        elif name == "bert_scratch":
-            summary = train(_variant(cfg, name="bert", pretrained=None))
+        extra_seconds, note, pretrained = 0.0, "", None
+        if name == "bert_pretrained":
+            if cfg.compare.pretrained_run:
+                pretrained = str(runs.resolve_run(cfg.compare.pretrained_run))
+            else:
+                pre_cfg = pretrain_config_for(cfg)
+                pretrained = pretrain(pre_cfg)["run"]
+            extra_seconds, chain = pretrain_chain(Path(pretrained))
+            note = f"pre-trained in {len(chain)} run(s): {' → '.join(chain)}"
+        if name == "baseline":  # deterministic: one run whatever the seeds
+            variants = [_variant(cfg, name="baseline")]
         else:
-            pre_cfg = pretrain_config_for(cfg)
-            pre = pretrain(pre_cfg)
-            extra_seconds = runs.load_metrics(pre["run"])["train/total_seconds"]
-            note = f"pre-trained {pre_cfg.train.epochs} epochs ({Path(pre['run']).name})"
-            summary = train(_variant(cfg, name="bert", pretrained=pre["run"]))
-        run = Path(summary["run"])
-        m = runs.load_metrics(run)
-        rows.append({"model": name, "run": run.name, "accuracy": m["test/accuracy"], "macro_f1": m["test/macro_f1"],
-                     "roc_auc": m.get("test/roc_auc"), "train_seconds": m["train/total_seconds"],
-                     "pretrain_seconds": extra_seconds, "total_seconds": m["train/total_seconds"] + extra_seconds,
+            bert = _variant(cfg, name="bert", pretrained=pretrained)
+            variants = [_seeded(bert, seed) for seed in cfg.compare.seeds]
+        trained = [Path(train(v)["run"]) for v in variants]
+        per_seed = [runs.load_metrics(r) for r in trained]
+        acc, acc_std = _mean_std([m["test/accuracy"] for m in per_seed])
+        aucs = [m["test/roc_auc"] for m in per_seed if m.get("test/roc_auc") is not None]
+        fine_tune_seconds = _mean_std([m["train/total_seconds"] for m in per_seed])[0]
+        rows.append({"model": name, "run": trained[0].name, "runs": [r.name for r in trained],
+                     "seeds": len(per_seed), "accuracy": acc, "accuracy_std": acc_std,
+                     "accuracies": [m["test/accuracy"] for m in per_seed],
+                     "macro_f1": _mean_std([m["test/macro_f1"] for m in per_seed])[0],
+                     "roc_auc": _mean_std(aucs)[0] if aucs else None, "train_seconds": fine_tune_seconds,
+                     "pretrain_seconds": extra_seconds, "total_seconds": fine_tune_seconds + extra_seconds,
                      "note": note})
-        scores[name] = run
+        scores[name] = trained[0]  # the ROC plot shows the first seed
     test = load_splits(cfg.data)[0]["test"]
     probas = {name: load_classifier(run, "torch", cfg.eval.batch_size).predict_proba(test.texts)
               for name, run in scores.items()}
@@ -82,13 +119,20 @@ def compare(cfg: SentimentConfig) -> dict:
 
 
 def comparison_table(rows: list[dict], n_test: int) -> str:
-    lines = [f"Test split: {n_test} texts.", "",
-             "| model | accuracy | macro-F1 | ROC-AUC | fine-tune s | pre-train s | total s | note |",
+    seeds = max(r["seeds"] for r in rows)
+    head = f"Test split: {n_test} texts."
+    if seeds > 1:
+        head += f" BERT rows: mean ± std over {seeds} fine-tuning seeds."
+    lines = [head, "", "| model | accuracy | macro-F1 | ROC-AUC | fine-tune s | pre-train s | total s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         auc = f"{r['roc_auc']:.4f}" if r["roc_auc"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {auc} | {r['train_seconds']:.0f} "
-                     f"| {r['pretrain_seconds']:.0f} | {r['total_seconds']:.0f} | {r['note']} |")
+        acc = f"{r['accuracy']:.4f}" + (f" ± {r['accuracy_std']:.4f}" if r["seeds"] > 1 else "")
+        note = r["note"]
+        if r["seeds"] > 1:
+            note += f" (per seed: {', '.join(f'{a:.4f}' for a in r['accuracies'])})"
+        lines.append(f"| {r['model']} | {acc} | {r['macro_f1']:.4f} | {auc} | {r['train_seconds']:.0f} "
+                     f"| {r['pretrain_seconds']:.0f} | {r['total_seconds']:.0f} | {note.strip()} |")
     return "\n".join(lines) + "\n"
 
 

@@ -111,6 +111,11 @@ class CompareConfig(StrictModel):
         default_factory=lambda: ["baseline", "bert_scratch", "bert_pretrained"])
     pretrain_config: str = "configs/nlp_app/pretrain.yaml"
     pretrain_overrides: list[str] = Field(default_factory=list)
+    # fine-tune bert_pretrained from this pre-training run instead of pre-training anew; its
+    # pre-training time (and that of every run it continued, via model.pretrained) is counted
+    pretrained_run: str | None = None
+    # each BERT is fine-tuned once per seed (train.seed); the table gives mean ± std over seeds
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
 
 
 class SentimentConfig(StrictModel):

@@ -124,3 +124,28 @@ def test_resume_continues_to_the_same_step_count(tmp_path):
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     assert losses and all(math.isfinite(x) for x in losses)
     assert max(r["step"] for r in records) == 4
+
+
+def test_compare_over_seeds_from_an_existing_pretraining_run(pretrained_run):
+    from nlp_app.compare import compare, pretrain_chain
+
+    # a second pre-training run that continues the first: the chain counts both
+    cfg = load_config(PretrainConfig, "configs/nlp_app/pretrain-quick.yaml",
+                      TINY + [f"model.pretrained={pretrained_run}"])
+    continued = Path(pretrain(cfg)["run"])
+    seconds, chain = pretrain_chain(continued)
+    assert chain == [pretrained_run.name, continued.name]
+    assert seconds == pytest.approx(runs.load_metrics(pretrained_run)["train/total_seconds"]
+                                    + runs.load_metrics(continued)["train/total_seconds"])
+
+    out = compare(recipe(f"compare.pretrained_run={continued}", "compare.seeds=[0,1]"))
+    rows = {r["model"]: r for r in out["rows"]}
+    assert set(rows) == {"baseline", "bert_scratch", "bert_pretrained"}
+    assert rows["baseline"]["seeds"] == 1 and rows["bert_scratch"]["seeds"] == rows["bert_pretrained"]["seeds"] == 2
+    assert len(set(rows["bert_scratch"]["runs"])) == 2
+    assert rows["bert_scratch"]["accuracy"] == pytest.approx(np.mean(rows["bert_scratch"]["accuracies"]))
+    assert rows["bert_pretrained"]["pretrain_seconds"] == pytest.approx(seconds)
+    assert rows["bert_pretrained"]["total_seconds"] > rows["bert_pretrained"]["train_seconds"]
+    table = (Path(out["run"]) / "comparison.md").read_text()
+    assert "mean ± std over 2 fine-tuning seeds" in table and "per seed:" in table
+    assert (Path(out["run"]) / "roc_test.png").exists()
