@@ -43,7 +43,8 @@ class VisionServeConfig(ServeConfig):
     max_image_bytes: int = Field(8_000_000, ge=1024)
     max_image_pixels: int = Field(25_000_000, ge=64)  # decompression-bomb guard, checked before decoding
     max_images: int = Field(32, ge=1)  # per request
-    backend: Literal["torch", "onnx"] = "torch"
+    # onnx-int8: the run's statically quantised model.int8.onnx (classify / segment; `export` writes it)
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend on CPU: bf16 autocast + channels_last
     threads: int | None = Field(None, ge=1)  # intra-op threads for inference; None = library default
 

@@ -6,6 +6,8 @@ batch to a NumPy array of logits, whatever runs underneath.
   GPUs); logits come back as fp32.
 - ``onnx``: ONNX Runtime on the run's ``model.onnx`` (written by the ``export`` stage, or on first
   use).
+- ``onnx-int8``: ONNX Runtime on ``model.int8.onnx``, static int8 calibrated on the run's own
+  images by the ``export`` stage (run it first); `bench.vision` reports its accuracy against fp32.
 
 ``evaluate`` scores with the fp32 reference; ``predict`` and the server use ``cfg.serve``'s
 backend, so an offline prediction and a served one are the same computation.
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 
 from shared.device import set_threads
+from shared.errors import UserError
 from shared.onnx_export import OnnxSession, export_onnx, quantize_int8
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,12 @@ def export_model(model: torch.nn.Module, run: Path, size: int,
 def build_engine(run: Path, load_model: Callable[[], torch.nn.Module], serve_cfg, size: int) -> Engine:
     """The backend ``serve_cfg`` asks for (exporting ``model.onnx`` first if it is missing)."""
     set_threads(serve_cfg.threads)
+    if serve_cfg.backend == "onnx-int8":
+        path = run / "model.int8.onnx"
+        if not path.exists():
+            raise UserError(f"serve.backend=onnx-int8 needs {path}: run `python -m vision_app export --run {run}` "
+                            "first (it calibrates the int8 model on the run's images)")
+        return onnx_engine(path, serve_cfg.threads)
     if serve_cfg.backend == "onnx":
         path = run / "model.onnx"
         if not path.exists():

@@ -6,7 +6,7 @@
 - segmentation: ``{"mask_png_base64", "width", "height", "fractions": {class: share of pixels}}``;
   the mask is a palette PNG at the image's own size whose pixel values are class ids.
 
-The backend (``serve.backend``: torch | onnx, ``serve.precision``: fp32 | bf16) is the same one
+The backend (``serve.backend``: torch | onnx | onnx-int8, ``serve.precision``: fp32 | bf16) is the same one
 ``predict`` uses, so an offline prediction and a served one agree.
 """
 from __future__ import annotations
