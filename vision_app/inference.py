@@ -7,7 +7,7 @@ batch to a NumPy array of logits, whatever runs underneath.
 - ``onnx``: ONNX Runtime on the run's ``model.onnx`` (written by the ``export`` stage, or on first
   use).
 - ``onnx-int8``: ONNX Runtime on ``model.int8.onnx``, static int8 calibrated on the run's own
-  images by the ``export`` stage (run it first); `bench.vision` reports its accuracy against fp32.
+  images by the ``export`` stage (or on first use); `bench.vision` reports its accuracy against fp32.
 
 ``evaluate`` scores with the fp32 reference; ``predict`` and the server use ``cfg.serve``'s
 backend, so an offline prediction and a served one are the same computation.
@@ -74,20 +74,23 @@ def export_model(model: torch.nn.Module, run: Path, size: int,
     return out
 
 
-def build_engine(run: Path, load_model: Callable[[], torch.nn.Module], serve_cfg, size: int) -> Engine:
-    """The backend ``serve_cfg`` asks for (exporting ``model.onnx`` first if it is missing)."""
+def build_engine(run: Path, load_model: Callable[[], torch.nn.Module], serve_cfg, size: int,
+                 export: Callable[[], object] | None = None) -> Engine:
+    """The backend ``serve_cfg`` asks for. A missing ``model.onnx`` / ``model.int8.onnx`` is written
+    first by ``export`` (the task's export stage: int8 needs its calibration images); without it,
+    ``model.onnx`` is exported from the model and int8 is an error naming the stage to run."""
     set_threads(serve_cfg.threads)
-    if serve_cfg.backend == "onnx-int8":
-        path = run / "model.int8.onnx"
-        if not path.exists():
-            raise UserError(f"serve.backend=onnx-int8 needs {path}: run `python -m vision_app export --run {run}` "
-                            "first (it calibrates the int8 model on the run's images)")
-        return onnx_engine(path, serve_cfg.threads)
-    if serve_cfg.backend == "onnx":
-        path = run / "model.onnx"
+    if serve_cfg.backend in ("onnx", "onnx-int8"):
+        path = run / ("model.int8.onnx" if serve_cfg.backend == "onnx-int8" else "model.onnx")
         if not path.exists():
             log.info("no %s yet: exporting it now", path)
-            export_model(load_model(), run, size)
+            if export is not None:
+                export()
+            elif serve_cfg.backend == "onnx":
+                export_model(load_model(), run, size)
+        if not path.exists():
+            raise UserError(f"serve.backend={serve_cfg.backend} needs {path}: run `python -m vision_app export "
+                            f"--run {run}` first (it calibrates the int8 model on the run's images)")
         return onnx_engine(path, serve_cfg.threads)
     return torch_engine(load_model(), serve_cfg.precision)
 
