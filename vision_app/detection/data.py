@@ -43,7 +43,7 @@ def read_source(data: DetectData) -> tuple[DetectionSet, str | dict | None]:
     """The configured data as a :class:`DetectionSet`, and the split spec to apply to it."""
     if data.format == "shapes":
         root = shapes.ensure_shapes(
-            data_root() / "shapes" / f"detect-n{data.shapes_images}-s{data.shapes_size}-seed{data.seed}",
+            data_root() / "generated" / f"shapes-detect-n{data.shapes_images}-s{data.shapes_size}-seed{data.seed}",
             data.shapes_images, data.shapes_size, data.seed, data.shapes_max_objects)
         ds = read_coco(root / "annotations.json", root / "images")
         return ds, data.split or str(root / "split.json")
