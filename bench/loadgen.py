@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -147,6 +148,19 @@ class ServerProcess:
 
 def python() -> str:
     return sys.executable
+
+
+def run_or_quick(app: str, task: str, quick_config: str, run: str | None = None) -> Path:
+    """The run to benchmark: ``run`` if given, else the task's latest, training ``quick_config``
+    first when there is none yet."""
+    from shared.runs import resolve_run, task_dir
+
+    if run:
+        return resolve_run(run)
+    latest = task_dir(app, task) / "latest"
+    if not latest.exists():
+        subprocess.run([python(), "-m", app, "train", "--config", quick_config], check=True)
+    return resolve_run(latest)
 
 
 def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0

@@ -18,20 +18,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.loadgen import batching_sweep, python, sweep_markdown
+from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
 from recsys_app.config import MODEL_NAMES, RecsysConfig
 from recsys_app.dataset import load_dataset
 from recsys_app.models import build_model
 from recsys_app.preprocess import APP, load_or_preprocess
 from shared.config import load_config
-from shared.runs import load_run_config, resolve_run, task_dir, write_json, write_text
+from shared.runs import load_run_config, write_json, write_text
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -90,11 +89,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     cfg = load_config(RecsysConfig, args.config, args.overrides)
-    latest = task_dir(APP, cfg.name) / "latest"
-    if args.run is None and not latest.exists():
-        subprocess.run([python(), "-m", "recsys_app", "train", "--config", "configs/recsys_app/movielens-quick.yaml"],
-                       check=True)
-    run = resolve_run(args.run or latest)
+    run = run_or_quick(APP, cfg.name, "configs/recsys_app/movielens-quick.yaml", args.run)
     served = load_run_config(run)["model"]["name"]
     ds = load_or_preprocess(cfg)
     result = {"config": args.config, "overrides": args.overrides, "run": str(run), "served_model": served,

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.loadgen import batching_sweep, python, sweep_markdown
-from shared.runs import resolve_run, runs_root, write_json, write_text
+from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
+from shared.runs import write_json, write_text
 from tabular_mining.evaluate import load_classify_run
 from tabular_mining.features import encode_frame, encode_records
 from tabular_mining.preprocess import load_splits
@@ -85,13 +85,7 @@ def main() -> None:
     ap.add_argument("--run", default=None)
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     args = ap.parse_args()
-    latest = runs_root() / "tabular_mining" / "churn" / "latest"
-    if args.run is None and not latest.exists():
-        import subprocess
-
-        subprocess.run([python(), "-m", "tabular_mining", "train", "--config",
-                        "configs/tabular_mining/churn-quick.yaml"], check=True)
-    run = resolve_run(args.run or latest)
+    run = run_or_quick("tabular_mining", "churn", "configs/tabular_mining/churn-quick.yaml", args.run)
     loaded = load_classify_run(run, only_served=True)
     rows = load_splits(loaded.cfg.name, loaded.cfg.data).test
     body = ChurnPredictor(loaded).example()

@@ -63,8 +63,6 @@ def _seeded(cfg: SentimentConfig, seed: int) -> SentimentConfig:
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def compare(cfg: SentimentConfig) -> dict:
@@ -88,14 +86,14 @@ def compare(cfg: SentimentConfig) -> dict:
             variants = [_seeded(bert, seed) for seed in cfg.compare.seeds]
         trained = [Path(train(v)["run"]) for v in variants]
         per_seed = [runs.load_metrics(r) for r in trained]
-        acc, acc_std = _mean_std([m["test/accuracy"] for m in per_seed])
+        accuracies = [m["test/accuracy"] for m in per_seed]
         aucs = [m["test/roc_auc"] for m in per_seed if m.get("test/roc_auc") is not None]
-        fine_tune_seconds = _mean_std([m["train/total_seconds"] for m in per_seed])[0]
+        fine_tune_seconds = float(np.mean([m["train/total_seconds"] for m in per_seed]))
         rows.append({"model": name, "run": trained[0].name, "runs": [r.name for r in trained],
-                     "seeds": len(per_seed), "accuracy": acc, "accuracy_std": acc_std,
-                     "accuracies": [m["test/accuracy"] for m in per_seed],
-                     "macro_f1": _mean_std([m["test/macro_f1"] for m in per_seed])[0],
-                     "roc_auc": _mean_std(aucs)[0] if aucs else None, "train_seconds": fine_tune_seconds,
+                     "seeds": len(per_seed), "accuracy": float(np.mean(accuracies)),
+                     "accuracy_std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
+                     "accuracies": accuracies, "macro_f1": float(np.mean([m["test/macro_f1"] for m in per_seed])),
+                     "roc_auc": float(np.mean(aucs)) if aucs else None, "train_seconds": fine_tune_seconds,
                      "pretrain_seconds": extra_seconds, "total_seconds": fine_tune_seconds + extra_seconds,
                      "note": note})
         scores[name] = trained[0]  # the ROC plot shows the first seed

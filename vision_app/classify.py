@@ -174,8 +174,7 @@ def predict(cfg, run: str | None, input_path: str | None, output: str | None) ->
     """Label every image of ``--input`` with the served backend; JSON lines to ``--output``."""
     run_dir = resolve(cfg, run)
     classes = read_json(run_dir / "labels.json")
-    engine = build_engine(run_dir, lambda: load_model(run_dir, cfg), cfg.serve, cfg.augment.size,
-                          export=lambda: export(cfg, str(run_dir)))
+    engine = build_engine(run_dir, lambda: load_model(run_dir, cfg), cfg.serve, lambda: export(cfg, str(run_dir)))
     files = list_inputs(input_path)
     rows = []
     for start in range(0, len(files), 64):

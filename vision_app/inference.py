@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from shared.device import set_threads
-from shared.errors import UserError
 from shared.onnx_export import OnnxSession, export_onnx, quantize_int8
 
 log = logging.getLogger(__name__)
@@ -74,23 +73,16 @@ def export_model(model: torch.nn.Module, run: Path, size: int,
     return out
 
 
-def build_engine(run: Path, load_model: Callable[[], torch.nn.Module], serve_cfg, size: int,
-                 export: Callable[[], object] | None = None) -> Engine:
-    """The backend ``serve_cfg`` asks for. A missing ``model.onnx`` / ``model.int8.onnx`` is written
-    first by ``export`` (the task's export stage: int8 needs its calibration images); without it,
-    ``model.onnx`` is exported from the model and int8 is an error naming the stage to run."""
+def build_engine(run: Path, load_model: Callable[[], torch.nn.Module], serve_cfg,
+                 export: Callable[[], object]) -> Engine:
+    """The backend ``serve_cfg`` asks for. A missing ``model.onnx`` / ``model.int8.onnx`` is first
+    written by ``export``, the task's export stage (int8 needs its calibration images)."""
     set_threads(serve_cfg.threads)
     if serve_cfg.backend in ("onnx", "onnx-int8"):
         path = run / ("model.int8.onnx" if serve_cfg.backend == "onnx-int8" else "model.onnx")
         if not path.exists():
             log.info("no %s yet: exporting it now", path)
-            if export is not None:
-                export()
-            elif serve_cfg.backend == "onnx":
-                export_model(load_model(), run, size)
-        if not path.exists():
-            raise UserError(f"serve.backend={serve_cfg.backend} needs {path}: run `python -m vision_app export "
-                            f"--run {run}` first (it calibrates the int8 model on the run's images)")
+            export()
         return onnx_engine(path, serve_cfg.threads)
     return torch_engine(load_model(), serve_cfg.precision)
 

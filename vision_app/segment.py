@@ -184,8 +184,7 @@ def predict(cfg, run: str | None, input_path: str | None, output: str | None) ->
     with each image's class pixel fractions; the served backend computes them."""
     run_dir = resolve(cfg, run)
     classes = read_json(run_dir / "labels.json")
-    engine = build_engine(run_dir, lambda: load_model(run_dir, cfg), cfg.serve, cfg.augment.size,
-                          export=lambda: export(cfg, str(run_dir)))
+    engine = build_engine(run_dir, lambda: load_model(run_dir, cfg), cfg.serve, lambda: export(cfg, str(run_dir)))
     out_dir = Path(output) if output else run_dir / "predictions"
     files, rows = list_inputs(input_path), []
     for f in files:

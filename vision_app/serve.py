@@ -32,7 +32,7 @@ class _RunPredictor(ImageUploadPredictor):
         self.cfg, self.run = cfg, resolve_run(run)
         self.classes = read_json(self.run / "labels.json")
         self.engine = build_engine(self.run, lambda: self.task_module.load_model(self.run, cfg), cfg.serve,
-                                   cfg.augment.size, export=lambda: self.task_module.export(cfg, str(self.run)))
+                                   lambda: self.task_module.export(cfg, str(self.run)))
 
     @classmethod
     def from_run(cls, cfg, run: str | Path) -> "_RunPredictor":

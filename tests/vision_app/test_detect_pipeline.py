@@ -144,6 +144,8 @@ def test_recipes_load_and_quick_twins_share_the_name(recipe):
     assert full.name == quick.name == recipe and full.model.arch == quick.model.arch
     with pytest.raises(UserError, match="model.input_size"):
         load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml", ["model.input_size=100"])
+    with pytest.raises(UserError, match="serve.backend"):  # no int8 detector
+        load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml", ["serve.backend=onnx-int8"])
 
 
 @pytest.mark.parametrize("backbone, anchors", [("resnet18", [16, 32, 64, 128]),

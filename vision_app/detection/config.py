@@ -73,6 +73,10 @@ class DetectEval(StrictModel):
     draw_score_thresh: float = Field(0.3, ge=0, le=1)
 
 
+class DetectServeConfig(VisionServeConfig):
+    backend: Literal["torch", "onnx"] = "torch"  # onnx: the yolo detector only; no int8 detector
+
+
 class DetectConfig(StrictModel):
     name: str = "detect"
     task: Literal["detect"] = "detect"
@@ -82,4 +86,4 @@ class DetectConfig(StrictModel):
     train: LoopConfig = LoopConfig(monitor="map_50", epochs=30, batch_size=16, lr=2e-3, weight_decay=5e-4,
                                    schedule="cosine", warmup_ratio=0.05, clip_grad_norm=10.0)
     eval: DetectEval = DetectEval()
-    serve: VisionServeConfig = VisionServeConfig(max_batch_size=8)
+    serve: DetectServeConfig = DetectServeConfig(max_batch_size=8)

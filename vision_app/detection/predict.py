@@ -52,8 +52,6 @@ class Detector:
         self.preset = eval_preset(cfg)
         self.backend = backend
         set_threads(threads)
-        if backend not in ("torch", "onnx"):
-            raise UserError(f"serve.backend={backend}: detection serves with torch or onnx (yolo)")
         if backend == "onnx":
             if cfg.model.arch != "yolo":
                 raise UserError("the onnx backend serves the yolo detector only; use serve.backend=torch")
