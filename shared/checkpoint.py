@@ -123,6 +123,9 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike, strict: bool =
         missing, unexpected = safetensors.torch.load_model(target, str(path), strict=False, device=device)
     except RuntimeError as exc:  # shape mismatches
         raise UserError(f"{path} does not fit this model: {exc}".replace("\n", " ")) from None
+    except safetensors.SafetensorError as exc:  # a truncated or foreign file: name it, say what to do
+        raise UserError(f"cannot read model weights {path} ({exc}); the file is damaged: "
+                        "train again or restore it") from None
     if strict and (missing or unexpected):
         raise UserError(
             f"{path} does not fit this model: missing keys {sorted(missing)[:10]}, "

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, *, static_inpu
         prepared = tmp.with_name(tmp.stem + ".pre.onnx")
         try:
             quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        except Exception:  # pre-processing is an optimisation; quantise the original if it fails
+        except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantise the original if it fails
             prepared = src
         try:
             if static_inputs is None:
@@ -86,6 +87,7 @@ class OnnxSession:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] | None = None):
         import onnxruntime as ort
+        from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
         path = Path(path)
         if not path.exists():
@@ -97,7 +99,13 @@ class OnnxSession:
             opts.inter_op_num_threads = 1
         available = ort.get_available_providers()
         wanted = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), opts, providers=wanted)
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=wanted)
+        except (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail) as exc:
+            # a truncated or foreign file: one line naming it, not ONNX Runtime's traceback
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"cannot load ONNX model {path} ({reason[:200]}); the file is damaged: "
+                            "delete it and run the export stage again") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.path = path
