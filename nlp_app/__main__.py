@@ -22,7 +22,7 @@ from nlp_app.qa_ner_cli import route_tasks
 from nlp_app.serve import serve_stage
 from nlp_app.stages import preprocess_stage, pretrain_stage
 from nlp_app.train import train_stage
-from shared.cli import Stage, main
+from shared.cli import Stage, legacy_main as main
 
 STAGES = {
     "preprocess": Stage(preprocess_stage, "read, validate, de-duplicate and split the data; cache it"),

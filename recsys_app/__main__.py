@@ -12,7 +12,7 @@ Quick CPU run: ``python -m recsys_app train --config configs/recsys_app/movielen
 from recsys_app import evaluate, serve, train
 from recsys_app.config import RecsysConfig
 from recsys_app.preprocess import preprocess
-from shared.cli import Stage, main
+from shared.cli import Stage, legacy_main as main
 from shared.config import load_config
 
 

@@ -67,25 +67,77 @@ def apply_overrides(data: dict, overrides: Iterable[str]) -> dict:
     return out
 
 
-def validate(model: type[T], data: dict, source: str = "config") -> T:
-    """Validate ``data`` against ``model``; a failure names every bad key by its dotted path."""
+def override_values(overrides: Iterable[str]) -> dict[tuple[str, ...], str]:
+    """``{("data", "positive_class"): "Yes"}``: each override's dotted key and its raw text."""
+    return {tuple(item.split("=", 1)[0].strip().split(".")): item.split("=", 1)[1]
+            for item in overrides if "=" in item}
+
+
+def validate(model: type[T], data: dict, source: str = "config", overrides: Iterable[str] = ()) -> T:
+    """Validate ``data`` against ``model``; a failure names every bad key by its dotted path.
+
+    An override whose YAML reading has the wrong type for a string field (``positive_class=Yes``
+    read as a boolean, ``name=2024``) keeps its raw text; an error that an override caused names
+    the override, not the recipe file.
+    """
+    raw = override_values(overrides)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown key")
-            else:
-                problems.append(f"{where}: {err['msg']}")
-        raise UserError(f"invalid {source}: " + "; ".join(problems)) from None
+        errors = exc.errors()
+    retry = [e["loc"] for e in errors if e["type"] == "string_type" and tuple(map(str, e["loc"])) in raw]
+    if retry:
+        data = _deepcopy(data)
+        for loc in retry:
+            node = data
+            for part in loc[:-1]:
+                node = node[part]
+            node[loc[-1]] = raw[tuple(map(str, loc))]
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+    problems = []
+    for err in errors:
+        loc = tuple(str(p) for p in err["loc"])
+        where = ".".join(loc) or "(top level)"
+        problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if loc in raw:
+            problems.append(f"override {where}={raw[loc]}: {problem}")
+        else:
+            problems.append(f"{where}: {problem}")
+    raise UserError(f"invalid {source}: " + "; ".join(problems)) from None
 
 
 def load_config(model: type[T], path: str | os.PathLike, overrides: Iterable[str] = ()) -> T:
-    """Load ``path`` as YAML, apply overrides, validate against ``model``."""
-    data = apply_overrides(read_yaml(path), overrides)
-    return validate(model, data, source=str(path))
+    """Load ``path`` as YAML (following ``base:``), apply overrides, validate against ``model``."""
+    overrides = list(overrides)
+    data = apply_overrides(read_recipe(path), overrides)
+    return validate(model, data, source=str(path), overrides=overrides)
+
+
+def read_recipe(path: str | os.PathLike) -> dict:
+    """A recipe's YAML; ``base: other.yaml`` (relative to this file) is read first and this file's
+    keys are merged over it, section by section (``-quick`` twins are a base plus a few overrides)."""
+    path = Path(path)
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = path.parent / base
+    if base_path.resolve() == path.resolve():
+        raise UserError(f"{path}: base: points at itself")
+    return _merge(read_recipe(base_path), data)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = _deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = _deepcopy(value)
+    return out
 
 
 def to_dict(cfg: BaseModel) -> dict:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,8 +22,7 @@ import yaml
 
 from shared.errors import UserError
 
-
-
+log = logging.getLogger(__name__)
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: mkstemp creates 0600 files, artifacts should get the usual mode
 
@@ -118,10 +120,8 @@ def task_dir(app: str, task: str, root: str | os.PathLike | None = None) -> Path
     return Path(root or runs_root()) / app / task
 
 
-def create_run(app: str, task: str, root: str | os.PathLike | None = None, run_id: str | None = None) -> Path:
-    """Create and return a fresh ``runs/<app>/<task>/<run-id>/`` directory."""
-    base = task_dir(app, task, root)
-    run_id = run_id or new_run_id()
+def _create_run(base: Path) -> Path:
+    run_id = new_run_id()
     run = base / run_id
     suffix = 1
     while run.exists():
@@ -141,6 +141,162 @@ def mark_latest(run: str | os.PathLike) -> Path:
     os.symlink(run.name, tmp)
     os.replace(tmp, link)
     return link
+
+
+# --- the run lifecycle: start_run / finish_run are the only way a run begins and ends ----------
+
+RUN_FILE = "run.json"  # status (running | finished), config digest, command, owner pid, times
+
+
+def config_digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_status(run: Path) -> dict:
+    """The run's ``run.json``; a run without one predates the lifecycle and counts as finished."""
+    path = Path(run) / RUN_FILE
+    if not path.exists():
+        return {"status": "finished"}
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        raise UserError(f"{path} is unreadable or not JSON; delete that run or pass another --run") from None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _resumable(base: Path, digest: str) -> Path | None:
+    """The newest unfinished run under ``base`` made from the same config, not held by a live process."""
+    if not base.is_dir():
+        return None
+    for run in sorted((p for p in base.iterdir() if p.is_dir() and not p.is_symlink()), reverse=True):
+        status = run_status(run)
+        if (status.get("status") == "running" and status.get("config_sha256") == digest
+                and not (status.get("host") == platform.node() and _pid_alive(status.get("pid")))):
+            return run
+    return None
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _share_from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank under ``torchrun`` (the CLI joined the process group)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return value
+    from shared.distributed import broadcast_object
+
+    return broadcast_object(value)
+
+
+def start_run(app: str, cfg, run: str | os.PathLike | None = None, suffix: str = "") -> Path:
+    """Begin or resume a run of recipe ``cfg`` and return its directory (on every rank).
+
+    ``run`` given: resume that run (a finished run is refused: it is never overwritten). Otherwise
+    the newest unfinished run of the same recipe and the same resolved config is resumed, else a new
+    ``runs/<app>/<name>[-<suffix>]/<run-id>/`` is made. Rank 0 decides and writes ``config.yaml``
+    and ``run.json``; the other ranks receive the path.
+    """
+    from shared.config import to_dict
+
+    config = to_dict(cfg)
+    path = None
+    if _rank() == 0:
+        path = str(_open_run(app, config, run, suffix))
+    return Path(_share_from_rank0(path))
+
+
+def _open_run(app: str, config: dict, run: str | os.PathLike | None, suffix: str) -> Path:
+    digest = config_digest(config)
+    if run is not None:
+        path = resolve_run(run)
+        if run_status(path).get("status") == "finished":
+            raise UserError(f"{path} is a finished run and is never overwritten; "
+                            "train without --run to start a new one")
+    else:
+        name = config["name"] + (f"-{suffix}" if suffix else "")
+        path = _resumable(task_dir(app, name), digest)
+        path = path or _create_run(task_dir(app, name))
+    resumed = (path / "config.yaml").exists()
+    if resumed:
+        log.info("resuming the unfinished run %s", path)
+    write_yaml(path / "config.yaml", config)
+    status = run_status(path) if resumed else {}
+    write_json(path / RUN_FILE, {
+        "app": app, "task": config.get("task"), "recipe": config.get("name"), "status": "running",
+        "config_sha256": digest, "command": status.get("command", _command(app)),
+        "started": status.get("started", _now()), "resumed": status.get("resumed", 0) + int(resumed),
+        "host": platform.node(), "pid": os.getpid(),
+    })
+    return path
+
+
+def finish_run(run: str | os.PathLike, cfg, result: dict) -> dict:
+    """End a run: merge the numeric ``split/metric`` keys of ``result`` into ``metrics.json``,
+    write the model card (``README.md``; ``result["card"]`` adds the task's own section), mark the
+    run finished and point ``latest`` at it. Returns ``result`` without ``card``. Rank 0 only
+    writes; every rank returns."""
+    result = dict(result)
+    notes = result.pop("card", "")
+    if _rank() != 0:
+        return result
+    from shared.cards import write_model_card
+    from shared.config import to_dict
+
+    run = Path(run)
+    numeric = {k: float(v) for k, v in result.items()
+               if "/" in k and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics = update_metrics(run, numeric)
+    status = run_status(run)
+    write_model_card(run, to_dict(cfg), metrics, status, notes)
+    write_json(run / RUN_FILE, {**status, "status": "finished", "finished": _now(), "pid": None})
+    mark_latest(run)
+    return result
+
+
+def _command(app: str) -> str:
+    if sys.argv and sys.argv[0].endswith("__main__.py"):
+        return " ".join([f"python -m {app}", *sys.argv[1:]])
+    return " ".join(sys.argv)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def latest_run(app: str, name: str) -> Path:
+    """``runs/<app>/<name>/latest``, resolved; a clear error when the recipe was never trained."""
+    link = task_dir(app, name) / "latest"
+    if not link.exists():
+        raise UserError(f"no finished run of recipe {name!r} under {link.parent}: train it first, "
+                        "or pass --run runs/<app>/<recipe>/<run-id>")
+    return resolve_run(link)
+
+
+def evaluation_dir(run: str | os.PathLike, data: str | os.PathLike) -> Path:
+    """``<run>/evaluations/<file stem>/`` for scoring ``data``: one folder per file, and a file of
+    the same stem from elsewhere gets ``<stem>-2`` … instead of overwriting it."""
+    data = Path(data).resolve()
+    base = Path(run) / "evaluations"
+    for i in range(1, 1000):
+        out = base / (data.stem if i == 1 else f"{data.stem}-{i}")
+        source = out / "source.json"
+        if not out.exists() or (source.exists() and read_json(source).get("path") == str(data)):
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(source, {"path": str(data), "sha256": file_sha256(data) if data.is_file() else None})
+            return out
+    raise UserError(f"too many evaluations named {data.stem} in {base}")
 
 
 def resolve_run(run: str | os.PathLike) -> Path:

@@ -10,7 +10,7 @@
 
 Quick CPU run: ``python -m tabular_mining train --config configs/tabular_mining/churn-quick.yaml``.
 """
-from shared.cli import Stage, main
+from shared.cli import Stage, legacy_main as main
 from tabular_mining import stages
 
 STAGES = {

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared.cli import Stage, main
+from shared.cli import Stage, legacy_main as main
 from shared.config import apply_overrides, read_yaml, validate
 from shared.errors import UserError
 from shared.runs import load_run_config, task_dir
