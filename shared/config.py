@@ -97,16 +97,18 @@ def validate(model: type[T], data: dict, source: str = "config", overrides: Iter
             return model.model_validate(data)
         except ValidationError as exc:
             errors = exc.errors()
-    problems = []
+    in_file, in_overrides = [], []
     for err in errors:
         loc = tuple(str(p) for p in err["loc"])
         where = ".".join(loc) or "(top level)"
         problem = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         if loc in raw:
-            problems.append(f"override {where}={raw[loc]}: {problem}")
+            in_overrides.append(f"{where}={raw[loc]}: {problem}")
         else:
-            problems.append(f"{where}: {problem}")
-    raise UserError(f"invalid {source}: " + "; ".join(problems)) from None
+            in_file.append(f"{where}: {problem}")
+    parts = (["invalid command-line override " + "; ".join(in_overrides)] if in_overrides else []) + \
+            ([f"invalid {source}: " + "; ".join(in_file)] if in_file else [])
+    raise UserError("; ".join(parts)) from None
 
 
 def load_config(model: type[T], path: str | os.PathLike, overrides: Iterable[str] = ()) -> T:

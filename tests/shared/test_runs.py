@@ -6,19 +6,21 @@ from shared import runs
 from shared.errors import UserError
 
 
-def test_create_run_latest_and_metrics(tmp_path):
-    a = runs.create_run("app", "task", root=tmp_path, run_id="r1")
+def test_latest_and_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLREF_RUNS", str(tmp_path))
+    a = runs._create_run(runs.task_dir("app", "task"))
     runs.write_yaml(a / "config.yaml", {"x": 1})
     runs.mark_latest(a)
-    b = runs.create_run("app", "task", root=tmp_path, run_id="r1")  # same id: gets a suffix
+    b = runs._create_run(runs.task_dir("app", "task"))  # same second, same pid: gets a suffix
     assert b != a
     runs.write_yaml(b / "config.yaml", {"x": 2})
     runs.mark_latest(b)
-    latest = tmp_path / "app" / "task" / "latest"
-    assert runs.resolve_run(latest) == b.resolve()
-    assert runs.load_run_config(latest) == {"x": 2}
+    assert runs.latest_run("app", "task") == b.resolve()
+    assert runs.load_run_config(tmp_path / "app" / "task" / "latest") == {"x": 2}
     runs.update_metrics(b, {"test/auc": 0.9})
     assert runs.update_metrics(b, {"valid/auc": 0.8}) == {"test/auc": 0.9, "valid/auc": 0.8}
+    with pytest.raises(UserError, match="no finished run of recipe 'other'"):
+        runs.latest_run("app", "other")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
