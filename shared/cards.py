@@ -51,7 +51,7 @@ def render_model_card(config: dict, metrics: dict, status: dict, notes: str = ""
     from huggingface_hub import ModelCard
 
     data = _card_data(config, metrics, status)
-    section = lambda key: yaml.safe_dump(config.get(key, {}), sort_keys=False, allow_unicode=True).strip()  # noqa: E731
+    section = lambda key: yaml.safe_dump(config.get(key, {}), sort_keys=False, allow_unicode=True).strip()
     body = f"""
 # {config.get("name", "model")} ({status.get("app", "")} · {config.get("task", "")})
 

@@ -20,8 +20,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from shared.config import apply_overrides, read_recipe, to_dict, validate
 from shared.errors import UserError
@@ -94,7 +95,7 @@ def run_config(app: str, tasks: Mapping[str, Task], run: Path, overrides: Sequen
         saved = load_run_config(run)
     except UserError:
         raise
-    except Exception:  # a damaged config.yaml is the user's to fix, not a traceback
+    except Exception:  # noqa: BLE001 -- a damaged config.yaml is the user's to fix, not a traceback
         raise UserError(f"{run}/config.yaml is unreadable; the run is damaged (train again)") from None
     owner = run_status(run).get("app")
     if owner and owner != app:
@@ -223,8 +224,8 @@ def main(app: str, tasks: Mapping[str, Task], default_config: str | None = None)
 
 
 # --- legacy: the per-app Stage tables, deleted once every app is on run_app -----------------------
-from dataclasses import dataclass  # noqa: E402
-from typing import Callable  # noqa: E402
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

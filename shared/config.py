@@ -8,8 +8,9 @@ YAML, so ``3`` is an int and ``[a, b]`` a list), validates, and on failure raise
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError

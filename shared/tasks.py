@@ -22,9 +22,10 @@ App-specific stages go in ``extra`` as :class:`Extra` records: ``on="recipe"`` s
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel
 

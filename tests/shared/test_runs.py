@@ -26,10 +26,9 @@ def test_latest_and_metrics(tmp_path, monkeypatch):
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
     target = tmp_path / "m.json"
     runs.write_json(target, {"ok": True})
-    with pytest.raises(RuntimeError):
-        with runs.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), runs.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"ok": True}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temp file left behind
 
