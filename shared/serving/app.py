@@ -1,112 +1,73 @@
 """The FastAPI app factory every served model uses.
 
-``create_app(load, cfg)`` builds an app around a :class:`Predictor` that ``load()`` returns:
+``create_app(load, cfg)`` builds an app around the :class:`Predictor` that ``load()`` returns,
+loaded (and warmed) in the app's lifespan, so ``/readyz`` means the same for every app:
 
 - ``GET /livez``: the process is up. ``GET /readyz``: 503 until the model is loaded and warmed.
 - ``GET /metadata``: run id, model, features/labels, metrics (from the predictor).
 - ``GET /metrics``: Prometheus (requests by route and status, latency, batch sizes, queue depth).
-- ``POST /predict``: ``{"instances": [...], ...}`` (the predictor's schema) → its response; goes
-  through the :class:`MicroBatcher`. A multipart upload is handed to ``Predictor.from_form``.
+- ``POST /predict``: ``{"instances": [...], ...}`` (the predictor's schema) → its response; see
+  :mod:`shared.serving.pipeline` for the path one request takes and the limits checked once here.
 - ``GET /``: a small demo page that posts the predictor's example request.
+- ``GET /openapi.json`` and ``GET /docs`` (offline Swagger UI): see :mod:`shared.serving.openapi`.
 
-Limits: request body size (413), per-request timeout (504), bounded queue (503 + Retry-After),
-optional bearer token read from the environment variable ``cfg.auth_token_env`` (401). Every
-error is JSON ``{"error": message}`` (422s add ``"fields"``) and the server keeps serving.
+Every error is JSON ``{"error": message}`` (422s add ``"fields"``), 404 and 405 included, and the
+server keeps serving. With a bearer token set (env var ``serve.auth_token_env``), the probes and
+``serve.public_routes`` stay open and every other route needs the token.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
-import hmac
 import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import FormData
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.config import StrictModel
-from shared.errors import UserError
-from shared.serving.batcher import MicroBatcher, QueueFull
-from shared.serving.limits import BodySizeLimit
+from shared.serving.batcher import MicroBatcher
+from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
+from shared.serving.limits import BearerAuth, BodySizeLimit
+from shared.serving.openapi import install_docs, install_openapi
+from shared.serving.pipeline import error_response, field_errors, handle_predict
+from shared.serving.predictor import ErrorBody, Predictor
 from shared.serving.telemetry import ObserveRequests, Telemetry
 
 log = logging.getLogger(__name__)
 
-
-class ServeConfig(StrictModel):
-    """The ``serve:`` section every app's recipe has."""
-
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    batching: bool = True
-    max_batch_size: int = Field(64, ge=1)
-    max_wait_ms: float = Field(2.0, ge=0)
-    max_queue: int = Field(256, ge=1, description="requests waiting before 503")
-    timeout_s: float = Field(10.0, gt=0)
-    max_body_bytes: int = Field(2_000_000, ge=1024)
-    auth_token_env: str = Field("MLREF_API_TOKEN", description="env var holding a bearer token; unset = no auth")
-    load_in_background: bool = True
+_UNAVAILABLE = {503: {"model": ErrorBody, "description": "model not loaded yet (Retry-After)"}}
 
 
-class HTTPError(Exception):
-    """Raise from a predictor hook to answer with ``status`` and a message."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
+class Status(BaseModel):
+    status: str
 
 
-class Predictor:
-    """What an app implements to be served. Batch-first: ``predict_batch(items) -> outputs``.
+def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "mlref model", *,
+               predictor_type: type[Predictor] | None = None, request_model: type[BaseModel] | None = None,
+               response_model: type[BaseModel] | None = None) -> FastAPI:
+    """Build the app; ``load`` runs in the lifespan (in a thread when ``cfg.load_in_background``).
 
-    ``request_model`` is the pydantic schema of the POST body (put ``Field`` limits on it, so bad
-    requests get a 422 for free). ``items`` turns a validated body into one item per instance
-    (carrying per-request options if the model needs them); ``respond`` turns the outputs back
-    into the response body.
+    ``predictor_type`` (its class attributes) or ``request_model``/``response_model`` describe
+    ``/predict`` in OpenAPI before the model has loaded; without them the loaded predictor's are
+    used, and a generic schema until then.
     """
-
-    request_model: type[BaseModel]
-
-    def items(self, body: BaseModel) -> list:
-        return list(body.instances)  # type: ignore[attr-defined]
-
-    def predict_batch(self, items: list) -> list:
-        raise NotImplementedError
-
-    def respond(self, body: BaseModel, outputs: list) -> dict:
-        return {"predictions": outputs}
-
-    def metadata(self) -> dict:
-        return {}
-
-    def example(self) -> dict:
-        """A valid request body: used for warm-up and prefilled on the demo page."""
-        raise NotImplementedError
-
-    def from_form(self, form: FormData) -> BaseModel:
-        raise HTTPError(415, "this model takes a JSON body (Content-Type: application/json)")
-
-    def warmup(self) -> None:
-        body = self.request_model.model_validate(self.example())
-        self.predict_batch(self.items(body))
-
-
-def _field_errors(exc: ValidationError) -> list[dict]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]} for e in exc.errors()]
-
-
-def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "mlref model") -> FastAPI:
-    """Build the app; ``load`` runs in the lifespan (in a thread when ``cfg.load_in_background``)."""
     telemetry = Telemetry()
-    state: dict[str, Any] = {"predictor": None, "error": None}
+    state: dict[str, Any] = {"predictor": None, "failed": False}
+    batcher = MicroBatcher(
+        lambda items: state["predictor"].predict_batch(items), cfg.max_batch_size, cfg.max_wait_ms,
+        cfg.max_queue, enabled=cfg.batching, on_batch=telemetry.batch_size.observe, on_queue=telemetry.queue_depth.set,
+    )
+    decode_pool = ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="decode")
 
-    def _load_and_warm() -> None:
+    def load_and_warm() -> None:
         try:
             t0 = time.perf_counter()
             predictor = load()
@@ -117,117 +78,87 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
             gc.freeze()
             state["predictor"] = predictor
             log.info("model loaded and warmed in %.2fs", time.perf_counter() - t0)
-        except Exception as exc:  # readyz reports it; livez stays up so the operator can look
-            state["error"] = f"{type(exc).__name__}: {exc}"
+        except Exception:  # readyz says so; the details go to the log, not to callers
+            state["failed"] = True
             log.exception("model failed to load")
-
-    def _infer(items: list) -> list:
-        return state["predictor"].predict_batch(items)
-
-    batcher = MicroBatcher(
-        _infer, cfg.max_batch_size, cfg.max_wait_ms, cfg.max_queue, enabled=cfg.batching,
-        on_batch=telemetry.batch_size.observe, on_queue=telemetry.queue_depth.set,
-    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
-        loader = asyncio.create_task(asyncio.to_thread(_load_and_warm))
+        loader = asyncio.create_task(asyncio.to_thread(load_and_warm))
         if not cfg.load_in_background:
             await loader
-        yield
+        yield {READ_TIMEOUT_STATE: cfg.read_timeout_s}
         loader.cancel()
         await batcher.stop()
+        decode_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title=title, lifespan=lifespan)
-    # outermost first: telemetry sees every response, 413s included
-    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes)
+    app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # outermost last: telemetry sees every response; auth before reading any body
+    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes, read_timeout_s=cfg.read_timeout_s)
+    token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
+    app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
     app.add_middleware(ObserveRequests, telemetry=telemetry)
-    app.state.batcher = batcher
-    app.state.serve_state = state
+    _install_error_handlers(app)
+    app.state.batcher, app.state.serve_state, app.state.serve_config = batcher, state, cfg
 
-    def _error(status: int, message: str, headers: dict | None = None, **extra) -> JSONResponse:
-        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
-
-    def _check_auth(request: Request) -> JSONResponse | None:
-        token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
-        if not token:
-            return None
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
-            return JSONResponse({"error": "missing or wrong bearer token (send 'Authorization: Bearer <token>')"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return None
-
-    @app.get("/livez")
+    @app.get("/livez", response_model=Status)
     async def livez():
+        """The process is up (says nothing about the model)."""
         return {"status": "alive"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_model=Status, responses=_UNAVAILABLE)
     async def readyz():
+        """Ready to predict: the model is loaded and warmed."""
         if state["predictor"] is not None:
             return {"status": "ready"}
-        if state["error"]:
-            return _error(503, f"model failed to load: {state['error']}")
-        return _error(503, "model is loading", headers={"Retry-After": "1"})
+        if state["failed"]:
+            return error_response(503, "model failed to load; the server log has the details")
+        return error_response(503, "model is loading", headers={"Retry-After": "1"})
 
-    @app.get("/metadata")
-    async def metadata(request: Request):
-        if (denied := _check_auth(request)) is not None:
-            return denied
+    @app.get("/metadata", responses=_UNAVAILABLE)
+    async def metadata() -> dict:
+        """Run, model, labels or features, limits and metrics of the served model."""
         if state["predictor"] is None:
-            return _error(503, "model is not loaded yet", headers={"Retry-After": "1"})
+            return error_response(503, "model is not loaded yet", headers={"Retry-After": "1"})
         return state["predictor"].metadata()
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics():
+        """Prometheus metrics."""
         return Response(telemetry.render(), media_type=telemetry.content_type)
 
     @app.post("/predict")
     async def predict(request: Request):
-        if (denied := _check_auth(request)) is not None:
-            return denied
+        """A list of instances in, a list of predictions out, in order."""
         predictor: Predictor | None = state["predictor"]
         if predictor is None:
-            return _error(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
-        try:
-            body = await _parse_body(request, predictor)
-            items = predictor.items(body)
-            outputs = await asyncio.wait_for(batcher.submit(items), cfg.timeout_s)
-            return JSONResponse(predictor.respond(body, outputs))
-        except ValidationError as exc:
-            return _error(422, "request does not match the schema; see 'fields'", fields=_field_errors(exc))
-        except HTTPError as exc:
-            return _error(exc.status, exc.message, headers=exc.headers or None)
-        except UserError as exc:
-            return _error(422, str(exc))
-        except QueueFull as exc:
-            return _error(503, f"{exc}; retry shortly", headers={"Retry-After": "1"})
-        except asyncio.TimeoutError:
-            return _error(504, f"prediction took longer than {cfg.timeout_s:g}s; try fewer instances")
+            return error_response(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
+        return await handle_predict(request, predictor, batcher, cfg, decode_pool)
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def demo():
         predictor = state["predictor"]
         example = json.dumps(predictor.example(), indent=2, ensure_ascii=False) if predictor else "{}"
-        return _DEMO_PAGE.replace("{{TITLE}}", title).replace("{{EXAMPLE}}", _html_escape(example))
+        return _DEMO_PAGE.replace("{{TITLE}}", _html_escape(title)).replace("{{EXAMPLE}}", _html_escape(example))
 
+    install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type)
+    if cfg.docs:
+        install_docs(app, title)
     return app
 
 
-async def _parse_body(request: Request, predictor: Predictor) -> BaseModel:
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        return predictor.from_form(await request.form())
-    raw = await request.body()
-    if not raw:
-        raise HTTPError(422, "empty request body; send JSON like GET / shows")
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPError(422, f"request body is not valid JSON: {exc}") from None
-    return predictor.request_model.model_validate(data)
+def _install_error_handlers(app: FastAPI) -> None:
+    """400/404/405 (Starlette's HTTPException) and 422 (FastAPI's validation) in the one error shape."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        fields = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        return error_response(422, "request does not match the schema; see 'fields'", fields=fields)
 
 
 def _html_escape(s: str) -> str:
@@ -252,11 +183,3 @@ document.getElementById('go').onclick = async () => {
   out.textContent = r.status + '\\n' + JSON.stringify(await r.json(), null, 2);
 };
 </script></body></html>"""
-
-
-def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run ``app`` with uvicorn (one process; the batcher owns inference concurrency)."""
-    import uvicorn
-
-    log.info("serving on http://%s:%d (demo page at /)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,37 +1,60 @@
 """The micro-batcher every served model's inference goes through.
 
-Requests (each a list of instances) wait in a bounded queue; one worker drains it, joins the
-waiting requests into one batch of at most ``max_batch_size`` instances (a request is never
-split, so one request larger than that runs alone), runs the model once in
-a worker thread, and hands each request its slice of the outputs.
+Requests (each a list of prepared instances) wait in a bounded FIFO queue; one worker drains it,
+joins the waiting requests into one batch of at most ``max_batch_size`` instances, runs the model
+once in a worker thread, and hands each request its slice of the outputs. A request larger than
+``max_batch_size`` runs in chunks, one model call each, so no call is unbounded.
 
 It never waits when idle: the worker takes whatever is queued the moment it is free, so at
 concurrency 1 a request goes straight through. Only under load (more requests arrived while the
 batch was being gathered) does it wait up to ``max_wait_ms`` for the batch to fill. With
-``enabled=False`` every request runs on its own, through the same thread and queue, which is the
-fair "batching off" baseline for benchmarks.
+``enabled=False`` every model call holds one request's items only, through the same thread and
+queue, which is the fair "batching off" baseline for benchmarks.
+
+Two promises:
+
+- One bad request never fails its neighbours: when the model raises on a joined batch, each
+  request's part is run again alone, and only a request that still fails gets the error.
+- A request given up on (its ``submit`` cancelled, e.g. by a timeout) is dropped: its chunks
+  not yet started never run, and the requests behind it are served in order.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
+
+log = logging.getLogger(__name__)
 
 
 class QueueFull(Exception):
     """The batcher's queue is at capacity; the caller should retry later (HTTP 503)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Job:
     items: Sequence[Any]
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
+    outputs: list = field(default_factory=list)
+    taken: int = 0  # items handed to the model so far
+    done: int = 0  # items whose outputs are back
+
+    @property
+    def remaining(self) -> int:
+        return len(self.items) - self.taken
+
+
+# one model call's share of a job: (job, start, end)
+_Segment = tuple[_Job, int, int]
 
 
 class MicroBatcher:
+    """Joins concurrent requests into model calls; see the module doc."""
+
     def __init__(
         self,
         fn: Callable[[list], list],
@@ -49,17 +72,20 @@ class MicroBatcher:
         self.enabled = enabled
         self._on_batch = on_batch or (lambda n: None)
         self._on_queue = on_queue or (lambda n: None)
-        self._queue: asyncio.Queue[_Job] | None = None
+        self._jobs: deque[_Job] = deque()
+        self._pending = 0  # items not yet handed to the model, over all queued jobs
+        self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         # one inference thread: the model libraries parallelise inside a call
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize() if self._queue else 0
+        """Requests waiting (their first or a later chunk not yet started)."""
+        return len(self._jobs)
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._worker(), name="micro-batcher")
 
     async def stop(self) -> None:
@@ -72,64 +98,133 @@ class MicroBatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def submit(self, items: Sequence[Any]) -> list:
-        """Queue ``items`` (one request) and wait for their outputs, in order."""
-        if self._queue is None:
+        """Queue ``items`` (one request) and wait for their outputs, in order. Cancelling the
+        wait (a timeout) drops whatever of the request has not reached the model yet."""
+        if self._wakeup is None:
             raise RuntimeError("batcher not started")
-        job = _Job(items, asyncio.get_running_loop().create_future())
+        if not items:
+            return []
+        if len(self._jobs) >= self.max_queue:
+            raise QueueFull(f"inference queue is full ({self.max_queue} requests waiting)")
+        job = _Job(items, asyncio.get_running_loop().create_future(), [None] * len(items))
+        self._jobs.append(job)
+        self._pending += len(items)
+        self._on_queue(len(self._jobs))
+        self._wakeup.set()
         try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
-            raise QueueFull(f"inference queue is full ({self.max_queue} requests waiting)") from None
-        self._on_queue(self._queue.qsize())
-        return await job.future
+            return await job.future
+        except asyncio.CancelledError:
+            self._discard(job)
+            raise
+
+    def _discard(self, job: _Job) -> None:
+        """Forget a job given up on or failed: its chunks not yet started never run."""
+        try:
+            self._jobs.remove(job)
+        except ValueError:  # already fully handed out
+            return
+        self._pending -= job.remaining
+        self._on_queue(len(self._jobs))
 
     async def _worker(self) -> None:
-        assert self._queue is not None
+        assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         while True:
-            jobs = [await self._queue.get()]
+            while not self._jobs:
+                self._wakeup.clear()
+                await self._wakeup.wait()
             if self.enabled:
-                jobs = await self._gather_more(jobs)
-            jobs = [j for j in jobs if not j.future.cancelled()]
-            self._on_queue(self._queue.qsize())
-            if not jobs:
+                await self._let_more_arrive()
+            segments = self._take()
+            if not segments:
                 continue
-            batch = [item for j in jobs for item in j.items]
-            self._on_batch(len(batch))
+            self._on_batch(sum(end - start for _, start, end in segments))
             try:
-                outputs = await loop.run_in_executor(self._executor, self.fn, batch)
-                if len(outputs) != len(batch):
-                    raise RuntimeError(f"model returned {len(outputs)} outputs for {len(batch)} inputs")
-            except Exception as exc:  # hand the error to every waiting request; keep serving
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(exc)
-                continue
-            start = 0
-            for j in jobs:
-                end = start + len(j.items)
-                if not j.future.done():
-                    j.future.set_result(outputs[start:end])
-                start = end
+                results = await loop.run_in_executor(self._executor, self._run, segments)
+            except Exception:  # a bug here must not stop the worker: fail this batch, keep serving
+                log.exception("micro-batcher failed to run a batch")
+                results = [(job, start, end, None, RuntimeError("inference failed")) for job, start, end in segments]
+            self._deliver(results)
+            del segments, results  # the items (decoded images...) are freed as soon as answered
 
-    async def _gather_more(self, jobs: list[_Job]) -> list[_Job]:
-        """Add queued jobs up to ``max_batch_size`` instances. When under load (more than one
-        request already gathered) yield to the event loop so requests being parsed can join,
-        for as long as they keep arriving and at most ``max_wait_ms``; a lone request never waits."""
-        assert self._queue is not None
-        size = len(jobs[0].items)
+    async def _let_more_arrive(self) -> None:
+        """Under load (two or more requests queued, room left in the batch) yield to the event loop
+        so requests being parsed can join, for as long as they keep arriving and at most
+        ``max_wait_ms``; a lone request never waits."""
         deadline = time.perf_counter() + self.max_wait
-        while size < self.max_batch_size:
-            if not self._queue.empty():
-                nxt = self._queue._queue[0]  # peek: never split a request across batches
-                if size + len(nxt.items) > self.max_batch_size:
-                    break
-                jobs.append(self._queue.get_nowait())
-                size += len(nxt.items)
-                continue
-            if len(jobs) < 2 or time.perf_counter() >= deadline:
-                break
+        while len(self._jobs) >= 2 and self._pending < self.max_batch_size and time.perf_counter() < deadline:
+            seen = len(self._jobs)
             await asyncio.sleep(0)
-            if self._queue.empty():
+            if len(self._jobs) == seen:
                 break
-        return jobs
+
+    def _take(self) -> list[_Segment]:
+        """The next model call's segments, in queue order, at most ``max_batch_size`` items; a job
+        is taken whole when it fits, else its next chunk. Batching off: one job's chunk only."""
+        segments: list[_Segment] = []
+        budget = self.max_batch_size
+        while self._jobs and budget > 0:
+            job = self._jobs[0]
+            if job.future.done():  # cancelled while queued
+                self._discard(job)
+                continue
+            n = min(budget, job.remaining)
+            segments.append((job, job.taken, job.taken + n))
+            job.taken += n
+            self._pending -= n
+            budget -= n
+            if job.remaining == 0:
+                self._jobs.popleft()
+            if not self.enabled:
+                break
+        self._on_queue(len(self._jobs))
+        return segments
+
+    def _run(self, segments: list[_Segment]) -> list[tuple]:
+        """In the inference thread: one call for the joined batch; if it raises and several
+        requests share it, each request's part again alone. ``(job, start, end, outputs, error)``."""
+        batch = [item for job, start, end in segments for item in job.items[start:end]]
+        try:
+            outputs = self._call(batch)
+        except Exception as exc:
+            if len(segments) == 1:
+                job, start, end = segments[0]
+                return [(job, start, end, None, exc)]
+            return [self._run_alone(segment) for segment in segments]
+        results, offset = [], 0
+        for job, start, end in segments:
+            results.append((job, start, end, outputs[offset:offset + end - start], None))
+            offset += end - start
+        return results
+
+    def _run_alone(self, segment: _Segment) -> tuple:
+        job, start, end = segment
+        if job.future.done():  # gave up meanwhile: do not spend the model on it
+            return job, start, end, None, None
+        try:
+            return job, start, end, self._call(list(job.items[start:end])), None
+        except Exception as exc:
+            return job, start, end, None, exc
+
+    def _call(self, batch: list) -> list:
+        outputs = self.fn(batch)
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"model returned {len(outputs)} outputs for {len(batch)} inputs")
+        return outputs
+
+    def _deliver(self, results: list[tuple]) -> None:
+        for job, start, end, outputs, error in results:
+            if job.future.done():
+                continue
+            if error is not None:
+                self._discard(job)
+                job.items = ()
+                job.future.set_exception(error)
+                continue
+            if outputs is None:
+                continue
+            job.outputs[start:end] = outputs
+            job.done += end - start
+            if job.done == len(job.items):
+                job.items = ()
+                job.future.set_result(job.outputs)

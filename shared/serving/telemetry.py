@@ -3,6 +3,9 @@ process, as they do in tests), and the ASGI middleware that records every reques
 
 The middleware is plain ASGI rather than Starlette's ``BaseHTTPMiddleware``, which costs a task
 and a stream per request: it matters at a few hundred microseconds per request.
+
+A client that hangs up before its request is answered is counted under status 499 (the
+convention nginx made), not as a server error.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +22,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class Telemetry:
-    routes = frozenset({"/predict", "/metadata", "/readyz", "/livez", "/metrics", "/"})
+    routes = frozenset({"/predict", "/metadata", "/readyz", "/livez", "/metrics", "/", "/openapi.json", "/docs"})
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self):
@@ -38,9 +42,12 @@ class Telemetry:
         return generate_latest(self.registry)
 
 
+CLIENT_CLOSED = 499
+
+
 class ObserveRequests:
     """Count and time every HTTP request by route and status; an unhandled error becomes a JSON 500
-    and the server keeps serving."""
+    and the server keeps serving; a client that went away is a 499, not an error."""
 
     def __init__(self, app, telemetry: Telemetry):
         self.app, self.telemetry = app, telemetry
@@ -60,6 +67,8 @@ class ObserveRequests:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED if not started else status
         except Exception:
             log.exception("unhandled error on %s", scope.get("path"))
             if not started:
