@@ -177,6 +177,7 @@ def batched(runner: Runner, inputs: Inputs, batch_size: int = 64) -> list[np.nda
     each output concatenated over the batches. No rows: an empty list (the runner is not called)."""
     n = len(next(iter(inputs.values()))) if inputs else 0
     outs: list[Sequence[np.ndarray]] = [
-        runner({name: value[i:i + batch_size] for name, value in inputs.items()}) for i in range(0, n, batch_size)
+        runner({name: value[i:i + batch_size] for name, value in inputs.items()})
+        for i in range(0, n, batch_size)
     ]
     return [np.concatenate(parts) for parts in zip(*outs)]

@@ -6,18 +6,18 @@ and writes the PNG atomically. Returns the path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
 
-from shared.runs import atomic_path  # noqa: E402
+from shared.runs import atomic_path
 
 
 def save(fig, path: str | os.PathLike) -> Path:
@@ -98,4 +98,26 @@ def curves(series: Mapping[str, Sequence[float]], path, xlabel: str = "step", yl
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
+    return save(fig, path)
+
+
+def training_curves(records: Sequence[Mapping], path, monitor: str | None = None) -> Path:
+    """One panel each for train loss, learning rate and a validation metric against the step,
+    from ``history.jsonl`` records (``{"step", "train/loss", "lr"}`` and ``{"step", "valid/…"}``).
+    The metric is ``valid/<monitor>``; without a monitor, the first validation metric logged."""
+    keys = [k for r in records for k in r if k.startswith("valid/")]
+    metric = f"valid/{monitor}" if monitor and f"valid/{monitor}" in keys else next(iter(keys), None)
+    panels = [("train/loss", "train loss"), ("lr", "learning rate")]
+    if metric is not None:
+        panels.append((metric, metric.replace("valid/", "validation ")))
+    # separate panels: loss, LR and metrics live on scales a shared y axis would flatten
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        points = [(r["step"], r[key]) for r in records if key in r and "step" in r]
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, marker="o" if len(points) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    fig.tight_layout()
     return save(fig, path)

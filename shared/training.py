@@ -19,10 +19,11 @@ a non-finite-loss guard, the progress bar, ``history.jsonl`` and DDP::
 
     result = fit(model, SentimentTask(), train_ds, valid_ds, cfg.train, run_dir, collate_fn=pad)
 
-``out_dir`` then holds ``history.jsonl``, ``model.safetensors`` (best weights by ``cfg.monitor``,
-else the last; read them back with :func:`shared.checkpoint.load_weights`) and
-``checkpoints/{last,best}.pt``. Calling ``fit`` again on the same ``out_dir`` resumes from
-``last.pt``. On return the model holds the weights that are in ``model.safetensors``.
+``out_dir`` then holds ``history.jsonl`` and its plot ``curves.png`` (train loss, learning rate,
+the monitored validation metric), ``model.safetensors`` (best weights by ``cfg.monitor``, else the
+last; read them back with :func:`shared.checkpoint.load_weights`) and ``checkpoints/{last,best}.pt``.
+Calling ``fit`` again on the same ``out_dir`` resumes from ``last.pt``. On return the model holds
+the weights that are in ``model.safetensors``.
 
 Several processes, same code: ``torchrun --nproc_per_node=4 -m nlp_app train --config …``.
 ``fit`` joins the process group (NCCL on GPUs, Gloo on CPU), shards both data sets, wraps the
@@ -45,6 +46,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, Sampler
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from shared import distributed as dist
 from shared.batching import default_batch_size, make_eval_loader, make_train_loader, move_to_device
@@ -138,7 +140,8 @@ class LoopState:
         return value > self.best_metric if mode == "max" else value < self.best_metric
 
 
-def run_evaluation(model: torch.nn.Module, task: Any, loader: Any, device: torch.device, precision: str) -> dict:
+def run_evaluation(model: torch.nn.Module, task: Any, loader: Any, device: torch.device,
+                   precision: str) -> dict:
     """``task.evaluate`` in eval mode under ``no_grad`` and autocast; rank 0's answer on every rank."""
     was_training = model.training
     model.eval()
@@ -200,191 +203,309 @@ def fit(
 
 
 def _fit(model, task, train_data, valid_data, cfg, out_dir, device, collate_fn, batch_sampler, resume, extra):
-    precision = resolve_precision(cfg.precision, device)
-    rank, world = dist.get_rank(), dist.get_world_size()
-    main = rank == 0
-    history, weights = out_dir / "history.jsonl", out_dir / "model.safetensors"
-    last_ckpt, best_ckpt = out_dir / "checkpoints" / "last.pt", out_dir / "checkpoints" / "best.pt"
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    loop = _Loop(model, task, cfg, out_dir, device, extra)
+    loop.setup(train_data, valid_data, collate_fn, batch_sampler, resume)
+    loop.train()
+    return loop.finish()
 
-    model.to(device)
-    if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)
-    train_loader = make_train_loader(
-        train_data, cfg.batch_size, device, seed=cfg.seed, drop_last=cfg.drop_last, collate_fn=collate_fn,
-        num_workers=cfg.num_workers, batch_sampler=batch_sampler,
-    )
-    valid_loader = None if valid_data is None else make_eval_loader(
-        valid_data, cfg.eval_batch_size or cfg.batch_size, device, collate_fn=collate_fn,
-        num_workers=cfg.num_workers, channels_last=cfg.channels_last,
-    )
-    n_batches = len(train_loader.batch_sampler)
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The run's length, fixed before the first step: batches, updates and warmup."""
+
+    n_batches: int  # micro-batches per epoch (this rank's)
+    accum: int
+    steps_per_epoch: int
+    total: int
+    warmup: int
+
+
+def _plan(cfg: LoopConfig, n_batches: int, n_examples: int) -> _Plan:
     if n_batches == 0:
-        raise UserError(f"no training batches: {len(train_data)} examples, batch_size={cfg.batch_size}, "
+        raise UserError(f"no training batches: {n_examples} examples, batch_size={cfg.batch_size}, "
                         f"drop_last={cfg.drop_last}")
-    accum = cfg.grad_accum_steps
-    steps_per_epoch = math.ceil(n_batches / accum)
-    total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum_steps)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(cfg.max_steps, total)
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else math.ceil(cfg.warmup_ratio * total)
+    return _Plan(n_batches, cfg.grad_accum_steps, steps_per_epoch, total, warmup)
 
-    groups = task.param_groups(model) if hasattr(task, "param_groups") else default_param_groups(model, cfg.weight_decay)
-    optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum, device)
-    scheduler = build_scheduler(optimizer, cfg.schedule, warmup, total)
-    scaler = make_grad_scaler(device, precision)
-    if resume and last_ckpt.exists():
-        loop = restore_training_state(load_checkpoint(last_ckpt), model, optimizer, scheduler, scaler,
-                                      restore_rng=main, source=str(last_ckpt))
-        state = LoopState(**loop)
-        if not main:  # only rank 0's RNG is saved; the others take a fresh, reproducible stream
-            seed_everything(cfg.seed + rank + 1000 * state.step)
-        if main:
-            logger.info("resuming from %s at step %d of %d", last_ckpt, state.step, total)
-            _truncate_history(history, state.step)
-    else:
-        state = LoopState()
-        seed_everything(cfg.seed + rank)  # different dropout masks per rank; the data shards differ anyway
-        if main and history.exists():
-            history.unlink()
-    dist.barrier()
 
-    # Keep `model` (the user's module) for saving: no "module."/"_orig_mod." prefixes to strip later.
-    net = torch.compile(model) if cfg.compile else model
-    train_net = net
-    if world > 1:
-        train_net = DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.ddp_find_unused_parameters,
+class _Loop:
+    """One call of :func:`fit`, in the order it happens: :meth:`setup` builds the loaders, the
+    optimizer and the (DDP-)wrapped model and resumes; :meth:`train` runs epochs of micro-batches
+    (:meth:`_micro_step`), each group ending in one update (:meth:`_update`: NaN guard, step,
+    log, evaluation, checkpoint); :meth:`finish` leaves the best weights in the model."""
+
+    def __init__(self, model, task, cfg: LoopConfig, out_dir: Path, device: torch.device, extra: dict):
+        self.model, self.task, self.cfg, self.device, self.extra = model, task, cfg, device, extra
+        self.precision = resolve_precision(cfg.precision, device)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.main = self.rank == 0
+        self.out_dir = out_dir
+        self.history, self.weights = out_dir / "history.jsonl", out_dir / "model.safetensors"
+        self.last_ckpt, self.best_ckpt = out_dir / "checkpoints/last.pt", out_dir / "checkpoints/best.pt"
+        self.batch_size_of = getattr(task, "batch_size_of", default_batch_size)
+        self.state = LoopState()
+        # loss sum, finite micro-batches and samples since the last train/loss record
+        self.window = torch.zeros(3, dtype=torch.float64)
+        self.window_seconds, self.consecutive_bad = 0.0, 0
+        if self.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- setup: loaders, optimizer, resume, wrappers ---------------------------------------------
+
+    def setup(self, train_data, valid_data, collate_fn, batch_sampler, resume: bool) -> None:
+        cfg, device = self.cfg, self.device
+        self.model.to(device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.train_loader = make_train_loader(
+            train_data, cfg.batch_size, device, seed=cfg.seed, drop_last=cfg.drop_last, collate_fn=collate_fn,
+            num_workers=cfg.num_workers, batch_sampler=batch_sampler,
         )
-    batch_size_of = getattr(task, "batch_size_of", default_batch_size)
+        self.valid_loader = None if valid_data is None else make_eval_loader(
+            valid_data, cfg.eval_batch_size or cfg.batch_size, device, collate_fn=collate_fn,
+            num_workers=cfg.num_workers, channels_last=cfg.channels_last,
+        )
+        self.plan = _plan(cfg, len(self.train_loader.batch_sampler), len(train_data))
+        task = self.task
+        groups = task.param_groups(self.model) if hasattr(task, "param_groups") else \
+            default_param_groups(self.model, cfg.weight_decay)
+        self.optimizer = build_optimizer(groups, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum,
+                                         device)
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, self.plan.warmup, self.plan.total)
+        self.scaler = make_grad_scaler(device, self.precision)
+        self._restore_or_start(resume)
+        dist.barrier()
+        # Keep `model` (the user's module) for saving: no "module."/"_orig_mod." prefixes to strip later.
+        self.net = torch.compile(self.model) if cfg.compile else self.model
+        self.train_net = self.net
+        if self.world > 1:
+            self.train_net = DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=cfg.ddp_find_unused_parameters,
+            )
 
-    def log(record: dict) -> None:
-        if main:
-            append_jsonl(history, record)
+    def _restore_or_start(self, resume: bool) -> None:
+        if not (resume and self.last_ckpt.exists()):
+            # different dropout masks per rank; the data shards differ anyway
+            seed_everything(self.cfg.seed + self.rank)
+            if self.main and self.history.exists():
+                self.history.unlink()
+            return
+        loop = restore_training_state(load_checkpoint(self.last_ckpt), self.model, self.optimizer,
+                                      self.scheduler, self.scaler, restore_rng=self.main,
+                                      source=str(self.last_ckpt))
+        self.state = LoopState(**loop)
+        if self.main:
+            logger.info("resuming from %s at step %d of %d", self.last_ckpt, self.state.step, self.plan.total)
+            _truncate_history(self.history, self.state.step)
+        else:  # only rank 0's RNG is saved; the others take a fresh, reproducible stream
+            seed_everything(self.cfg.seed + self.rank + 1000 * self.state.step)
 
-    def save(improved: bool) -> None:
-        if main:
-            save_checkpoint(last_ckpt, training_state(model, optimizer, scheduler, scaler, dataclasses.asdict(state),
-                                                      cfg.model_dump(mode="json"), extra))
+    # --- training: epochs, micro-batches, updates ------------------------------------------------
+
+    def train(self) -> None:
+        """Run epochs until the planned number of updates, or an early stop."""
+        show = self.cfg.progress and self.main
+        self.bar = tqdm(total=self.plan.total, initial=self.state.step, desc="train", disable=not show,
+                        dynamic_ncols=True)
+        # While the bar is drawn, log lines go through tqdm.write, so they never glue onto the bar.
+        redirect = logging_redirect_tqdm(tqdm_class=tqdm) if show else contextlib.nullcontext()
+        self.model.train()
+        try:
+            with redirect:
+                while self.state.step < self.plan.total and not self.state.stopped_early:
+                    self._run_epoch()
+        finally:
+            self.bar.close()
+
+    def _run_epoch(self) -> None:
+        """One pass over the training batches (from where a resumed run stopped), or until done."""
+        state, sampler = self.state, self.train_loader.batch_sampler
+        sampler.set_epoch(state.epoch)
+        sampler.skip = state.batch_in_epoch
+        self.step_stats = torch.zeros(3, device=self.device)  # non-finite count, loss sum, finite count
+        self.samples, self.tick = 0, time.perf_counter()
+        for i, batch in enumerate(self.train_loader, start=state.batch_in_epoch):
+            if not self._micro_step(i, batch):
+                continue
+            if self._update(i):
+                return
+            self.samples, self.tick = 0, time.perf_counter()
+        if state.batch_in_epoch != 0:  # the sampler ran dry early; looping again would spin forever
+            raise UserError(f"the training batch sampler yielded {state.batch_in_epoch} batches but its "
+                            f"len() is {self.plan.n_batches}")
+
+    def _micro_step(self, i: int, batch: Any) -> bool:
+        """Forward and backward one micro-batch; True when it ends its accumulation group."""
+        accum, n_batches = self.plan.accum, self.plan.n_batches
+        group_start = i - i % accum
+        group_size = min(accum, n_batches - group_start)  # the epoch's last group may be short
+        last_micro = i + 1 == group_start + group_size
+        batch = move_to_device(batch, self.device, self.cfg.channels_last)
+        self.samples += self.batch_size_of(batch) * self.world
+        # DDP all-reduces gradients only on the micro-batch that ends the group.
+        no_sync = self.world > 1 and not last_micro
+        with self.train_net.no_sync() if no_sync else contextlib.nullcontext():
+            with autocast(self.device, self.precision):
+                loss = self.task.loss(self.train_net, batch)
+            # Backward even a NaN loss: under DDP every rank must join the all-reduce.
+            self.scaler.scale(loss / group_size).backward()
+        loss = loss.detach().float()
+        finite = torch.isfinite(loss)
+        self.step_stats += torch.stack([(~finite).float(), torch.where(finite, loss, 0.0), finite.float()])
+        return last_micro
+
+    def _update(self, i: int) -> bool:
+        """The optimizer update that ends a group, then log/evaluate/save as due; True when done."""
+        # One host sync per update (not per micro-batch): the NaN guard and the log need it, and
+        # under DDP the reduced flag makes every rank skip (or take) the same updates.
+        bad, loss_sum, n_finite = dist.all_reduce_sum(self.step_stats).tolist()
+        self.step_stats.zero_()
+        lr = self.optimizer.param_groups[0]["lr"]
+        if bad:
+            self._skip_update()
+        else:
+            self.consecutive_bad = 0
+            _apply_update(self.model, self.optimizer, self.scaler, self.cfg.clip_grad_norm)
+        with warnings.catch_warnings():  # a skipped first update is not the misuse torch warns about
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            self.scheduler.step()
+        end_of_epoch = self._count_step(i, loss_sum, n_finite)
+        self._log_train(lr)
+        evaluated, improved = self._maybe_evaluate(end_of_epoch)
+        state = self.state
+        if evaluated or end_of_epoch or state.step == self.plan.total or \
+                _due(state.step, self.cfg.checkpoint_every_steps):
+            self._save(improved)
+        return state.step >= self.plan.total or state.stopped_early
+
+    def _skip_update(self) -> None:
+        """Drop a group's gradients after a NaN/inf loss; give up after too many in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.skipped_steps += 1
+        self.consecutive_bad += 1
+        step = self.state.step + 1
+        logger.warning("step %d: non-finite loss; update skipped (%d in a row)", step, self.consecutive_bad)
+        if self.consecutive_bad >= self.cfg.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"loss was NaN/inf for {self.consecutive_bad} steps in a row (step {step}); "
+                "lower train.lr, set train.clip_grad_norm, try train.precision=fp32, or check the data")
+
+    def _count_step(self, i: int, loss_sum: float, n_finite: float) -> bool:
+        """Advance the counters past one update; True if it ended the epoch."""
+        state = self.state
+        state.step += 1
+        state.batch_in_epoch = i + 1
+        end_of_epoch = i + 1 == self.plan.n_batches
+        if end_of_epoch:
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        seconds = time.perf_counter() - self.tick
+        state.train_seconds += seconds
+        state.samples += self.samples
+        self.window += torch.tensor([loss_sum, n_finite, self.samples], dtype=torch.float64)
+        self.window_seconds += seconds
+        self.bar.update(1)
+        return end_of_epoch
+
+    # --- logging, evaluation, checkpoints ---------------------------------------------------------
+
+    def _record(self, record: dict) -> None:
+        if self.main:
+            append_jsonl(self.history, record)
+
+    def _epoch_float(self) -> float:
+        return round(self.state.step / self.plan.steps_per_epoch, 4)
+
+    def _log_train(self, lr: float) -> None:
+        """Every ``log_every_steps`` (and at the end): mean loss, LR and speed since the last record."""
+        step = self.state.step
+        if step % self.cfg.log_every_steps != 0 and step != self.plan.total:
+            return
+        loss_sum, n_finite, samples = self.window.tolist()
+        train_loss = loss_sum / n_finite if n_finite else float("nan")
+        speed = samples / max(self.window_seconds, 1e-9)
+        self._record({"step": step, "epoch": self._epoch_float(), "train/loss": train_loss, "lr": lr,
+                      "train/samples_per_second": speed})
+        self.bar.set_postfix(loss=f"{train_loss:.4g}", lr=f"{lr:.3g}", samples_s=f"{speed:.1f}",
+                             refresh=False)
+        self.window.zero_()
+        self.window_seconds = 0.0
+
+    def _maybe_evaluate(self, end_of_epoch: bool) -> tuple[bool, bool]:
+        """Validate when due (each epoch or every ``eval_every_steps``, and at the end);
+        returns (evaluated, improved)."""
+        state, cfg = self.state, self.cfg
+        every = end_of_epoch if cfg.eval_every_steps is None else _due(state.step, cfg.eval_every_steps)
+        if self.valid_loader is None or not (every or state.step == self.plan.total):
+            return False, False
+        metrics = run_evaluation(self.net, self.task, self.valid_loader, self.device, self.precision)
+        state.last_metrics = metrics
+        self._record({"step": state.step, "epoch": self._epoch_float(),
+                      **{f"valid/{k}": v for k, v in metrics.items()}})
+        if self.main:
+            logger.info("step %d/%d valid %s", state.step, self.plan.total,
+                        " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        return True, _track_best(state, metrics, cfg)
+
+    def _save(self, improved: bool) -> None:
+        """``last.pt`` always; ``best.pt`` and ``model.safetensors`` on a new best (rank 0 writes)."""
+        if self.main:
+            counters, config = dataclasses.asdict(self.state), self.cfg.model_dump(mode="json")
+            state = training_state(self.model, self.optimizer, self.scheduler, self.scaler, counters, config,
+                                   self.extra)
+            save_checkpoint(self.last_ckpt, state)
             if improved:
-                link_or_copy(last_ckpt, best_ckpt)
-                save_weights(model, weights)
+                link_or_copy(self.last_ckpt, self.best_ckpt)
+                save_weights(self.model, self.weights)
         dist.barrier()  # no rank runs ahead (or exits) while rank 0 is still writing
 
-    bar = tqdm(total=total, initial=state.step, desc="train", disable=not (cfg.progress and main), dynamic_ncols=True)
-    window = torch.zeros(3, dtype=torch.float64)  # loss sum, finite micro-batches, samples since last log
-    window_seconds, consecutive_bad = 0.0, 0
-    model.train()
+    # --- the end ----------------------------------------------------------------------------------
+
+    def finish(self) -> FitResult:
+        """Leave the result's weights in the model and on disk, draw ``curves.png``, report."""
+        state = self.state
+        # nothing monitored (or never evaluated): the final weights are the result
+        if state.best_step is None:
+            if self.main:
+                save_weights(self.model, self.weights)
+            dist.barrier()
+        elif state.best_step != state.step:
+            load_weights(self.model, self.weights)
+        if self.main:
+            _draw_curves(self.history, self.out_dir / "curves.png", self.cfg.monitor)
+        return FitResult(
+            steps=state.step, epochs_completed=state.epoch, stopped_early=state.stopped_early,
+            best_metric=state.best_metric, best_step=state.best_step, best_metrics=dict(state.best_metrics),
+            last_metrics=dict(state.last_metrics), skipped_steps=state.skipped_steps,
+            train_seconds=state.train_seconds,
+            samples_per_second=state.samples / max(state.train_seconds, 1e-9),
+            history_path=self.history, weights_path=self.weights,
+            best_checkpoint=self.best_ckpt if state.best_step is not None else None,
+            last_checkpoint=self.last_ckpt,
+        )
+
+
+def _draw_curves(history: Path, path: Path, monitor: str | None) -> None:
+    """``curves.png`` from ``history.jsonl``: train loss, learning rate, the validation metric."""
+    if not history.exists():
+        return
+    records = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records:
+        return
+    from shared import plots  # matplotlib and scikit-learn load only when a run ends, not on import
+
     try:
-        while state.step < total and not state.stopped_early:
-            train_loader.batch_sampler.set_epoch(state.epoch)
-            train_loader.batch_sampler.skip = state.batch_in_epoch
-            step_stats = torch.zeros(3, device=device)  # non-finite count, loss sum, finite count
-            samples, tick = 0, time.perf_counter()
-            for i, batch in enumerate(train_loader, start=state.batch_in_epoch):
-                group_start = i - i % accum
-                group_size = min(accum, n_batches - group_start)  # the epoch's last group may be short
-                last_micro = i + 1 == group_start + group_size
-                batch = move_to_device(batch, device, cfg.channels_last)
-                samples += batch_size_of(batch) * world
-                # DDP all-reduces gradients only on the micro-batch that ends the group.
-                sync = train_net.no_sync() if world > 1 and not last_micro else contextlib.nullcontext()
-                with sync:
-                    with autocast(device, precision):
-                        loss = task.loss(train_net, batch)
-                    # Backward even a NaN loss: under DDP every rank must join the all-reduce.
-                    scaler.scale(loss / group_size).backward()
-                loss = loss.detach().float()
-                finite = torch.isfinite(loss)
-                step_stats += torch.stack([(~finite).float(), torch.where(finite, loss, 0.0), finite.float()])
-                if not last_micro:
-                    continue
-
-                # One host sync per update (not per micro-batch): the NaN guard and the log need it, and
-                # under DDP the reduced flag makes every rank skip (or take) the same updates.
-                bad, loss_sum, n_finite = dist.all_reduce_sum(step_stats).tolist()
-                step_stats.zero_()
-                lr = optimizer.param_groups[0]["lr"]
-                if bad:
-                    optimizer.zero_grad(set_to_none=True)
-                    state.skipped_steps += 1
-                    consecutive_bad += 1
-                    logger.warning("step %d: non-finite loss; update skipped (%d in a row)", state.step + 1,
-                                   consecutive_bad)
-                    if consecutive_bad >= cfg.max_nonfinite_steps:
-                        raise NonFiniteLossError(
-                            f"loss was NaN/inf for {consecutive_bad} steps in a row (step {state.step + 1}); "
-                            "lower train.lr, set train.clip_grad_norm, try train.precision=fp32, or check the data")
-                else:
-                    consecutive_bad = 0
-                    _apply_update(model, optimizer, scaler, cfg.clip_grad_norm)
-                with warnings.catch_warnings():  # a skipped first update is not the misuse torch warns about
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
-                    scheduler.step()
-                state.step += 1
-                state.batch_in_epoch = i + 1
-                end_of_epoch = i + 1 == n_batches
-                if end_of_epoch:
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                seconds = time.perf_counter() - tick
-                state.train_seconds += seconds
-                state.samples += samples
-                window += torch.tensor([loss_sum, n_finite, samples], dtype=torch.float64)
-                window_seconds += seconds
-                bar.update(1)
-
-                epoch_float = round(state.step / steps_per_epoch, 4)
-                if state.step % cfg.log_every_steps == 0 or state.step == total:
-                    train_loss = (window[0] / window[1]).item() if window[1] else float("nan")
-                    speed = window[2].item() / max(window_seconds, 1e-9)
-                    log({"step": state.step, "epoch": epoch_float, "train/loss": train_loss, "lr": lr,
-                         "train/samples_per_second": speed})
-                    bar.set_postfix(loss=f"{train_loss:.4g}", lr=f"{lr:.3g}", samples_s=f"{speed:.1f}", refresh=False)
-                    window.zero_()
-                    window_seconds = 0.0
-
-                do_eval = valid_loader is not None and (
-                    state.step == total
-                    or (end_of_epoch if cfg.eval_every_steps is None else _due(state.step, cfg.eval_every_steps))
-                )
-                improved = False
-                if do_eval:
-                    metrics = run_evaluation(net, task, valid_loader, device, precision)
-                    state.last_metrics = metrics
-                    log({"step": state.step, "epoch": epoch_float, **{f"valid/{k}": v for k, v in metrics.items()}})
-                    if main:
-                        logger.info("step %d/%d valid %s", state.step, total,
-                                    " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-                    improved = _track_best(state, metrics, cfg)
-                if do_eval or end_of_epoch or state.step == total or _due(state.step, cfg.checkpoint_every_steps):
-                    save(improved)
-                if state.step >= total or state.stopped_early:
-                    break
-                samples, tick = 0, time.perf_counter()
-            else:
-                if state.batch_in_epoch != 0:  # the sampler ran dry early; looping again would spin forever
-                    raise UserError(f"the training batch sampler yielded {state.batch_in_epoch} batches but its "
-                                    f"len() is {n_batches}")
-    finally:
-        bar.close()
-
-    if state.best_step is None:  # nothing monitored (or never evaluated): the final weights are the result
-        if main:
-            save_weights(model, weights)
-        dist.barrier()
-    elif state.best_step != state.step:
-        load_weights(model, weights)
-    return FitResult(
-        steps=state.step, epochs_completed=state.epoch, stopped_early=state.stopped_early,
-        best_metric=state.best_metric, best_step=state.best_step, best_metrics=dict(state.best_metrics),
-        last_metrics=dict(state.last_metrics), skipped_steps=state.skipped_steps,
-        train_seconds=state.train_seconds, samples_per_second=state.samples / max(state.train_seconds, 1e-9),
-        history_path=history, weights_path=weights,
-        best_checkpoint=best_ckpt if state.best_step is not None else None, last_checkpoint=last_ckpt,
-    )
+        plots.training_curves(records, path, monitor)
+    except Exception:  # a plot is a by-product: never lose a finished run to it
+        logger.warning("could not draw %s", path, exc_info=True)
 
 
-def _apply_update(model: torch.nn.Module, optimizer, scaler: torch.amp.GradScaler, clip: float | None) -> None:
+def _apply_update(model: torch.nn.Module, optimizer, scaler: torch.amp.GradScaler,
+                  clip: float | None) -> None:
     """Clip (on unscaled gradients), step, and clear the gradients for the next group."""
     if clip is not None:
         scaler.unscale_(optimizer)
@@ -403,7 +524,8 @@ def _track_best(state: LoopState, metrics: dict[str, float], cfg: LoopConfig) ->
     if cfg.monitor is None:
         return False
     if cfg.monitor not in metrics:
-        raise UserError(f"train.monitor={cfg.monitor!r} is not among the validation metrics {sorted(metrics)}")
+        raise UserError(f"train.monitor={cfg.monitor!r} is not among the validation metrics "
+                        f"{sorted(metrics)}")
     value = metrics[cfg.monitor]
     if state.improves(value, cfg.monitor_mode):
         state.best_metric, state.best_step, state.best_metrics = value, state.step, dict(metrics)

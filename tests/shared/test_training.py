@@ -84,6 +84,31 @@ def test_fit_learns_a_separable_problem(tmp_path):
     assert result.samples_per_second > 0 and result.weights_path.exists()
 
 
+def test_fit_draws_training_curves_from_the_history(tmp_path):
+    from PIL import Image
+
+    fit(make_model(), Classify(), make_data(64, 0), make_data(32, 1), cfg(epochs=2, monitor="accuracy"), tmp_path)
+    with Image.open(tmp_path / "curves.png") as image:
+        width, height = image.size
+    assert width > 2 * height  # three panels side by side: train loss, learning rate, valid accuracy
+
+
+def test_log_lines_do_not_glue_onto_the_progress_bar(tmp_path, capsys):
+    import logging
+    import sys
+
+    handler = logging.StreamHandler(sys.stderr)  # a console handler, as the CLI installs one
+    logging.getLogger().addHandler(handler)
+    try:
+        fit(make_model(), NaNAt({2}), make_data(64, 0), None, cfg(progress=True), tmp_path)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = [line for line in capsys.readouterr().err.split("\n") if "non-finite loss" in line]
+    assert lines
+    # The bar is drawn after a carriage return; a log line written over it would follow the bar's text.
+    assert all(line.split("\r")[-1].startswith("step 2: non-finite loss") for line in lines), lines
+
+
 def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
     # 8 x accumulate 2 sees the same examples per update as 16 x 1 (same seeded shuffle), so SGD
     # must end at the same weights; a wrong loss scale or a missed zero_grad would not.
