@@ -152,6 +152,8 @@ def dispatch(app: str, tasks: Mapping[str, Task], args: argparse.Namespace, defa
         else:
             name, task, cfg = recipe_config(app, tasks, args.config or default_config, args.overrides)
         fn = _stage_of(name, task, stage)
+        if stage == "train" and task.resolve_config is not None:
+            cfg = task.resolve_config(cfg)
         if args.print_config:
             return to_dict(cfg)
         if stage == "preprocess":

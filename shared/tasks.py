@@ -57,6 +57,9 @@ class Task:
     export: Callable[[Any, Path], dict] | None = None
     predictor: Callable[[Any, Path], Any] | None = None
     extra: Mapping[str, Extra] = field(default_factory=dict)
+    # (cfg) -> cfg, applied before ``train`` starts its run: where a recipe points at another run
+    # (tuned parameters), fold that in so the run's config.yaml records what was trained
+    resolve_config: Callable[[Any], Any] | None = None
 
     def stage(self, name: str) -> Stage | None:
         """The function behind stage ``name`` (``serve`` is the predictor factory), or ``None``."""
