@@ -94,7 +94,8 @@ def prepare_request(predictor: Predictor, body: BaseModel, cfg: ServeConfig) -> 
     if len(raw) > cfg.max_instances:
         raise HTTPError(413, f"{len(raw)} instances in one request; the limit is {cfg.max_instances} "
                              "(serve.max_instances): split the request")
-    total = _check_cost(predictor, raw, cfg) if cfg.max_item_cost or cfg.max_request_cost else 0.0
+    costed = cfg.max_item_cost or cfg.max_request_cost or cfg.release_memory_cost
+    total = _check_cost(predictor, raw, cfg) if costed else 0.0
     items = []
     for i, item in enumerate(raw):
         try:

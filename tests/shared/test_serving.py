@@ -80,14 +80,37 @@ def test_bad_requests_get_clear_errors_and_server_keeps_serving():
         assert c.post("/predict", json={"instances": [{"x": 1, "y": 0}]}).json()["predictions"][0]["score"] == 2.0
 
 
-def test_bearer_auth(monkeypatch):
+def test_bearer_auth_keeps_probes_and_public_routes_open(monkeypatch):
     monkeypatch.setenv("TEST_TOKEN", "s3cret")
+    ok = {"Authorization": "Bearer s3cret"}
     with client(auth_token_env="TEST_TOKEN") as c:
         body = {"instances": [{"x": 1, "y": 1}]}
         assert c.post("/predict", json=body).status_code == 401
-        assert c.post("/predict", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert c.post("/predict", json=body, headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        assert c.get("/livez").status_code == 200  # probes stay open
+        r = c.post("/predict", json=body, headers={"Authorization": "Bearer wrong"})
+        assert r.status_code == 401 and "bearer token" in r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+        assert c.post("/predict", json=body, headers=ok).status_code == 200
+        assert c.get("/livez").status_code == 200 and c.get("/readyz").status_code == 200  # probes stay open
+        assert c.get("/metadata").status_code == 401 and c.get("/metadata", headers=ok).status_code == 200
+        assert c.get("/metrics").status_code == 401 and c.get("/metrics", headers=ok).status_code == 200
+        assert c.get("/openapi.json").status_code == 200  # public by default: the API's description
+        assert c.get("/nowhere").status_code == 401  # unknown paths say nothing without the token
+    with client(auth_token_env="TEST_TOKEN", public_routes=["/metrics"]) as c:
+        assert c.get("/metrics").status_code == 200
+        assert c.get("/openapi.json").status_code == 401 and c.get("/").status_code == 401
+        assert c.get("/openapi.json", headers=ok).status_code == 200
+
+
+def test_readyz_failure_does_not_expose_paths_or_exception_text(caplog):
+    def broken_load():
+        raise RuntimeError("/home/alice/runs/secret/model.safetensors is truncated")
+
+    with TestClient(create_app(broken_load, ServeConfig(load_in_background=False))) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and "failed to load" in r.json()["error"]
+        assert "/home/alice" not in r.text and "RuntimeError" not in r.text and "truncated" not in r.text
+        assert c.get("/livez").status_code == 200
+        assert c.post("/predict", json={"instances": [{"x": 1, "y": 1}]}).status_code == 503
+    assert "truncated" in caplog.text  # the operator finds it in the log
 
 
 def test_readyz_is_503_until_loaded():

@@ -1,0 +1,48 @@
+"""A real uvicorn server in a thread, for tests that need real sockets (slow clients, concurrency):
+
+    with running_server(create_app(load, cfg), cfg) as base_url:
+        httpx.get(f"{base_url}/readyz")
+
+The server runs with the same settings :func:`shared.serving.serve` uses (head deadline, keep-alive,
+concurrency limit), on a free port of 127.0.0.1, and is stopped on exit.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from fastapi import FastAPI
+
+from shared.serving.config import ServeConfig
+from shared.serving.server import uvicorn_settings
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(app: FastAPI, cfg: ServeConfig, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve ``app`` in a background thread; yields its base URL once started (lifespan done)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, **{**uvicorn_settings(cfg), "host": "127.0.0.1", "port": port}))
+    thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
