@@ -28,14 +28,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: mkstemp creates 0600 files, artifacts should get the usual mode
 
 
+def home() -> Path:
+    """Where mlref keeps what it makes: ``$MLREF_HOME``, else the current directory (a checkout)."""
+    return Path(os.environ.get("MLREF_HOME", "."))
+
+
 def runs_root() -> Path:
-    """Where runs go: ``$MLREF_RUNS`` or ``./runs`` (read on each call so tests can redirect it)."""
-    return Path(os.environ.get("MLREF_RUNS", "runs"))
+    """Where runs go: ``$MLREF_RUNS``, else ``$MLREF_HOME/runs`` (read on each call so tests can redirect it)."""
+    return Path(os.environ.get("MLREF_RUNS") or home() / "runs")
 
 
 def data_root() -> Path:
-    """Where caches and generated data go: ``$MLREF_DATA`` or ``./data``."""
-    return Path(os.environ.get("MLREF_DATA", "data"))
+    """Where caches and generated data go: ``$MLREF_DATA``, else ``$MLREF_HOME/data``."""
+    return Path(os.environ.get("MLREF_DATA") or home() / "data")
 
 
 @contextlib.contextmanager
