@@ -114,8 +114,8 @@ def serve(app: FastAPI | Callable[[], FastAPI], cfg: ServeConfig | str | None = 
     ``serve(app, "0.0.0.0", 8000)`` (host and port positional, the old form) still works."""
     import uvicorn
 
-    if isinstance(cfg, str):  # the old serve(app, host, port)
-        cfg, host = None, cfg
+    if isinstance(cfg, str):  # the old serve(app, host, port): shift the positional arguments
+        cfg, host, port = None, cfg, host if port is None else port
     if cfg is None:
         cfg = getattr(getattr(app, "state", None), "serve_config", None) or ServeConfig()
     host = cfg.host if host is None else host

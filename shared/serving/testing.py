@@ -8,6 +8,7 @@ concurrency limit), on a free port of 127.0.0.1, and is stopped on exit.
 """
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -15,8 +16,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from fastapi import FastAPI
+from pydantic import Field
 
+from shared.serving.app import create_app
 from shared.serving.config import ServeConfig
+from shared.serving.predictor import Predictor, StrictRequest
 from shared.serving.server import uvicorn_settings
 
 
@@ -46,3 +50,28 @@ def running_server(app: FastAPI, cfg: ServeConfig, timeout_s: float = 30.0) -> I
     finally:
         server.should_exit = True
         thread.join(timeout_s)
+
+
+class _Instances(StrictRequest):
+    instances: list[float] = Field(min_length=1)
+
+
+class EchoPredictor(Predictor):
+    """A model-free predictor (each number doubled) whose metadata names its process: for tests of
+    the serving machinery itself, e.g. that ``serve.workers`` really starts several processes."""
+
+    request_model = _Instances
+
+    def predict_batch(self, items: list) -> list:
+        return [2 * x for x in items]
+
+    def metadata(self) -> dict:
+        return {"pid": os.getpid()}
+
+    def example(self) -> dict:
+        return {"instances": [1.0]}
+
+
+def echo_app(cfg: ServeConfig) -> FastAPI:
+    """An app serving :class:`EchoPredictor` (module-level, so ``partial(echo_app, cfg)`` pickles)."""
+    return create_app(EchoPredictor, cfg, title="echo")
