@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from shared import tracking
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def start_run(app: str, cfg, run: str | os.PathLike | None = None, suffix: str =
     path = None
     if _rank() == 0:
         path = str(_open_run(app, config, run, suffix))
+        tracking.begin(app, Path(path), config)  # a no-op unless $MLREF_TRACKING asks for one
     return Path(_share_from_rank0(path))
 
 
@@ -268,6 +270,7 @@ def finish_run(run: str | os.PathLike, cfg, result: dict) -> dict:
     write_model_card(run, to_dict(cfg), metrics, status, notes)
     write_json(run / RUN_FILE, {**status, "status": "finished", "finished": _now(), "pid": None})
     mark_latest(run)
+    tracking.end(run, metrics)  # last: the tracker copies the finished run folder
     return result
 
 
