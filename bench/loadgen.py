@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from typing_extensions import Self
 
 
 @dataclass
@@ -121,7 +122,7 @@ class ServerProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> Self:
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + self.timeout_s
         while time.time() < deadline:
@@ -163,14 +164,31 @@ def run_or_quick(app: str, task: str, quick_config: str, run: str | None = None)
     return resolve_run(latest)
 
 
-def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0
-                   ) -> list[dict]:
-    """Start ``serve_cmd`` twice, micro-batching on then off, and drive ``POST /predict`` at each
-    concurrency. ``serve_cmd`` is the serve command without ``--port``; rows carry ``batching``."""
+def ceiling_sweep(body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0) -> list[dict]:
+    """Drive :mod:`bench.ceiling` (bare FastAPI + uvicorn parsing the same body, answering a
+    constant) at each concurrency; rows carry ``batching: "ceiling"`` to sit in the same table."""
+    port = free_port()
     rows = []
+    with ServerProcess([python(), "-m", "bench.ceiling", "--port", str(port)], port):
+        for conc in concurrencies:
+            s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
+            rows.append({"batching": "ceiling", **s.as_dict()})
+            print(f"ceiling        c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
+                  f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
+    return rows
+
+
+def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0,
+                   ceiling: bool = True, extra: tuple[str, ...] = ()) -> list[dict]:
+    """Start ``serve_cmd`` twice, micro-batching on then off, and drive ``POST /predict`` at each
+    concurrency; first the ceiling (:func:`ceiling_sweep`) when ``ceiling``. ``serve_cmd`` is the
+    serve command without ``--port``; ``extra`` are more ``key=value`` overrides. Rows carry
+    ``batching`` (True, False or "ceiling")."""
+    rows = ceiling_sweep(body, concurrencies, duration_s) if ceiling else []
     for batching in (True, False):
         port = free_port()
-        cmd = [*serve_cmd, "--port", str(port), f"serve.batching={str(batching).lower()}", "serve.max_queue=4096"]
+        cmd = [*serve_cmd, "--port", str(port), f"serve.batching={str(batching).lower()}", "serve.max_queue=4096",
+               *extra]
         with ServerProcess(cmd, port):
             for conc in concurrencies:
                 s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
@@ -180,16 +198,62 @@ def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 1
     return rows
 
 
+def workers_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 32), duration_s: float = 5.0,
+                  workers=(1, 2)) -> list[dict]:
+    """Start ``serve_cmd`` with each ``serve.workers`` count (batching on) and drive ``POST /predict``
+    at each concurrency; rows carry ``workers``."""
+    rows = []
+    for n in workers:
+        port = free_port()
+        cmd = [*serve_cmd, "--port", str(port), f"serve.workers={n}", "serve.max_queue=4096"]
+        with ServerProcess(cmd, port):
+            for conc in concurrencies:
+                s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
+                rows.append({"workers": n, **s.as_dict()})
+                print(f"workers={n} c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
+                      f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
+    return rows
+
+
+def _label(batching) -> str:
+    return "ceiling (bare FastAPI)" if batching == "ceiling" else ("batching on" if batching else "batching off")
+
+
 def sweep_markdown(rows: list[dict]) -> str:
-    """The sweep as a table, plus the on/off throughput ratio at the highest concurrency."""
-    lines = ["| batching | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    """The sweep as a table, plus the ratios that matter: ours against the ceiling (p50 at the
+    lowest concurrency, throughput at the highest) and batching on against off."""
+    lines = ["| server | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {'on' if r['batching'] else 'off'} | {r['concurrency']} | {r['throughput_rps']:,.1f} | "
+        lines.append(f"| {_label(r['batching'])} | {r['concurrency']} | {r['throughput_rps']:,.1f} | "
                      f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
     by = {(r["batching"], r["concurrency"]): r for r in rows}
     top, low = max(r["concurrency"] for r in rows), min(r["concurrency"] for r in rows)
-    if by.get((False, top), {}).get("throughput_rps"):
-        ratio = by[(True, top)]["throughput_rps"] / by[(False, top)]["throughput_rps"]
-        lines.append(f"\nBatching on/off throughput at concurrency {top}: {ratio:.2f}×; p50 added by batching at "
-                     f"concurrency {low}: {by[(True, low)]['p50_ms'] - by[(False, low)]['p50_ms']:+.2f} ms.")
+    notes = []
+    ceil_low, ceil_top, on_low, on_top = (by.get(k, {}) for k in
+                                          (("ceiling", low), ("ceiling", top), (True, low), (True, top)))
+    if ceil_low.get("p50_ms") and on_low.get("p50_ms"):
+        notes.append(f"p50 at concurrency {low}: {on_low['p50_ms'] / ceil_low['p50_ms']:.2f}× the ceiling's")
+    if ceil_top.get("throughput_rps") and on_top.get("throughput_rps"):
+        notes.append(f"throughput at concurrency {top}: {on_top['throughput_rps'] / ceil_top['throughput_rps']:.0%} "
+                     "of the ceiling's (batching on)")
+    if by.get((False, top), {}).get("throughput_rps") and on_top:
+        ratio = on_top["throughput_rps"] / by[(False, top)]["throughput_rps"]
+        notes.append(f"batching on/off throughput at concurrency {top}: {ratio:.2f}×; p99 "
+                     f"{on_top['p99_ms']:.2f} vs {by[(False, top)]['p99_ms']:.2f} ms")
+    if on_low and by.get((False, low)):
+        notes.append(f"p50 added by batching at concurrency {low}: "
+                     f"{on_low['p50_ms'] - by[(False, low)]['p50_ms']:+.2f} ms")
+    return "\n".join(lines) + ("\n\n" + "; ".join(notes) + "." if notes else "")
+
+
+def workers_markdown(rows: list[dict]) -> str:
+    """The workers sweep as a table, plus the throughput ratio of the most workers to one."""
+    lines = ["| workers | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    lines += [f"| {r['workers']} | {r['concurrency']} | {r['throughput_rps']:,.1f} | {r['p50_ms']:.2f} | "
+              f"{r['p99_ms']:.2f} |" for r in rows]
+    by = {(r["workers"], r["concurrency"]): r for r in rows}
+    top, most = max(r["concurrency"] for r in rows), max(r["workers"] for r in rows)
+    if by.get((1, top), {}).get("throughput_rps") and (1, top) != (most, top):
+        ratio = by[(most, top)]["throughput_rps"] / by[(1, top)]["throughput_rps"]
+        lines.append(f"\n{most} workers / 1 worker throughput at concurrency {top}: {ratio:.2f}×.")
     return "\n".join(lines)

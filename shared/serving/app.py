@@ -23,9 +23,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -37,7 +38,7 @@ from shared.serving.batcher import MicroBatcher
 from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
 from shared.serving.limits import BearerAuth, BodySizeLimit
 from shared.serving.openapi import install_docs, install_openapi
-from shared.serving.pipeline import error_response, field_errors, handle_predict
+from shared.serving.pipeline import error_response, handle_predict
 from shared.serving.predictor import ErrorBody, Predictor
 from shared.serving.telemetry import ObserveRequests, Telemetry
 

@@ -24,9 +24,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class MicroBatcher:
         batch = [item for job, start, end in segments for item in job.items[start:end]]
         try:
             outputs = self._call(batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to the request(s) it belongs to
             if len(segments) == 1:
                 job, start, end = segments[0]
                 return [(job, start, end, None, exc)]
@@ -203,7 +204,7 @@ class MicroBatcher:
             return job, start, end, None, None
         try:
             return job, start, end, self._call(list(job.items[start:end])), None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - handed to this request
             return job, start, end, None, exc
 
     def _call(self, batch: list) -> list:

@@ -14,8 +14,8 @@ import asyncio
 import hmac
 import json
 import sys
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
-from typing import Iterable
 
 
 class BodyTooLarge(Exception):

@@ -135,7 +135,7 @@ async def handle_predict(request: Request, predictor: Predictor, batcher: MicroB
         response = JSONResponse(predictor.respond(body, outputs))
     except _PASS_THROUGH:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as_response answers each kind, and logs a bug as a 500
         return as_response(exc, cfg)
     if cfg.release_memory_cost is not None and prepared.cost >= cfg.release_memory_cost:
         del prepared, outputs

@@ -58,7 +58,7 @@ def client(predictor=None, **cfg) -> TestClient:
 
 
 def row(x="1", tag='""'):
-    return ('{"instances": [{"x": %s, "y": 1, "tag": %s}]}' % (x, tag)).encode()
+    return f'{{"instances": [{{"x": {x}, "y": 1, "tag": {tag}}}]}}'.encode()
 
 
 BAD_BODIES = {
@@ -176,7 +176,7 @@ def test_prepare_in_thread_runs_off_the_event_loop():
 
 
 def test_memory_is_released_after_a_costly_request(monkeypatch):
-    import shared.serving.pipeline as pipeline
+    from shared.serving import pipeline
 
     calls = []
     monkeypatch.setattr(pipeline, "release_memory", lambda: calls.append(1))
