@@ -1,4 +1,4 @@
-"""Typed configs for the tabular_mining recipes (one YAML each in ``configs/tabular_mining/``)."""
+"""The typed config of ``task: classify`` (``configs/tabular_mining/churn*.yaml``)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -6,28 +6,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from shared.config import StrictModel
-from shared.serving import ServeConfig
 from shared.loop_config import LoopConfig
-from tabular_mining.stream import StreamConfig
+from shared.serving import ServeConfig
+from tabular_mining.common.stream import StreamConfig
+from tabular_mining.common.table import TableData
 
 ModelName = Literal["logistic", "xgboost", "lightgbm", "ft_transformer"]
-
-
-class TableData(StrictModel):
-    """Where the table comes from and what its columns mean."""
-
-    path: str | None = Field(None, description="CSV or Parquet file; null = the embedded IBM Telco churn data")
-    format: Literal["auto", "csv", "parquet"] = "auto"
-    target: str = "churn"
-    positive_class: str | None = Field(None, description="label of the positive class; null = the minority class")
-    id_columns: list[str] = Field(default_factory=list, description="kept out of the features, echoed by predict")
-    drop_columns: list[str] = Field(default_factory=list)
-    categorical: list[str] = Field(default_factory=list, description="force these columns to be categorical")
-    numeric: list[str] = Field(default_factory=list, description="force these columns to be numeric")
-    test_size: float = Field(0.2, gt=0, lt=0.5)
-    valid_size: float = Field(0.1, gt=0, lt=0.5, description="fraction of all rows held out for early stopping")
-    sample: int | None = Field(None, ge=50, description="use a stratified sample of this many rows (smoke runs)")
-    seed: int = 0
 
 
 class LogisticParams(StrictModel):
@@ -107,7 +91,7 @@ class ClassifyModel(StrictModel):
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
     ft_transformer: FTTransformerParams = Field(default_factory=FTTransformerParams)
     params_from: str | None = Field(None, description="a tune run directory: its best parameters replace "
-                                                      "those of the model it tuned (see tabular_mining.tune)")
+                                                      "those of the model it tuned (see tabular_mining.classify.tune)")
 
     def to_train(self) -> list[str]:
         return list(self.candidates) if self.name == "all" else [self.name]

@@ -4,13 +4,16 @@
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml distributed=dask \\
         data.path='data/big/part-*.parquet' dask.scheduler=tcp://10.0.0.5:8786   # or no scheduler: a LocalCluster
 
+The classify ``preprocess`` and ``train`` stages come here themselves when the config says
+``distributed: dask``; dask and distributed are imported only then.
+
 The data is read as a Dask DataFrame (CSV/Parquet globs), split with ``random_split`` (seeded;
 not stratified), cleaned partition by partition with the same functions as single-process
 preprocessing, and cached in the same layout (``train.parquet`` … are directories of parts). The
-feature schema is the same :class:`~tabular_mining.features.FeatureSchema`: kinds are inferred on a
+feature schema is the same :class:`~tabular_mining.common.features.FeatureSchema`: kinds are inferred on a
 sample of training rows, categories and medians (approximate) computed over all of them. The run
 directory has the same artifacts as single-process training (models in XGBoost JSON / LightGBM
-text, selection, comparison, plots, model card), so evaluate/predict/serve work unchanged.
+text, selection, comparison, plots), so evaluate/predict/serve work unchanged.
 Differences: LightGBM's Dask estimator has no early stopping, so it trains ``n_estimators`` rounds
 and keeps the trees up to the best validation round; cross-validation is off; the test split is
 gathered into one process for the evaluation plots.
@@ -30,23 +33,29 @@ import pandas as pd
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.metrics import binary_classification
-from shared.runs import cache_dir, create_run, mark_latest, read_json, write_json, write_yaml
-from tabular_mining.config import ClassifyConfig, DaskConfig, TableData
-from tabular_mining.data import binary_target, check_columns, load_telco
-from tabular_mining.evaluate import evaluate_run
-from tabular_mining.features import (
+from shared.runs import cache_dir, read_json, write_json
+from tabular_mining.classify.config import ClassifyConfig, DaskConfig
+from tabular_mining.classify.data import SPLITS, Splits
+from tabular_mining.classify.evaluate import held_out_report
+from tabular_mining.classify.model import (
+    LightGBMModel,
+    XGBoostModel,
+    lightgbm_params,
+    pick_best,
+    save_model,
+    xgboost_params,
+)
+from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
     Feature,
     FeatureSchema,
+    clean,
     encode_frame,
     encode_target,
     infer_schema,
 )
-from tabular_mining.models import LightGBMModel, XGBoostModel, lightgbm_params, save_model, xgboost_params
-from tabular_mining.preprocess import APP, SPLITS, Splits, clean
-from tabular_mining.train import pick_best
-from tabular_mining.tune import apply_tuned
+from tabular_mining.common.table import APP, TableData, binary_target, check_columns, load_telco
 
 log = logging.getLogger(__name__)
 SCHEMA_SAMPLE_ROWS = 20_000
@@ -187,11 +196,9 @@ def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int)
 DASK_FITTERS = {"xgboost": fit_xgboost_dask, "lightgbm": fit_lightgbm_dask}
 
 
-def train_dask(cfg: ClassifyConfig) -> dict:
-    """The train stage on a Dask cluster; same run layout as :func:`tabular_mining.train.train`."""
-    import dask.dataframe as dd
-
-    cfg = apply_tuned(cfg)
+def train_dask(cfg: ClassifyConfig, run: Path) -> dict:
+    """The train stage on a Dask cluster; the same run layout as
+    :func:`tabular_mining.classify.train.train`."""
     names = cfg.model.to_train()
     unsupported = [n for n in names if n not in DASK_FITTERS]
     if cfg.model.name != "all" and unsupported:
@@ -205,31 +212,36 @@ def train_dask(cfg: ClassifyConfig) -> dict:
         out = cache_dir(APP, cfg.name, to_dict(cfg.data))
         manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else preprocess_dask(cfg)
         schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
-        frames = {s: dd.read_parquet(out / f"{s}.parquet") for s in SPLITS}
-        (X, y), (Xv, yv) = _encoded(frames["train"], schema), _encoded(frames["valid"], schema)
-        X, y, Xv, yv = client.persist([X, y, Xv, yv])
-
-        run = create_run(APP, cfg.name)
-        write_yaml(run / "config.yaml", to_dict(cfg))
         write_json(run / "feature_schema.json", schema.to_dict())
         write_json(run / "data_manifest.json", manifest)
-        valid_scores, fit_seconds = {}, {}
-        y_valid = yv.compute().to_numpy()
-        for name in names:
-            t0 = time.perf_counter()
-            model = DASK_FITTERS[name](client, schema, X, y, Xv, yv, getattr(cfg.model, name), cfg.data.seed)
-            fit_seconds[name] = round(time.perf_counter() - t0, 3)
-            p = Xv.map_partitions(lambda part, m=model: pd.Series(m.predict_proba(part.to_numpy()), index=part.index),
-                                  meta=pd.Series(dtype=np.float64)).compute().to_numpy()
-            valid_scores[name] = binary_classification(y_valid, p, cfg.eval.threshold)
-            save_model(model, run / "models" / name)
-            log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, cfg.model.select_by,
-                     valid_scores[name][cfg.model.select_by], fit_seconds[name])
-        test = frames["test"].compute().reset_index(drop=True)
+        valid_scores, fit_seconds, test = _fit_all(client, cfg, run, schema, out, names)
     best = pick_best(valid_scores, cfg.model.select_by)
     write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}", "valid": valid_scores,
                                         "fit_seconds": fit_seconds, "distributed": "dask"})
     empty = test.iloc[:0]
-    summary = evaluate_run(run, splits=Splits(empty, empty, test, schema, manifest))
-    mark_latest(run)
-    return {"run": str(run), "served_model": best, "distributed": "dask", "fit_seconds": fit_seconds, **summary}
+    report = held_out_report(cfg, run, Splits(empty, empty, test, schema, manifest))
+    return {"served_model": best, "distributed": "dask", "fit_seconds": fit_seconds, **report}
+
+
+def _fit_all(client, cfg: ClassifyConfig, run: Path, schema: FeatureSchema, cache: Path, names: list[str]):
+    """Fit each model on the cluster and save it into the run; returns the validation scores,
+    the fit times and the test split (gathered into this process for the report)."""
+    import dask.dataframe as dd
+
+    frames = {s: dd.read_parquet(cache / f"{s}.parquet") for s in SPLITS}
+    (X, y), (Xv, yv) = _encoded(frames["train"], schema), _encoded(frames["valid"], schema)
+    X, y, Xv, yv = client.persist([X, y, Xv, yv])
+    valid_scores, fit_seconds = {}, {}
+    y_valid = yv.compute().to_numpy()
+    for name in names:
+        t0 = time.perf_counter()
+        model = DASK_FITTERS[name](client, schema, X, y, Xv, yv, getattr(cfg.model, name), cfg.data.seed)
+        fit_seconds[name] = round(time.perf_counter() - t0, 3)
+        p = Xv.map_partitions(lambda part, m=model: pd.Series(m.predict_proba(part.to_numpy()), index=part.index),
+                              meta=pd.Series(dtype=np.float64)).compute().to_numpy()
+        valid_scores[name] = binary_classification(y_valid, p, cfg.eval.threshold)
+        save_model(model, run / "models" / name)
+        log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, cfg.model.select_by,
+                 valid_scores[name][cfg.model.select_by], fit_seconds[name])
+    return valid_scores, fit_seconds, frames["test"].compute().reset_index(drop=True)
+

@@ -1,8 +1,10 @@
-"""The preprocess stage: read → validate → split (seeded, stratified) → infer the feature schema
-on the training rows → cache the splits as Parquet with a manifest.
+"""The data of ``task: classify``: read → validate → split (seeded, stratified) → infer the
+feature schema on the training rows → cache the splits as Parquet with a manifest.
+
+    python -m tabular_mining preprocess --config configs/tabular_mining/churn.yaml
 
 The cache lives in ``data/cache/tabular_mining/<name>-<hash of the data config>/``; ``train``
-and ``evaluate`` call :func:`load_splits`, which runs this stage when the cache is missing.
+and ``evaluate`` call :func:`load_splits`, which makes the splits when the cache is missing.
 """
 from __future__ import annotations
 
@@ -16,12 +18,11 @@ from sklearn.model_selection import train_test_split
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import atomic_path, cache_dir, file_sha256, read_json, write_json
-from tabular_mining.config import TableData
-from tabular_mining.data import binary_target, check_columns, load_table
-from tabular_mining.features import FeatureSchema, coerce_numeric, infer_schema, NUMERIC
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.common.features import NUMERIC, FeatureSchema, clean, infer_schema
+from tabular_mining.common.table import APP, TableData, binary_target, check_columns, load_table
 
 log = logging.getLogger(__name__)
-APP = "tabular_mining"
 SPLITS = ("train", "valid", "test")
 
 
@@ -45,19 +46,21 @@ def split_rows(df: pd.DataFrame, y: pd.Series, test_size: float, valid_size: flo
     return train, valid, test
 
 
-def clean(df: pd.DataFrame, schema: FeatureSchema, source: str) -> pd.DataFrame:
-    """Numeric columns parsed as floats (blank = missing), categoricals as strings. Pure."""
-    out = df.copy()
-    for feat in schema.features:
-        if feat.kind == NUMERIC:
-            out[feat.name] = coerce_numeric(out[feat.name], feat.name, source)
-        else:
-            out[feat.name] = out[feat.name].astype("string")
-    return out
+def preprocess(cfg: ClassifyConfig) -> dict:
+    """The preprocess stage: make and cache the splits (on the Dask cluster under
+    ``distributed: dask``); returns the cache folder and the row counts."""
+    if cfg.distributed == "dask":
+        from tabular_mining.classify.dask import dask_client, preprocess_dask
+
+        with dask_client(cfg.dask):
+            rows = preprocess_dask(cfg)["rows"]
+    else:
+        rows = make_splits(cfg.name, cfg.data).manifest["rows"]
+    return {"cache": str(cache_path(cfg.name, cfg.data)), **rows}
 
 
-def preprocess(name: str, cfg: TableData) -> Splits:
-    """Run the stage and write the cache; returns the splits."""
+def make_splits(name: str, cfg: TableData) -> Splits:
+    """Read, validate, split and write the cache; returns the splits."""
     df, source = load_table(cfg)
     check_columns(df, cfg, source)
     classes, positive = binary_target(df[cfg.target], cfg.positive_class, source, cfg.target)
@@ -98,7 +101,7 @@ def load_splits(name: str, cfg: TableData) -> Splits:
     """The cached splits for this data config, preprocessing first if there is no complete cache."""
     out = cache_dir(APP, name, to_dict(cfg))
     if not (out / "manifest.json").exists():
-        return preprocess(name, cfg)
+        return make_splits(name, cfg)
     parts = {k: pd.read_parquet(out / f"{k}.parquet") for k in SPLITS}
     return Splits(**parts, schema=FeatureSchema.from_dict(read_json(out / "feature_schema.json")),
                   manifest=read_json(out / "manifest.json"))

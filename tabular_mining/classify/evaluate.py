@@ -1,7 +1,15 @@
-"""The evaluate stage for ``task: classify``: score every model of a run on its test split (or on
-any file in the training format), with plots, a comparison table, and stratified k-fold CV.
+"""The evaluate stage of ``task: classify``: score every model of a run on its test split or on
+any labelled file in the training format, with plots and a comparison table; and the held-out
+report that ``train`` ends with (the same scoring, plus stratified k-fold CV).
 
-    python -m tabular_mining evaluate [--run runs/tabular_mining/churn/latest] [--data FILE]
+    python -m tabular_mining evaluate [--run runs/tabular_mining/churn/latest] [--data FILE] [eval.threshold=0.3]
+
+The config is the run's own with the command-line overrides on top (``eval.threshold``,
+``data.target`` naming the file's label column, ``data.format``). ``--data FILE`` writes
+``<run>/evaluations/<file stem>/`` (``metrics.json`` with ``data/`` keys and the row count, ROC,
+PR, calibration and confusion-matrix plots, ``comparison.md``); without it the test split is
+scored into ``<run>/evaluations/test-split/``. The run's own ``metrics.json`` (what ``train``
+measured) is never changed by this stage.
 """
 from __future__ import annotations
 
@@ -9,30 +17,30 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from shared import plots
-from shared.config import validate
 from shared.errors import UserError
 from shared.metrics import binary_classification, confusion, mean_std, with_split
-from shared.runs import load_run_config, read_json, resolve_run, update_metrics, write_json, write_text
-from tabular_mining.config import ClassifyConfig
-from tabular_mining.data import read_table
-from tabular_mining.features import FeatureSchema, encode_frame, encode_target, infer_schema
-from tabular_mining.models import Classifier, fit_model, load_model
-from tabular_mining.preprocess import Splits, clean, load_splits
+from shared.runs import evaluation_dir, read_json, write_json, write_text
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.data import Splits, load_splits
+from tabular_mining.classify.model import Classifier, fit_model, load_model
+from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
+from tabular_mining.common.table import read_table
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy")
+TEST_SPLIT_DIR = "test-split"
 
 
 @dataclass
 class ClassifyRun:
-    """A trained classify run loaded back from disk."""
+    """A trained classify run loaded back from disk (its models, schema and model selection)."""
 
     path: Path
-    cfg: ClassifyConfig
     schema: FeatureSchema
     selection: dict
     models: dict[str, Classifier]
@@ -43,27 +51,95 @@ class ClassifyRun:
 
 
 def load_classify_run(run: str | Path, only_served: bool = False) -> ClassifyRun:
-    path = resolve_run(run)
-    cfg = validate(ClassifyConfig, load_run_config(path), source=f"{path}/config.yaml")
+    """The models of ``run`` (only the served one with ``only_served``), its schema and selection."""
+    path = Path(run)
+    if not (path / "selection.json").exists():
+        raise UserError(f"{path} has no selection.json: it is not a finished classify run (train it first)")
     schema = FeatureSchema.from_dict(read_json(path / "feature_schema.json"))
     selection = read_json(path / "selection.json")
     names = [selection["served"]] if only_served else list(selection["valid"])
-    models = {n: load_model(path / "models" / n, schema) for n in names}
-    return ClassifyRun(path, cfg, schema, selection, models)
+    return ClassifyRun(path, schema, selection, {n: load_model(path / "models" / n, schema) for n in names})
 
 
-def labelled_frame(path: str, schema: FeatureSchema, fmt: str = "auto") -> pd.DataFrame:
-    """A user file in the training format, validated against the run's schema (target included)."""
+def labelled_frame(path: str | Path, schema: FeatureSchema, target: str, fmt: str = "auto") -> pd.DataFrame:
+    """A user file in the training format, validated against the run's schema; its label column is
+    ``target`` (``data.target``), renamed to the run's target."""
     df = read_table(path, fmt)
-    if schema.target not in df.columns:
-        raise UserError(f"{path}: target column {schema.target!r} is missing; evaluate needs the true labels")
-    unseen = sorted(set(df[schema.target].dropna().astype(str)) - set(schema.classes))
+    if target not in df.columns:
+        raise UserError(f"{path}: target column {target!r} is missing; evaluate needs the true labels "
+                        "(name the file's label column with data.target=COLUMN)")
+    df = df.rename(columns={target: schema.target}) if target != schema.target else df
+    labels = df[schema.target].dropna().astype(str)
+    unseen = sorted(set(labels) - set(schema.classes))
     if unseen:
         raise UserError(f"{path}: target value {unseen[0]!r} was not seen in training (classes: {schema.classes})")
+    if df[schema.target].isna().any():
+        raise UserError(f"{path}: target column {target!r} has {int(df[schema.target].isna().sum())} missing values")
     missing = [n for n in schema.names if n not in df.columns]
     if missing:
         raise UserError(f"{path}: feature column {missing[0]!r} is missing")
-    return clean(df, schema, path)
+    return clean(df, schema, str(path))
+
+
+def score_models(loaded: ClassifyRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The true labels of ``frame`` and every model's positive-class probabilities."""
+    X, y = encode_frame(frame, loaded.schema, source), encode_target(frame[loaded.schema.target], loaded.schema)
+    return y, {name: m.predict_proba(X) for name, m in loaded.models.items()}
+
+
+def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores: dict[str, np.ndarray],
+                 split: str, out: Path, cv: dict | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of every model at ``cfg.eval.threshold``; plots, ``comparison.md`` and
+    ``comparison.json`` into ``out``. Returns the metrics by model."""
+    threshold = cfg.eval.threshold
+    by_model = {name: binary_classification(y, p, threshold) for name, p in scores.items()}
+    if cfg.eval.plots:
+        plots.roc_curves(y, scores, out / "roc.png", title=f"ROC ({split})")
+        plots.pr_curves(y, scores, out / "pr.png", title=f"Precision-recall ({split})")
+        plots.calibration(y, scores, out / "calibration.png")
+        pred = (scores[loaded.served] >= threshold).astype(int)
+        plots.confusion_matrix(confusion(y, pred, 2), loaded.schema.classes, out / "confusion_matrix.png",
+                               title=f"{loaded.served} @ {threshold:g} ({split})")
+    table = comparison_table(by_model, loaded.selection, cv or {}, loaded.served)
+    write_text(out / "comparison.md", table)
+    write_json(out / "comparison.json", {"split": split, "threshold": threshold, "test": by_model, "cv": cv or {},
+                                         "selection": loaded.selection})
+    log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
+    return by_model
+
+
+def comparison_table(test: dict, selection: dict, cv: dict, served: str) -> str:
+    head = "| model | valid ROC-AUC | test ROC-AUC | test PR-AUC | test log-loss | test Brier | test F1 | test accuracy |"
+    if cv:
+        head += " CV ROC-AUC (mean ± std) |"
+    head += " fit s |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for name, m in test.items():
+        row = f"| {name}{' (served)' if name == served else ''} | {selection['valid'][name]['roc_auc']:.4f} | " + \
+              " | ".join(f"{m[k]:.4f}" for k in TABLE_METRICS) + " |"
+        if cv:
+            row += f" {cv[name]['roc_auc_mean']:.4f} ± {cv[name]['roc_auc_std']:.4f} |"
+        row += f" {selection['fit_seconds'].get(name, float('nan')):.2f} |"
+        lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
+    """The evaluate stage: every model of ``run`` on ``data`` (a labelled CSV/Parquet file) or on
+    the test split, at ``cfg.eval.threshold``. Writes ``evaluations/<stem>/`` (or
+    ``evaluations/test-split/``); returns the served model's metrics and where they went."""
+    loaded = load_classify_run(run)
+    if data is None:
+        frame, split, out = load_splits(cfg.name, cfg.data).test, "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
+    else:
+        frame, split = labelled_frame(data, loaded.schema, cfg.data.target, cfg.data.format), "data"
+        out = evaluation_dir(run, data)
+    y, scores = score_models(loaded, frame, str(data or "test split"))
+    by_model = write_report(loaded, cfg, y, scores, split, out)
+    metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
+    write_json(out / "metrics.json", metrics)
+    return {"evaluation": str(out), "model": loaded.served, "threshold": cfg.eval.threshold,
+            **{k: round(v, 4) for k, v in metrics.items()}}
 
 
 def cross_validate(cfg: ClassifyConfig, rows: pd.DataFrame, names: list[str], classes: list[str]
@@ -90,81 +166,36 @@ def cross_validate(cfg: ClassifyConfig, rows: pd.DataFrame, names: list[str], cl
     return {n: mean_std(v) for n, v in per_model.items()}
 
 
-def comparison_table(test: dict, selection: dict, cv: dict, served: str) -> str:
-    head = "| model | valid ROC-AUC | test ROC-AUC | test PR-AUC | test log-loss | test Brier | test F1 | test accuracy |"
-    if cv:
-        head += " CV ROC-AUC (mean ± std) |"
-    head += " fit s |"
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, m in test.items():
-        row = f"| {name}{' (served)' if name == served else ''} | {selection['valid'][name]['roc_auc']:.4f} | " + \
-              " | ".join(f"{m[k]:.4f}" for k in TABLE_METRICS) + " |"
-        if cv:
-            row += f" {cv[name]['roc_auc_mean']:.4f} ± {cv[name]['roc_auc_std']:.4f} |"
-        row += f" {selection['fit_seconds'].get(name, float('nan')):.2f} |"
-        lines.append(row)
-    return "\n".join(lines) + "\n"
-
-
-def evaluate_run(run: str | Path, data: str | None = None, splits: Splits | None = None) -> dict:
-    """Score the run's models on its test split (``data=None``) or on ``data``; write metrics,
-    plots and the comparison table. Returns the headline metrics."""
+def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
+    """What ``train`` ends with: every model on the test split (plots and comparison in the run),
+    CV when ``eval.cv_folds`` ≥ 2, and the model card's section. Returns ``split/metric`` keys."""
     loaded = load_classify_run(run)
-    cfg, schema = loaded.cfg, loaded.schema
-    if data is None:
-        splits = splits or load_splits(cfg.name, cfg.data)
-        frame, split, out = splits.test, "test", loaded.path
-    else:
-        frame, split = labelled_frame(data, schema), "data"
-        out = loaded.path / "evaluations" / Path(data).stem
-    X, y = encode_frame(frame, schema, str(data or "test split")), encode_target(frame[schema.target], schema)
-    scores = {name: m.predict_proba(X) for name, m in loaded.models.items()}
-    test = {name: binary_classification(y, p, cfg.eval.threshold) for name, p in scores.items()}
-    metrics = with_split(split, test[loaded.served])
-
-    if cfg.eval.plots:
-        plots.roc_curves(y, scores, out / "roc.png", title=f"ROC ({split})")
-        plots.pr_curves(y, scores, out / "pr.png", title=f"Precision-recall ({split})")
-        plots.calibration(y, scores, out / "calibration.png")
-        pred = (scores[loaded.served] >= cfg.eval.threshold).astype(int)
-        plots.confusion_matrix(confusion(y, pred, 2), schema.classes, out / "confusion_matrix.png",
-                               title=f"{loaded.served} @ {cfg.eval.threshold:g} ({split})")
-
+    y, scores = score_models(loaded, splits.test, "test split")
     cv = {}
-    if data is None and cfg.eval.cv_folds >= 2:
-        cv = cross_validate(cfg, splits.all_rows(), list(loaded.models), schema.classes)
-        for name, values in cv.items():
-            metrics.update({f"cv/{name}/{k}": v for k, v in values.items() if k.startswith("roc_auc")})
+    if cfg.eval.cv_folds >= 2:
+        cv = cross_validate(cfg, splits.all_rows(), list(loaded.models), loaded.schema.classes)
+    by_model = write_report(loaded, cfg, y, scores, "test", Path(run), cv)
+    metrics = with_split("test", by_model[loaded.served])
+    for name, values in cv.items():
+        metrics.update({f"cv/{name}/{k}": v for k, v in values.items() if k.startswith("roc_auc")})
+    if cv:
         metrics.update({f"cv/{k}": v for k, v in cv[loaded.served].items()})
-    table = comparison_table(test, loaded.selection, cv, loaded.served)
-    write_text(out / "comparison.md", table)
-    write_json(out / "comparison.json", {"split": split, "test": test, "cv": cv, "selection": loaded.selection})
-    if data is None:
-        update_metrics(loaded.path, metrics)
-        write_model_card(loaded, splits, metrics, table)
-    else:
-        write_json(out / "metrics.json", metrics)
-    log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
-    return {k: round(v, 4) for k, v in metrics.items() if k.count("/") == 1}
+    table = comparison_table(by_model, loaded.selection, cv, loaded.served)
+    return {**metrics, "card": card_section(cfg, loaded, splits.manifest, table)}
 
 
-def write_model_card(loaded: ClassifyRun, splits: Splits, metrics: dict, table: str) -> None:
-    m = splits.manifest
-    card = f"""# Model card: {loaded.cfg.name} ({loaded.path.name})
+def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table: str) -> str:
+    """The classify part of the run's model card: data, the served model, the comparison."""
+    m = manifest
+    return f"""
+## Classification
+- Target `{loaded.schema.target}`, positive class `{loaded.schema.classes[1]}`; rows train/valid/test =
+  {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']}; positive rate {m['positive_rate']['train']:.3f};
+  {m['features']['numeric']} numeric and {m['features']['categorical']} categorical features (`feature_schema.json`).
+- Served model: **{loaded.served}**, chosen by {loaded.selection['by']} among {', '.join(loaded.models)};
+  decision threshold {cfg.eval.threshold:g}.
 
-- Task: binary classification of `{loaded.schema.target}` (positive class `{loaded.schema.classes[1]}`).
-- Data: {m['source']}; rows train/valid/test = {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']};
-  positive rate {m['positive_rate']['train']:.3f}; {m['features']['numeric']} numeric and
-  {m['features']['categorical']} categorical features (see `feature_schema.json`).
-- Served model: **{loaded.served}**, chosen by {loaded.selection['by']} among {', '.join(loaded.models)}.
-- Decision threshold: {loaded.cfg.eval.threshold:g}.
-
-## Results
 {table}
-Test ROC-AUC of the served model: {metrics.get('test/roc_auc', float('nan')):.4f}.
-
-## Limits
-Trained on one historical snapshot; probabilities are calibrated only as well as the calibration
-plot shows; categories unseen in training are treated as missing.
+Probabilities are calibrated only as well as `calibration.png` shows; categories unseen in training
+are treated as missing.
 """
-    write_text(loaded.path / "MODEL_CARD.md", card)

@@ -9,8 +9,11 @@ category has its own embedding row (index 0 of each feature's slice).
 
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml model.name=ft_transformer
 
-On disk: ``ft_transformer.safetensors`` (weights), ``ft_transformer.json`` (architecture and the
-numeric statistics) and the loop's ``history.jsonl``; no pickle.
+On disk, in the run's ``models/ft_transformer/``: ``ft_transformer.safetensors`` (weights),
+``ft_transformer.json`` (architecture and the numeric statistics), and the shared loop's
+``history.jsonl``, ``curves.png`` and ``checkpoints/`` (a killed ``train`` resumes from them); no
+pickle. Scoring goes through :class:`shared.inference.TorchRunner`. This is the only module of
+the app that imports torch, and only :func:`tabular_mining.classify.model.model_class` imports it.
 """
 from __future__ import annotations
 
@@ -21,15 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from torch.utils.data import Dataset
 
 from shared.checkpoint import load_weights, save_weights
+from shared.inference import TorchRunner, batched
 from shared.runs import read_json, write_json
 from shared.training import fit
-from tabular_mining.config import FTTransformerParams
-from tabular_mining.features import CATEGORICAL, FeatureSchema
+from tabular_mining.classify.config import FTTransformerParams
+from tabular_mining.common.features import CATEGORICAL, FeatureSchema
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +125,7 @@ class FTTransformerModel:
         self.module, self.schema, self.stats, self.info = module.eval(), schema, stats, info or {}
         self._num = [j for j, f in enumerate(schema.features) if f.kind != CATEGORICAL]
         self._cat = [j for j, f in enumerate(schema.features) if f.kind == CATEGORICAL]
-        self._history: Path | None = None
+        self._runner: TorchRunner | None = None
 
     def _inputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         num = X[:, self._num].astype(np.float32)
@@ -130,7 +135,10 @@ class FTTransformerModel:
         return num.astype(np.float32), np.where(np.isnan(cat), 0, cat + 1).astype(np.int64)
 
     @classmethod
-    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: FTTransformerParams, seed: int = 0):
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: FTTransformerParams, seed: int = 0,
+            checkpoints: Path | None = None):
+        """Train with the shared loop. ``checkpoints``: the folder the loop writes its checkpoints
+        and history to, resuming from them when they exist; ``None``: a temporary one."""
         num = [j for j, f in enumerate(schema.features) if f.kind != CATEGORICAL]
         median = np.array([schema.features[j].median or 0.0 for j in num], np.float32)
         filled = np.where(np.isnan(X[:, num]), median, X[:, num])
@@ -142,27 +150,25 @@ class FTTransformerModel:
         torch.manual_seed(seed)
         model = cls(FTTransformer(len(num), cards, **arch), schema, stats, {"arch": arch, "cardinalities": cards})
         loop = params.train.model_copy(update={"seed": seed})
-        work = Path(tempfile.mkdtemp(prefix="ft_transformer-"))
+        work = Path(checkpoints) if checkpoints is not None else Path(tempfile.mkdtemp(prefix="ft_transformer-"))
         try:
             result = fit(model.module, _BinaryTask(), _Rows(*model._inputs(X), y), _Rows(*model._inputs(X_valid), y_valid),
-                         loop, work, resume=False)
-            model.info.update({"steps": result.steps, "epochs": result.epochs_completed, "best_step": result.best_step,
-                               "best_valid": result.best_metrics, "stopped_early": result.stopped_early})
-            model._history = Path(tempfile.mkstemp(suffix=".jsonl")[1])
-            shutil.copyfile(result.history_path, model._history)
+                         loop, work, resume=checkpoints is not None)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if checkpoints is None:
+                shutil.rmtree(work, ignore_errors=True)
+        model.info.update({"steps": result.steps, "epochs": result.epochs_completed, "best_step": result.best_step,
+                           "best_valid": result.best_metrics, "stopped_early": result.stopped_early})
         model.module.to("cpu").eval()
         return model
 
-    @torch.no_grad()
     def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        if not len(X):
+            return np.empty(0, np.float32)
         num, cat = self._inputs(X)
-        device = next(self.module.parameters()).device
-        out = [torch.sigmoid(self.module(torch.from_numpy(num[i:i + batch_size]).to(device),
-                                         torch.from_numpy(cat[i:i + batch_size]).to(device))).float().cpu()
-               for i in range(0, len(X), batch_size)]
-        return torch.cat(out).numpy() if out else np.empty(0, np.float32)
+        self._runner = self._runner or TorchRunner(self.module)
+        (logits,) = batched(self._runner, {"x_num": num, "x_cat": cat}, batch_size)
+        return expit(logits)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Gradient × (input − the training-median input) in log-odds per feature, with the
@@ -188,8 +194,6 @@ class FTTransformerModel:
     def save(self, directory: Path) -> None:
         save_weights(self.module, directory / "ft_transformer.safetensors")
         write_json(directory / "ft_transformer.json", {"stats": self.stats, **self.info})
-        if self._history is not None and self._history.exists():
-            shutil.copyfile(self._history, directory / "history.jsonl")
 
     @classmethod
     def load(cls, directory: Path, schema: FeatureSchema) -> FTTransformerModel:

@@ -1,9 +1,10 @@
 """The classifiers behind one small interface, saved in safe formats (no pickle).
 
-Each model takes the encoded matrix from :mod:`tabular_mining.features` and offers
+Each model takes the encoded matrix from :mod:`tabular_mining.common.features` and offers
 ``predict_proba(X) -> p(positive)``, ``contributions(X) -> (n, n_features + 1)`` (log-odds,
 last column = bias; TreeSHAP for the boosted trees, exact for the linear model), ``save(dir)``
-and ``load(dir, schema)``. ``MODELS`` maps a config name to its class.
+and ``load(dir, schema)``. :func:`model_class` maps a config name to its class; the
+FT-Transformer's module (and torch) is imported only when that model is asked for.
 """
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from shared.runs import atomic_path, read_json, write_json
-from tabular_mining.config import LightGBMParams, LogisticParams, XGBoostParams
-from tabular_mining.features import FeatureSchema, design_matrix
-from tabular_mining.ft_transformer import FTTransformerModel
+from tabular_mining.classify.config import LightGBMParams, LogisticParams, XGBoostParams
+from tabular_mining.common.features import FeatureSchema, design_matrix
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class LogisticModel:
         self._sizes = [len(f.categories) if c else 1 for f, c in zip(schema.features, self._cat)]
 
     @classmethod
-    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LogisticParams, seed: int = 0):
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LogisticParams, seed: int = 0,
+            checkpoints: Path | None = None):
         from sklearn.linear_model import LogisticRegression
 
         Z = design_matrix(X, schema)
@@ -101,7 +102,7 @@ class LogisticModel:
                                                  "intercept": self.intercept, "info": self.info})
 
     @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> "LogisticModel":
+    def load(cls, directory: Path, schema: FeatureSchema) -> LogisticModel:
         d = read_json(directory / "logistic.json")
         return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
 
@@ -122,7 +123,8 @@ class XGBoostModel:
         return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
 
     @classmethod
-    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0):
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0,
+            checkpoints: Path | None = None):
         import xgboost as xgb
 
         booster = xgb.train(
@@ -147,7 +149,7 @@ class XGBoostModel:
         write_json(directory / "xgboost_info.json", self.info)
 
     @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> "XGBoostModel":
+    def load(cls, directory: Path, schema: FeatureSchema) -> XGBoostModel:
         import xgboost as xgb
 
         booster = xgb.Booster()
@@ -164,7 +166,8 @@ class LightGBMModel:
         self.booster, self.schema, self.info = booster, schema, info or {}
 
     @classmethod
-    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0):
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0,
+            checkpoints: Path | None = None):
         import lightgbm as lgb
 
         cats = [j for j, c in enumerate(schema.categorical_mask) if c]
@@ -189,26 +192,50 @@ class LightGBMModel:
         write_json(directory / "lightgbm_info.json", self.info)
 
     @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> "LightGBMModel":
+    def load(cls, directory: Path, schema: FeatureSchema) -> LightGBMModel:
         import lightgbm as lgb
 
         return cls(lgb.Booster(model_file=str(directory / "lightgbm.txt")), schema,
                    read_json(directory / "lightgbm_info.json"))
 
 
-MODELS: dict[str, type] = {"logistic": LogisticModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel,
-                          "ft_transformer": FTTransformerModel}
+# the FT-Transformer is not in the table: its module imports torch, which no other model needs
+MODELS: dict[str, type] = {"logistic": LogisticModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel}
 
 
-def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0) -> Classifier:
-    """Train the model called ``name`` with its section of the ``model`` config."""
-    return MODELS[name].fit(schema, X, y, X_valid, y_valid, getattr(model_cfg, name), seed=seed)
+def model_class(name: str) -> type:
+    """The class of the model called ``name`` in the config."""
+    if name == "ft_transformer":
+        from tabular_mining.classify.ft_transformer import (
+            FTTransformerModel,  # torch loads here, and only here
+        )
+
+        return FTTransformerModel
+    return MODELS[name]
+
+
+LOWER_IS_BETTER = {"log_loss", "brier"}
+
+
+def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
+    """The model with the best validation ``metric`` (ties: the first listed). Pure."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    return max(valid_scores, key=lambda name: sign * valid_scores[name][metric])
+
+
+def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0,
+              checkpoints: Path | None = None) -> Classifier:
+    """Train the model called ``name`` with its section of the ``model`` config. ``checkpoints``:
+    where a torch model keeps its training checkpoints and resumes from them (the run's
+    ``models/<name>/``); ``None`` trains in a temporary folder (CV folds, tuning trials)."""
+    params = getattr(model_cfg, name)
+    return model_class(name).fit(schema, X, y, X_valid, y_valid, params, seed=seed, checkpoints=checkpoints)
 
 
 def load_model(directory: Path, schema: FeatureSchema) -> Classifier:
     """Load a saved model directory (its ``model.json`` names the model)."""
     meta = json.loads((directory / "model.json").read_text())
-    return MODELS[meta["model"]].load(directory, schema)
+    return model_class(meta["model"]).load(directory, schema)
 
 
 def save_model(model: Classifier, directory: Path) -> None:

@@ -1,47 +1,53 @@
-"""Serving a classify run: ``POST /predict`` with records (feature name → value) → probability,
-label and, on request, per-feature contributions (TreeSHAP from XGBoost/LightGBM; exact for the
-linear model), in log-odds.
+"""Serving ``task: classify``: ``POST /predict`` with records (feature name → value) →
+probability, label and, on request, per-feature contributions (TreeSHAP from XGBoost/LightGBM;
+exact for the linear model), in log-odds. Also the ``stream`` stage, which scores JSON lines with
+the same predictor.
 
 The request schema is built from the run's ``feature_schema.json``: every feature is required
 (``null`` means missing, handled as in training), numerics must be numbers, categoricals strings
-(an unseen category is treated as missing, as in training). Mistakes get a 422 naming the field.
+(an unseen category is treated as missing, as in training). Mistakes get a 422 naming the field;
+the limits (``serve.max_instances`` …) are the app factory's.
 
-    python -m tabular_mining serve [--run runs/tabular_mining/churn/latest] [--port 8000]
+    python -m tabular_mining serve [--run runs/tabular_mining/churn/latest] [--port 8000] [eval.threshold=0.3]
     curl -s localhost:8000/predict -H 'content-type: application/json' -d @request.json
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import BaseModel, Field, create_model
 
 from shared.runs import load_metrics
-from shared.serving import Predictor
-from tabular_mining.evaluate import ClassifyRun, load_classify_run
-from tabular_mining.features import CATEGORICAL, FeatureSchema, encode_records
-
-MAX_INSTANCES = 10_000
-
-
-def record_model(schema: FeatureSchema) -> type[BaseModel]:
-    """A pydantic model with one required field per feature."""
-    fields: dict[str, Any] = {}
-    for f in schema.features:
-        typ = (StrictStr | StrictInt | bool | None) if f.kind == CATEGORICAL else (StrictFloat | StrictInt | None)
-        fields[f.name] = (typ, ...)
-    return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+from shared.serving import Predictor, StrictRequest
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.evaluate import ClassifyRun, load_classify_run
+from tabular_mining.common.features import describe_features, encode_records, example_record, record_model
+from tabular_mining.common.stream_stage import stream_stage
 
 
-class ChurnPredictor(Predictor):
-    def __init__(self, loaded: ClassifyRun):
-        self.loaded = loaded
-        self.schema = loaded.schema
+class Prediction(BaseModel):
+    probability: float = Field(description="probability of the positive class")
+    label: str = Field(description="the positive class at or above the threshold, else the negative one")
+    contributions: dict[str, float] | None = Field(None, description="per feature, in log-odds; '(bias)' too")
+
+
+class ClassifyResponse(BaseModel):
+    predictions: list[Prediction]
+    model: str
+    threshold: float
+
+
+class ClassifyPredictor(Predictor):
+    """The run's served model behind the app factory; ``threshold`` is the config's ``eval.threshold``."""
+
+    response_model = ClassifyResponse
+
+    def __init__(self, loaded: ClassifyRun, threshold: float):
+        self.loaded, self.schema, self.threshold = loaded, loaded.schema, threshold
         self.model = loaded.models[loaded.served]
-        self.threshold = loaded.cfg.eval.threshold
-        self.record = record_model(self.schema)
         self.request_model = create_model(
-            "PredictRequest", __config__=ConfigDict(extra="forbid"),
-            instances=(list[self.record], Field(min_length=1, max_length=MAX_INSTANCES)),
+            "PredictRequest", __base__=StrictRequest,
+            instances=(list[record_model(self.schema)], Field(min_length=1)),
             contributions=(bool, Field(False, description="add per-feature contributions (log-odds)")),
         )
 
@@ -49,16 +55,14 @@ class ChurnPredictor(Predictor):
         return [(r, body.contributions) for r in body.instances]
 
     def predict_batch(self, items: list) -> list:
-        records = [r.__dict__ for r, _ in items]
-        X = encode_records(records, self.schema)
+        X = encode_records([r.__dict__ for r, _ in items], self.schema)
         p = self.model.predict_proba(X)
-        out = [{"probability": float(pi),
-                "label": self.schema.classes[1] if pi >= self.threshold else self.schema.classes[0]} for pi in p]
+        classes = self.schema.classes
+        out = [{"probability": float(pi), "label": classes[1] if pi >= self.threshold else classes[0]} for pi in p]
         want = [i for i, (_, c) in enumerate(items) if c]
         if want:
-            contrib = self.model.contributions(X[want])
             names = self.schema.names
-            for row, i in zip(contrib, want):
+            for row, i in zip(self.model.contributions(X[want]), want):
                 out[i]["contributions"] = {n: float(v) for n, v in zip(names, row[:-1])}
                 out[i]["contributions"]["(bias)"] = float(row[-1])
         return out
@@ -67,25 +71,21 @@ class ChurnPredictor(Predictor):
         return {"predictions": outputs, "model": self.loaded.served, "threshold": self.threshold}
 
     def metadata(self) -> dict:
-        return {
-            "run_id": self.loaded.path.name,
-            "task": "classify",
-            "model": self.loaded.served,
-            "selected_by": self.loaded.selection["by"],
-            "target": self.schema.target,
-            "labels": self.schema.classes,
-            "threshold": self.threshold,
-            "features": [{"name": f.name, "kind": f.kind, **({"categories": f.categories} if f.categories else {})}
-                         for f in self.schema.features],
-            "metrics": load_metrics(self.loaded.path),
-        }
+        return {"run_id": self.loaded.path.name, "task": "classify", "model": self.loaded.served,
+                "selected_by": self.loaded.selection["by"], "target": self.schema.target,
+                "labels": self.schema.classes, "threshold": self.threshold,
+                "features": describe_features(self.schema), "metrics": load_metrics(self.loaded.path)}
 
     def example(self) -> dict:
-        rec = {}
-        for f in self.schema.features:
-            rec[f.name] = f.categories[0] if f.kind == CATEGORICAL else (f.median if f.median is not None else 0.0)
-        return {"instances": [rec], "contributions": True}
+        return {"instances": [example_record(self.schema)], "contributions": True}
 
 
-def load_predictor(run) -> ChurnPredictor:
-    return ChurnPredictor(load_classify_run(run, only_served=True))
+def predictor(cfg: ClassifyConfig, run: Path) -> ClassifyPredictor:
+    """What ``serve`` runs: the run's served model at ``cfg.eval.threshold``."""
+    return ClassifyPredictor(load_classify_run(run, only_served=True), cfg.eval.threshold)
+
+
+def stream(cfg: ClassifyConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
+    """The stream stage: JSON records from ``input`` (a file, ``-``/stdin or ``kafka``) scored into
+    ``output`` in micro-batches (``stream:`` section), one output line per record."""
+    return stream_stage(predictor(cfg, run), cfg.stream, input, output)

@@ -1,50 +1,53 @@
-"""The train stage for ``task: classify``: fit every candidate model on the same split, early
-stopping on the validation rows, keep the best by the validation metric, then evaluate.
+"""The train stage of ``task: classify``: fit every candidate model on the same split, early
+stopping on the validation rows, serve the best by the validation metric, then report on the test
+split (and stratified k-fold CV).
 
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml [model.name=xgboost]
+    python -m tabular_mining train --config configs/tabular_mining/churn.yaml distributed=dask   # on a Dask cluster
+
+The run directory comes from :func:`shared.runs.start_run`: a killed run is resumed by the same
+command (the FT-Transformer from its checkpoints in ``models/ft_transformer/``; the trees, minutes
+at most, are refitted). ``distributed: dask`` hands the whole stage to
+:func:`tabular_mining.classify.dask.train_dask`. ``model.params_from`` (a tune run) is folded into
+the config before the run starts (:func:`tabular_mining.classify.tune.apply_tuned`), so the run's
+``config.yaml`` holds the tuned values.
 """
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
-from shared.config import to_dict
 from shared.metrics import binary_classification
-from shared.runs import create_run, mark_latest, write_json, write_yaml
-from tabular_mining.config import ClassifyConfig
-from tabular_mining.evaluate import evaluate_run
-from tabular_mining.features import encode_frame, encode_target
-from tabular_mining.models import fit_model, save_model
-from tabular_mining.preprocess import APP, load_splits
-from tabular_mining.tune import apply_tuned
+from shared.runs import write_json
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.evaluate import held_out_report
+from tabular_mining.classify.model import fit_model, pick_best, save_model
+from tabular_mining.common.features import encode_frame, encode_target
 
 log = logging.getLogger(__name__)
 
-LOWER_IS_BETTER = {"log_loss", "brier"}
 
+def train(cfg: ClassifyConfig, run: Path) -> dict:
+    """The train stage: the candidates of ``cfg.model`` on the cached split, the best by
+    ``model.select_by`` on the validation rows served; returns the test and CV metrics."""
+    if cfg.distributed == "dask":
+        from tabular_mining.classify.dask import train_dask  # dask and distributed load only on this path
 
-def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
-    """The model with the best validation ``metric`` (ties: the first listed). Pure."""
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    return max(valid_scores, key=lambda name: sign * valid_scores[name][metric])
-
-
-def train(cfg: ClassifyConfig) -> dict:
-    cfg = apply_tuned(cfg)  # model.params_from: a tune run's best parameters
+        return train_dask(cfg, run)
     splits = load_splits(cfg.name, cfg.data)
     schema = splits.schema
     X_train, y_train = encode_frame(splits.train, schema), encode_target(splits.train[schema.target], schema)
     X_valid, y_valid = encode_frame(splits.valid, schema), encode_target(splits.valid[schema.target], schema)
-
-    run = create_run(APP, cfg.name)
-    write_yaml(run / "config.yaml", to_dict(cfg))
     write_json(run / "feature_schema.json", schema.to_dict())
     write_json(run / "data_manifest.json", splits.manifest)
 
     valid_scores, fit_seconds = {}, {}
     for name in cfg.model.to_train():
         t0 = time.perf_counter()
-        model = fit_model(name, schema, X_train, y_train, X_valid, y_valid, cfg.model, seed=cfg.data.seed)
+        model = fit_model(name, schema, X_train, y_train, X_valid, y_valid, cfg.model, seed=cfg.data.seed,
+                          checkpoints=run / "models" / name)
         fit_seconds[name] = round(time.perf_counter() - t0, 3)
         valid_scores[name] = binary_classification(y_valid, model.predict_proba(X_valid), cfg.eval.threshold)
         save_model(model, run / "models" / name)
@@ -54,7 +57,6 @@ def train(cfg: ClassifyConfig) -> dict:
     best = pick_best(valid_scores, cfg.model.select_by)
     write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}",
                                         "valid": valid_scores, "fit_seconds": fit_seconds})
-    summary = evaluate_run(run, splits=splits)
-    mark_latest(run)
-    log.info("run written to %s (serving %s)", run, best)
-    return {"run": str(run), "served_model": best, **summary}
+    report = held_out_report(cfg, run, splits)
+    log.info("serving %s", best)
+    return {"served_model": best, **report}

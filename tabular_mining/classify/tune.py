@@ -1,4 +1,4 @@
-"""The ``tune`` stage: hyperparameter search for one classify model with Optuna.
+"""The ``tune`` stage of ``task: classify``: hyperparameter search for one model with Optuna.
 
     python -m tabular_mining tune  --config configs/tabular_mining/churn.yaml tune.model=lightgbm tune.n_trials=40
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml model.name=lightgbm \\
@@ -8,39 +8,35 @@ TPE proposes parameters from the model's search space (``SPACES``); each trial i
 stratified k-fold CV over the *training* rows only (each fold early-stops on a slice of its own
 training part), so the validation and test splits stay unseen. After each fold the running mean is
 reported and the median pruner stops trials that trail the others. The budget is
-``tune.n_trials`` (and ``tune.timeout_s``). A tune run (``runs/tabular_mining/<name>-tune/<id>``)
-holds ``best_params.json``, ``trials.csv``, ``tune_history.png`` and ``metrics.json``;
-``model.params_from`` points ``train`` at it, and the train run's saved config then records the
-tuned values.
+``tune.n_trials`` (and ``tune.timeout_s``). A tune run (``runs/tabular_mining/<name>-tune/<id>``,
+begun and finished by the CLI like a train run) holds ``best_params.json``, ``trials.csv``,
+``tune_history.png`` and ``metrics.json``; ``model.params_from`` points ``train`` at it, and
+:func:`apply_tuned` folds the best parameters into the config before the train run starts, so its
+``config.yaml`` records the tuned values. Optuna is imported only by this stage.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import optuna
 from pydantic import BaseModel
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from shared import plots
-from shared.config import to_dict, validate
+from shared.config import validate
 from shared.errors import UserError
 from shared.metrics import binary_classification
-from shared.runs import (
-    create_run,
-    mark_latest,
-    read_json,
-    resolve_run,
-    update_metrics,
-    write_json,
-    write_text,
-    write_yaml,
-)
-from tabular_mining.config import ClassifyConfig
-from tabular_mining.features import encode_frame, encode_target
-from tabular_mining.models import MODELS
-from tabular_mining.preprocess import APP, load_splits
+from shared.runs import read_json, resolve_run, write_json, write_text
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.model import model_class
+from tabular_mining.common.features import encode_frame, encode_target
+
+if TYPE_CHECKING:
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +94,8 @@ def with_params(base: BaseModel, updates: dict) -> BaseModel:
 
 def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna.Trial | None = None) -> float:
     """Mean ``cfg.tune.metric`` over stratified folds of ``rows``; reports each fold to ``trial``."""
+    import optuna
+
     t, target = cfg.tune, cfg.data.target
     y_all = encode_target(rows[target], schema)
     folds = StratifiedKFold(t.cv_folds, shuffle=True, random_state=t.seed)
@@ -106,7 +104,7 @@ def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna
         fit_rows = rows.iloc[fit_idx]
         tr, es = train_test_split(fit_rows, test_size=0.15, stratify=y_all[fit_idx], random_state=t.seed)
         enc = [(encode_frame(f, schema), encode_target(f[target], schema)) for f in (tr, es, rows.iloc[held_idx])]
-        model = MODELS[t.model].fit(schema, *enc[0], *enc[1], params, seed=t.seed)
+        model = model_class(t.model).fit(schema, *enc[0], *enc[1], params, seed=t.seed)
         scores.append(binary_classification(enc[2][1], model.predict_proba(enc[2][0]))[t.metric])
         if trial is not None:
             trial.report(float(np.mean(scores)), k)
@@ -115,7 +113,11 @@ def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna
     return float(np.mean(scores))
 
 
-def tune(cfg: ClassifyConfig) -> dict:
+def tune(cfg: ClassifyConfig, run: Path) -> dict:
+    """The tune stage: ``tune.n_trials`` TPE trials for ``tune.model`` on inner CV of the training
+    rows; writes the best parameters, the trials and their history plot into ``run``."""
+    import optuna
+
     t = cfg.tune
     splits = load_splits(cfg.name, cfg.data)
     rows = splits.train.reset_index(drop=True)  # only the training split: valid/test stay unseen
@@ -135,8 +137,6 @@ def tune(cfg: ClassifyConfig) -> dict:
     done = [tr for tr in study.trials if tr.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise UserError("no tuning trial completed: raise tune.n_trials or tune.timeout_s")
-    run = create_run(APP, f"{cfg.name}-tune")
-    write_yaml(run / "config.yaml", to_dict(cfg))
     best = study.best_trial
     write_json(run / "best_params.json", {"model": t.model, "params": best.params, "metric": t.metric,
                                            "cv_folds": t.cv_folds, "value": best.value, "trial": best.number})
@@ -147,16 +147,20 @@ def tune(cfg: ClassifyConfig) -> dict:
     plots.curves({f"trial {t.metric}": values, "best so far": best_so_far.tolist()}, run / "tune_history.png",
                  xlabel="trial", ylabel=f"inner-CV {t.metric}", title=f"Optuna TPE: {t.model}")
     pruned = sum(tr.state == optuna.trial.TrialState.PRUNED for tr in study.trials)
-    metrics = update_metrics(run, {f"tune/best_{t.metric}": best.value, "tune/trials_complete": len(done),
-                                   "tune/trials_pruned": pruned, f"tune/default_{t.metric}": values[0]})
-    mark_latest(run)
     log.info("best %s %.4f (trial %d of %d, %d pruned) → %s", t.metric, best.value, best.number,
              len(study.trials), pruned, run)
-    return {"run": str(run), "model": t.model, "best_params": best.params, **metrics}
+    card = (f"\n## Tuning\nOptuna TPE over {t.model}'s parameters, {len(study.trials)} trials ({pruned} pruned), "
+            f"each scored by {t.cv_folds}-fold CV on the training rows. Best {t.metric} {best.value:.4f} "
+            f"(the recipe's own values: {values[0]:.4f}); `best_params.json`. Train with it: "
+            f"`model.name={t.model} model.params_from={run}`.\n")
+    return {"model": t.model, "best_params": best.params, f"tune/best_{t.metric}": best.value,
+            "tune/trials_complete": len(done), "tune/trials_pruned": pruned, f"tune/default_{t.metric}": values[0],
+            "card": card}
 
 
 def apply_tuned(cfg: ClassifyConfig) -> ClassifyConfig:
-    """``cfg`` with ``model.params_from``'s best parameters applied to the model they were tuned for."""
+    """``cfg`` with ``model.params_from``'s best parameters applied to the model they were tuned
+    for, and ``params_from`` resolved to the tune run's directory (what the train run records)."""
     if not cfg.model.params_from:
         return cfg
     path = resolve_run(cfg.model.params_from)

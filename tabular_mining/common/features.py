@@ -11,12 +11,15 @@ and LightGBM read the codes as native categoricals; the linear model one-hot enc
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, create_model
 
 from shared.errors import UserError
 
@@ -56,7 +59,7 @@ class FeatureSchema:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FeatureSchema":
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSchema:
         return cls(features=[Feature(**f) for f in d["features"]], target=d["target"],
                    classes=list(d["classes"]), id_columns=list(d.get("id_columns", [])))
 
@@ -75,6 +78,17 @@ def coerce_numeric(col: pd.Series, name: str, source: str) -> pd.Series:
         raise UserError(f"{source}: column {name!r} is numeric but row {int(bad.idxmax())} holds {example!r}, "
                         f"not a number ({int(bad.sum())} such rows); fix them or list the column in data.categorical")
     return parsed.astype(float)
+
+
+def clean(df: pd.DataFrame, schema: FeatureSchema, source: str) -> pd.DataFrame:
+    """Numeric columns parsed as floats (blank = missing), categoricals as strings. Pure."""
+    out = df.copy()
+    for feat in schema.features:
+        if feat.kind == NUMERIC:
+            out[feat.name] = coerce_numeric(out[feat.name], feat.name, source)
+        else:
+            out[feat.name] = out[feat.name].astype("string")
+    return out
 
 
 def _looks_numeric(col: pd.Series) -> bool:
@@ -175,5 +189,29 @@ def encode_target(y: pd.Series, schema: FeatureSchema) -> np.ndarray:
     return (y.astype(str) == schema.classes[1]).to_numpy(dtype=np.int64)
 
 
+# --- requests: what the servers of classify and segment accept ------------------------------------
+
+def record_model(schema: FeatureSchema) -> type[BaseModel]:
+    """A pydantic model of one record: every feature required (``null`` = missing), numerics as
+    numbers, categoricals as strings (an unseen category is treated as missing, as in training)."""
+    fields: dict[str, Any] = {}
+    for f in schema.features:
+        typ = (StrictStr | StrictInt | bool | None) if f.kind == CATEGORICAL else (StrictFloat | StrictInt | None)
+        fields[f.name] = (typ, ...)
+    return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def example_record(schema: FeatureSchema) -> dict:
+    """A valid record: the first category of each categorical, the median of each numeric."""
+    return {f.name: f.categories[0] if f.kind == CATEGORICAL else (f.median if f.median is not None else 0.0)
+            for f in schema.features}
+
+
+def describe_features(schema: FeatureSchema) -> list[dict]:
+    """The features as ``GET /metadata`` lists them: name, kind and the training categories."""
+    return [{"name": f.name, "kind": f.kind, **({"categories": f.categories} if f.categories else {})}
+            for f in schema.features]
+
+
 def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and v != v)
+    return v is None or (isinstance(v, float) and math.isnan(v))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 
 from shared.errors import UserError
-from tabular_mining.stream import KafkaConfig, Message
+from tabular_mining.common.stream import KafkaConfig, Message
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,6 @@
-"""The ``stream`` stage: JSON records in, scored JSON records out, in micro-batches, forever.
-
-    python -m tabular_mining train  --config configs/tabular_mining/churn-quick.yaml
-    head -3 records.jsonl | python -m tabular_mining stream --config configs/tabular_mining/churn.yaml
-    python -m tabular_mining stream --input records.jsonl --output scored.jsonl [--run DIR]
-    python -m tabular_mining stream --input kafka --output kafka stream.kafka.bootstrap_servers=host:9092
+"""Streaming: JSON records in, scored JSON records out, in micro-batches, until the source ends.
+The core (sources, sinks, batching, per-record errors); :mod:`tabular_mining.common.stream_stage`
+opens the endpoints the command line names and :mod:`tabular_mining.common.kafka` adds Kafka.
 
 Each input line (or Kafka message) is one JSON object: an instance as ``POST /predict`` takes it
 for the run's task (a classify record, ``{"items": [...]}`` for rules, a record for segments).
@@ -30,6 +27,7 @@ from typing import Any, TextIO
 from pydantic import Field, ValidationError
 
 from shared.config import StrictModel
+from shared.errors import UserError
 from shared.serving import HTTPError, Predictor
 
 log = logging.getLogger(__name__)
@@ -158,6 +156,21 @@ class RecordScorer:
             full[i] = item
         return full, {i: "; ".join(v) for i, v in bad.items()}
 
+    def prepare(self, items: list, invalid: dict[int, str]) -> list:
+        """The predictor's per-instance ``prepare`` on each valid item; a refusal is that record's
+        report (added to ``invalid``), as it would be that request's 4xx when served."""
+        out: list = [None] * len(items)
+        for i, item in enumerate(items):
+            if i in invalid:
+                continue
+            try:
+                out[i] = self.predictor.prepare(item)
+            except HTTPError as exc:
+                invalid[i] = exc.message
+            except (UserError, ValueError) as exc:
+                invalid[i] = str(exc)
+        return out
+
     def score(self, items: list) -> list[Any | Exception]:
         try:
             return list(self.predictor.predict_batch(items))
@@ -228,6 +241,7 @@ def _flush(batch: list[Message], scorer: RecordScorer, sink, source, stats: Stre
         except ValueError as exc:
             rejected.append((n, message, str(exc)))
     items, invalid = scorer.validate([d[1] for d in decoded]) if decoded else ([], {})
+    items = scorer.prepare(items, invalid)
     order = {id(m): n for n, m in enumerate(batch)}
     good: list[tuple[Message, Any, Any]] = []
     for i, (message, _, rid) in enumerate(decoded):
@@ -257,47 +271,3 @@ def _report(message: Message, error: str, sink, stats: StreamStats, errors: Text
     errors.write(json.dumps(report, ensure_ascii=False) + "\n")
     errors.flush()
     sink.reject(message, report)
-
-
-
-def stream_stage(predictor: Predictor, cfg: StreamConfig, input_spec: str | None, output_spec: str | None) -> dict | None:
-    """Open the source (``-``/None = stdin, a file, or ``kafka``) and sink (likewise, stdout by
-    default), stream until the source ends, close both. The summary goes to the log; it is also
-    returned (and printed by the CLI) unless the scores themselves go to stdout."""
-    closers: list[Callable[[], None]] = []
-    try:
-        if input_spec == "kafka":
-            from tabular_mining.kafka_stream import KafkaSource
-
-            source = KafkaSource(cfg.kafka)
-            closers.append(source.close)
-        elif input_spec in (None, "-"):
-            source = LineSource(sys.stdin)
-        else:
-            source = LineSource(_open(input_spec, "r"))
-            closers.append(source.stream.close)
-        if output_spec == "kafka":
-            from tabular_mining.kafka_stream import KafkaSink
-
-            sink = KafkaSink(cfg.kafka)
-            closers.append(sink.close)
-        elif output_spec in (None, "-"):
-            sink = LineSink(sys.stdout)
-        else:
-            sink = LineSink(_open(output_spec, "w"))
-            closers.append(sink.stream.close)
-        summary = run_stream(predictor, source, sink, cfg)
-    finally:
-        for close in reversed(closers):
-            close()
-    log.info("stream done: %s", json.dumps(summary))
-    return None if output_spec in (None, "-") else summary
-
-
-def _open(path: str, mode: str) -> TextIO:
-    try:
-        return open(path, mode, encoding="utf-8", errors="replace" if mode == "r" else "strict")
-    except OSError as exc:
-        from shared.errors import UserError
-
-        raise UserError(f"cannot open {path}: {exc.strerror}") from None

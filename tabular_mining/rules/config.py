@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
-from tabular_mining.stream import StreamConfig
+from tabular_mining.common.stream import StreamConfig
 
 # The Telco table's service columns: which services are bought together.
 TELCO_SERVICES = [
@@ -17,7 +17,7 @@ TELCO_SERVICES = [
 
 
 class BasketData(StrictModel):
-    """Where the baskets come from (formats: see :mod:`tabular_mining.baskets`)."""
+    """Where the baskets come from (formats: see :mod:`tabular_mining.rules.data`)."""
 
     format: Literal["telco", "baskets", "long", "wide"] = Field(
         "telco", description="telco = the embedded Telco service columns as baskets")

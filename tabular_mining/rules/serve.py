@@ -1,7 +1,7 @@
-"""Serving a rules run: ``POST /predict`` with baskets → the rules that fire and the recommended
-items, ranked by confidence or lift.
+"""Serving ``task: rules``: ``POST /predict`` with baskets → the rules that fire and the recommended
+items, ranked by confidence or lift. Also the ``stream`` stage over the same predictor.
 
-    python -m tabular_mining serve --config configs/tabular_mining/rules.yaml [--run DIR]
+    python -m tabular_mining serve --run runs/tabular_mining/rules/latest
     curl -s localhost:8000/predict -H 'content-type: application/json' \\
       -d '{"instances": [{"items": ["streaming_tv", "internet_service=Fiber optic"]}], "top_k": 3}'
 
@@ -9,25 +9,24 @@ Items the run never saw are reported in ``unknown_items`` and otherwise ignored.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from shared.runs import load_metrics
-from shared.serving import Predictor
-from tabular_mining.rules_task import load_rules_run
+from shared.serving import Predictor, StrictRequest
+from tabular_mining.common.stream_stage import stream_stage
+from tabular_mining.rules.config import RulesConfig
+from tabular_mining.rules.evaluate import load_recommender
 
-MAX_INSTANCES = 10_000
 
-
-class Basket(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Basket(StrictRequest):
     items: list[str] = Field(min_length=1, max_length=1000, description="the items in the basket")
 
 
-class RulesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instances: list[Basket] = Field(min_length=1, max_length=MAX_INSTANCES)
+class RulesRequest(StrictRequest):
+    instances: list[Basket] = Field(min_length=1)
     top_k: int = Field(5, ge=1, le=100, description="recommended items per basket")
     rank_by: Literal["confidence", "lift"] = "confidence"
     max_rules: int = Field(10, ge=0, le=1000, description="fired rules listed per basket")
@@ -35,10 +34,12 @@ class RulesRequest(BaseModel):
 
 
 class RulesPredictor(Predictor):
+    """The run's rules behind the app factory."""
+
     request_model = RulesRequest
 
-    def __init__(self, run):
-        self.path, self.cfg, self.recommender = load_rules_run(run)
+    def __init__(self, run: Path, cfg: RulesConfig):
+        self.path, self.cfg, self.recommender = Path(run), cfg, load_recommender(run)
 
     def items(self, body: RulesRequest) -> list:
         opts = (body.top_k, body.rank_by, body.max_rules, body.fill_popular)
@@ -67,5 +68,12 @@ class RulesPredictor(Predictor):
         return {"instances": [{"items": items or ["item"]}], "top_k": 3}
 
 
-def load_predictor(run) -> RulesPredictor:
-    return RulesPredictor(run)
+def predictor(cfg: RulesConfig, run: Path) -> RulesPredictor:
+    """What ``serve`` runs: the run's rules."""
+    return RulesPredictor(run, cfg)
+
+
+def stream(cfg: RulesConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
+    """The stream stage: baskets (``{"items": [...]}`` per line) from ``input`` (a file, ``-``/stdin or
+    ``kafka``) into recommendations in ``output``, in micro-batches (``stream:`` section)."""
+    return stream_stage(predictor(cfg, run), cfg.stream, input, output)

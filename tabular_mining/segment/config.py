@@ -7,11 +7,11 @@ from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
-from tabular_mining.config import TableData
-from tabular_mining.stream import StreamConfig
+from tabular_mining.common.stream import StreamConfig
+from tabular_mining.common.table import TableData
 
 
-class SegmentData(TableData):
+class SegmentTable(TableData):
     """The classify data section, except that the target is optional: when present it is kept out
     of the features and its rate is reported per segment."""
 
@@ -54,7 +54,7 @@ class SegmentConfig(StrictModel):
 
     name: str = "segments"
     task: Literal["segment"] = "segment"
-    data: SegmentData = Field(default_factory=SegmentData)
+    data: SegmentTable = Field(default_factory=SegmentTable)
     model: SegmentModel = Field(default_factory=SegmentModel)
     eval: SegmentEval = Field(default_factory=SegmentEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)

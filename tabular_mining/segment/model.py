@@ -1,6 +1,6 @@
 """Customer segments: the clustering space, choosing k, the clusterers, assignment and profiles.
 
-The space is the classify pipeline's :func:`~tabular_mining.features.design_matrix` (numerics
+The space is the classify pipeline's :func:`~tabular_mining.common.features.design_matrix` (numerics
 median-imputed, categoricals one-hot) with the numerics z-scored on the training rows and the
 one-hot columns scaled by ``categorical_weight``: distances then weigh one standard deviation of
 a number like one category switch. Everything a fitted segmenter needs is plain numbers (JSON
@@ -16,14 +16,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors.numpy import load_file
 from sklearn.cluster import HDBSCAN, KMeans, MiniBatchKMeans
-from sklearn.metrics import davies_bouldin_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, davies_bouldin_score, silhouette_score
 from sklearn.neighbors import NearestNeighbors
 
-from tabular_mining.features import CATEGORICAL, FeatureSchema, design_columns, design_matrix
+from shared.errors import UserError
+from shared.runs import read_json
+from tabular_mining.common.features import (
+    CATEGORICAL,
+    FeatureSchema,
+    clean,
+    design_columns,
+    design_matrix,
+    encode_frame,
+)
+from tabular_mining.segment.config import SegmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -156,3 +168,63 @@ def profile(df: pd.DataFrame, labels: np.ndarray, schema: FeatureSchema, target:
                 row[f.name] = float(pd.to_numeric(col, errors="coerce").mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def profiles_markdown(profiles: pd.DataFrame, algorithm: str) -> str:
+    """Features as rows, segments as columns: easier to read than the CSV's wide rows."""
+    table = profiles.set_index("segment").T
+
+    def fmt(v):
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    head = "| | " + " | ".join(f"segment {c}" if c not in ("all", "noise") else c for c in table.columns) + " |"
+    lines = [f"# Segment profiles ({algorithm})", "", head, "|---" * (len(table.columns) + 1) + "|"]
+    for name, row in table.iterrows():
+        lines.append(f"| {name} | " + " | ".join(fmt(v) for v in row.tolist()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fit_segments(cfg: SegmentConfig, Z: np.ndarray) -> tuple[Segmenter, np.ndarray, list[dict], dict]:
+    """The configured clusterer on ``Z``: (segmenter, training labels, the k curve, extra metrics)."""
+    m, seed, sample = cfg.model, cfg.data.seed, cfg.eval.silhouette_sample
+    if m.algorithm == "hdbscan":
+        labels = fit_hdbscan(Z, m.hdbscan.min_cluster_size, m.hdbscan.min_samples, m.hdbscan.cluster_selection_epsilon)
+        if (labels >= 0).sum() == 0:
+            raise UserError("HDBSCAN found no segment (every row is noise): lower model.hdbscan.min_cluster_size")
+        return Segmenter(points=Z, point_labels=labels), labels, [], {"noise_share": float((labels < 0).mean())}
+    ks = [m.k] if m.k else list(range(m.k_min, m.k_max + 1))
+    curve, models = scan_k(Z, ks, m.algorithm, m.n_init, m.batch_size, sample, seed)
+    if not models:
+        raise UserError(f"too few rows ({len(Z)}) for k={ks[0]}")
+    k = m.k or choose_k(curve, m.select_by)
+    model = models[k]
+    # stability: the same k from another seed should find the same segments
+    other = fit_kmeans(Z, k, m.algorithm, m.n_init, m.batch_size, seed + 1)
+    return (Segmenter(centers=model.cluster_centers_.astype(np.float32)), model.labels_, curve,
+            {"stability_ari": float(adjusted_rand_score(model.labels_, other.labels_))})
+
+
+@dataclass
+class SegmentRun:
+    """A trained segment run loaded back: the schema, the clustering space and the segmenter."""
+
+    path: Path
+    schema: FeatureSchema
+    space: SegmentSpace
+    segmenter: Segmenter
+
+    def assign_frame(self, df: pd.DataFrame, source: str = "input") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(Z, segment, distance)`` for the rows of ``df`` (raw values; cleaned like training)."""
+        Z = self.space.transform(encode_frame(clean(df, self.schema, source), self.schema, source))
+        return (Z, *self.segmenter.assign(Z))
+
+
+def load_segment_run(run: str | Path) -> SegmentRun:
+    """The fitted space and segmenter of ``run`` (``segment_space.json``, ``segmenter.safetensors``)."""
+    path = Path(run)
+    if not (path / "segmenter.safetensors").exists():
+        raise UserError(f"{path} has no segmenter.safetensors: it is not a finished segment run (train it first)")
+    schema = FeatureSchema.from_dict(read_json(path / "feature_schema.json"))
+    saved = read_json(path / "segment_space.json")
+    space = SegmentSpace(schema, np.asarray(saved["shift"], np.float32), np.asarray(saved["scale"], np.float32))
+    return SegmentRun(path, schema, space, Segmenter.from_tensors(load_file(str(path / "segmenter.safetensors"))))

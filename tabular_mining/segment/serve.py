@@ -1,31 +1,34 @@
-"""Serving a segment run: ``POST /predict`` with records (feature name → value, as for churn) →
+"""Serving ``task: segment``: ``POST /predict`` with records (feature name → value, as for churn) →
 the segment of each and its distance to the segment's centre (k-means) or to the nearest
-training row (HDBSCAN; segment -1 = noise), plus the segment's size and target rate.
+training row (HDBSCAN; segment -1 = noise), plus the segment's size and target rate. Also the
+``stream`` stage over the same predictor.
 
-    python -m tabular_mining serve --config configs/tabular_mining/segments.yaml [--run DIR]
+    python -m tabular_mining serve --run runs/tabular_mining/segments/latest
     curl -s localhost:8000/predict -H 'content-type: application/json' -d @record.json
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
-from pydantic import ConfigDict, Field, create_model
+from pydantic import Field, create_model
 
 from shared.runs import load_metrics
-from shared.serving import Predictor
-from tabular_mining.features import CATEGORICAL, encode_records
-from tabular_mining.segments_task import load_segment_run
-from tabular_mining.serve import MAX_INSTANCES, record_model
+from shared.serving import Predictor, StrictRequest
+from tabular_mining.common.features import describe_features, encode_records, example_record, record_model
+from tabular_mining.common.stream_stage import stream_stage
+from tabular_mining.segment.config import SegmentConfig
+from tabular_mining.segment.model import SegmentRun, load_segment_run
 
 
 class SegmentPredictor(Predictor):
-    def __init__(self, run):
-        self.loaded = load_segment_run(run)
-        self.schema = self.loaded.schema
-        self.request_model = create_model(
-            "SegmentRequest", __config__=ConfigDict(extra="forbid"),
-            instances=(list[record_model(self.schema)], Field(min_length=1, max_length=MAX_INSTANCES)),
-        )
-        profiles = pd.read_csv(self.loaded.path / "profiles.csv", dtype={"segment": str}).set_index("segment")
+    """The run's segmenter behind the app factory, with each segment's share and target rate."""
+
+    def __init__(self, loaded: SegmentRun, algorithm: str):
+        self.loaded, self.schema, self.algorithm = loaded, loaded.schema, algorithm
+        self.request_model = create_model("SegmentRequest", __base__=StrictRequest,
+                                          instances=(list[record_model(self.schema)], Field(min_length=1)))
+        profiles = pd.read_csv(loaded.path / "profiles.csv", dtype={"segment": str}).set_index("segment")
         rate = f"{self.schema.target}_rate" if self.schema.target else None
         self.summary = {seg: {"segment_share": float(r["share"]),
                               **({rate: float(r[rate])} if rate and rate in profiles.columns else {})}
@@ -38,16 +41,20 @@ class SegmentPredictor(Predictor):
                 for s, d in zip(seg, dist)]
 
     def metadata(self) -> dict:
-        return {"run_id": self.loaded.path.name, "task": "segment", "algorithm": self.loaded.cfg.model.algorithm,
-                "features": [{"name": f.name, "kind": f.kind, **({"categories": f.categories} if f.categories else {})}
-                             for f in self.schema.features],
-                "segments": self.summary, "metrics": load_metrics(self.loaded.path)}
+        return {"run_id": self.loaded.path.name, "task": "segment", "algorithm": self.algorithm,
+                "features": describe_features(self.schema), "segments": self.summary,
+                "metrics": load_metrics(self.loaded.path)}
 
     def example(self) -> dict:
-        rec = {f.name: f.categories[0] if f.kind == CATEGORICAL else (f.median if f.median is not None else 0.0)
-               for f in self.schema.features}
-        return {"instances": [rec]}
+        return {"instances": [example_record(self.schema)]}
 
 
-def load_predictor(run) -> SegmentPredictor:
-    return SegmentPredictor(run)
+def predictor(cfg: SegmentConfig, run: Path) -> SegmentPredictor:
+    """What ``serve`` runs: the run's segmenter."""
+    return SegmentPredictor(load_segment_run(run), cfg.model.algorithm)
+
+
+def stream(cfg: SegmentConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
+    """The stream stage: JSON records from ``input`` (a file, ``-``/stdin or ``kafka``) assigned to
+    segments into ``output`` in micro-batches (``stream:`` section)."""
+    return stream_stage(predictor(cfg, run), cfg.stream, input, output)
