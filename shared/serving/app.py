@@ -68,25 +68,10 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     )
     decode_pool = ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="decode")
 
-    def load_and_warm() -> None:
-        try:
-            t0 = time.perf_counter()
-            predictor = load()
-            predictor.warmup()
-            # everything loaded so far (libraries, model) lives for the whole process: move it out
-            # of the collector's reach, so a full collection under load does not stall requests
-            gc.collect()
-            gc.freeze()
-            state["predictor"] = predictor
-            log.info("model loaded and warmed in %.2fs", time.perf_counter() - t0)
-        except Exception:  # readyz says so; the details go to the log, not to callers
-            state["failed"] = True
-            log.exception("model failed to load")
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
-        loader = asyncio.create_task(asyncio.to_thread(load_and_warm))
+        loader = asyncio.create_task(asyncio.to_thread(_load_and_warm, load, state))
         if not cfg.load_in_background:
             await loader
         yield {READ_TIMEOUT_STATE: cfg.read_timeout_s}
@@ -101,7 +86,41 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
     app.add_middleware(ObserveRequests, telemetry=telemetry)
     _install_error_handlers(app)
+    _install_routes(app, state, telemetry, title)
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        """A list of instances in, a list of predictions out, in order."""
+        predictor: Predictor | None = state["predictor"]
+        if predictor is None:
+            return error_response(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
+        return await handle_predict(request, predictor, batcher, cfg, decode_pool)
+
     app.state.batcher, app.state.serve_state, app.state.serve_config = batcher, state, cfg
+    install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type)
+    if cfg.docs:
+        install_docs(app, title)
+    return app
+
+
+def _load_and_warm(load: Callable[[], Predictor], state: dict) -> None:
+    try:
+        t0 = time.perf_counter()
+        predictor = load()
+        predictor.warmup()
+        # everything loaded so far (libraries, model) lives for the whole process: move it out
+        # of the collector's reach, so a full collection under load does not stall requests
+        gc.collect()
+        gc.freeze()
+        state["predictor"] = predictor
+        log.info("model loaded and warmed in %.2fs", time.perf_counter() - t0)
+    except Exception:  # readyz says so; the details go to the log, not to callers
+        state["failed"] = True
+        log.exception("model failed to load")
+
+
+def _install_routes(app: FastAPI, state: dict, telemetry: Telemetry, title: str) -> None:
+    """The probes, metadata, metrics and the demo page."""
 
     @app.get("/livez", response_model=Status)
     async def livez():
@@ -129,24 +148,11 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         """Prometheus metrics."""
         return Response(telemetry.render(), media_type=telemetry.content_type)
 
-    @app.post("/predict")
-    async def predict(request: Request):
-        """A list of instances in, a list of predictions out, in order."""
-        predictor: Predictor | None = state["predictor"]
-        if predictor is None:
-            return error_response(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
-        return await handle_predict(request, predictor, batcher, cfg, decode_pool)
-
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def demo():
         predictor = state["predictor"]
         example = json.dumps(predictor.example(), indent=2, ensure_ascii=False) if predictor else "{}"
         return _DEMO_PAGE.replace("{{TITLE}}", _html_escape(title)).replace("{{EXAMPLE}}", _html_escape(example))
-
-    install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type)
-    if cfg.docs:
-        install_docs(app, title)
-    return app
 
 
 def _install_error_handlers(app: FastAPI) -> None:
