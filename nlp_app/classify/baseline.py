@@ -16,8 +16,8 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from nlp_app.config import BaselineConfig
-from nlp_app.tokenization import segment
+from nlp_app.classify.config import BaselineConfig
+from nlp_app.common.tokenization import segment
 from shared import runs
 from shared.errors import UserError
 

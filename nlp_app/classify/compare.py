@@ -21,28 +21,41 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_app.config import PretrainConfig, PretrainDataConfig, SentimentConfig, load_recipe
-from nlp_app.data import load_splits
-from nlp_app.inference import load_classifier
-from nlp_app.pretrain import pretrain
-from nlp_app.train import train
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.model import load_classifier
+from nlp_app.classify.train import train
+from nlp_app.common.corpus import load_splits
+from nlp_app.pretrain.config import PretrainConfig
+from nlp_app.pretrain.train import train as pretrain
 from shared import plots, runs
 from shared.config import load_config, to_dict
 
 log = logging.getLogger(__name__)
+APP = "nlp_app"
 
 
-def _variant(cfg: SentimentConfig, **model) -> SentimentConfig:
+def _variant(cfg: ClassifyConfig, **model) -> ClassifyConfig:
     data = to_dict(cfg)
     data["model"].update(model)
-    return SentimentConfig.model_validate(data)
+    return ClassifyConfig.model_validate(data)
 
 
-def pretrain_config_for(cfg: SentimentConfig) -> PretrainConfig:
+def _seeded(cfg: ClassifyConfig, seed: int) -> ClassifyConfig:
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
+
+
+def pretrain_config_for(cfg: ClassifyConfig) -> PretrainConfig:
     """The recipe's pre-training config, on the fine-tuning recipe's data (same split)."""
     pre = load_config(PretrainConfig, cfg.compare.pretrain_config, cfg.compare.pretrain_overrides)
-    data = {**cfg.data.model_dump(), "use_train_texts": True, "text_files": pre.data.text_files}
-    return pre.model_copy(update={"data": PretrainDataConfig.model_validate(data)})
+    data = {**to_dict(cfg)["data"], "use_train_texts": True, "text_files": pre.data.text_files}
+    return PretrainConfig.model_validate({**to_dict(pre), "data": data})
+
+
+def run_stage(cfg, stage) -> Path:
+    """One ordinary run of ``cfg`` through a task's ``train`` stage (begun and finished like the CLI does)."""
+    run = runs.start_run(APP, cfg)
+    runs.finish_run(run, cfg, stage(cfg, run))
+    return run
 
 
 def pretrain_chain(run: Path) -> tuple[float, list[str]]:
@@ -59,61 +72,60 @@ def pretrain_chain(run: Path) -> tuple[float, list[str]]:
     return seconds, names
 
 
-def _seeded(cfg: SentimentConfig, seed: int) -> SentimentConfig:
-    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
+def _row(name: str, trained: list[Path], pretrain_seconds: float, note: str) -> dict:
+    per_seed = [runs.load_metrics(r) for r in trained]
+    accuracies = [m["test/accuracy"] for m in per_seed]
+    aucs = [m["test/roc_auc"] for m in per_seed if m.get("test/roc_auc") is not None]
+    fine_tune_seconds = float(np.mean([m["train/total_seconds"] for m in per_seed]))
+    return {"model": name, "run": trained[0].name, "run_dir": str(trained[0]), "runs": [r.name for r in trained],
+            "seeds": len(per_seed), "accuracy": float(np.mean(accuracies)),
+            "accuracy_std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
+            "accuracies": accuracies, "macro_f1": float(np.mean([m["test/macro_f1"] for m in per_seed])),
+            "roc_auc": float(np.mean(aucs)) if aucs else None, "train_seconds": fine_tune_seconds,
+            "pretrain_seconds": pretrain_seconds, "total_seconds": fine_tune_seconds + pretrain_seconds,
+            "note": note}
 
 
-
-
-def compare(cfg: SentimentConfig) -> dict:
-    out = runs.create_run("nlp_app", f"{cfg.name}-compare")
-    runs.write_yaml(out / "config.yaml", to_dict(cfg))
-    rows, scores = [], {}
-    for name in cfg.compare.models:
-        extra_seconds, note, pretrained = 0.0, "", None
-        if name == "bert_pretrained":
-            if cfg.compare.pretrained_run:
-                pretrained = str(runs.resolve_run(cfg.compare.pretrained_run))
-            else:
-                pre_cfg = pretrain_config_for(cfg)
-                pretrained = pretrain(pre_cfg)["run"]
-            extra_seconds, chain = pretrain_chain(Path(pretrained))
-            note = f"pre-trained in {len(chain)} run(s): {' → '.join(chain)}"
-        if name == "baseline":  # deterministic: one run whatever the seeds
-            variants = [_variant(cfg, name="baseline")]
+def _train_model(cfg: ClassifyConfig, name: str) -> dict:
+    """The comparison row of model ``name``: a pre-training first for ``bert_pretrained`` (or the
+    reused ``compare.pretrained_run``), then one fine-tuning run per seed (one baseline run)."""
+    pretrain_seconds, note, pretrained = 0.0, "", None
+    if name == "bert_pretrained":
+        if cfg.compare.pretrained_run:
+            pretrained = str(runs.resolve_run(cfg.compare.pretrained_run))
         else:
-            bert = _variant(cfg, name="bert", pretrained=pretrained)
-            variants = [_seeded(bert, seed) for seed in cfg.compare.seeds]
-        trained = [Path(train(v)["run"]) for v in variants]
-        per_seed = [runs.load_metrics(r) for r in trained]
-        accuracies = [m["test/accuracy"] for m in per_seed]
-        aucs = [m["test/roc_auc"] for m in per_seed if m.get("test/roc_auc") is not None]
-        fine_tune_seconds = float(np.mean([m["train/total_seconds"] for m in per_seed]))
-        rows.append({"model": name, "run": trained[0].name, "runs": [r.name for r in trained],
-                     "seeds": len(per_seed), "accuracy": float(np.mean(accuracies)),
-                     "accuracy_std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
-                     "accuracies": accuracies, "macro_f1": float(np.mean([m["test/macro_f1"] for m in per_seed])),
-                     "roc_auc": float(np.mean(aucs)) if aucs else None, "train_seconds": fine_tune_seconds,
-                     "pretrain_seconds": extra_seconds, "total_seconds": fine_tune_seconds + extra_seconds,
-                     "note": note})
-        scores[name] = trained[0]  # the ROC plot shows the first seed
+            pretrained = str(run_stage(pretrain_config_for(cfg), pretrain))
+        pretrain_seconds, chain = pretrain_chain(Path(pretrained))
+        note = f"pre-trained in {len(chain)} run(s): {' → '.join(chain)}"
+    if name == "baseline":  # deterministic: one run whatever the seeds
+        variants = [_variant(cfg, name="baseline")]
+    else:
+        bert = _variant(cfg, name="bert", pretrained=pretrained)
+        variants = [_seeded(bert, seed) for seed in cfg.compare.seeds]
+    return _row(name, [run_stage(v, train) for v in variants], pretrain_seconds, note)
+
+
+def compare(cfg: ClassifyConfig, run: Path) -> dict:
+    """The ``compare`` stage: train every model of ``compare.models`` (each an ordinary run of its
+    own) on one split and budget; the table, the ROC plot and ``test/accuracy_<model>`` … go to ``run``."""
+    rows = [_train_model(cfg, name) for name in cfg.compare.models]
     test = load_splits(cfg.data)[0]["test"]
-    probas = {name: load_classifier(run, "torch", cfg.eval.batch_size).predict_proba(test.texts)
-              for name, run in scores.items()}
-    labels = runs.read_json(next(iter(scores.values())) / "labels.json")
+    first = {r["model"]: Path(r["run_dir"]) for r in rows}  # the ROC plot shows the first seed
+    labels = runs.read_json(next(iter(first.values())) / "labels.json")
     if len(labels) == 2:
         y = np.array([labels.index(lab) for lab in test.labels])
-        plots.roc_curves(y, {k: p[:, 1] for k, p in probas.items()}, out / "roc_test.png", title="ROC, test split")
-    runs.write_json(out / "comparison.json", rows)
-    runs.write_text(out / "comparison.md", comparison_table(rows, len(test)))
+        probas = {name: load_classifier(r, "torch", cfg.eval.batch_size).predict_proba(test.texts)[:, 1]
+                  for name, r in first.items()}
+        plots.roc_curves(y, probas, run / "roc_test.png", title="ROC, test split")
+    table = comparison_table(rows, len(test))
+    runs.write_json(run / "comparison.json", rows)
+    runs.write_text(run / "comparison.md", table)
+    log.info("comparison:\n%s", table)
     metrics = {}
     for r in rows:
         metrics.update({f"test/accuracy_{r['model']}": r["accuracy"], f"test/macro_f1_{r['model']}": r["macro_f1"],
                         f"train/total_seconds_{r['model']}": r["total_seconds"]})
-    runs.update_metrics(out, metrics)
-    runs.mark_latest(out)
-    print(comparison_table(rows, len(test)))
-    return {"run": str(out), "rows": rows}
+    return {**metrics, "table": str(run / "comparison.md"), "rows": rows, "card": "\n## Comparison\n" + table}
 
 
 def comparison_table(rows: list[dict], n_test: int) -> str:
@@ -132,8 +144,3 @@ def comparison_table(rows: list[dict], n_test: int) -> str:
         lines.append(f"| {r['model']} | {acc} | {r['macro_f1']:.4f} | {auc} | {r['train_seconds']:.0f} "
                      f"| {r['pretrain_seconds']:.0f} | {r['total_seconds']:.0f} | {note.strip()} |")
     return "\n".join(lines) + "\n"
-
-
-def compare_stage(args) -> dict:
-    result = compare(load_recipe(args.config, args.overrides))
-    return {"run": result["run"], **{r["model"]: round(r["accuracy"], 4) for r in result["rows"]}}

@@ -1,104 +1,54 @@
-"""Scoring a trained classifier: the ``evaluate`` and ``predict`` stages.
+"""The ``evaluate`` and ``predict`` stages of text classification.
 
-Metrics: accuracy, macro-F1, per-class precision/recall/F1, ROC-AUC when binary; plots: the
-confusion matrix (and the ROC curve when binary). ``evaluate --data FILE`` scores any CSV/JSONL
-in the documented format (see :mod:`nlp_app.data`).
+``evaluate`` scores a run on its test split (metrics into the run's ``metrics.json``, plots into
+the run) or on ``--data FILE``, any CSV/JSONL in the documented format (see
+:mod:`nlp_app.common.corpus`; ``data.text_column`` / ``data.label_column`` overrides name the
+columns): metrics and plots go to ``<run>/evaluations/<file stem>/``. ``serve.backend`` picks
+torch or ONNX Runtime (metric keys then end in ``_onnx`` / ``_onnx-int8``).
 """
 from __future__ import annotations
 
-import io
-import json
 import logging
-import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-from nlp_app.config import DataConfig
-from nlp_app.data import check_known_labels, load_splits, read_labelled, read_texts
-from nlp_app.inference import load_classifier
-from nlp_app.preprocess import Examples
-from shared import metrics, plots, runs
-from shared.errors import UserError
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.export import classifier_for
+from nlp_app.classify.scoring import score
+from nlp_app.common.corpus import load_splits, read_labelled, read_texts
+from nlp_app.common.predictions import write_jsonl
+from shared import runs
 
 log = logging.getLogger(__name__)
+HEADLINE = ("accuracy", "macro", "roc")  # metric names shown in the summary
 
 
-def score(clf, data: Examples, split: str, plot_dir: Path | None = None, tag: str = "") -> dict[str, float]:
-    """``split/metric`` scores of ``clf`` on ``data`` (labels must be in ``clf.labels``);
-    plots go to ``plot_dir`` when given."""
-    labels = list(clf.labels)
-    check_known_labels(data, labels, f"the {split} data")
-    y = np.array([labels.index(lab) for lab in data.labels])
-    t0 = time.perf_counter()
-    proba = clf.predict_proba(data.texts)
-    seconds = time.perf_counter() - t0
-    values = metrics.multiclass_classification(y, proba, labels)
-    values["texts_per_second"] = len(y) / max(seconds, 1e-9)
-    if plot_dir is not None:
-        suffix = f"_{tag}" if tag else ""
-        cm = metrics.confusion(y, proba.argmax(1), len(labels))
-        plots.confusion_matrix(cm, labels, plot_dir / f"confusion_{split}{suffix}.png",
-                               title=f"Confusion matrix ({split}{', ' + tag if tag else ''})")
-        if len(labels) == 2 and len(set(y.tolist())) == 2:
-            plots.roc_curves(y, {tag or "model": proba[:, 1]}, plot_dir / f"roc_{split}{suffix}.png")
-    return metrics.with_split(split, values)
-
-
-def _run_arg(args, default_name: str) -> Path:
-    return runs.resolve_run(args.run or runs.task_dir("nlp_app", default_name) / "latest")
-
-
-def evaluate(run: Path, data_file: str | None = None, backend: str = "torch") -> dict:
-    """Score ``run`` on its test split, or on ``data_file``; merges into the run's metrics.json."""
-    cfg = runs.load_run_config(run)
-    data_cfg = DataConfig.model_validate(cfg["data"])
-    clf = load_classifier(run, backend, batch_size=cfg.get("eval", {}).get("batch_size", 64))
-    if data_file:
-        data = read_labelled(data_file, data_cfg)
-        split = "data"
+def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
+    """Score ``run`` on its test split, or on ``data`` (written to ``evaluations/<stem>/``)."""
+    clf = classifier_for(cfg, run)
+    tag = "" if cfg.serve.backend == "torch" or clf.backend == "sklearn" else cfg.serve.backend
+    if data is not None:
+        examples, split = read_labelled(data, cfg.data), "data"
+        out = runs.evaluation_dir(run, data)
     else:
-        splits, _, _ = load_splits(data_cfg)
-        data, split = splits["test"], "test"
-    tag = "" if backend in ("torch", "sklearn") or clf.backend == "sklearn" else backend
-    values = score(clf, data, split, run, tag=tag)
+        examples, split, out = load_splits(cfg.data)[0]["test"], "test", run
+    values = score(clf, examples, split, out, tag=tag)
     if tag:
         values = {f"{k}_{tag}": v for k, v in values.items()}
-    if data_file:
-        runs.write_json(run / f"metrics_{Path(data_file).stem}.json", values)
+    if data is not None:
+        runs.write_json(out / "metrics.json", values)
     else:
         runs.update_metrics(run, values)
-    return {"run": str(run), "n": len(data), **{k: round(v, 4) for k, v in values.items()
-                                                 if k.split("/")[-1].split("_")[0] in ("accuracy", "macro", "roc")}}
+    return {"run": str(run), "written": str(out / "metrics.json"), "n": len(examples),
+            **{k: round(v, 4) for k, v in values.items() if k.split("/")[-1].split("_")[0] in HEADLINE}}
 
 
-def evaluate_stage(args) -> dict:
-    from nlp_app.config import load_recipe
-
-    recipe = load_recipe(args.config, args.overrides)
-    return evaluate(_run_arg(args, recipe.name), args.data, recipe.serve.backend)
-
-
-def predict_stage(args) -> dict:
-    """Batch-score ``--input`` (CSV/JSONL with the text column, or .txt) into ``--output``
-    (JSONL: text, label, probabilities; '-' or none = stdout)."""
-    from nlp_app.config import load_recipe
-
-    recipe = load_recipe(args.config, args.overrides)
-    if not args.input:
-        raise UserError("predict needs --input FILE (CSV/JSONL with a text column, or .txt one text a line)")
-    run = _run_arg(args, recipe.name)
-    clf = load_classifier(run, recipe.serve.backend, recipe.eval.batch_size, recipe.serve.threads)
-    texts = read_texts(args.input, recipe.data.text_column, lowercase=False)
+def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path | str) -> dict:
+    """Batch-score ``input`` (CSV/JSONL with ``data.text_column``, or .txt one text a line) into
+    ``output`` (JSONL: text, label, probabilities; ``-`` = stdout)."""
+    clf = classifier_for(cfg, run)
+    texts = read_texts(input, cfg.data.text_column, lowercase=False)
     proba = clf.predict_proba(texts)
-    buf = io.StringIO()
-    for text, p in zip(texts, proba):
-        record = {"text": text, "label": clf.labels[int(p.argmax())],
-                  "probabilities": {lab: round(float(v), 6) for lab, v in zip(clf.labels, p)}}
-        buf.write(json.dumps(record, ensure_ascii=False) + "\n")
-    if args.output and args.output != "-":
-        runs.write_text(args.output, buf.getvalue())
-        return {"run": str(run), "n": len(texts), "output": args.output}
-    sys.stdout.write(buf.getvalue())
-    return {}
+    rows = [{"text": text, "label": clf.labels[int(p.argmax())],
+             "probabilities": {lab: round(float(v), 6) for lab, v in zip(clf.labels, p)}}
+            for text, p in zip(texts, proba)]
+    return {"run": str(run), **write_jsonl(rows, output)}

@@ -1,8 +1,11 @@
-"""The ``export`` stage: a BERT run to ONNX (``model.onnx``) and a dynamically quantised int8
-copy (``model.int8.onnx``), each scored on the test split next to torch::
+"""The ``export`` stage of text classification: a BERT run to ONNX (``model.onnx``) and a
+dynamically quantised int8 copy (``model.int8.onnx``), each scored on the test split next to torch::
 
     python -m nlp_app export --run runs/nlp_app/sentiment/latest
-    python -m nlp_app serve serve.backend=onnx-int8
+    python -m nlp_app serve  --run runs/nlp_app/sentiment/latest serve.backend=onnx-int8
+
+Serving, evaluating or predicting with an ONNX backend runs this stage first when the file is
+missing (:func:`classifier_for`).
 """
 from __future__ import annotations
 
@@ -10,64 +13,35 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from nlp_app.config import DataConfig, ExportConfig, load_recipe
-from nlp_app.data import load_splits
-from nlp_app.evaluate import score
-from nlp_app.inference import ONNX_FILES, BertClassifier, load_classifier
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.model import INPUTS, load_classifier
+from nlp_app.classify.scoring import score
+from nlp_app.common.corpus import load_splits
+from nlp_app.common.runners import export_onnx_files
 from shared import runs
 from shared.errors import UserError
-from shared.onnx_export import export_onnx, quantize_int8
+from shared.inference import ONNX_FILES
 
 log = logging.getLogger(__name__)
 
 
-class _Logits(torch.nn.Module):
-    """``(input_ids, attention_mask) -> logits``: the plain signature ONNX wants."""
+def export(cfg: ClassifyConfig, run: Path) -> dict:
+    """Write ``model.onnx`` (+ ``model.int8.onnx``) into ``run``, then score torch and each ONNX
+    variant on the test split (``metrics.json`` keys ``test/accuracy_onnx``, ``test/agreement_onnx`` …)."""
+    from transformers import AutoTokenizer
 
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask):
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
-
-
-def export_bert(run: Path, cfg: ExportConfig) -> list[Path]:
-    """Write ``model.onnx`` (+ ``model.int8.onnx``) into ``run``; returns the paths."""
-    from transformers import AutoModelForSequenceClassification
-
-    # eager attention traces to plain MatMul/Softmax, which every runtime and the quantiser handle
-    model = AutoModelForSequenceClassification.from_pretrained(str(run), attn_implementation="eager").eval()
-    clf = BertClassifier(run, "torch")
-    enc = clf.tokenizer(["导出用的例句，长短不一。", "好"], padding=True, return_tensors="pt")
-    axes = {"batch": 0, "seq": 1}
-    dynamic = {name: {i: n for n, i in axes.items()} for name in ("input_ids", "attention_mask")}
-    dynamic["logits"] = {0: "batch"}
-    onnx_path = export_onnx(_Logits(model), (enc["input_ids"], enc["attention_mask"]), run / ONNX_FILES["onnx"],
-                            input_names=["input_ids", "attention_mask"], output_names=["logits"],
-                            dynamic_axes=dynamic, opset=cfg.opset)
-    paths = [onnx_path]
-    if cfg.quantize:
-        paths.append(quantize_int8(onnx_path, run / ONNX_FILES["onnx-int8"]))
-    return paths
-
-
-def export(run: Path, cfg: ExportConfig, data: DataConfig | None = None, batch_size: int = 64) -> dict:
-    """Export, then score torch and each ONNX variant on the run's test split (metrics.json keys
-    ``test/accuracy_onnx``, ``test/agreement_onnx`` …)."""
     if not (run / "config.json").exists():
         raise UserError(f"{run} is not a BERT run; export applies to model.name=bert")
-    paths = export_bert(run, cfg)
-    data = data or DataConfig.model_validate(runs.load_run_config(run)["data"])
-    test = load_splits(data)[0]["test"]
-    reference = load_classifier(run, "torch", batch_size)
+    tokenizer = AutoTokenizer.from_pretrained(str(run))
+    files = export_onnx_files(run, "sequence_classification", tokenizer, cfg.export.opset, cfg.export.quantize,
+                              inputs=INPUTS)
+    test = load_splits(cfg.data)[0]["test"]
+    reference = load_classifier(run, "torch", cfg.eval.batch_size)
     ref_proba = reference.predict_proba(test.texts)
-    values = score(reference, test, "test")
-    out = {"test/accuracy_torch": values["test/accuracy"]}
+    out = {"test/accuracy_torch": score(reference, test, "test")["test/accuracy"]}
     for backend in [b for b in ("onnx", "onnx-int8") if (run / ONNX_FILES[b]).exists()]:
-        clf = load_classifier(run, backend, batch_size)
+        clf = load_classifier(run, backend, cfg.eval.batch_size)
         proba = clf.predict_proba(test.texts)
         values = score(clf, test, "test")
         out[f"test/accuracy_{backend}"] = values["test/accuracy"]
@@ -75,11 +49,12 @@ def export(run: Path, cfg: ExportConfig, data: DataConfig | None = None, batch_s
         out[f"test/agreement_{backend}"] = float((proba.argmax(1) == ref_proba.argmax(1)).mean())
         out[f"test/max_abs_prob_diff_{backend}"] = float(np.abs(proba - ref_proba).max())
     runs.update_metrics(run, out)
-    sizes = {p.name: round(p.stat().st_size / 1e6, 2) for p in paths}
-    return {"run": str(run), "files_mb": sizes, **{k: round(v, 4) for k, v in out.items()}}
+    sizes = {Path(p).name: round(Path(p).stat().st_size / 1e6, 2) for k, p in files.items() if k.startswith("onnx")}
+    return {"run": str(run), "files_mb": sizes, "max_abs_logit_diff": files["max_abs_diff"],
+            **{k: round(v, 4) for k, v in out.items()}}
 
 
-def export_stage(args) -> dict:
-    recipe = load_recipe(args.config, args.overrides)
-    run = runs.resolve_run(args.run or runs.task_dir("nlp_app", recipe.name) / "latest")
-    return export(run, recipe.export, batch_size=recipe.eval.batch_size)
+def classifier_for(cfg: ClassifyConfig, run: Path):
+    """The run's classifier on ``serve.backend`` (an ONNX file the run lacks is exported first)."""
+    return load_classifier(run, cfg.serve.backend, cfg.eval.batch_size, cfg.serve.threads,
+                           export=lambda: export(cfg, run))

@@ -1,4 +1,4 @@
-"""Serving a text classifier: ``POST /predict`` with a list of texts, through the micro-batcher.
+"""Serving a text classifier: ``POST /predict`` with a list of texts, through the micro-batcher::
 
     python -m nlp_app serve --run runs/nlp_app/sentiment/latest [serve.backend=onnx-int8]
     curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from nlp_app.config import NlpServeConfig, load_recipe
-from nlp_app.inference import load_classifier
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.export import classifier_for
 from shared import runs
-from shared.serving import HTTPError, Predictor, create_app, serve
+from shared.serving import HTTPError, Predictor
 
 
 class TextsRequest(BaseModel):
@@ -29,20 +28,20 @@ class TextsRequest(BaseModel):
 class TextClassifierPredictor(Predictor):
     request_model = TextsRequest
 
-    def __init__(self, clf, run: Path, cfg: NlpServeConfig):
+    def __init__(self, clf, run: Path, cfg: ClassifyConfig):
         self.clf, self.run, self.cfg = clf, run, cfg
 
     def items(self, body: TextsRequest) -> list[str]:
-        texts = body.instances
-        if len(texts) > self.cfg.max_texts:
-            raise HTTPError(413, f"{len(texts)} texts in one request; the limit is {self.cfg.max_texts} "
+        texts, limits = body.instances, self.cfg.serve
+        if len(texts) > limits.max_texts:
+            raise HTTPError(413, f"{len(texts)} texts in one request; the limit is {limits.max_texts} "
                                  "(split the request)")
         for i, text in enumerate(texts):
             if not text.strip():
                 raise HTTPError(422, f"instances[{i}] is empty; send non-empty texts")
-            if len(text) > self.cfg.max_chars:
+            if len(text) > limits.max_chars:
                 raise HTTPError(422, f"instances[{i}] has {len(text)} characters; the limit is "
-                                     f"{self.cfg.max_chars} (texts are truncated to the model's length anyway)")
+                                     f"{limits.max_chars} (texts are truncated to the model's length anyway)")
         return list(texts)
 
     def predict_batch(self, items: list[str]) -> list[dict]:
@@ -53,27 +52,16 @@ class TextClassifierPredictor(Predictor):
 
     def metadata(self) -> dict:
         metrics = runs.load_metrics(self.run)
-        return {"run": self.run.name, "model": runs.load_run_config(self.run)["model"]["name"],
+        limits = self.cfg.serve
+        return {"task": "classify", "run": self.run.name, "recipe": self.cfg.name, "model": self.cfg.model.name,
                 "backend": self.clf.backend, "labels": list(self.clf.labels),
-                "limits": {"max_texts": self.cfg.max_texts, "max_chars": self.cfg.max_chars},
+                "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars},
                 "metrics": {k: v for k, v in metrics.items() if k.startswith("test/") and k.count("/") == 1}}
 
     def example(self) -> dict:
         return {"instances": ["这本书写得很好，值得一读。", "质量太差了，再也不买了。"]}
 
 
-def build_app(run: str | Path, cfg: NlpServeConfig, batch_size: int = 64) -> FastAPI:
-    """The FastAPI app serving ``run`` with ``cfg.backend``; the model loads in the lifespan."""
-    run = runs.resolve_run(run)
-
-    def load() -> TextClassifierPredictor:
-        return TextClassifierPredictor(load_classifier(run, cfg.backend, batch_size, cfg.threads), run, cfg)
-
-    return create_app(load, cfg, title=f"nlp_app: {run.parent.name} ({run.name})")
-
-
-def serve_stage(args) -> dict:
-    recipe = load_recipe(args.config, args.overrides)
-    run = args.run or runs.task_dir("nlp_app", recipe.name) / "latest"
-    serve(build_app(run, recipe.serve, recipe.eval.batch_size), host=args.host, port=args.port)
-    return {}
+def predictor(cfg: ClassifyConfig, run: Path) -> TextClassifierPredictor:
+    """What ``serve`` runs: the run's classifier on ``serve.backend`` (loaded in the app's lifespan)."""
+    return TextClassifierPredictor(classifier_for(cfg, run), run, cfg)

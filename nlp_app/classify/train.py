@@ -1,11 +1,13 @@
-"""The ``train`` stage for text classification: ``model.name`` picks the model.
+"""The ``train`` stage of text classification: ``model.name`` picks the model.
 
-- ``baseline``: jieba + TF-IDF + logistic regression (:mod:`nlp_app.baseline`), seconds on a CPU.
+- ``baseline``: jieba + TF-IDF + logistic regression (:mod:`nlp_app.classify.baseline`), seconds on a CPU.
 - ``bert``: a BERT fine-tuned with the shared loop (:func:`shared.training.fit`): dynamic
-  padding, length-grouped batches, checkpoint/resume, DDP under ``torchrun``.
+  padding, length-grouped batches, checkpoints (an interrupted run resumes from them), DDP under
+  ``torchrun``.
 
-Either way the run directory gets ``config.yaml``, ``labels.json``, the model files,
-``metrics.json`` (valid and test scores, wall time), plots and ``MODEL_CARD.md``.
+The run directory (from :func:`shared.runs.start_run`) gets ``labels.json``, the model files,
+``confusion_test.png`` / ``roc_test.png`` and ``history.jsonl``; the returned valid and test
+scores become ``metrics.json`` and the model card (:func:`shared.runs.finish_run`).
 """
 from __future__ import annotations
 
@@ -16,20 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlp_app.baseline import BaselineClassifier
-from nlp_app.bert import (
+from nlp_app.classify.baseline import BaselineClassifier
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.model import build_classifier, load_classifier
+from nlp_app.classify.scoring import score
+from nlp_app.common.bert import (
     DynamicPadding,
     TokenizedTexts,
-    build_classifier,
     build_tokenizer,
     encode,
     pad_multiple_for,
+    rank0_first,
     save_pretrained_files,
 )
-from nlp_app.config import SentimentConfig
-from nlp_app.data import load_splits
-from nlp_app.evaluate import score
-from nlp_app.inference import load_classifier
+from nlp_app.common.corpus import load_splits
 from shared import distributed as dist
 from shared import metrics, runs
 from shared.batching import LengthGroupedBatchSampler
@@ -38,7 +40,6 @@ from shared.device import resolve_device, resolve_precision, seed_everything
 from shared.training import fit
 
 log = logging.getLogger(__name__)
-APP = "nlp_app"
 
 
 class ClassificationTask:
@@ -58,7 +59,10 @@ class ClassificationTask:
         return {k: values[k] for k in ("accuracy", "macro_f1", "log_loss")}
 
 
-def train_baseline(cfg: SentimentConfig, run: Path) -> dict:
+def train_baseline(cfg: ClassifyConfig, run: Path) -> dict:
+    """Fit the TF-IDF + logistic-regression baseline into ``run`` (rank 0 only: it is one process's work)."""
+    if not dist.is_main_process():
+        return {}
     splits, labels, _ = load_splits(cfg.data)
     t0 = time.perf_counter()
     model = BaselineClassifier(cfg.model.baseline, labels).fit(splits["train"].texts, splits["train"].labels)
@@ -67,8 +71,9 @@ def train_baseline(cfg: SentimentConfig, run: Path) -> dict:
     return {"train/wall_seconds": wall}
 
 
-def train_bert(cfg: SentimentConfig, run: Path, resume: bool = True) -> dict:
-    """Fine-tune a BERT into ``run``; returns training figures (on every rank)."""
+def train_bert(cfg: ClassifyConfig, run: Path) -> dict:
+    """Fine-tune a BERT into ``run``, resuming from ``run/checkpoints`` when they exist; returns
+    training figures (on every rank)."""
     seed_everything(cfg.train.seed)
     splits, labels, _ = load_splits(cfg.data)
     tokenizer = build_tokenizer(cfg.model, splits["train"].texts)
@@ -78,11 +83,11 @@ def train_bert(cfg: SentimentConfig, run: Path, resume: bool = True) -> dict:
                                  [index[y] for y in splits[name].labels]) for name in ("train", "valid")}
     precision = resolve_precision(cfg.train.precision, resolve_device(cfg.train.device))
     collate = DynamicPadding(tokenizer.pad_token_id, pad_multiple_for(precision))
-    # train() joined any process group already, so the sampler shards by the real world size
+    # the CLI joined any process group already, so the sampler shards by the real world size
     sampler = LengthGroupedBatchSampler(data["train"].lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                         drop_last=cfg.train.drop_last)
     result = fit(model, ClassificationTask(), data["train"], data["valid"], cfg.train, run, collate_fn=collate,
-                 train_batch_sampler=sampler, resume=resume, extra_state={"config": to_dict(cfg)})
+                 train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
     if dist.is_main_process():
         save_pretrained_files(run, model, tokenizer)
     lengths = np.array(data["train"].lengths)
@@ -96,65 +101,33 @@ def train_bert(cfg: SentimentConfig, run: Path, resume: bool = True) -> dict:
 MODELS = {"baseline": train_baseline, "bert": train_bert}
 
 
-def train(cfg: SentimentConfig, run: Path | None = None) -> dict:
-    """Train ``cfg.model.name`` into a new run (or ``run``, resuming a BERT from its last checkpoint),
-    score it on the test split, mark it ``latest``; returns a summary."""
+def train(cfg: ClassifyConfig, run: Path) -> dict:
+    """The ``train`` stage: train ``cfg.model.name`` into ``run`` (a BERT resumes from its last
+    checkpoint), then score it on the valid and test splits (rank 0); returns the metrics and the
+    model card's section."""
     t0 = time.perf_counter()
-    owns_group = False
-    if cfg.model.name == "bert":  # under torchrun: join the group first; rank 0 makes the run dir
-        _, owns_group = dist.setup_distributed(resolve_device(cfg.train.device))
-    try:
-        if dist.is_main_process():
-            load_splits(cfg.data)  # preprocess once, before other ranks read the cache
-            run = run or runs.create_run(APP, cfg.name)
-            runs.write_yaml(run / "config.yaml", to_dict(cfg))
-        run = Path(dist.broadcast_object(str(run)))
-        dist.barrier()
-        is_main = dist.is_main_process()
-        figures = MODELS[cfg.model.name](cfg, run)
-    finally:
-        if owns_group:
-            dist.teardown_distributed()
-    if not is_main:  # rank 0 scores and writes
-        return {}
+    _, labels, _ = rank0_first(lambda: load_splits(cfg.data))
+    figures = MODELS[cfg.model.name](cfg, run)
+    if not dist.is_main_process():  # rank 0 scores and writes
+        return figures
     figures["train/total_seconds"] = time.perf_counter() - t0
-    splits, labels, _ = load_splits(cfg.data)
+    splits = load_splits(cfg.data)[0]
     runs.write_json(run / "labels.json", labels)
     clf = load_classifier(run, "torch", cfg.eval.batch_size)
     values = {**figures, **score(clf, splits["valid"], "valid"), **score(clf, splits["test"], "test", run)}
-    runs.update_metrics(run, values)
-    write_model_card(run, cfg, values, {n: len(s) for n, s in splits.items()})
-    runs.mark_latest(run)
-    keys = ("test/accuracy", "test/macro_f1", "test/roc_auc", "valid/accuracy", "train/wall_seconds")
-    return {"run": str(run), "model": cfg.model.name, "pretrained": cfg.model.pretrained,
-            **{k: round(values[k], 4) for k in keys if k in values}}
+    return {**values, "model": cfg.model.name, "pretrained": cfg.model.pretrained,
+            "card": card(cfg, labels, {name: len(part) for name, part in splits.items()})}
 
 
-def write_model_card(run: Path, cfg: SentimentConfig, values: dict, counts: dict) -> None:
+def card(cfg: ClassifyConfig, labels: list[str], counts: dict) -> str:
+    """The classification section of the model card (the metrics table is the shared card's)."""
     m = cfg.model
     if m.name == "baseline":
         what = "jieba word + character n-gram TF-IDF, logistic regression"
     elif m.pretrained:
-        what = f"BERT from {m.pretrained}"
+        what = f"BERT fine-tuned from {m.pretrained}"
     else:
         what = f"BERT from random init: {m.num_layers} layers, hidden {m.hidden_size}, character vocabulary"
-    lines = [f"# {cfg.name}: {m.name}", "", f"- model: {what}", f"- data: {cfg.data.source}, split {counts}",
-             f"- labels: {runs.read_json(run / 'labels.json')}", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.4f} |" for k, v in sorted(values.items()) if k.startswith(("test/", "valid/"))
-              and "/" not in k.split("/", 1)[1]]
-    note = (f"Wall time {values.get('train/total_seconds', 0):.0f}s. Inputs are normalised (full-width to "
-            "half-width, control characters out, lower case) before scoring.")
-    lines += ["", note, ""]
-    runs.write_text(run / "MODEL_CARD.md", "\n".join(lines))
-
-
-def train_stage(args) -> dict:
-    from nlp_app.config import load_recipe
-
-    cfg = load_recipe(args.config, args.overrides)
-    if cfg.task == "pretrain":
-        from nlp_app.pretrain import pretrain
-
-        return pretrain(cfg)
-    run = runs.resolve_run(args.run) if args.run else None
-    return train(cfg, run)
+    return (f"\n## Text classification\n- model: {what}\n- data: {cfg.data.source}, split {counts}\n"
+            f"- labels: {labels}\n\nInputs are normalised (full-width to half-width, control characters out, "
+            "lower case) before scoring, in training and serving alike.\n")

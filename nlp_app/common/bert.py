@@ -9,19 +9,20 @@ and ``AutoModel*.from_pretrained(run_dir)`` both work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.data import Dataset
 
-from nlp_app.config import BertArch
-from nlp_app.tokenization import build_char_vocab, char_tokenizer, load_tokenizer, resolve_pretrained
-from shared import runs
+from nlp_app.common.config import BertArch
+from nlp_app.common.tokenization import build_char_vocab, char_tokenizer, load_tokenizer, resolve_pretrained
+from shared import distributed, runs
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def bert_config(arch: BertArch, vocab_size: int, **extra):
@@ -57,21 +58,6 @@ def from_pretrained(auto_class, arch: BertArch, **kwargs):
                         "(offline: give a local directory)") from None
     finally:
         transformers.logging.set_verbosity(verbosity)
-
-
-def build_classifier(arch: BertArch, labels: list[str], tokenizer):
-    """``BertForSequenceClassification`` (or the pretrained family's equivalent) for ``labels``."""
-    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
-
-    label_kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                    "label2id": {name: i for i, name in enumerate(labels)}}
-    if arch.pretrained:
-        model = from_pretrained(AutoModelForSequenceClassification, arch, **label_kwargs)
-    else:
-        model = BertForSequenceClassification(bert_config(arch, len(tokenizer), **label_kwargs))
-    if model.config.vocab_size < len(tokenizer):
-        raise UserError(f"tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size}")
-    return model
 
 
 def save_pretrained_files(run: Path, model, tokenizer) -> None:
@@ -139,3 +125,14 @@ class DynamicPadding:
 def pad_multiple_for(precision: str) -> int | None:
     """8 under mixed precision (tensor-core friendly shapes), none in fp32."""
     return 8 if precision in ("bf16", "fp16") else None
+
+
+def rank0_first(load: Callable[[], T]) -> T:
+    """``load()`` (which preprocesses on a cold cache) on rank 0 first, then on the other ranks,
+    so that under ``torchrun`` one process writes the data cache."""
+    if distributed.is_main_process():
+        out = load()
+    distributed.barrier()
+    if not distributed.is_main_process():
+        out = load()
+    return out

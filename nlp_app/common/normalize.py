@@ -1,5 +1,5 @@
-"""Pure text-cleaning and splitting functions (the ``preprocess`` stage in :mod:`nlp_app.data`
-applies them).
+"""Pure text-cleaning and splitting functions (:mod:`nlp_app.common.corpus` applies them; QA and
+NER use the half-width normalisation).
 
 Normalisation (each a pure ``str -> str``): full-width ASCII to half-width, control and format
 characters out, whitespace runs collapsed. Cleaning: drop empty texts, exact duplicates and texts

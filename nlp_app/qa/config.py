@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from nlp_app.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
+from nlp_app.common.config import BertArch, EvalConfig, ExportConfig, NlpServeConfig
 from shared.config import StrictModel
 from shared.loop_config import LoopConfig
 
@@ -35,7 +35,7 @@ class QADataConfig(StrictModel):
 
 
 class QAFeatureConfig(StrictModel):
-    """Windows over long contexts and answer decoding (see :mod:`nlp_app.qa_features`)."""
+    """Windows over long contexts and answer decoding (see :mod:`nlp_app.qa.features`)."""
 
     doc_stride: int = Field(128, ge=0, description="tokens shared by consecutive windows")
     max_query_length: int = Field(64, ge=4)

@@ -10,6 +10,9 @@ The format::
 not point at their text (CMRC 2018 dev has 200 of 9,657, most with ``answer_start: -1``): when
 the text occurs in the context the nearest occurrence is used instead, otherwise the answer is
 kept as a reference for scoring but cannot teach a span (see :attr:`QAExample.span`).
+
+The ``preprocess`` stage (:func:`preprocess`) reads, validates and splits (by context, so no
+passage is in two splits) and caches the splits; :func:`load_splits` reads them back.
 """
 from __future__ import annotations
 
@@ -17,12 +20,17 @@ import json
 import logging
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlp_app.qa.config import QAConfig
+from shared import runs
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
+APP = "nlp_app"
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -191,3 +199,80 @@ def generate_examples(n: int, seed: int = 0, filler: int = 2) -> list[QAExample]
         start = context.index(sentence) + sentence.index(answer, len(person))
         out.append(QAExample(f"gen-{len(out)}", question, context, (Answer(answer, start),), "generated"))
     return out
+
+
+# ---- the preprocess stage: split and cache ------------------------------------------------------
+
+def _read_splits(cfg: QAConfig) -> dict[str, list[QAExample]]:
+    d = cfg.data
+    if d.source == "generated":
+        examples = generate_examples(d.generated_size, seed=d.seed)
+        rest, test = split_by_context(examples, 0.15, d.seed)
+        train, valid = split_by_context(rest, d.valid_fraction or 0.15, d.seed + 1)
+        return {"train": train, "valid": valid, "test": test}
+    train = read_squad(d.train_file)
+    test = read_squad(d.test_file)
+    if d.valid_file:
+        valid = read_squad(d.valid_file)
+    else:
+        train, valid = split_by_context(train, d.valid_fraction, d.seed)
+    # a passage that is scored must not be trained or tuned on
+    held = {ex.context for ex in test}
+    leaked = sum(ex.context in held for ex in train + valid)
+    if leaked:
+        log.warning("dropping %d training/validation questions whose context is in the test file", leaked)
+        train = [ex for ex in train if ex.context not in held]
+        valid = [ex for ex in valid if ex.context not in held]
+    if d.max_train_examples:
+        train = train[: d.max_train_examples]
+    train = [ex for ex in train if ex.span is not None]  # nothing to learn from an answer not in its context
+    if not train or not valid:
+        raise UserError("QA needs at least one training and one validation question with an answer in its context")
+    return {"train": train, "valid": valid, "test": test}
+
+
+def passage_pieces(context: str, max_chars: int = 250) -> list[str]:
+    """A context cut after sentence ends into pieces of at most ``max_chars`` (pre-training
+    sequences are short), whitespace collapsed."""
+    text = " ".join(context.split())
+    pieces, current = [], ""
+    for sentence in re.split(r"(?<=[。！？])", text):
+        if len(current) + len(sentence) > max_chars:
+            pieces.append(current)
+            current = ""
+        while len(sentence) > max_chars:
+            pieces.append(sentence[:max_chars])
+            sentence = sentence[max_chars:]
+        current += sentence
+    return [p for p in pieces + [current] if p.strip()]
+
+
+def data_dir(cfg: QAConfig) -> Path:
+    return runs.cache_dir(APP, cfg.name, {"task": "qa", **cfg.data.model_dump(mode="json")})
+
+
+def preprocess(cfg: QAConfig) -> dict:
+    """Read, validate and split; write ``{train,valid,test}.json`` (SQuAD v1.1) and ``manifest.json``
+    into the cache, and the training contexts as text for masked-LM pre-training into
+    ``data/generated/nlp_app/<name>_train_texts.txt`` (one piece of at most 250 characters a line)."""
+    out = data_dir(cfg)
+    splits = _read_splits(cfg)
+    manifest = {"task": "qa", "config": cfg.data.model_dump(mode="json"), "splits": {}}
+    for name, part in splits.items():
+        path = runs.write_json(out / f"{name}.json", to_squad(part))
+        manifest["splits"][name] = {"questions": len(part), "contexts": len({e.context for e in part}),
+                                    "sha256": runs.file_sha256(path)}
+    pieces = [p for c in dict.fromkeys(e.context for e in splits["train"]) for p in passage_pieces(c)]
+    text_file = runs.write_text(runs.data_root() / "generated" / APP / f"{cfg.name}_train_texts.txt",
+                                "\n".join(pieces) + "\n")
+    manifest["pretraining_text"] = str(text_file)
+    runs.write_json(out / "manifest.json", manifest)
+    log.info("QA data in %s: %s", out, {k: v["questions"] for k, v in manifest["splits"].items()})
+    return {"data_dir": str(out), **{f"{k}_questions": v["questions"] for k, v in manifest["splits"].items()}}
+
+
+def load_splits(cfg: QAConfig) -> dict[str, list[QAExample]]:
+    out = data_dir(cfg)
+    if not (out / "manifest.json").exists():
+        preprocess(cfg)
+    return {name: read_squad(out / f"{name}.json", require_answers=False) for name in SPLITS}

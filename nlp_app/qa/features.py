@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nlp_app.preprocess import to_half_width
-from nlp_app.qa_data import QAExample
+from nlp_app.common.normalize import to_half_width
+from nlp_app.qa.data import QAExample
 from shared.errors import UserError
 
 

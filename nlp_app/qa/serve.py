@@ -11,11 +11,16 @@ overlapping windows. Limits: ``serve.max_texts`` questions per request (413),
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
-from nlp_app import qa
-from nlp_app.qa_data import QAExample
-from shared.serving import HTTPError, Predictor, create_app
+from nlp_app.qa.config import QAConfig
+from nlp_app.qa.data import QAExample
+from nlp_app.qa.export import runner_for
+from nlp_app.qa.model import answer
+from shared.runs import load_metrics
+from shared.serving import HTTPError, Predictor
 
 
 class QAInstance(BaseModel):
@@ -30,11 +35,11 @@ class QARequest(BaseModel):
 class QAPredictor(Predictor):
     request_model = QARequest
 
-    def __init__(self, run_dir, cfg, runner, tokenizer, serve_cfg):
-        self.run_dir, self.cfg, self.runner, self.tokenizer, self.serve_cfg = run_dir, cfg, runner, tokenizer, serve_cfg
+    def __init__(self, run: Path, cfg: QAConfig, runner, tokenizer):
+        self.run, self.cfg, self.runner, self.tokenizer = run, cfg, runner, tokenizer
 
     def items(self, body: QARequest) -> list[QAExample]:
-        s = self.serve_cfg
+        s = self.cfg.serve
         if len(body.instances) > s.max_texts:
             raise HTTPError(413, f"{len(body.instances)} questions in one request; the limit is {s.max_texts} "
                                  "(serve.max_texts)")
@@ -52,28 +57,21 @@ class QAPredictor(Predictor):
         return out
 
     def predict_batch(self, examples: list[QAExample]) -> list[dict]:
-        spans = qa.answer(self.runner, self.tokenizer, examples, self.cfg, self.cfg.eval.batch_size)
+        spans = answer(self.runner, self.tokenizer, examples, self.cfg, self.cfg.eval.batch_size)
         return [{"answer": s.text, "start": s.start, "end": s.end, "score": round(s.score, 6)} for s in spans]
 
     def metadata(self) -> dict:
-        from shared.runs import load_metrics
-
-        s = self.serve_cfg
-        return {"task": "qa", "run": self.run_dir.name, "recipe": self.cfg.name, "backend": s.backend,
+        s = self.cfg.serve
+        return {"task": "qa", "run": self.run.name, "recipe": self.cfg.name, "backend": s.backend,
                 "max_length": self.cfg.model.max_length, "doc_stride": self.cfg.features.doc_stride,
                 "max_texts": s.max_texts, "max_chars": s.max_chars, "max_question_chars": s.max_question_chars,
-                "metrics": load_metrics(self.run_dir)}
+                "metrics": load_metrics(self.run)}
 
     def example(self) -> dict:
         return {"instances": [{"question": "张伟出生于哪里？", "context": "张伟出生于北京。他在1998年加入了华为公司。"}]}
 
 
-def build_app(cfg, run: str | None = None):
-    """The FastAPI app serving the run (default: the recipe's latest), with ``cfg.serve`` limits."""
-    serve_cfg = cfg.serve
-
-    def load() -> QAPredictor:
-        run_dir, run_cfg, runner, tokenizer = qa.load(run, cfg.name, serve_cfg.backend, serve_cfg.threads)
-        return QAPredictor(run_dir, run_cfg, runner, tokenizer, serve_cfg)
-
-    return create_app(load, serve_cfg, title=f"mlref QA ({cfg.name})")
+def predictor(cfg: QAConfig, run: Path) -> QAPredictor:
+    """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
+    runner, tokenizer = runner_for(cfg, run)
+    return QAPredictor(run, cfg, runner, tokenizer)

@@ -1,0 +1,37 @@
+"""Reading inputs and writing outputs of the ``predict`` stages: one text per line in, one JSON
+object per line out (``-`` is stdin / stdout)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared import runs
+from shared.errors import UserError
+
+
+def read_lines(path: str | Path | None) -> list[str]:
+    """Non-empty lines of a text file (``-`` = stdin), stripped."""
+    if not path:
+        raise UserError("predict needs --input FILE (one text per line; '-' for stdin)")
+    if str(path) == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        if not Path(path).exists():
+            raise UserError(f"input file not found: {path}")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = [line.strip() for line in lines if line.strip()]
+    if not lines:
+        raise UserError(f"{path}: no texts found (one per line)")
+    return lines
+
+
+def write_jsonl(rows: list[dict[str, Any]], output: str | Path | None) -> dict:
+    """JSON lines to ``output`` (atomically), or to stdout when ``output`` is ``-`` or missing."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if output and str(output) != "-":
+        runs.write_text(output, text)
+        return {"output": str(output), "rows": len(rows)}
+    sys.stdout.write(text)
+    return {"rows": len(rows)}

@@ -1,0 +1,44 @@
+"""The ``evaluate`` and ``predict`` stages of NER.
+
+``evaluate`` scores a run's tags at entity level (seqeval: precision, recall, F1, per type) on its
+test split (into the run's ``metrics.json``) or on ``--data FILE``, a BIO/BMES file in
+``data.scheme`` (``<run>/evaluations/<file stem>/metrics.json``). ``predict`` tags one text per
+line and writes ``{"text", "entities"}`` JSON lines.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nlp_app.common.predictions import read_lines, write_jsonl
+from nlp_app.ner.config import NERConfig
+from nlp_app.ner.data import load_splits, read_bio
+from nlp_app.ner.export import runner_for
+from nlp_app.ner.model import entities, predict_tags
+from shared import metrics, runs
+
+
+def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
+    """Score ``run`` on its test split, or on ``data`` (a BIO/BMES file in ``data.scheme``)."""
+    runner, tokenizer, labels = runner_for(cfg, run)
+    sentences = read_bio(data, cfg.data.scheme) if data else load_splits(cfg)[0]["test"]
+    pred = predict_tags(runner, tokenizer, [t for t, _ in sentences], labels, cfg.model.max_length,
+                        cfg.eval.batch_size)
+    split = "data" if data else "test"
+    values = metrics.with_split(split, metrics.entity_f1([tags for _, tags in sentences], pred))
+    out = runs.evaluation_dir(run, data) if data else run
+    if data:
+        runs.write_json(out / "metrics.json", values)
+    else:
+        runs.update_metrics(run, values)
+    return {"run": str(run), "written": str(out / "metrics.json"), "sentences": len(sentences),
+            **{f"{split}/{k}": values[f"{split}/{k}"] for k in ("precision", "recall", "f1")}}
+
+
+def predict(cfg: NERConfig, run: Path, input: Path | str, output: Path | str) -> dict:
+    """One text per line in, one JSON line ``{"text", "entities"}`` per text out."""
+    runner, tokenizer, labels = runner_for(cfg, run)
+    texts = read_lines(input)
+    tags = predict_tags(runner, tokenizer, [list(t) for t in texts], labels, cfg.model.max_length,
+                        cfg.eval.batch_size)
+    return {"run": str(run), **write_jsonl([{"text": t, "entities": entities(t, tg)} for t, tg in zip(texts, tags)],
+                                           output)}

@@ -1,0 +1,28 @@
+"""The ``export`` stage of NER: ``model.onnx`` (+ ``model.int8.onnx``) in the run, checked against
+torch; and the runner every other stage uses (:func:`runner_for`), which runs this stage first when
+``serve.backend`` wants an ONNX file the run lacks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from nlp_app.common.runners import bert_runner, export_onnx_files
+from nlp_app.common.tokenization import load_tokenizer
+from nlp_app.ner.config import NERConfig
+from nlp_app.ner.model import HEAD
+from shared import runs
+from shared.errors import UserError
+
+
+def export(cfg: NERConfig, run: Path) -> dict:
+    """Write ``model.onnx`` (dynamic batch and sequence axes) and, with ``export.quantize``,
+    ``model.int8.onnx``; returns their paths and the largest logit difference from torch."""
+    return {"run": str(run), **export_onnx_files(run, HEAD, load_tokenizer(str(run)), cfg.export.opset,
+                                                  cfg.export.quantize)}
+
+
+def runner_for(cfg: NERConfig, run: Path):
+    """The run's model on ``serve.backend`` (torch, onnx or onnx-int8), its tokenizer and tag list."""
+    if not (run / "labels.json").exists():
+        raise UserError(f"{run} has no labels.json: it is not a finished NER run")
+    runner = bert_runner(run, HEAD, cfg.serve.backend, export=lambda: export(cfg, run), threads=cfg.serve.threads)
+    return runner, load_tokenizer(str(run)), runs.read_json(run / "labels.json")
