@@ -61,7 +61,8 @@ def build_parser(app: str, tasks: Mapping[str, Task], default_config: str | None
     for name in names:
         text = HELP.get(name) or extras[name].help
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--config", default=None, help=f"recipe YAML (default: {default_config})")
+        p.add_argument("--config", default=None, help="recipe: a YAML file or a shipped recipe's name, e.g. "
+                       f"{default_config or 'churn-quick'} (default: {default_config or 'none'})")
         if name in OPTIONS:
             options = OPTIONS[name]
         else:
