@@ -88,7 +88,8 @@ class Predictor:
     def cost(self, item: Any) -> float:
         """What one raw item (from ``items``, before ``prepare``) costs, in ``cost_unit``: text
         characters, image pixels read from the header... Checked against ``serve.max_item_cost``
-        and ``serve.max_request_cost`` before ``prepare`` runs. Only called when a limit is set."""
+        and ``serve.max_request_cost`` before ``prepare`` runs (and against ``serve.release_memory_cost``
+        after the request); only called when one of those is set."""
         return 0.0
 
     def prepare(self, item: Any) -> Any:

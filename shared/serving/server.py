@@ -50,7 +50,9 @@ def _timeout_response() -> bytes:
 if HttpToolsProtocol is not None:
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol, plus a deadline on the request head (see the module doc)."""
+        """uvicorn's httptools protocol, plus a deadline on the request head (see the module doc):
+        armed when the connection opens and when a request begins, cancelled when its head is
+        complete; between requests uvicorn's keep-alive timer is the one that runs."""
 
         _head_timer: Any = None
 
@@ -65,11 +67,6 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             self._cancel_head_timer()
             super().on_headers_complete()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # idle now: the keep-alive timer runs; when data comes, on_message_begin re-arms ours
-            self._cancel_head_timer()
 
         def connection_lost(self, exc) -> None:
             self._cancel_head_timer()

@@ -163,6 +163,13 @@ def test_a_slow_or_missing_request_head_is_closed_with_408(slow_client_server, s
     assert answer.startswith(b"HTTP/1.1 408") and b"serve.read_timeout_s" in answer
 
 
+def test_a_pipelined_request_whose_head_stalls_gets_408_after_the_first_is_answered(slow_client_server):
+    with _connect(slow_client_server) as sock:
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\nGET /livez HTTP/1.1\r\nHo")
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 408" in answer
+
+
 def test_a_keep_alive_connection_idle_past_the_read_timeout_is_still_served(slow_client_server):
     with httpx.Client(base_url=slow_client_server) as c:
         assert c.post("/predict", json={"instances": [{"x": 1}]}).status_code == 200
