@@ -132,11 +132,12 @@ async def handle_predict(request: Request, predictor: Predictor, batcher: MicroB
         prepared = await _maybe_in_thread(predictor, pool, prepare_request, predictor, body, cfg)
         async with deadline_at(asyncio.get_running_loop().time() + cfg.timeout_s):
             outputs = await batcher.submit(prepared.items)
-        response = JSONResponse(predictor.respond(body, outputs))
     except _PASS_THROUGH:
         raise
     except Exception as exc:  # noqa: BLE001 - as_response answers each kind, and logs a bug as a 500
         return as_response(exc, cfg)
+    # past the model, a failure is ours (a NaN in an output, a bug in respond): a logged 500
+    response = JSONResponse(predictor.respond(body, outputs))
     if cfg.release_memory_cost is not None and prepared.cost >= cfg.release_memory_cost:
         del prepared, outputs
         response.background = BackgroundTask(release_memory)

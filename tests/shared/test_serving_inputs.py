@@ -212,3 +212,14 @@ def test_a_client_that_disconnects_is_not_a_500():
     assert sent == []
     assert 'mlref_requests_total{route="/predict",status="499"} 1.0' in metrics
     assert 'status="500"' not in metrics
+
+
+def test_a_model_output_that_is_not_json_is_a_500_not_blamed_on_the_client():
+    class NaNPredictor(ScorePredictor):
+        def predict_batch(self, items):
+            return [{"score": float("nan") if x == 7 else x} for x, _, _ in items]
+
+    with client(NaNPredictor()) as c:
+        r = c.post("/predict", json={"instances": [{"x": 7, "y": 0}]})
+        assert r.status_code == 500 and "logged" in r.json()["error"]
+        assert c.post("/predict", json={"instances": [{"x": 1, "y": 0}]}).status_code == 200

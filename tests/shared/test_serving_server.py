@@ -263,3 +263,30 @@ def test_two_workers_serve_one_port_from_two_processes(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_heavy_decoding_in_prepare_does_not_block_the_event_loop():
+    entered, release = threading.Event(), threading.Event()
+
+    class HeavyDecode(SlowPredictor):
+        prepare_in_thread = True
+
+        def prepare(self, row: Row) -> float:
+            if row.x == 42:  # stands in for decoding a huge image
+                entered.set()
+                release.wait(10)
+            return row.x
+
+    cfg = config()
+    with running_server(create_app(HeavyDecode, cfg), cfg) as url:
+        heavy = threading.Thread(target=lambda: httpx.post(f"{url}/predict", json={"instances": [{"x": 42}]},
+                                                           timeout=30))
+        heavy.start()
+        try:
+            assert entered.wait(10)
+            assert httpx.get(f"{url}/livez", timeout=5).status_code == 200
+            light = httpx.post(f"{url}/predict", json={"instances": [{"x": 1}]}, timeout=5)
+            assert light.json() == {"predictions": [{"y": 2.0}]}
+        finally:
+            release.set()
+            heavy.join(30)
