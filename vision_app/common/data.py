@@ -1,163 +1,38 @@
-"""Reading the user's (or the embedded) images, validating them, splitting, and torch datasets.
+"""What the classification and segmentation data paths share: the checks every file goes through,
+de-duplication, seeded splits, and the torch dataset over split records.
 
-Classification comes as a folder per class (``root/<class>/<image>``) or a CSV of ``path,label``
-rows; segmentation as ``root/images/*`` with ``root/masks/<stem>.png`` and a class list. Every
-image is decoded once at preprocess time, so an unreadable or truncated file, a mask of the wrong
-size, a label outside the class list or an empty split stops the run with a message naming the
-file (all bad files are listed, not just the first).
+Every image is decoded once at preprocess time, so an unreadable or truncated file or an empty
+split stops the run with a message naming the file (all bad files are listed, not just the first).
+The sources themselves (a folder per class, a CSV, images with masks) are read in each task's
+``data.py``.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from shared.errors import UserError
-from shared.runs import atomic_path, data_root
-from vision_app.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image, read_mask
-from vision_app.shapes import ensure_shapes
+from vision_app.common.images import ImageLimits, read_image, read_mask
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 
 
-# ---------------------------------------------------------------- embedded data
-def write_digits(root: Path | None = None) -> Path:
-    """scikit-learn's 1,797 8×8 digits as grey PNGs in ``root/<digit>/<index>.png`` (once)."""
-    from sklearn.datasets import load_digits
-
-    root = root or data_root() / "generated" / "digits"
-    done = root / "DONE"
-    if done.exists():
-        return root
-    digits = load_digits()
-    for i, (pixels, label) in enumerate(zip(digits.images, digits.target)):
-        path = root / str(int(label)) / f"{i:04d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:  # 0..16 intensities stretched to 0..255
-            Image.fromarray(np.round(pixels * 255 / 16).astype(np.uint8), "L").save(tmp, format="PNG")
-    done.write_text("1797\n")
-    return root
-
-
-# ---------------------------------------------------------------- classification sources
-def classification_records(source: str, path: str | None) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(class names, [(image path, class name), …])`` from a folder per class or a CSV."""
-    if source == "digits":
-        source, path = "folder", str(write_digits())
-    root = Path(path or "")
-    if source == "folder":
-        if not root.is_dir():
-            raise UserError(f"data.path {root} is not a folder (expected one sub-folder per class)")
-        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if not classes:
-            raise UserError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
-        records = [(str(f), c) for c in classes for f in sorted((root / c).iterdir())
-                   if f.suffix.lower() in IMAGE_SUFFIXES]
-        empty = [c for c in classes if not any(r[1] == c for r in records)]
-        if empty:
-            raise UserError(f"class folder(s) with no images in {root}: {empty[:10]} "
-                            f"(image suffixes: {', '.join(IMAGE_SUFFIXES)})")
-        return classes, records
-    if not root.is_file():
-        raise UserError(f"data.path {root} is not a file (expected a CSV with columns path,label)")
-    with open(root, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise UserError(f"{root}: needs a header with columns path,label; found {reader.fieldnames}")
-        records = []
-        for row_no, row in enumerate(reader, start=2):
-            if not row["path"] or not row["label"]:
-                raise UserError(f"{root}, row {row_no}: empty path or label")
-            p = Path(row["path"])
-            records.append((str(p if p.is_absolute() else root.parent / p), row["label"].strip()))
-    if not records:
-        raise UserError(f"{root} has a header but no rows")
-    return sorted({r[1] for r in records}), records
-
-
-# ---------------------------------------------------------------- segmentation sources
-def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | None]:
-    """``(class names, [(image path, mask path), …], fixed split or None)`` for ``cfg.data``."""
-    if cfg.source == "shapes":
-        root = ensure_shapes(data_root() / "generated" / f"shapes-{cfg.image_size}px-{cfg.n_images}-s{cfg.seed}",
-                             cfg.n_images, cfg.image_size, cfg.seed)
-    else:
-        root = Path(cfg.path)
-    if not (root / "images").is_dir() or not (root / "masks").is_dir():
-        raise UserError(f"{root} must hold images/ and masks/ folders (a mask per image, same file stem)")
-    if cfg.classes:
-        classes = list(cfg.classes)
-    elif (root / "classes.json").exists():
-        classes = json.loads((root / "classes.json").read_text(encoding="utf-8"))
-    else:
-        raise UserError(f"no class list: write {root}/classes.json (a JSON list, background first) "
-                        "or set data.classes")
-    masks = {m.stem: m for m in (root / "masks").iterdir() if m.suffix.lower() == ".png"}
-    records, missing = [], []
-    for img in sorted((root / "images").iterdir()):
-        if img.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if img.stem in masks:
-            records.append((str(img), str(masks[img.stem])))
-        else:
-            missing.append(img.name)
-    if missing:
-        raise UserError(f"{len(missing)} image(s) in {root}/images have no mask in {root}/masks: {missing[:5]}")
-    split = None
-    if (root / "split.json").exists():
-        names = json.loads((root / "split.json").read_text(encoding="utf-8"))
-        where = {n: s for s, files in names.items() for n in files}
-        split = {s: [i for i, (img, _) in enumerate(records) if where.get(Path(img).name) == s] for s in SPLITS}
-    return classes, records, split
-
-
 # ---------------------------------------------------------------- validation and splitting
-def validate_classification(records, classes, limits: ImageLimits) -> tuple[list[int], list[str]]:
-    """Decode every image; returns ``(labels, sha256 per file)``; raises listing the bad files."""
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({c for _, c in records} - set(index))
-    if unknown:
-        raise UserError(f"label(s) {unknown[:10]} are not in the class list {classes[:20]}")
-    bad, hashes = [], []
-    for path, _ in records:
-        try:
-            read_image(path, limits)
-        except BadImage as exc:
-            bad.append(str(exc))
-        hashes.append(_sha(path))
-    _raise_if_bad(bad)
-    return [index[c] for _, c in records], hashes
-
-
-def validate_segmentation(records, n_classes: int, limits: ImageLimits) -> list[str]:
-    bad, hashes = [], []
-    for img_path, mask_path in records:
-        try:
-            size = read_image(img_path, limits).size
-            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits)
-        except BadImage as exc:
-            bad.append(str(exc))
-        hashes.append(_sha(img_path))
-    _raise_if_bad(bad)
-    return hashes
-
-
-def _raise_if_bad(bad: list[str]) -> None:
+def raise_if_bad(bad: list[str]) -> None:
+    """One error listing the first five bad files (and how many more)."""
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise UserError(f"{len(bad)} bad file(s): " + "; ".join(bad[:5]) + more)
 
 
-def _sha(path: str) -> str:
+def file_hash(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

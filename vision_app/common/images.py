@@ -14,6 +14,7 @@ truncated or corrupt file or a mask that does not fit its image.
 """
 from __future__ import annotations
 
+import csv
 import io
 import os
 import warnings
@@ -152,3 +153,26 @@ def encode_png(img: Image.Image | np.ndarray, palette: list[int] | None = None) 
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
+    """The image files a ``predict`` reads: one image, a folder (recursively) or a CSV with a
+    ``path`` column (paths relative to the CSV's folder)."""
+    if not input_path:
+        raise UserError("predict needs --input: an image, a folder of images, or a CSV with a path column")
+    p = Path(input_path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+    elif p.suffix.lower() == ".csv":
+        with open(p, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise UserError(f"{p}: needs a 'path' column")
+            files = [Path(r["path"]) if Path(r["path"]).is_absolute() else p.parent / r["path"] for r in reader]
+    elif p.exists():
+        files = [p]
+    else:
+        raise UserError(f"--input {p} not found")
+    if not files:
+        raise UserError(f"no images found in {p}")
+    return files

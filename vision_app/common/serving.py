@@ -1,42 +1,29 @@
-"""The served vision models: a :class:`~vision_app.uploads.ImageUploadPredictor` per task.
-
-``POST /predict`` answers ``{"predictions": [...]}``, one entry per image in upload order:
-
-- classification: ``{"label", "probability", "top": [{"label", "probability"}, …]}``
-- segmentation: ``{"mask_png_base64", "width", "height", "fractions": {class: share of pixels}}``;
-  the mask is a palette PNG at the image's own size whose pixel values are class ids.
-
-The backend (``serve.backend``: torch | onnx | onnx-int8, ``serve.precision``: fp32 | bf16) is the same one
-``predict`` uses, so an offline prediction and a served one agree.
+"""The base of the served classification and segmentation models: a run's classes, its backend
+runner (:mod:`vision_app.common.backend`) and its ``/metadata``. Uploads are parsed and decoded by
+:class:`~vision_app.common.uploads.ImageUploadPredictor`; each task's ``serve.py`` adds
+``predict_batch``.
 """
 from __future__ import annotations
 
-import base64
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
+import torch
 
-from shared.runs import load_metrics, read_json, resolve_run
-from vision_app import classify, segment
-from vision_app.images import encode_png
-from vision_app.inference import build_engine
-from vision_app.shapes import mask_palette
-from vision_app.uploads import ImageUploadPredictor
+from shared.runs import load_metrics, read_json
+from vision_app.common.backend import run_backend
+from vision_app.common.uploads import ImageUploadPredictor
 
 
-class _RunPredictor(ImageUploadPredictor):
-    task_module = None  # classify or segment: load_model, predict_images
+class RunPredictor(ImageUploadPredictor):
+    """A trained run behind ``POST /predict``, on the backend its ``serve:`` section names."""
 
-    def __init__(self, cfg, run: str | Path):
+    def __init__(self, cfg, run: Path, load_model: Callable[[Path, object], torch.nn.Module],
+                 export: Callable[[object, Path], object]):
         super().__init__(cfg.serve.limits(), cfg.serve.max_images)
-        self.cfg, self.run = cfg, resolve_run(run)
+        self.cfg, self.run = cfg, Path(run)
         self.classes = read_json(self.run / "labels.json")
-        self.engine = build_engine(self.run, lambda: self.task_module.load_model(self.run, cfg), cfg.serve,
-                                   lambda: self.task_module.export(cfg, str(self.run)))
-
-    @classmethod
-    def from_run(cls, cfg, run: str | Path) -> "_RunPredictor":
-        return cls(cfg, run)
+        self.runner = run_backend(cfg, self.run, lambda: load_model(self.run, cfg), lambda: export(cfg, self.run))
 
     def metadata(self) -> dict:
         metrics = {k: v for k, v in load_metrics(self.run).items() if k.startswith("test/") and k.count("/") == 1}
@@ -45,24 +32,3 @@ class _RunPredictor(ImageUploadPredictor):
                 "precision": self.cfg.serve.precision, "max_images": self.max_images,
                 "max_image_bytes": self.limits.max_bytes, "max_image_pixels": self.limits.max_pixels,
                 "metrics": metrics}
-
-
-class ClassifyPredictor(_RunPredictor):
-    task_module = classify
-
-    def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
-        k = max(self.cfg.eval.top_k or [1])
-        return classify.predict_images(self.engine, images, self.cfg, self.classes, top_k=k)
-
-
-class SegmentPredictor(_RunPredictor):
-    task_module = segment
-
-    def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
-        palette = mask_palette()
-        out = []
-        for r in segment.predict_images(self.engine, images, self.cfg, self.classes):
-            h, w = r["mask"].shape
-            out.append({"mask_png_base64": base64.b64encode(encode_png(r["mask"], palette=palette)).decode(),
-                        "width": w, "height": h, "fractions": r["fractions"]})
-        return out

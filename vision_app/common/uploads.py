@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
 
 from shared.serving import HTTPError, Predictor
-from vision_app.images import BadImage, ImageLimits, decode_image
+from vision_app.common.images import BadImage, ImageLimits, decode_image
 
 
 class ImageInstance(BaseModel):

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from shared.config import StrictModel
 from shared.loop_config import LoopConfig
-from vision_app.config import VisionServeConfig
+from vision_app.common.config import VisionServeConfig
 
 
 class DetectData(StrictModel):

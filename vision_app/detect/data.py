@@ -1,8 +1,9 @@
 """Detection data: read the configured source, validate, de-duplicate, split, cache; and the
-torch dataset that feeds images and boxes through the ``transforms.v2`` presets.
+torch dataset that feeds images and boxes through the ``transforms.v2`` presets (the eval preset,
+letterbox + normalise, is what ``evaluate``, ``predict``, export and the server feed the model).
 
 ``preprocess(cfg)`` writes ``dataset.json`` (class names, image folder, and per split the image
-records in the internal form of :mod:`vision_app.detection.formats`) and ``manifest.json``
+records in the internal form of :mod:`vision_app.detect.formats`) and ``manifest.json``
 (counts, boxes per class, dropped duplicates, the data config) into the cache keyed by
 ``cfg.data``; ``load_processed(cfg)`` reads it back, preprocessing first when it is missing.
 """
@@ -23,14 +24,25 @@ from torchvision import tv_tensors
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
-from vision_app import shapes
-from vision_app.detection.config import DetectConfig, DetectData
-from vision_app.detection.formats import DetectionSet, read_classes_file, read_coco, read_voc, read_yolo
-from vision_app.images import read_image
+from vision_app.common import shapes
+from vision_app.common.images import read_image
+from vision_app.common.transforms import DetectionEval, DetectionTrain
+from vision_app.detect.config import DetectConfig, DetectData
+from vision_app.detect.formats import DetectionSet, read_classes_file, read_coco, read_voc, read_yolo
 
 log = logging.getLogger(__name__)
 APP = "vision_app"
 SPLITS = ("train", "valid", "test")
+
+
+def train_preset(cfg: DetectConfig) -> DetectionTrain:
+    a = cfg.augment
+    return DetectionTrain(cfg.model.input_size, hflip=a.hflip, jitter=a.jitter, letterbox=True, scale=a.scale)
+
+
+def eval_preset(cfg: DetectConfig) -> DetectionEval:
+    """What evaluation, ``predict``, export and the server feed the model: letterbox + normalise."""
+    return DetectionEval(cfg.model.input_size, letterbox=True)
 
 
 def _classes(value) -> list[str] | None:
@@ -165,6 +177,30 @@ def load_processed(cfg: DetectConfig) -> tuple[list[str], dict[str, DetectionSet
     sets = {s: DetectionSet.from_dict({"classes": data["classes"], "images_dir": data["images_dir"], "images": recs})
             for s, recs in data["splits"].items()}
     return data["classes"], sets
+
+
+def read_eval_data(path: str | Path, classes: list[str]) -> DetectionSet:
+    """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), or a folder holding
+    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + classes.txt) next to ``images/``;
+    its labels are mapped to the model's class order."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
+        ds = read_coco(p, images)
+    elif (p / "annotations").is_dir():
+        ds = read_voc(p / "annotations", p / "images")
+    elif (p / "labels").is_dir():
+        ds = read_yolo(p / "labels", p / "images", read_classes_file(p / "labels" / "classes.txt"))
+    else:
+        raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
+                        "or labels/ (YOLO)")
+    unknown = sorted(set(ds.classes) - set(classes))
+    if unknown:
+        raise UserError(f"--data has classes the model does not know: {unknown} (model: {classes})")
+    index = {name: i for i, name in enumerate(classes)}
+    for rec in ds.images:  # the data's class order → the model's
+        rec.labels = [index[ds.classes[label]] for label in rec.labels]
+    return DetectionSet(list(classes), ds.images, ds.images_dir)
 
 
 class DetectionDataset(Dataset):

@@ -1,8 +1,11 @@
 """Scoring detections: mAP (torchmetrics ``MeanAveragePrecision`` on the faster-coco-eval backend),
 per-class AP and recall, a precision-recall plot, and images with true and predicted boxes drawn.
 
-Predictions are mapped back to each image's original pixels before scoring, so the numbers are
-those of the served path (letterbox in, boxes out in the user's coordinates).
+Predictions are mapped back to each image's original pixels before scoring; the ``evaluate``
+stage runs the served path itself (:class:`~vision_app.detect.predict.Detector` on the backend
+``serve:`` names). The test split's scores go into the run's ``metrics.json`` as ``test/…``
+(another backend: ``test-<backend>/…``), a ``--data`` file's into ``evaluations/<stem>/`` as
+``data/…``.
 """
 from __future__ import annotations
 
@@ -16,23 +19,17 @@ from torchvision.utils import draw_bounding_boxes
 
 from shared import distributed as dist
 from shared import plots
-from shared.runs import write_bytes
-from vision_app.detection.formats import DetectionSet, ImageRecord
-from vision_app.images import encode_png, read_image
-from vision_app.transforms import letterbox_size
+from shared.metrics import with_split
+from shared.runs import evaluation_dir, update_metrics, write_bytes, write_json
+from vision_app.common.backend import split_name
+from vision_app.common.images import encode_png, read_image
+from vision_app.detect.config import DetectConfig
+from vision_app.detect.data import load_processed, read_eval_data
+from vision_app.detect.formats import DetectionSet, ImageRecord
+from vision_app.detect.predict import Detector, to_original
 
 RECALL_POINTS = np.linspace(0, 1, 101)  # where COCO evaluation samples each PR curve
 logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)  # it logs its summary table at INFO
-
-
-def to_original(pred: dict, width: int, height: int, input_size: int) -> dict:
-    """Boxes from the letterboxed ``input_size`` square back to the ``width`` × ``height`` image."""
-    new_w, new_h = letterbox_size(width, height, input_size)
-    scale = torch.tensor([width / new_w, height / new_h] * 2, dtype=torch.float32)
-    boxes = pred["boxes"].detach().float().cpu() * scale
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, width)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, height)
-    return {"boxes": boxes, "labels": pred["labels"].detach().cpu().long(), "scores": pred["scores"].detach().float().cpu()}
 
 
 def predict_loader(model, loader, ds: DetectionSet, input_size: int) -> list[dict]:
@@ -103,3 +100,46 @@ def write_report(out_dir: Path, preds: list[dict], ds: DetectionSet, metrics: di
         image = np.asarray(read_image(Path(ds.images_dir) / rec.file))
         drawn = draw_detections(image, pred, ds.classes, truth(rec), score_thresh)
         write_bytes(out_dir / "detections" / (Path(rec.file).stem + ".png"), encode_png(drawn))
+
+
+class MapScorer:
+    """Validation inside :func:`shared.training.fit`: mAP of the model on ``ds``, in original pixels
+    (all ranks' shards gathered); keeps the last predictions and PR curves for the report."""
+
+    def __init__(self, ds: DetectionSet, input_size: int):
+        self.ds, self.input_size = ds, input_size
+        self.last_predictions: list[dict] = []
+        self.last_curves: dict = {}
+
+    def evaluate(self, model, loader) -> dict[str, float]:
+        preds = predict_loader(model, loader, self.ds, self.input_size)
+        metrics, self.last_curves = detection_metrics(preds, self.ds.images, self.ds.classes)
+        self.last_predictions = preds
+        return metrics
+
+
+def score(cfg: DetectConfig, ds: DetectionSet, detector: Detector, out_dir: Path, split: str) -> dict:
+    """Every metric of ``ds`` as ``<split>/…`` keys; ``pr_curve.png`` and drawn images into ``out_dir``."""
+    batch = cfg.train.eval_batch_size or cfg.train.batch_size
+    preds = []
+    for i in range(0, len(ds.images), batch):
+        images = [read_image(Path(ds.images_dir) / rec.file) for rec in ds.images[i:i + batch]]
+        preds += detector(images, batch_size=batch)
+    values, curves = detection_metrics(preds, ds.images, ds.classes)
+    write_report(out_dir, preds, ds, values, curves, cfg.eval.draw_images, cfg.eval.draw_score_thresh)
+    return with_split(split, values)
+
+
+def evaluate(cfg: DetectConfig, run: Path, data: Path | None = None) -> dict:
+    """mAP and per-class AP/recall on the test split, or on ``--data`` (a COCO JSON, or a VOC / YOLO
+    folder, written to ``evaluations/<stem>/``), PR curve and drawn images, with the backend
+    ``serve:`` names."""
+    detector = Detector.for_run(cfg, run)
+    if data is None:
+        metrics = score(cfg, load_processed(cfg)[1]["test"], detector, run, split_name(cfg))
+        update_metrics(run, metrics)
+    else:
+        out = evaluation_dir(run, data)
+        metrics = score(cfg, read_eval_data(data, detector.classes), detector, out, "data")
+        write_json(out / "metrics.json", metrics)
+    return {k: round(v, 4) for k, v in metrics.items() if k.count("/") == 1}

@@ -3,11 +3,13 @@
 The graph is :meth:`YoloDetector.raw`: a ``[B, 3, S, S]`` normalised, letterboxed batch in
 (input name ``image``), decoded boxes ``[B, N, 4]`` (``boxes``, xyxy in input pixels) and class
 scores ``[B, N, C]`` (``scores``) out. The NMS stays outside the graph, in
-:func:`vision_app.detection.yolo.postprocess`, which the torch path runs too, so both backends
-give the same detections (:class:`vision_app.detection.predict.Detector` handles either).
+:func:`vision_app.detect.yolo.postprocess`, which the torch backend runs too, so both backends
+give the same detections (:class:`vision_app.detect.predict.Detector` runs either).
 Faster R-CNN is not exported: its data-dependent proposal stages do not trace to a clean graph.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,8 +17,8 @@ from torch import nn
 
 from shared.errors import UserError
 from shared.onnx_export import OnnxSession, export_onnx
-from vision_app.detection.config import DetectConfig
-from vision_app.stages import resolve
+from vision_app.detect.config import DetectConfig
+from vision_app.detect.models import load_model
 
 
 class RawYolo(nn.Module):
@@ -30,14 +32,12 @@ class RawYolo(nn.Module):
         return self.model.raw(image)
 
 
-def export(cfg: DetectConfig, run: str | None = None) -> dict:
+def export(cfg: DetectConfig, run: Path) -> dict:
     """Write ``model.onnx`` into the run and check it against the torch model on one batch."""
-    from vision_app.detection.predict import load_model
-
     if cfg.model.arch != "yolo":
         raise UserError(f"export writes ONNX for the yolo detector only (this run is {cfg.model.arch}); "
                         "serve Faster R-CNN with serve.backend=torch")
-    run_dir = resolve(cfg, run)
+    run_dir = Path(run)
     model = load_model(run_dir, cfg)
     size = cfg.model.input_size
     path = export_onnx(RawYolo(model), (torch.zeros(1, 3, size, size),), run_dir / "model.onnx",

@@ -17,19 +17,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import safetensors.torch
 import torch
 from torch import nn
 from torchvision.models import detection as tvd
 from torchvision.models import mobilenetv3, resnet
-from torchvision.ops.misc import FrozenBatchNorm2d
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops.misc import FrozenBatchNorm2d
 
+from shared.checkpoint import load_weights
 from shared.errors import UserError
-from vision_app.detection.config import DetectModel
-from vision_app.detection.yolo import RESNETS, CSPBackbone, ResNetBackbone, YoloDetector
+from shared.runs import read_json
+from vision_app.common.models import load_matching, load_state_file
+from vision_app.detect.config import DetectModel
+from vision_app.detect.yolo import RESNETS, CSPBackbone, ResNetBackbone, YoloDetector
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +88,6 @@ def _is_file(name: str | None) -> bool:
     return name is not None and (Path(name).suffix in (".safetensors", ".pt", ".pth") or Path(name).exists())
 
 
-def load_matching(model: nn.Module, path: str | Path, prefix: str = "") -> nn.Module:
-    """Load the tensors of ``path`` whose names and shapes fit ``model``; log what was skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model.weights: file not found: {path}")
-    if path.suffix == ".safetensors":
-        state = safetensors.torch.load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state) if isinstance(state, dict) else state
-    own = model.state_dict()
-    state = {(k if k in own else prefix + k): v for k, v in state.items()}
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fits:
-        raise UserError(f"model.weights: no tensor in {path} fits this model (another architecture?)")
-    model.load_state_dict(fits, strict=False)
-    skipped = sorted(set(state) - set(fits))
-    log.info("loaded %d tensors from %s; skipped %d that do not fit (%s)", len(fits), path, len(skipped),
-             ", ".join(skipped[:4]))
-    return model
-
-
 class FasterRCNNDetector(nn.Module):
     """torchvision's Faster R-CNN behind the shared interface: class ids 0..C-1 outside (torchvision
     reserves 0 for background) and no resizing or normalising of its own (the preset did both)."""
@@ -153,7 +133,7 @@ def build_fasterrcnn(cfg: DetectModel, num_classes: int) -> nn.Module:
         net.roi_heads.box_predictor = FastRCNNPredictor(RCNN_HEAD_WIDTH, num_classes + 1)
     model = FasterRCNNDetector(net)
     if _is_file(cfg.weights):
-        load_matching(model, cfg.weights, prefix="net.")
+        load_matching(model, load_state_file(cfg.weights), f"model.weights={cfg.weights}", prefix="net.")
     return model
 
 
@@ -173,7 +153,7 @@ def build_yolo(cfg: DetectModel, num_classes: int) -> nn.Module:
     if cfg.weights:
         if not _is_file(cfg.weights):
             raise UserError(f"model.weights for yolo must be a local file, got {cfg.weights!r}")
-        load_matching(model, cfg.weights)
+        load_matching(model, load_state_file(cfg.weights), f"model.weights={cfg.weights}")
     return model
 
 
@@ -183,3 +163,21 @@ MODELS = {"yolo": build_yolo, "fasterrcnn": build_fasterrcnn}
 def build_detector(cfg: DetectModel, num_classes: int) -> nn.Module:
     """The detector the recipe names, with ``num_classes`` object classes."""
     return MODELS[cfg.arch](cfg, num_classes)
+
+
+def load_model(run: Path, cfg) -> torch.nn.Module:
+    """The run's detector with its trained weights, in eval mode (no pretrained download)."""
+    arch = cfg.model.model_copy(update={"weights": None, "backbone_weights": None})
+    model = build_detector(arch, len(read_json(run / "labels.json")))
+    return load_weights(model, run / "model.safetensors").eval()
+
+
+def runner_outputs(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """What the torch backend returns for a batch, as tensors: the YOLO-style detector's raw boxes
+    and scores (before NMS, as its ONNX graph), or Faster R-CNN's detections packed into one
+    ``[N, 7]`` tensor of ``(image index, x1, y1, x2, y2, score, label)`` rows."""
+    if isinstance(model, YoloDetector):
+        return model.raw(inputs["image"])
+    rows = [torch.cat([torch.full_like(o["scores"][:, None], i), o["boxes"], o["scores"][:, None],
+                       o["labels"][:, None].float()], 1) for i, o in enumerate(model(inputs["image"]))]
+    return (torch.cat(rows) if rows else torch.zeros(0, 7),)

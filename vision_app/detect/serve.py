@@ -11,7 +11,7 @@ Answer: ``{"predictions": [{"width", "height", "detections": [{"box": [x1, y1, x
 "score"}, …], "annotated_png_base64"?}, …]}``, one entry per image in upload order, boxes in the
 image's own pixels. ``score_threshold`` (0-1, default 0.3) and ``max_detections`` (1-1000, at
 most the model's ``max_detections``) are bounded (422 outside); uploads have the same limits and
-errors as every vision endpoint (:mod:`vision_app.uploads`).
+errors as every vision endpoint (:mod:`vision_app.common.uploads`).
 """
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from shared.runs import load_metrics, resolve_run
-from vision_app.detection.config import DetectConfig
-from vision_app.detection.evaluate import draw_detections
-from vision_app.detection.predict import Detector, as_json
-from vision_app.images import encode_png
-from vision_app.uploads import ImagesRequest, ImageUploadPredictor, UploadedImages, form_uploads
+from shared.runs import load_metrics
+from vision_app.common.images import encode_png
+from vision_app.common.uploads import ImagesRequest, ImageUploadPredictor, UploadedImages, form_uploads
+from vision_app.detect.config import DetectConfig
+from vision_app.detect.evaluate import draw_detections
+from vision_app.detect.predict import Detector, as_json
 
 
 class DetectOptions(BaseModel):
@@ -45,15 +45,18 @@ class DetectUploads(UploadedImages, DetectOptions):
 
 
 class DetectPredictor(ImageUploadPredictor):
+    """A detection run on the backend its ``serve:`` section names (:class:`Detector`, as ``predict``)."""
+
     request_model = DetectRequest
 
-    def __init__(self, cfg: DetectConfig, run: str | Path):
+    def __init__(self, cfg: DetectConfig, run: Path):
         super().__init__(cfg.serve.limits(), cfg.serve.max_images)
-        self.cfg, self.run = cfg, resolve_run(run)
-        self.detector = Detector(self.run, cfg, cfg.serve.backend, cfg.serve.threads)
+        self.cfg, self.run = cfg, Path(run)
+        self.detector = Detector.for_run(cfg, self.run)
 
     @classmethod
-    def from_run(cls, cfg: DetectConfig, run: str | Path) -> DetectPredictor:
+    def from_run(cls, cfg: DetectConfig, run: Path) -> DetectPredictor:
+        """The ``predictor`` stage: ``(cfg, run) -> Predictor``."""
         return cls(cfg, run)
 
     def from_form(self, form: FormData) -> BaseModel:

@@ -18,7 +18,7 @@ The picture, top to bottom:
    (``torchvision.ops.batched_nms``). :meth:`YoloDetector.raw` stops before the NMS; it is what
    ONNX export traces, and :func:`postprocess` is the NMS both paths share.
 
-The input is a batch of normalised float images (``vision_app.transforms.DetectionEval``),
+The input is a batch of normalised float images (``vision_app.common.transforms.DetectionEval``),
 square, with a side divisible by 32: the data pipeline letterboxes every image to that size.
 """
 from __future__ import annotations

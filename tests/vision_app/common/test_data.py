@@ -2,7 +2,7 @@
 import pytest
 
 from shared.errors import UserError
-from vision_app.data import check_splits, dedupe, split_indices
+from vision_app.common.data import check_splits, dedupe, split_indices
 
 
 def test_dedupe_keeps_first_and_rejects_conflicting_labels():

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from vision_app.images import BadImage, ImageLimits, decode_image, encode_png, read_image, read_mask
-from vision_app.shapes import CLASSES, generate_shapes
-from vision_app.transforms import (ClassificationEval, DetectionTrain, SegmentationEval, SegmentationTrain,
+from vision_app.common.images import BadImage, ImageLimits, decode_image, encode_png, read_image, read_mask
+from vision_app.common.shapes import CLASSES, generate_shapes
+from vision_app.common.transforms import (ClassificationEval, DetectionTrain, SegmentationEval, SegmentationTrain,
                                    IGNORE_INDEX)
 
 
@@ -115,21 +115,3 @@ def test_eval_presets_shapes_and_box_passthrough():
     boxes = tv_tensors.BoundingBoxes(torch.tensor([[6.0, 4, 30, 20]]), format="XYXY", canvas_size=(40, 40))
     x, t = DetectionTrain(20, hflip=1.0)(image, {"boxes": boxes, "labels": torch.tensor([1])})
     assert torch.allclose(t["boxes"], torch.tensor([[5.0, 2, 17, 10]])) and t["labels"].tolist() == [1]
-
-
-def test_soft_dice_loss_perfect_wrong_and_ignored_pixels():
-    from vision_app.segment import soft_dice_loss
-
-    masks = torch.tensor([[[0, 1], [2, 255]]])
-    perfect = torch.nn.functional.one_hot(masks.clamp(max=2), 3).permute(0, 3, 1, 2).float() * 50
-    assert soft_dice_loss(perfect, masks).item() < 1e-3  # the ignored pixel's logits do not count
-    wrong = perfect.roll(1, dims=1)
-    assert soft_dice_loss(wrong, masks).item() > 0.5
-
-
-def test_small_cnn_shapes():
-    from vision_app.models import small_cnn
-
-    model = small_cnn(num_classes=10).eval()
-    assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 10)
-    assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 10)

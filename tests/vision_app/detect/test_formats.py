@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from shared.errors import UserError
-from vision_app.detection.data import assign_splits, drop_duplicates
-from vision_app.detection.formats import (
+from vision_app.detect.data import assign_splits, drop_duplicates
+from vision_app.detect.formats import (
     DetectionSet,
     ImageRecord,
     read_coco,
@@ -146,8 +146,8 @@ RACCOON = Path("/work/shared/data/raccoon")
 @pytest.mark.skipif(not RACCOON.is_dir(), reason="the raccoon development set is not on this machine")
 def test_raccoon_voc_reads_and_splits():
     from shared.config import validate
-    from vision_app.detection.config import DetectConfig
-    from vision_app.detection.data import preprocess
+    from vision_app.detect.config import DetectConfig
+    from vision_app.detect.data import preprocess
 
     ds = read_voc(RACCOON / "annotations", RACCOON / "images")
     assert ds.classes == ["raccoon"] and len(ds.images) == 200 and sum(len(r.boxes) for r in ds.images) == 217

@@ -1,5 +1,6 @@
-"""Detection end to end on a handful of tiny generated images, per detector: preprocess → train a
-few steps → evaluate → predict → (export) → serve, plus HTTP tests with good and bad uploads."""
+"""Detection end to end on a handful of tiny generated images, per detector (trained a few steps by
+the session's ``trained`` fixture): evaluate → predict → (export) → serve, served == offline, HTTP
+tests with good and bad uploads, recipes and Faster R-CNN backbones."""
 import base64
 import io
 import json
@@ -11,11 +12,11 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from shared.config import validate
+from shared.config import load_config, validate
 from shared.errors import UserError
 from shared.serving import create_app
-from vision_app.detection import data, export, predict, serve, train
-from vision_app.detection.config import DetectConfig
+from vision_app.detect import data, evaluate, export, predict, serve
+from vision_app.detect.config import DetectConfig
 
 
 def _cfg(arch: str, **model) -> DetectConfig:
@@ -24,46 +25,34 @@ def _cfg(arch: str, **model) -> DetectConfig:
         "data": {"format": "shapes", "shapes_images": 12, "shapes_size": 64, "seed": 1},
         "model": {"arch": arch, "backbone": "csp" if arch == "yolo" else "resnet18", "input_size": 64,
                   "width": 8, "neck_width": 16, **model},
-        "train": {"epochs": 1, "max_steps": 2, "batch_size": 4, "progress": False, "monitor": "map_50",
-                  "device": "cpu"},
-        "eval": {"draw_images": 2},
-        "serve": {"max_images": 3, "max_image_bytes": 200_000, "load_in_background": False},
     })
 
 
-def _png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+@pytest.fixture(params=["yolo", "fasterrcnn"])
+def trained_detector(request, trained):
+    run = trained[request.param]
+    return load_config(DetectConfig, run / "config.yaml"), run
 
 
-@pytest.fixture(scope="module", params=["yolo", "fasterrcnn"])
-def trained(request):
-    cfg = _cfg(request.param)
-    manifest = data.preprocess(cfg)
-    assert manifest["classes"] == ["circle", "rectangle", "triangle"]
-    summary = train.train(cfg)
-    return cfg, summary["run"]
-
-
-def test_train_writes_a_complete_run(trained):
-    _, run = trained
+def test_train_writes_a_complete_run(trained_detector):
+    cfg, run = trained_detector
+    assert data.load_processed(cfg)[0] == ["circle", "rectangle", "triangle"]
     metrics = json.loads(Path(run, "metrics.json").read_text())
     for key in ("test/map_50", "test/map", "valid/map_50", "test/circle/ap50", "test/triangle/recall50"):
         assert key in metrics and 0.0 <= metrics[key] <= 1.0
-    for name in ("model.safetensors", "labels.json", "config.yaml", "pr_curve.png", "MODEL_CARD.md"):
+    for name in ("model.safetensors", "labels.json", "config.yaml", "pr_curve.png", "README.md"):
         assert Path(run, name).exists(), name
     assert len(list(Path(run, "detections").glob("*.png"))) == 2
 
 
-def test_evaluate_and_predict_agree_with_serving(trained, tmp_path):
-    cfg, run = trained
-    assert "test/map_50" in predict.evaluate(cfg, run)
+def test_evaluate_and_predict_agree_with_serving(trained_detector, tmp_path):
+    cfg, run = trained_detector
+    assert "test/map_50" in evaluate.evaluate(cfg, run)
     classes, sets = data.load_processed(cfg)
     test = sets["test"]
     files = [f"{test.images_dir}/{r.file}" for r in test.images[:2]]
     out = tmp_path / "pred.jsonl"
-    summary = predict.predict(cfg, run, files[0], str(out))
+    summary = predict.predict(cfg, run, Path(files[0]), out)
     offline = json.loads(out.read_text().splitlines()[0])["detections"]
     assert summary["images"] == 1
 
@@ -94,10 +83,10 @@ def test_evaluate_and_predict_agree_with_serving(trained, tmp_path):
         assert client.get("/metadata").json()["classes"] == classes
 
 
-def test_bad_uploads_get_clear_errors(trained):
-    cfg, run = trained
-    good = _png(np.zeros((20, 30, 3), np.uint8))
-    noisy = _png(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+def test_bad_uploads_get_clear_errors(trained_detector, make):
+    cfg, run = trained_detector
+    good = make.png(np.zeros((20, 30, 3), np.uint8))
+    noisy = make.png(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
     with TestClient(create_app(lambda: serve.DetectPredictor(cfg, run), cfg.serve)) as client:
         cases = [
             ({"files": [("file", ("x.txt", b"not an image", "text/plain"))]}, 415),
@@ -118,8 +107,8 @@ def test_bad_uploads_get_clear_errors(trained):
         assert client.post("/predict", files=[("file", ("x.png", good, "image/png"))]).status_code == 200
 
 
-def test_export_onnx_matches_torch(trained):
-    cfg, run = trained
+def test_export_onnx_matches_torch(trained_detector):
+    cfg, run = trained_detector
     if cfg.model.arch != "yolo":
         with pytest.raises(UserError, match="yolo detector only"):
             export.export(cfg, run)
@@ -128,17 +117,16 @@ def test_export_onnx_matches_torch(trained):
     assert result["max_abs_diff_vs_torch"] < 1e-3
     cfg.model.score_thresh = 0.0
     image = np.asarray(Image.open(f"{data.load_processed(cfg)[1]['test'].images_dir}/00000.png"))
-    a = predict.Detector(predict.resolve(cfg, run), cfg, "torch")([image])[0]
-    b = predict.Detector(predict.resolve(cfg, run), cfg, "onnx")([image])[0]
+    onnx = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"backend": "onnx"})})
+    a = predict.Detector.for_run(cfg, run)([image])[0]
+    b = predict.Detector.for_run(onnx, run)([image])[0]
     # an untrained model ties many scores, so compare what does not depend on the order of ties
     assert len(a["scores"]) == len(b["scores"]) > 0
     assert torch.allclose(a["scores"].sort().values, b["scores"].sort().values, atol=1e-4)
 
 
 @pytest.mark.parametrize("recipe", ["detect", "detect_fasterrcnn"])
-def test_recipes_load_and_quick_twins_share_the_name(recipe):
-    from shared.config import load_config
-
+def test_recipes_refuse_what_the_detectors_cannot_do(recipe):
     full = load_config(DetectConfig, f"configs/vision_app/{recipe}.yaml")
     quick = load_config(DetectConfig, f"configs/vision_app/{recipe}-quick.yaml")
     assert full.name == quick.name == recipe and full.model.arch == quick.model.arch
@@ -151,7 +139,7 @@ def test_recipes_load_and_quick_twins_share_the_name(recipe):
 @pytest.mark.parametrize("backbone, anchors", [("resnet18", [16, 32, 64, 128]),
                                                ("mobilenet_v3", [16, 32, 64, 128, 256])])
 def test_fasterrcnn_backbones_build_with_recipe_anchors(backbone, anchors):
-    from vision_app.detection.models import build_detector
+    from vision_app.detect.models import build_detector
 
     model_cfg = _cfg("fasterrcnn", backbone=backbone, anchor_sizes=anchors).model
     model = build_detector(model_cfg, 3).eval()

@@ -1,0 +1,28 @@
+"""Every recipe under configs/vision_app loads into its task's config; each ``-quick`` twin is its
+recipe (``base:``) plus a few overrides, under the same name (the same runs/ folder)."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from shared.config import load_config, read_recipe
+from vision_app.tasks import TASKS
+
+RECIPES = sorted(Path("configs/vision_app").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_loads_into_its_task(path):
+    task = read_recipe(path)["task"]
+    cfg = load_config(TASKS[task].config, path)
+    assert cfg.task == task and cfg.name == path.stem.removesuffix("-quick")
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.stem.endswith("-quick")], ids=lambda p: p.name)
+def test_quick_twin_is_base_plus_overrides(path):
+    raw = yaml.safe_load(path.read_text())
+    base = path.parent / raw["base"]
+    assert base.stem == path.stem.removesuffix("-quick") and "name" not in raw and "model" not in raw
+    model = TASKS[read_recipe(path)["task"]].config
+    quick, full = load_config(model, path), load_config(model, base)
+    assert quick.model == full.model and quick.train.epochs < full.train.epochs

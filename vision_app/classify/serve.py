@@ -1,0 +1,30 @@
+"""The served classifier: ``POST /predict`` with image uploads (multipart or base64 JSON; limits
+and errors in :mod:`vision_app.common.uploads`) answers ``{"predictions": [{"label",
+"probability", "top": [{"label", "probability"}, …]}, …]}``, one entry per image in upload order,
+computed as ``predict`` computes it (:func:`vision_app.classify.predict.predict_images`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vision_app.classify.export import export
+from vision_app.classify.model import load_model
+from vision_app.classify.predict import predict_images
+from vision_app.common.serving import RunPredictor
+
+
+class ClassifyPredictor(RunPredictor):
+    """A classification run on the backend its ``serve:`` section names."""
+
+    def __init__(self, cfg, run: Path):
+        super().__init__(cfg, run, load_model, export)
+
+    @classmethod
+    def from_run(cls, cfg, run: Path) -> ClassifyPredictor:
+        """The ``predictor`` stage: ``(cfg, run) -> Predictor``."""
+        return cls(cfg, run)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
+        k = max(self.cfg.eval.top_k or [1])
+        return predict_images(self.runner, images, self.cfg, self.classes, top_k=k)

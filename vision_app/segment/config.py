@@ -1,0 +1,61 @@
+"""The segmentation recipe (``task: segment``, ``configs/vision_app/segment*.yaml``)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from shared.config import StrictModel
+from shared.loop_config import LoopConfig
+from vision_app.common.config import AugmentConfig, ImageLimitsConfig, VisionServeConfig
+
+
+class SegmentData(ImageLimitsConfig):
+    """``shapes``: the generated set (:mod:`vision_app.common.shapes`). ``folder``: ``path/images/*``,
+    ``path/masks/<same stem>.png`` and ``path/classes.json`` (or ``classes:`` here); an optional
+    ``path/split.json`` fixes the split, otherwise it is drawn with ``seed``."""
+
+    source: Literal["shapes", "folder"] = "shapes"
+    path: str | None = None
+    classes: list[str] | None = None
+    n_images: int = Field(600, ge=3)  # shapes only
+    image_size: int = Field(64, ge=16)  # shapes only
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    valid_fraction: float = Field(0.15, ge=0, lt=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> SegmentData:
+        if self.source == "folder" and not self.path:
+            raise ValueError("data.path is required when data.source is 'folder'")
+        return self
+
+
+class SegmentModel(StrictModel):
+    arch: Literal["unet", "unet_resnet18"] = "unet"
+    depth: int = Field(4, ge=1, le=6)  # down-sampling steps
+    width: int = Field(32, ge=4)  # channels of the first level; doubled at each step down
+    weights: str = "none"  # unet_resnet18 encoder: none | imagenet | a local file
+
+
+class SegmentLoss(StrictModel):
+    """Pixel-wise cross-entropy plus ``dice_weight`` × soft Dice loss (macro over classes): the Dice
+    term counts each class equally, so small foreground classes are not drowned by background."""
+
+    dice_weight: float = Field(0.0, ge=0)
+
+
+class SegmentEval(StrictModel):
+    overlays: int = Field(8, ge=0)  # test images drawn with prediction beside ground truth
+
+
+class SegmentConfig(StrictModel):
+    name: str = "segment"
+    task: Literal["segment"] = "segment"
+    data: SegmentData = Field(default_factory=SegmentData)
+    model: SegmentModel = Field(default_factory=SegmentModel)
+    augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig(size=64))
+    loss: SegmentLoss = Field(default_factory=SegmentLoss)
+    train: LoopConfig = Field(default_factory=lambda: LoopConfig(monitor="mean_iou"))
+    eval: SegmentEval = Field(default_factory=SegmentEval)
+    serve: VisionServeConfig = Field(default_factory=VisionServeConfig)

@@ -1,0 +1,108 @@
+"""Segmentation data: ``root/images/*`` with ``root/masks/<stem>.png`` (class ids per pixel) and a
+class list, or the generated shapes set; validated, de-duplicated and split once by
+``preprocess`` into the manifest cache. The train and eval presets live here too: ``evaluate``,
+``predict`` and the server all feed the model through :func:`eval_preset`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from shared.errors import UserError
+from shared.runs import data_root
+from vision_app.common import data as common
+from vision_app.common.data import SPLITS, file_hash, raise_if_bad
+from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image, read_mask
+from vision_app.common.manifest import write_manifest
+from vision_app.common.shapes import ensure_shapes
+from vision_app.common.transforms import SegmentationEval, SegmentationTrain
+
+log = logging.getLogger(__name__)
+
+
+def train_preset(cfg) -> SegmentationTrain:
+    a = cfg.augment
+    return SegmentationTrain(a.size, (a.scale_min, 1.0), a.rotation, a.hflip, a.vflip, a.jitter, a.mean, a.std)
+
+
+def eval_preset(cfg) -> SegmentationEval:
+    """The one eval preset: ``evaluate``, ``predict`` and the server all use it."""
+    return SegmentationEval(cfg.augment.size, cfg.augment.mean, cfg.augment.std)
+
+
+def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | None]:
+    """``(class names, [(image path, mask path), …], fixed split or None)`` for ``cfg.data``."""
+    if cfg.source == "shapes":
+        root = ensure_shapes(data_root() / "generated" / f"shapes-{cfg.image_size}px-{cfg.n_images}-s{cfg.seed}",
+                             cfg.n_images, cfg.image_size, cfg.seed)
+    else:
+        root = Path(cfg.path)
+    if not (root / "images").is_dir() or not (root / "masks").is_dir():
+        raise UserError(f"{root} must hold images/ and masks/ folders (a mask per image, same file stem)")
+    if cfg.classes:
+        classes = list(cfg.classes)
+    elif (root / "classes.json").exists():
+        classes = json.loads((root / "classes.json").read_text(encoding="utf-8"))
+    else:
+        raise UserError(f"no class list: write {root}/classes.json (a JSON list, background first) "
+                        "or set data.classes")
+    masks = {m.stem: m for m in (root / "masks").iterdir() if m.suffix.lower() == ".png"}
+    records, missing = [], []
+    for img in sorted((root / "images").iterdir()):
+        if img.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if img.stem in masks:
+            records.append((str(img), str(masks[img.stem])))
+        else:
+            missing.append(img.name)
+    if missing:
+        raise UserError(f"{len(missing)} image(s) in {root}/images have no mask in {root}/masks: {missing[:5]}")
+    split = None
+    if (root / "split.json").exists():
+        names = json.loads((root / "split.json").read_text(encoding="utf-8"))
+        where = {n: s for s, files in names.items() for n in files}
+        split = {s: [i for i, (img, _) in enumerate(records) if where.get(Path(img).name) == s] for s in SPLITS}
+    return classes, records, split
+
+
+def validate_segmentation(records, n_classes: int, limits: ImageLimits) -> list[str]:
+    bad, hashes = [], []
+    for img_path, mask_path in records:
+        try:
+            size = read_image(img_path, limits).size
+            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits)
+        except BadImage as exc:
+            bad.append(str(exc))
+        hashes.append(file_hash(img_path))
+    raise_if_bad(bad)
+    return hashes
+
+
+def preprocess(cfg) -> dict:
+    """Check every image and mask (decodable, same size, ids inside the class list), drop
+    duplicate images, and split: the set's own ``split.json`` when it has one, else seeded."""
+    d = cfg.data
+    classes, records, fixed = segmentation_records(d)
+    if len(classes) < 2:
+        raise UserError(f"the class list needs background and at least one class, got {classes}")
+    hashes = validate_segmentation(records, len(classes), d.limits())
+    keep, dropped = common.dedupe(hashes)
+    if fixed is None or dropped:
+        kept_split = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed)
+        idx = {s: [keep[i] for i in ix] for s, ix in kept_split.items()}
+    else:
+        idx = fixed
+    common.check_splits(idx, need_valid=d.valid_fraction > 0 or fixed is not None)
+    splits = {s: [{"image": records[i][0], "mask": records[i][1]} for i in ix] for s, ix in idx.items()}
+    manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped}, [hashes[i] for i in keep])
+    log.info("segmentation data: classes %s, %s", classes, manifest["counts"])
+    return {"classes": classes, "counts": manifest["counts"], "duplicates_dropped": dropped}
+
+
+def masked_records(cfg, path: Path, classes: list[str]) -> list[dict]:
+    """``evaluate --data``: a folder with images/ and masks/ (ids in the run's class order)."""
+    dcfg = cfg.data.model_copy(update={"source": "folder", "path": str(path), "classes": classes})
+    _, pairs, _ = segmentation_records(dcfg)
+    validate_segmentation(pairs, len(classes), cfg.data.limits())
+    return [{"image": i, "mask": m} for i, m in pairs]

@@ -1,0 +1,39 @@
+"""The served segmenter: ``POST /predict`` with image uploads (multipart or base64 JSON; limits and
+errors in :mod:`vision_app.common.uploads`) answers ``{"predictions": [{"mask_png_base64",
+"width", "height", "fractions": {class: share of pixels}}, …]}``, one entry per image in upload
+order. The mask is a palette PNG at the image's own size whose pixel values are class ids,
+computed as ``predict`` computes it (:func:`vision_app.segment.predict.predict_images`)."""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+
+from vision_app.common.images import encode_png
+from vision_app.common.serving import RunPredictor
+from vision_app.common.shapes import mask_palette
+from vision_app.segment.export import export
+from vision_app.segment.model import load_model
+from vision_app.segment.predict import predict_images
+
+
+class SegmentPredictor(RunPredictor):
+    """A segmentation run on the backend its ``serve:`` section names."""
+
+    def __init__(self, cfg, run: Path):
+        super().__init__(cfg, run, load_model, export)
+
+    @classmethod
+    def from_run(cls, cfg, run: Path) -> SegmentPredictor:
+        """The ``predictor`` stage: ``(cfg, run) -> Predictor``."""
+        return cls(cfg, run)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[dict]:
+        palette = mask_palette()
+        out = []
+        for r in predict_images(self.runner, images, self.cfg, self.classes):
+            h, w = r["mask"].shape
+            out.append({"mask_png_base64": base64.b64encode(encode_png(r["mask"], palette=palette)).decode(),
+                        "width": w, "height": h, "fractions": r["fractions"]})
+        return out
