@@ -77,8 +77,7 @@ async def read_body(request: Request, predictor: Predictor, cfg: ServeConfig, po
     """The request as the predictor's body model: strict JSON, or a multipart form via ``from_form``."""
     media = media_type(request.headers.get("content-type", ""))
     if media == "multipart/form-data":
-        async with request.form(max_files=cfg.max_instances, max_fields=cfg.max_instances) as form:
-            return await _maybe_in_thread(predictor, pool, predictor.from_form, form)
+        return await _read_form(request, predictor, cfg, pool)
     if not is_json_media(media):
         raise HTTPError(415, f"Content-Type {media!r} is not accepted here; send JSON with "
                              "'Content-Type: application/json'")
@@ -86,6 +85,20 @@ async def read_body(request: Request, predictor: Predictor, cfg: ServeConfig, po
     if not raw:
         raise HTTPError(422, "empty request body; send JSON like the example on GET /")
     return predictor.request_model.model_validate(parse_json(raw))
+
+
+async def _read_form(request: Request, predictor: Predictor, cfg: ServeConfig, pool: Executor) -> BaseModel:
+    try:
+        form = await request.form(max_files=cfg.max_instances, max_fields=cfg.max_instances)
+    except StarletteHTTPException as exc:  # Starlette's 400 for "Too many files/fields"
+        if str(exc.detail).startswith("Too many"):
+            raise HTTPError(413, f"more than {cfg.max_instances} parts in one request; the limit is "
+                                 f"{cfg.max_instances} (serve.max_instances): split the request") from None
+        raise
+    try:
+        return await _maybe_in_thread(predictor, pool, predictor.from_form, form)
+    finally:
+        await form.close()
 
 
 def prepare_request(predictor: Predictor, body: BaseModel, cfg: ServeConfig) -> Prepared:

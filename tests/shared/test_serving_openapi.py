@@ -129,3 +129,16 @@ def test_docs_can_be_turned_off():
     with TestClient(create_app(TextPredictor, ServeConfig(load_in_background=False, docs=False))) as c:
         assert c.get("/docs").status_code == 404
         assert c.get("/openapi.json").status_code == 200
+
+
+def test_too_many_uploaded_files_is_a_413_naming_the_limit():
+    class Uploads(TextPredictor):
+        def from_form(self, form):
+            return TextsRequest(instances=[Text(text=f.filename) for _, f in form.multi_items()])
+
+    app = create_app(Uploads, ServeConfig(load_in_background=False, max_instances=2))
+    with TestClient(app) as c:
+        files = [("file", (f"{i}.txt", b"hi")) for i in range(3)]
+        r = c.post("/predict", files=files)
+        assert r.status_code == 413 and "serve.max_instances" in r.json()["error"]
+        assert c.post("/predict", files=files[:2]).status_code == 200
