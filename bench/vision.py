@@ -31,13 +31,30 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.loadgen import batching_sweep, python
 from shared.config import validate
 from shared.runs import load_run_config, read_json, runs_root, write_json, write_text
-from vision_app import classify, segment
-from vision_app.config import ClassifyConfig, SegmentConfig, SegmentModel
-from vision_app.data import ImageDataset
-from vision_app.images import encode_png
-from vision_app.inference import export_model, onnx_engine, torch_engine
-from vision_app.models import build_segmenter
-from vision_app.stages import manifest_path
+from shared.inference import OnnxRunner, TorchRunner
+from vision_app.classify import data as classify_data
+from vision_app.classify import export as classify_export
+from vision_app.classify import model as classify_model
+from vision_app.classify.config import ClassifyConfig
+from vision_app.common.backend import export_image_model
+from vision_app.common.data import ImageDataset
+from vision_app.common.images import encode_png
+from vision_app.common.manifest import manifest_path
+from vision_app.segment import data as segment_data
+from vision_app.segment import export as segment_export
+from vision_app.segment import model as segment_model
+from vision_app.segment.config import SegmentConfig, SegmentModel
+from vision_app.segment.evaluate import segmentation_metrics
+from vision_app.segment.model import build_segmenter
+
+# per task: (config, data module: eval_preset, model module: load_model, export stage)
+TASKS = {"classify": (ClassifyConfig, classify_data, classify_model, classify_export.export),
+         "segment": (SegmentConfig, segment_data, segment_model, segment_export.export)}
+
+
+def _engine(runner):
+    """A shared.inference runner as a callable from an image batch to its logits."""
+    return lambda x: runner({"image": x})[0]
 
 
 def _rate(fn, n_images: int, min_seconds: float, min_reps: int = 2) -> float:
@@ -66,12 +83,12 @@ def flops_per_image(model, size: int) -> float:
 
 def inference(name: str, model, size: int, tmp: Path, peak: dict, seconds: float, batches=(1, 32)) -> list[dict]:
     flops = flops_per_image(model, size)
-    export_model(model, tmp, size, calibration=[torch.randn(4, 3, size, size) for _ in range(2)])
+    export_image_model(model, tmp, size, calibration=[torch.randn(4, 3, size, size) for _ in range(2)])
     engines = {
-        "torch fp32 eager": torch_engine(model, "fp32"),
-        "torch bf16 autocast + channels_last": torch_engine(model, "bf16"),
-        "onnxruntime fp32": onnx_engine(tmp / "model.onnx"),
-        "onnxruntime int8 (static QDQ)": onnx_engine(tmp / "model.int8.onnx"),
+        "torch fp32 eager": _engine(TorchRunner(model, precision="fp32")),
+        "torch bf16 autocast + channels_last": _engine(TorchRunner(model, precision="bf16")),
+        "onnxruntime fp32": _engine(OnnxRunner(tmp / "model.onnx")),
+        "onnxruntime int8 (static QDQ)": _engine(OnnxRunner(tmp / "model.int8.onnx", backend="onnx-int8")),
     }
     cl = model.to(memory_format=torch.channels_last).eval()
     rows = []
@@ -107,17 +124,19 @@ def training(name: str, model, size: int, n_classes: int, batch: int, seconds: f
 
 def backend_accuracy(kind: str, run: Path, limit: int) -> list[dict]:
     """Each backend's test score on a trained run (and how often it agrees with fp32)."""
-    module, model_cls = (classify, ClassifyConfig) if kind == "classify" else (segment, SegmentConfig)
+    model_cls, data, models, export = TASKS[kind]
     cfg = validate(model_cls, load_run_config(run))
     manifest = read_json(manifest_path(cfg))
-    ds = ImageDataset(manifest["splits"]["test"][:limit], module.eval_preset(cfg), cfg.data.limits(), cache=False)
+    ds = ImageDataset(manifest["splits"]["test"][:limit], data.eval_preset(cfg), cfg.data.limits(), cache=False)
     xs = torch.stack([ds[i]["image"] for i in range(len(ds))])
     truth = torch.stack([ds[i]["label" if kind == "classify" else "mask"] for i in range(len(ds))])
-    model = module.load_model(run, cfg)
+    model = models.load_model(run, cfg)
     if not (run / "model.int8.onnx").exists():
-        module.export(cfg, str(run))
-    engines = {"torch fp32": torch_engine(model, "fp32"), "torch bf16 + channels_last": torch_engine(model, "bf16"),
-               "onnxruntime fp32": onnx_engine(run / "model.onnx"), "onnxruntime int8": onnx_engine(run / "model.int8.onnx")}
+        export(cfg, run)
+    engines = {"torch fp32": _engine(TorchRunner(model, precision="fp32")),
+               "torch bf16 + channels_last": _engine(TorchRunner(model, precision="bf16")),
+               "onnxruntime fp32": _engine(OnnxRunner(run / "model.onnx")),
+               "onnxruntime int8": _engine(OnnxRunner(run / "model.int8.onnx", backend="onnx-int8"))}
     rows, ref = [], None
     for backend, engine in engines.items():
         pred = torch.from_numpy(np.concatenate([engine(xs[i:i + 64]) for i in range(0, len(xs), 64)])).argmax(1)
@@ -125,7 +144,7 @@ def backend_accuracy(kind: str, run: Path, limit: int) -> list[dict]:
         if kind == "classify":
             score = {"accuracy": (pred == truth).float().mean().item()}
         else:
-            m = segment.segmentation_metrics(pred, truth, manifest["classes"])
+            m = segmentation_metrics(pred, truth, manifest["classes"])
             score = {"mean_iou": m["mean_iou"]}
         rows.append({"task": kind, "backend": backend, "images": len(xs), **score,
                      "agreement_with_fp32": (pred == ref).float().mean().item()})

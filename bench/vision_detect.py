@@ -22,25 +22,23 @@ import numpy as np
 import torch
 
 from bench.vision import _rate, _table
-from shared.config import validate
+from shared.config import load_config, validate
 from shared.onnx_export import OnnxSession, export_onnx
 from shared.runs import load_run_config, runs_root, write_json, write_text
-from vision_app.detection.config import DetectConfig
-from vision_app.detection.data import load_processed
-from vision_app.detection.evaluate import detection_metrics
-from vision_app.detection.export import RawYolo
-from vision_app.detection.models import build_detector
-from vision_app.detection.predict import Detector
-from vision_app.detection.yolo import postprocess
-from vision_app.images import read_image
+from vision_app.common.images import read_image
+from vision_app.detect.config import DetectConfig
+from vision_app.detect.data import load_processed
+from vision_app.detect.evaluate import detection_metrics
+from vision_app.detect.export import RawYolo
+from vision_app.detect.models import build_detector
+from vision_app.detect.predict import Detector
+from vision_app.detect.yolo import postprocess
 
 RECIPES = {"yolo": "configs/vision_app/detect.yaml", "fasterrcnn": "configs/vision_app/detect_fasterrcnn.yaml"}
 
 
 def _recipe(path: str) -> DetectConfig:
-    import yaml
-
-    return validate(DetectConfig, yaml.safe_load(Path(path).read_text()), path)
+    return load_config(DetectConfig, path)
 
 
 def _targets(batch: int, size: int, n_classes: int) -> list[dict]:
@@ -101,7 +99,8 @@ def backend_map(arch: str, run: Path, limit: int) -> list[dict]:
     images = [np.asarray(read_image(Path(test.images_dir) / r.file)) for r in records]
     rows = []
     for backend in ("torch", "onnx") if arch == "yolo" else ("torch",):
-        preds = Detector(run, cfg, backend)(images)
+        served = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"backend": backend})})
+        preds = Detector.for_run(served, run)(images)
         m, _ = detection_metrics(preds, records, test.classes)
         rows.append({"model": arch, "backend": backend, "images": len(records), "map_50": m["map_50"],
                      "map": m["map"]})
