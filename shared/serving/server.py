@@ -3,6 +3,7 @@
     serve(app, cfg)                       # host/port from cfg (the recipe)
     serve(app, cfg, host=args.host)       # the command line wins where it says something (not None)
     serve(partial(build_app, run, cfg), cfg)   # a build function: needed for serve.workers > 1
+    serve(partial(create_app, partial(Predictor.from_run, cfg, run), cfg.serve, title), cfg.serve)
 
 ``serve.workers > 1`` starts that many server processes on one port (uvicorn's supervisor; the
 kernel spreads connections), each building its own app, so each loads its own model in its own
