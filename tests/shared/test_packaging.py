@@ -26,6 +26,7 @@ RECIPES = sorted(p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "co
 
 def test_the_wheel_ships_the_code_every_recipe_and_the_scripts(tmp_path):
     """A real (non-editable) wheel, built from a copy of the sources so the checkout stays clean."""
+    pytest.importorskip("setuptools")  # built without isolation: no index is reached
     src = tmp_path / "src"
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
     src.mkdir()
