@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
-from recsys_app.config import MODEL_NAMES, RecsysConfig
-from recsys_app.dataset import load_dataset
-from recsys_app.models import build_model
-from recsys_app.preprocess import APP, load_or_preprocess
+from recsys_app.recommend.config import MODEL_NAMES, RecsysConfig
+from recsys_app.recommend.data import APP, load_or_preprocess
+from recsys_app.recommend.dataset import load_dataset
+from recsys_app.recommend.model import build_model
 from shared.config import load_config
 from shared.runs import load_run_config, write_json, write_text
 

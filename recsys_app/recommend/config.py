@@ -1,4 +1,4 @@
-"""The typed config of a recsys recipe (``configs/recsys_app/*.yaml``).
+"""The typed config of a ``recommend`` recipe (``configs/recsys_app/*.yaml``).
 
 One recipe trains one model, chosen by ``model.name``; ``compare`` trains every model in
 ``MODEL_NAMES`` on the same split. Unknown keys and wrong types fail at load, naming the key.
@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from shared.config import StrictModel
-from shared.serving import ServeConfig
 from shared.loop_config import LoopConfig
+from shared.serving import ServeConfig
 
 MODEL_NAMES = ("popularity", "itemknn", "ease", "sasrec")
 
@@ -106,7 +106,7 @@ class RecsysServeConfig(ServeConfig):
     default_k: int = Field(10, ge=1)  # K when a request does not say
     max_k: int = Field(100, ge=1)  # largest K a request may ask for
     max_history: int = Field(500, ge=1)  # longest explicit item list a request may send
-    max_instances: int = Field(256, ge=1)  # requests per POST
+    max_instances: int = Field(256, ge=1)  # instances per POST (enforced by the shared factory: 413)
     # torch CPU threads for SASRec scoring (None: torch's default). On a busy shared CPU, 1 avoids
     # the threads waiting on each other (measured: 18 ms vs 325 ms median per user at load 16).
     torch_threads: int | None = Field(None, ge=1)
@@ -114,7 +114,7 @@ class RecsysServeConfig(ServeConfig):
 
 class RecsysConfig(StrictModel):
     name: str = "movielens"
-    task: Literal["topk"] = "topk"
+    task: Literal["recommend"] = "recommend"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: LoopConfig = LoopConfig()  # SASRec's loop; the closed-form models use train.device only

@@ -1,4 +1,5 @@
-"""From raw interactions to a split, indexed data set: pure functions, then the stage.
+"""The ``preprocess`` stage: from raw interactions (:mod:`~recsys_app.recommend.readers`) to a
+split, indexed data set (:mod:`~recsys_app.recommend.dataset`), cached; pure functions first.
 
 Order of operations: keep positives (``rating >= min_rating``, or everything as implicit
 feedback), put each user's rows in time order (ties broken by item id, or by file order when the
@@ -14,16 +15,15 @@ import logging
 import numpy as np
 import pandas as pd
 
-from recsys_app.config import DataConfig, RecsysConfig
-from recsys_app.data import read_interactions
-from recsys_app.dataset import Interactions, load_dataset, save_dataset
+from recsys_app.recommend.config import DataConfig, RecsysConfig
+from recsys_app.recommend.dataset import SPLITS, Interactions, load_dataset, save_dataset
+from recsys_app.recommend.readers import read_interactions
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir
 
 log = logging.getLogger(__name__)
 APP = "recsys_app"
-SPLITS = ("train", "valid", "test")
 
 
 def keep_positives(df: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
@@ -132,7 +132,8 @@ def dataset_dir(cfg: RecsysConfig):
 
 
 def preprocess(cfg: RecsysConfig) -> dict:
-    """Read, validate, filter and split the configured data; cache it with a manifest."""
+    """The ``preprocess`` stage: read, validate, filter and split the configured data; cache it
+    with a manifest under ``data/cache/recsys_app/`` (keyed by the ``data`` section)."""
     raw, items = read_interactions(cfg.data)
     ds = build_dataset(raw, items, cfg.data)
     out = dataset_dir(cfg)

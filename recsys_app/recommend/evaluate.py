@@ -3,24 +3,27 @@
 ``evaluate --run DIR`` re-scores a run's model on the test split of its data. ``--data FILE``
 scores it on new interactions instead (an interactions file in the recipe's format: each row's
 item is a target for that user, whose history is everything the run knows about them; users
-and items the run has never seen are skipped and counted).
+and items the run has never seen are skipped and counted) and writes the result to
+``<run>/evaluations/<file stem>/``.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from recsys_app.config import RecsysConfig
-from recsys_app.data import read_table, standardize_interactions
-from recsys_app.dataset import Interactions
-from recsys_app.models import Recommender
-from recsys_app.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
+from recsys_app.recommend.base import Recommender
+from recsys_app.recommend.config import RecsysConfig
+from recsys_app.recommend.dataset import Interactions
+from recsys_app.recommend.model import load_trained
+from recsys_app.recommend.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
+from recsys_app.recommend.readers import read_table, standardize_interactions
+from shared import plots
 from shared.errors import UserError
 from shared.metrics import with_split
-from shared.runs import update_metrics, write_json
+from shared.runs import evaluation_dir, update_metrics, write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,10 @@ def evaluate_split(model: Recommender, ds: Interactions, split: str, cfg: Recsys
     return evaluate_cases(model, histories, targets, cfg.eval.ks, cfg.eval.batch_size)
 
 
-def cases_from_file(path: str, ds: Interactions, cfg: RecsysConfig) -> tuple[list, list, dict]:
+def cases_from_file(path: str | Path, ds: Interactions, cfg: RecsysConfig) -> tuple[list, list, dict]:
     """Histories (everything known) and targets (the file's rows) for the users of ``path``."""
     rows = standardize_interactions(read_table(path), cfg.data.model_copy(update={"timestamp_col": None,
-                                                                                  "rating_col": None}), path)
+                                                                                  "rating_col": None}), str(path))
     user_index = {str(u): i for i, u in enumerate(ds.user_ids)}
     item_index = {str(i): j for j, i in enumerate(ds.item_ids)}
     rows["u"] = rows["user"].astype(str).map(user_index)
@@ -74,32 +77,28 @@ def cases_from_file(path: str, ds: Interactions, cfg: RecsysConfig) -> tuple[lis
     return histories, targets, skipped
 
 
-def evaluate(args) -> dict:
-    """The ``evaluate`` stage."""
-    from recsys_app.train import load_trained  # the run loader lives with training
+def evaluate(cfg: RecsysConfig, run: Path, data: Path | None) -> dict:
+    """The ``evaluate`` stage: the run's model on its test split (the run's ``metrics.json`` gets the
+    same ``test/`` keys training wrote), or on the interactions file ``data`` (written to
+    ``<run>/evaluations/<file stem>/metrics.json`` with ``data/`` keys, and ``metrics_at_k.png``)."""
+    ds, model = load_trained(cfg, run)
+    if data is None:
+        metrics = with_split("test", evaluate_split(model, ds, "test", cfg))
+        update_metrics(run, metrics)
+        return {"run": str(run), **metrics}
+    histories, targets, skipped = cases_from_file(data, ds, cfg)
+    metrics = with_split("data", evaluate_cases(model, histories, targets, cfg.eval.ks, cfg.eval.batch_size))
+    metrics.update({f"data/{k}": float(v) for k, v in skipped.items()})
+    out = evaluation_dir(run, data)
+    write_json(out / "metrics.json", metrics)
+    if cfg.eval.plot:
+        plot_at_k({cfg.model.name: metrics}, cfg.eval.ks, out / "metrics_at_k.png", splits=("data",))
+    log.info("evaluated on %s: %s", data, skipped)
+    return {"run": str(run), "evaluation": str(out), **metrics}
 
-    cfg, ds, model, run = load_trained(args)
-    if args.data:
-        histories, targets, skipped = cases_from_file(args.data, ds, cfg)
-        metrics = with_split("file", evaluate_cases(model, histories, targets, cfg.eval.ks, cfg.eval.batch_size))
-        write_json(run / "eval_file.json", {"data": args.data, "metrics": metrics, **skipped})
-        log.info("evaluated on %s: %s", args.data, skipped)
-        return {"run": str(run), **metrics, **skipped}
-    metrics = with_split("test", evaluate_split(model, ds, "test", cfg))
-    update_metrics(run, metrics)
-    return {"run": str(run), **metrics}
 
-
-def metrics_table(results: dict[str, dict[str, float]], ks: Sequence[int], split: str = "test") -> str:
-    """A markdown table: one row per model, best NDCG@max(K) first."""
-    cols = [f"{m}@{k}" for k in ks for m in ("recall", "ndcg", "mrr")] + [f"coverage@{max(ks)}"]
-    key = f"{split}/ndcg@{10 if 10 in ks else max(ks)}"
-    order = sorted(results, key=lambda name: -results[name].get(key, 0.0))
-    frame = pd.DataFrame([[results[n].get(f"{split}/{c}", float("nan")) for c in cols]
-                          + [results[n].get("train_seconds", float("nan"))] for n in order],
-                         index=order, columns=cols + ["train s"])
-    lines = ["| model | " + " | ".join(frame.columns) + " |", "|---" * (len(frame.columns) + 1) + "|"]
-    for name, row in frame.iterrows():
-        lines.append(f"| {name} | " + " | ".join(f"{v:.4f}" if c != "train s" else f"{v:.1f}"
-                                                 for c, v in row.items()) + " |")
-    return "\n".join(lines) + "\n"
+def plot_at_k(results: dict[str, dict], ks, path: Path, splits=("valid", "test")) -> Path:
+    """NDCG@K against K, one line per model and split."""
+    series = {f"{name} {split}": [r.get(f"{split}/ndcg@{k}", float("nan")) for k in ks]
+              for name, r in results.items() for split in splits}
+    return plots.curves(series, path, xlabel="K", ylabel="NDCG@K", x=list(ks), title="NDCG@K (seen items excluded)")

@@ -1,15 +1,11 @@
-"""The recommenders behind one interface, and the explicit name → class map.
-
-A :class:`Recommender` is fitted on a data set's training interactions and then scores every
-catalogue item for any number of user histories (item-index arrays in time order; the
-sequential model reads the order, the others a set). Higher score = recommend first. Weights go
-to ``model.safetensors`` (no pickle); hyper-parameters come back from the run's config.
+"""The recommenders (:class:`~recsys_app.recommend.base.Recommender`), the explicit name → class
+map, and loading a trained run's model back.
 
 - ``popularity``: training interaction counts; the same list for everyone (and the fallback).
 - ``itemknn``: cosine similarity of item columns of the binary user × item matrix; each item
   keeps its ``k`` most similar items; a history's score for item j sums its similarities to j.
 - ``ease``: Steck's EASE: B = -P / diag(P) with P = (XᵀX + λI)⁻¹, zero diagonal; score = x B.
-- ``sasrec``: the self-attentive sequential model (:mod:`recsys_app.sasrec`).
+- ``sasrec``: the self-attentive sequential model (:mod:`recsys_app.recommend.sasrec`).
 """
 from __future__ import annotations
 
@@ -18,69 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import safetensors.numpy
 import scipy.sparse as sp
 import torch
 
-from recsys_app.config import RecsysConfig
-from recsys_app.dataset import Interactions
+from recsys_app.recommend.base import Recommender, history_matrix
+from recsys_app.recommend.config import RecsysConfig
+from recsys_app.recommend.dataset import Interactions, load_dataset
 from shared.device import resolve_device
 from shared.errors import UserError
-from shared.runs import atomic_path
 
 log = logging.getLogger(__name__)
-WEIGHTS = "model.safetensors"
-
-
-def history_matrix(histories: Sequence[np.ndarray], n_items: int) -> sp.csr_matrix:
-    """Binary rows, one per history."""
-    lengths = [len(h) for h in histories]
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    indices = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if sum(lengths) else np.zeros(0, int)
-    m = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(histories), n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
-
-
-class Recommender:
-    """What every model implements."""
-
-    name = "base"
-
-    def __init__(self, cfg: RecsysConfig, n_items: int):
-        self.cfg, self.n_items = cfg, n_items
-
-    def fit(self, ds: Interactions, out_dir: Path) -> dict:
-        """Learn from ``ds``'s train split; return a small JSON-able summary."""
-        raise NotImplementedError
-
-    def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """``(len(histories), n_items)`` float32 scores."""
-        raise NotImplementedError
-
-    def to(self, device: str) -> Recommender:
-        """Where scoring runs; the closed-form models score with NumPy on the CPU."""
-        return self
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def set_tensors(self, tensors: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
-
-    def save(self, out_dir: Path) -> Path:
-        path = Path(out_dir) / WEIGHTS
-        with atomic_path(path) as tmp:
-            safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in self.tensors().items()}, str(tmp))
-        return path
-
-    def load(self, out_dir: Path) -> Recommender:
-        path = Path(out_dir) / WEIGHTS
-        if not path.exists():
-            raise UserError(f"{path} is missing: train this run again")
-        self.set_tensors(safetensors.numpy.load_file(str(path)))
-        return self
 
 
 class Popularity(Recommender):
@@ -172,7 +115,7 @@ class EASE(Recommender):
 
 
 def build_sasrec(cfg: RecsysConfig, n_items: int) -> Recommender:
-    from recsys_app.sasrec import SASRecRecommender  # torch model code only when asked for
+    from recsys_app.recommend.sasrec import SASRecRecommender  # torch model code only when asked for
 
     return SASRecRecommender(cfg, n_items)
 
@@ -188,3 +131,12 @@ MODELS = {
 def build_model(cfg: RecsysConfig, n_items: int, name: str | None = None) -> Recommender:
     """The recommender named ``name`` (default ``cfg.model.name``), untrained."""
     return MODELS[name or cfg.model.name](cfg, n_items)
+
+
+def load_trained(cfg: RecsysConfig, run: Path) -> tuple[Interactions, Recommender]:
+    """A trained run's data (what it knows about users and items) and its model, ready to score."""
+    if not (Path(run) / "vocab.json").exists():
+        raise UserError(f"{run} has no vocab.json / interactions.parquet: it is not a finished recommend run "
+                        "(train it again)")
+    ds = load_dataset(run)
+    return ds, build_model(cfg, ds.n_items).load(run).to(cfg.train.device)

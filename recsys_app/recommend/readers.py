@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_app.config import DataConfig
+from recsys_app.recommend.config import DataConfig
 from shared.errors import UserError
 
 EMBEDDED = ("dslabs", "movielens")

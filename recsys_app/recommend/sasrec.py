@@ -1,7 +1,7 @@
 """SASRec (Kang & McAuley, 2018): a causal transformer over a user's recent items that scores
 the next item against every item embedding (the input embeddings, tied). Trained with
 :func:`shared.training.fit`; validation is full-catalogue NDCG@10 with seen items excluded, the
-same ranking as :mod:`recsys_app.ranking`, so ``train.monitor: ndcg@10`` early-stops on it.
+same ranking as :mod:`recsys_app.recommend.ranking`, so ``train.monitor: ndcg@10`` early-stops on it.
 
 Tokens: 0 pads, catalogue item i is token i + 1. Inputs are left-padded to ``max_len``; a real
 position attends to itself and earlier real positions only, so padding never changes a score.
@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_app.config import RecsysConfig, SASRecConfig
-from recsys_app.dataset import Interactions
-from recsys_app.models import WEIGHTS, Recommender
-from recsys_app.ranking import ranking_metrics
+from recsys_app.recommend.base import WEIGHTS, Recommender
+from recsys_app.recommend.config import RecsysConfig, SASRecConfig
+from recsys_app.recommend.dataset import Interactions
+from recsys_app.recommend.ranking import ranking_metrics
 from shared.checkpoint import load_weights, unwrap_model
 from shared.device import resolve_device
 from shared.distributed import gather_cat
@@ -155,7 +155,11 @@ class SASRecRecommender(Recommender):
 
     def __init__(self, cfg: RecsysConfig, n_items: int):
         super().__init__(cfg, n_items)
-        self.net = SASRec(n_items, cfg.model.sasrec)
+        # Seeded initial weights (torch's own seed differs per process), without touching the
+        # global RNG: the same recipe and seed train the same model, and a resumed run matches.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            self.net = SASRec(n_items, cfg.model.sasrec)
         self.device = torch.device("cpu")
 
     def fit(self, ds: Interactions, out_dir: Path) -> dict:

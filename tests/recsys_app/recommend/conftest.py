@@ -2,8 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi import FastAPI
 
-from recsys_app.config import RecsysConfig
+import shared.serving
+from recsys_app.recommend.config import RecsysConfig
 from shared.config import apply_overrides, validate
 
 
@@ -51,3 +53,16 @@ def tiny_overrides(tiny_files):
 @pytest.fixture
 def tiny_cfg(tiny_overrides):
     return validate(RecsysConfig, apply_overrides({}, tiny_overrides))
+
+
+def served_app(monkeypatch, cli, *argv: str) -> dict:
+    """``serve`` through the CLI, with uvicorn replaced by a catch of the app it would run."""
+    caught = {}
+
+    def fake_serve(app, cfg=None, host=None, port=None):
+        app = app if isinstance(app, FastAPI) else app()
+        caught.update(app=app, host=host or cfg.host, port=port if port is not None else cfg.port)
+
+    monkeypatch.setattr(shared.serving, "serve", fake_serve)
+    assert cli("serve", *argv) == 0
+    return caught

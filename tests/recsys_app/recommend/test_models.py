@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from sklearn.metrics.pairwise import cosine_similarity
 
-from recsys_app.config import MODEL_NAMES
-from recsys_app.data import standardize_interactions, standardize_items
-from recsys_app.evaluate import evaluate_split
-from recsys_app.models import build_model
-from recsys_app.preprocess import build_dataset
+from recsys_app.recommend.config import MODEL_NAMES
+from recsys_app.recommend.data import build_dataset
+from recsys_app.recommend.evaluate import evaluate_split
+from recsys_app.recommend.model import build_model
+from recsys_app.recommend.readers import standardize_interactions, standardize_items
 
 from .conftest import make_interactions
 

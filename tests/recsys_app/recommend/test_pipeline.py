@@ -1,5 +1,6 @@
 """preprocess → train → evaluate → predict → serve on tiny generated data, through the CLI
-in-process; HTTP tests with good and bad requests; served recommendations equal offline ones."""
+in-process (``run_app``; every stage after train with ``--run`` and no ``--config``); HTTP tests
+with good and bad requests; served recommendations equal offline ones."""
 import json
 
 import numpy as np
@@ -7,15 +8,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from recsys_app.__main__ import STAGES
-from recsys_app.ranking import exclude, top_k
-from recsys_app.serve import RecsysPredictor
-from recsys_app.train import load_trained
-from shared.cli import build_parser, run_cli
+from recsys_app.recommend.model import load_trained
+from recsys_app.recommend.ranking import exclude, top_k
+from recsys_app.tasks import TASKS
+from shared.cli import run_app
 from shared.runs import read_json, runs_root
-from shared.serving import ServeConfig, create_app
 
-from .conftest import FILE_KEYS, TINY_SASREC, make_interactions
+from .conftest import FILE_KEYS, TINY_SASREC, make_interactions, served_app
 
 
 @pytest.fixture(scope="module")
@@ -34,39 +33,57 @@ def overrides(files, model: str) -> list[str]:
 
 
 def cli(*argv: str) -> int:
-    return run_cli("recsys_app", STAGES, "configs/recsys_app/movielens.yaml", list(argv))
+    return run_app("recsys_app", TASKS, "configs/recsys_app/movielens.yaml", list(argv))
 
 
 @pytest.fixture(scope="module", params=["ease", "sasrec"])
 def trained(request, files):
     model = request.param
-    assert cli("train", *overrides(files, model)) == 0
+    assert cli("train", "--config", "configs/recsys_app/movielens.yaml", *overrides(files, model)) == 0
     run = runs_root() / "recsys_app" / f"tiny-{model}" / "latest"
-    args = build_parser("recsys_app", STAGES, None).parse_args(["serve", "--run", str(run)])
-    cfg, ds, recommender, run_dir = load_trained(args)
-    predictor = RecsysPredictor(cfg, ds, recommender, run_dir)
-    app = create_app(lambda: predictor, ServeConfig(load_in_background=False), title="test")
-    with TestClient(app) as client:
-        yield {"run": run, "predictor": predictor, "client": client, "ds": ds, "model": recommender}
+    with pytest.MonkeyPatch.context() as mp:
+        caught = served_app(mp, cli, "--run", str(run), "serve.load_in_background=false", "--port", "8123")
+    assert caught["port"] == 8123 and caught["host"] == "127.0.0.1"
+    with TestClient(caught["app"]) as client:
+        predictor = caught["app"].state.serve_state["predictor"]
+        yield {"run": run, "predictor": predictor, "client": client, "ds": predictor.ds, "model": predictor.model}
 
 
 def test_run_directory_and_metrics(trained):
     run = trained["run"]
     for name in ("config.yaml", "metrics.json", "model.safetensors", "interactions.parquet", "vocab.json",
-                 "MODEL_CARD.md"):
+                 "README.md", "run.json"):
         assert (run / name).exists(), name
     metrics = read_json(run / "metrics.json")
     assert {"test/ndcg@10", "test/recall@10", "test/mrr@10", "test/coverage@10", "valid/ndcg@10"} <= set(metrics)
+    assert read_json(run / "run.json")["status"] == "finished" and read_json(run / "run.json")["task"] == "recommend"
+    card = (run / "README.md").read_text()
+    assert "## Recommender" in card and "test/ndcg@10" in card
 
 
 def test_evaluate_stage_reproduces_training_metrics(trained, tmp_path):
     before = read_json(trained["run"] / "metrics.json")["test/ndcg@10"]
     assert cli("evaluate", "--run", str(trained["run"])) == 0
     assert read_json(trained["run"] / "metrics.json")["test/ndcg@10"] == pytest.approx(before, abs=1e-6)
-    future = pd.DataFrame({"uid": ["u00", "u01", "nobody"], "iid": [14, 29, 3]})
+    ds = trained["ds"]
+    full = ds.sequences(("train", "valid", "test"))
+    unseen = [next(ds.item_ids[j] for j in range(ds.n_items) if j not in full[ds.user_ids.index(u)])
+              for u in ("u00", "u01")]
+    future = pd.DataFrame({"uid": ["u00", "u01", "nobody"], "iid": unseen + [3]})
     future.to_csv(tmp_path / "future.csv", index=False)
-    assert cli("evaluate", "--run", str(trained["run"]), "--data", str(tmp_path / "future.csv")) == 0
-    assert read_json(trained["run"] / "eval_file.json")["unknown_user_or_item_rows"] == 1
+    # eval.plot=true on the command line is honoured over the run's eval.plot=false
+    assert cli("evaluate", "--run", str(trained["run"]), "--data", str(tmp_path / "future.csv"), "eval.plot=true") == 0
+    out = trained["run"] / "evaluations" / "future"
+    metrics = read_json(out / "metrics.json")
+    assert metrics["data/unknown_user_or_item_rows"] == 1 and metrics["data/users"] == 2
+    assert all(k.startswith("data/") for k in metrics) and (out / "metrics_at_k.png").exists()
+    assert read_json(trained["run"] / "metrics.json")["test/ndcg@10"] == pytest.approx(before, abs=1e-6)
+    # another file of the same stem from elsewhere gets its own folder; nothing is overwritten
+    (tmp_path / "other").mkdir()
+    future.iloc[:1].to_csv(tmp_path / "other" / "future.csv", index=False)
+    assert cli("evaluate", "--run", str(trained["run"]), "--data", str(tmp_path / "other" / "future.csv")) == 0
+    assert read_json(trained["run"] / "evaluations" / "future-2" / "metrics.json")["data/users"] == 1
+    assert read_json(out / "metrics.json")["data/users"] == 2
 
 
 def offline_top(trained, history: np.ndarray, k: int) -> list:
@@ -125,11 +142,19 @@ def test_unknown_user_and_unknown_items_get_flagged_popularity(trained):
     ({"instances": [{}]}, "instances.0"),
     ({"instances": []}, "instances"),
     ({"instances": [{"user": "u00", "colour": "red"}]}, "colour"),
+    ({"instances": [{"user": True}]}, "user"),  # strict ids: true is not user 1
+    ({"instances": [{"items": [3, 1.0]}]}, "items"),  # nor is 1.0 item 1
+    ({"instances": [{"user": "u00", "k": "5"}]}, "k"),
 ])
 def test_bad_requests_get_422_naming_the_field(trained, body, field):
     r = trained["client"].post("/predict", json=body)
     assert r.status_code == 422
     assert any(field in f["field"] for f in r.json()["fields"]), r.json()
+
+
+def test_too_many_instances_is_a_413(trained):
+    r = trained["client"].post("/predict", json={"instances": [{"user": "u00"}] * 257})  # serve.max_instances=256
+    assert r.status_code == 413 and "serve.max_instances" in r.json()["error"]
 
 
 def test_not_json_and_metadata(trained):
@@ -148,3 +173,13 @@ def test_compare_ranks_models_on_one_split(files):
     assert "| ease |" in table and "| popularity |" in table
     metrics = read_json(run / "metrics.json")
     assert {"test/ease/ndcg@10", "test/popularity/ndcg@10", "train/ease/seconds"} <= set(metrics)
+    assert read_json(run / "run.json")["status"] == "finished" and "## Comparison" in (run / "README.md").read_text()
+
+
+def test_run_loads_back_and_export_is_a_one_line_error(trained, capsys):
+    cfg_run = trained["run"].resolve()
+    ds, model = load_trained(trained["predictor"].cfg, cfg_run)
+    assert ds.n_items == trained["ds"].n_items and model.name == trained["predictor"].cfg.model.name
+    assert cli("export", "--run", str(trained["run"])) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no export stage" in err[0]

@@ -3,9 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_app.config import DataConfig
-from recsys_app.data import parse_timestamps, standardize_interactions
-from recsys_app.preprocess import (
+from recsys_app.recommend.config import DataConfig
+from recsys_app.recommend.data import (
     build_dataset,
     drop_repeats,
     k_core,
@@ -14,6 +13,7 @@ from recsys_app.preprocess import (
     order_by_time,
     random_split,
 )
+from recsys_app.recommend.readers import parse_timestamps, standardize_interactions
 from shared.errors import UserError
 
 

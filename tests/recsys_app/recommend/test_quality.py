@@ -5,10 +5,10 @@ EASE 0.0407. The closed-form models must land near those and beat popularity.
 """
 import pytest
 
-from recsys_app.config import RecsysConfig
-from recsys_app.evaluate import evaluate_split
-from recsys_app.models import build_model
-from recsys_app.preprocess import load_or_preprocess
+from recsys_app.recommend.config import RecsysConfig
+from recsys_app.recommend.data import load_or_preprocess
+from recsys_app.recommend.evaluate import evaluate_split
+from recsys_app.recommend.model import build_model
 from shared.config import load_config
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import ndcg_score
 
-from recsys_app.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
+from recsys_app.recommend.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
 
 SCORES = np.array([[0.9, 0.1, 0.5, 0.5, 0.3]])
 
