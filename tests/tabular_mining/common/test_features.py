@@ -1,13 +1,20 @@
+"""The table and feature helpers classify and segment share, on three-row inputs."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from shared.errors import UserError
-from tabular_mining.config import TableData
-from tabular_mining.data import binary_target, check_columns
-from tabular_mining.features import (CATEGORICAL, NUMERIC, encode_frame, encode_records, infer_schema)
-from tabular_mining.preprocess import clean, split_rows
-from tabular_mining.train import pick_best
+from tabular_mining.classify.data import split_rows
+from tabular_mining.classify.model import pick_best
+from tabular_mining.common.features import (
+    CATEGORICAL,
+    NUMERIC,
+    clean,
+    encode_frame,
+    encode_records,
+    infer_schema,
+)
+from tabular_mining.common.table import TableData, binary_target, check_columns
 
 ROWS = pd.DataFrame({
     "id": [1, 2, 3],

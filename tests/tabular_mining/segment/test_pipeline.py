@@ -1,22 +1,17 @@
 """Segments: the clustering space and profiles on three-row inputs, choosing k, assignment, and
-the segment task end to end (k-means and HDBSCAN: train → evaluate → predict → serve)."""
+the segment task end to end through the command line (k-means and HDBSCAN: train → evaluate →
+predict → serve)."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.cli import run_cli
-from shared.config import load_config
-from shared.serving import ServeConfig, create_app
-from tabular_mining.__main__ import STAGES
-from tabular_mining.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
-from tabular_mining.segments import Segmenter, SegmentSpace, choose_k, profile
-from tabular_mining.segments_config import SegmentConfig
-from tabular_mining.segments_serve import load_predictor
-from tabular_mining.segments_task import load_segment_run, train
+from shared.runs import latest_run
+from tabular_mining.common.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
+from tabular_mining.common.table import load_telco
+from tabular_mining.segment.model import Segmenter, SegmentSpace, choose_k, load_segment_run, profile
 
 SCHEMA = FeatureSchema([Feature("tenure", NUMERIC, median=2.0), Feature("plan", CATEGORICAL, categories=["a", "b"])],
                        target="churn", classes=["No", "Yes"])
@@ -59,22 +54,18 @@ def test_profile_sizes_means_top_categories_and_target_rate():
     assert table["plan"].tolist() == ["a (100%)", "b (100%)", "b (67%)"]
 
 
-SMALL = ["name=segments-smoke", "data.sample=600", "model.k_max=4", "model.n_init=1", "eval.silhouette_sample=300"]
+QUICK = "configs/tabular_mining/segments-quick.yaml"
+SMALL = ["data.sample=600", "model.k_max=4", "model.n_init=1", "eval.silhouette_sample=300"]
 
 
-@pytest.fixture(scope="module")
-def kmeans_run():
-    return train(load_config(SegmentConfig, "configs/tabular_mining/segments-quick.yaml", SMALL))["run"]
-
-
-def test_kmeans_run_artifacts(kmeans_run):
-    run = Path(kmeans_run)
-    for name in ["config.yaml", "metrics.json", "segments.csv", "profiles.csv", "PROFILES.md", "k_selection.json",
-                 "k_selection.png", "segments_pca.png", "segment_space.json", "segmenter.safetensors",
-                 "feature_schema.json", "MODEL_CARD.md"]:
+def test_kmeans_run_artifacts(segment_run):
+    run = segment_run
+    for name in ["config.yaml", "metrics.json", "README.md", "segments.csv", "profiles.csv", "PROFILES.md",
+                 "k_selection.json", "k_selection.png", "segments_pca.png", "segment_space.json",
+                 "segmenter.safetensors", "feature_schema.json"]:
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
-    k = metrics["segments/count"]
+    k = int(metrics["segments/count"])
     assert 2 <= k <= 4 and metrics["test/silhouette"] > 0.05  # real structure, not noise
     curve = json.loads((run / "k_selection.json").read_text())
     assert [r["k"] for r in curve] == [2, 3, 4]
@@ -83,39 +74,39 @@ def test_kmeans_run_artifacts(kmeans_run):
     assert len(seg) == 600 and set(seg["segment"]) == set(range(k)) and set(seg["split"]) == {"train", "test"}
     prof = pd.read_csv(run / "profiles.csv")
     assert prof["size"].iloc[:-1].sum() == 600 and "churn_rate" in prof.columns
+    assert "## Segments" in (run / "README.md").read_text()
 
 
-def test_cli_evaluate_predict_and_serve_agree(kmeans_run, tmp_path):
-    from tabular_mining.data import load_telco
-
+def test_evaluate_predict_and_serve_agree(segment_run, tmp_path, cli_json, served):
     rows = load_telco().head(25)
     path = tmp_path / "new.csv"
     rows.to_csv(path, index=False)
-    assert run_cli("tabular_mining", STAGES, argv=["evaluate", "--run", kmeans_run, "--data", str(path)]) == 0
-    assert (Path(kmeans_run) / "eval_profiles.csv").exists()
-    out = tmp_path / "seg.csv"
-    assert run_cli("tabular_mining", STAGES, argv=["predict", "--run", kmeans_run, "--input", str(path),
-                                                   "--output", str(out)]) == 0
-    offline = pd.read_csv(out)
+    out = cli_json("evaluate", "--run", segment_run, "--data", path)
+    assert out["data/rows"] == 25 and (segment_run / "evaluations" / "new" / "profiles.csv").exists()
+    profiles = pd.read_csv(segment_run / "evaluations" / "new" / "profiles.csv")
+    assert profiles["size"].iloc[-1] == 25 and "churn_rate" in profiles.columns
+    seg_csv = tmp_path / "seg.csv"
+    cli_json("predict", "--run", segment_run, "--input", path, "--output", seg_csv)
+    offline = pd.read_csv(seg_csv)
     assert len(offline) == 25
-    loaded = load_segment_run(kmeans_run)
+    loaded = load_segment_run(segment_run)
     records = json.loads(rows[loaded.schema.names].head(3).to_json(orient="records"))
-    with TestClient(create_app(lambda: load_predictor(kmeans_run), ServeConfig(load_in_background=False))) as c:
+    with TestClient(served("--run", segment_run)["app"]) as c:
         r = c.post("/predict", json={"instances": records})
         assert r.status_code == 200
-        served = r.json()["predictions"]
-        assert [p["segment"] for p in served] == offline["segment"].head(3).tolist()
-        assert [p["distance"] for p in served] == pytest.approx(offline["distance"].head(3).tolist(), abs=1e-4)
-        assert "churn_rate" in served[0] and 0 < served[0]["segment_share"] <= 1
+        predictions = r.json()["predictions"]
+        assert [p["segment"] for p in predictions] == offline["segment"].head(3).tolist()
+        assert [p["distance"] for p in predictions] == pytest.approx(offline["distance"].head(3).tolist(), abs=1e-4)
+        assert "churn_rate" in predictions[0] and 0 < predictions[0]["segment_share"] <= 1
         bad = dict(records[0], tenure="long")
         assert c.post("/predict", json={"instances": [bad]}).status_code == 422
         assert c.get("/metadata").json()["task"] == "segment"
 
 
-def test_hdbscan_run(tmp_path):
-    cfg = load_config(SegmentConfig, "configs/tabular_mining/segments-quick.yaml",
-                      SMALL + ["name=segments-hdbscan", "model.algorithm=hdbscan", "model.hdbscan.min_cluster_size=20"])
-    summary = train(cfg)
-    metrics = json.loads((Path(summary["run"]) / "metrics.json").read_text())
+def test_hdbscan_run(cli):
+    assert cli("train", "--config", QUICK, *SMALL, "name=segments-hdbscan", "model.algorithm=hdbscan",
+               "model.hdbscan.min_cluster_size=20") == 0
+    run = latest_run("tabular_mining", "segments-hdbscan")
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["segments/count"] >= 2 and 0 <= metrics["segments/noise_share"] < 0.9
-    assert not (Path(summary["run"]) / "k_selection.png").exists()
+    assert not (run / "k_selection.png").exists()

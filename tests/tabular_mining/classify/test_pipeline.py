@@ -1,5 +1,5 @@
-"""Churn end to end on a stratified sample of the embedded Telco data:
-preprocess → train (all three models) → evaluate (test split and --data FILE) → predict → serve."""
+"""Churn end to end on a stratified sample of the embedded Telco data, through the command line:
+train (all three models) → evaluate (test split and --data FILE) → predict → serve."""
 import json
 import threading
 
@@ -8,16 +8,13 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.cli import run_cli
 from shared.config import load_config
 from shared.serving import ServeConfig, create_app
-from tabular_mining.__main__ import STAGES
-from tabular_mining.config import ClassifyConfig
-from tabular_mining.evaluate import evaluate_run, load_classify_run
-from tabular_mining.predict import predict_file, score_frame
-from tabular_mining.preprocess import load_splits
-from tabular_mining.serve import load_predictor
-from tabular_mining.train import train
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.evaluate import load_classify_run
+from tabular_mining.classify.predict import score_frame
+from tabular_mining.classify.serve import ClassifyPredictor
 
 QUICK = "configs/tabular_mining/churn-quick.yaml"
 SMALL = ["name=churn-smoke", "data.sample=800", "eval.cv_folds=2",
@@ -25,53 +22,53 @@ SMALL = ["name=churn-smoke", "data.sample=800", "eval.cv_folds=2",
 
 
 @pytest.fixture(scope="module")
-def run():
-    cfg = load_config(ClassifyConfig, QUICK, SMALL)
-    summary = train(cfg)
-    assert summary["served_model"] in {"logistic", "xgboost", "lightgbm"}
-    return summary["run"]
-
-
-@pytest.fixture(scope="module")
-def test_rows(run):
+def test_rows(churn_run):
     cfg = load_config(ClassifyConfig, QUICK, SMALL)
     return load_splits(cfg.name, cfg.data).test
 
 
-def test_run_artifacts_and_quality(run):
-    from pathlib import Path
-
-    run = Path(run)
-    for name in ["config.yaml", "metrics.json", "feature_schema.json", "selection.json", "comparison.md",
-                 "roc.png", "pr.png", "calibration.png", "confusion_matrix.png", "MODEL_CARD.md",
+def test_run_artifacts_and_quality(churn_run):
+    for name in ["config.yaml", "run.json", "metrics.json", "README.md", "feature_schema.json", "selection.json",
+                 "comparison.md", "roc.png", "pr.png", "calibration.png", "confusion_matrix.png",
                  "models/xgboost/xgboost.json", "models/lightgbm/lightgbm.txt", "models/logistic/logistic.json"]:
-        assert (run / name).exists(), name
-    metrics = json.loads((run / "metrics.json").read_text())
+        assert (churn_run / name).exists(), name
+    metrics = json.loads((churn_run / "metrics.json").read_text())
     assert metrics["test/roc_auc"] > 0.75  # 800 rows of Telco: well above chance
     assert "cv/xgboost/roc_auc_mean" in metrics and "cv/logistic/roc_auc_std" in metrics
-    assert not list(run.rglob("*.pkl")) and not list(run.rglob("*.pickle"))
+    card = (churn_run / "README.md").read_text()
+    assert "## Classification" in card and "Served model" in card and "tabular-classification" in card
+    assert json.loads((churn_run / "run.json").read_text())["status"] == "finished"
+    assert not list(churn_run.rglob("*.pkl")) and not list(churn_run.rglob("*.pickle"))
 
 
-def test_evaluate_on_a_user_file(run, test_rows, tmp_path):
+def test_evaluate_on_a_user_file_matches_the_test_split(churn_run, test_rows, tmp_path, cli_json):
     path = tmp_path / "labelled.csv"
     test_rows.to_csv(path, index=False)
-    out = evaluate_run(run, data=str(path))
-    assert out["data/roc_auc"] == pytest.approx(json.loads(open(f"{run}/metrics.json").read())["test/roc_auc"],
-                                                abs=1e-4)
+    out = cli_json("evaluate", "--run", churn_run, "--data", path)
+    test_metrics = json.loads((churn_run / "metrics.json").read_text())
+    assert out["data/roc_auc"] == pytest.approx(test_metrics["test/roc_auc"], abs=1e-4)
+    assert out["data/rows"] == len(test_rows)
 
 
-def test_predict_file_in_chunks_matches_in_memory(run, test_rows, tmp_path):
-    loaded = load_classify_run(run, only_served=True)
+def test_evaluate_names_the_label_column_from_an_override(churn_run, test_rows, tmp_path, cli, cli_json, capsys):
+    path = tmp_path / "relabelled.csv"
+    test_rows.rename(columns={"churn": "left"}).to_csv(path, index=False)
+    assert cli("evaluate", "--run", churn_run, "--data", path) == 2
+    assert "target column 'churn' is missing" in capsys.readouterr().err
+    out = cli_json("evaluate", "--run", churn_run, "--data", path, "data.target=left")
+    assert out["data/rows"] == len(test_rows) and 0.5 < out["data/roc_auc"] <= 1
+
+
+def test_predict_in_chunks_matches_in_memory(churn_run, test_rows, tmp_path, cli_json):
+    loaded = load_classify_run(churn_run, only_served=True)
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     test_rows.drop(columns=["churn"]).to_csv(src, index=False)
-    assert predict_file(loaded, str(src), str(dst), chunk_rows=37)["rows"] == len(test_rows)
+    assert cli_json("predict", "--run", churn_run, "--input", src, "--output", dst)["rows"] == len(test_rows)
     scored = pd.read_csv(dst)
-    np.testing.assert_allclose(scored.probability, score_frame(loaded, test_rows).probability, rtol=1e-5)
-
-
-def _client(run, **serve):
-    app = create_app(lambda: load_predictor(run), ServeConfig(load_in_background=False, **serve))
-    return TestClient(app)
+    np.testing.assert_allclose(scored.probability, score_frame(loaded, test_rows, 0.5).probability, rtol=1e-5)
+    parquet = tmp_path / "out.parquet"
+    cli_json("predict", "--run", churn_run, "--input", src, "--output", parquet)
+    np.testing.assert_allclose(pd.read_parquet(parquet).probability, scored.probability, rtol=1e-6)
 
 
 def _records(rows: pd.DataFrame) -> list[dict]:
@@ -80,25 +77,25 @@ def _records(rows: pd.DataFrame) -> list[dict]:
             for r in recs]
 
 
-def test_served_equals_offline_and_contributions_add_up(run, test_rows):
+def test_served_equals_offline_and_contributions_add_up(churn_run, test_rows, served):
     rows = test_rows.head(25)
-    loaded = load_classify_run(run, only_served=True)
-    offline = score_frame(loaded, rows).probability.to_numpy()
-    with _client(run) as c:
+    loaded = load_classify_run(churn_run, only_served=True)
+    offline = score_frame(loaded, rows, 0.5).probability.to_numpy()
+    with TestClient(served("--run", churn_run)["app"]) as c:
         r = c.post("/predict", json={"instances": _records(rows), "contributions": True})
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
-    served = np.array([p["probability"] for p in preds])
-    np.testing.assert_allclose(served, offline, rtol=1e-6)
-    logit = np.log(served / (1 - served))
+    served_p = np.array([p["probability"] for p in preds])
+    np.testing.assert_allclose(served_p, offline, rtol=1e-6)
+    logit = np.log(served_p / (1 - served_p))
     contrib = np.array([sum(p["contributions"].values()) for p in preds])
     np.testing.assert_allclose(contrib, logit, atol=1e-3)  # SHAP values sum to the log-odds
     assert {p["label"] for p in preds} <= {"Yes", "No"}
 
 
-def test_bad_requests_name_the_field_and_server_keeps_serving(run, test_rows, monkeypatch):
+def test_bad_requests_name_the_field_and_server_keeps_serving(churn_run, test_rows, served, monkeypatch):
     good = _records(test_rows.head(1))[0]
-    with _client(run, max_body_bytes=50_000) as c:
+    with TestClient(served("--run", churn_run, "serve.max_instances=200")["app"]) as c:
         meta = c.get("/metadata").json()
         assert meta["model"] and "tenure" in [f["name"] for f in meta["features"]]
         missing = {k: v for k, v in good.items() if k != "tenure"}
@@ -110,21 +107,21 @@ def test_bad_requests_name_the_field_and_server_keeps_serving(run, test_rows, mo
         r = c.post("/predict", json={"instances": [{**good, "shoe_size": 42}]})
         assert r.status_code == 422 and r.json()["fields"][0]["field"] == "instances.0.shoe_size"
         assert c.post("/predict", json={"instances": []}).status_code == 422
-        assert c.post("/predict", json={"instances": [good] * 300}).status_code == 413
+        assert c.post("/predict", json={"instances": [good] * 300}).status_code == 413  # serve.max_instances
         # an unseen category is handled as at training time (as missing), not an error
-        r = c.post("/predict", json={"instances": [{**good, "contract": "Ten year"}]})
-        assert r.status_code == 200
+        assert c.post("/predict", json={"instances": [{**good, "contract": "Ten year"}]}).status_code == 200
         assert c.post("/predict", json={"instances": [good]}).status_code == 200
-        monkeypatch.setenv("MLREF_API_TOKEN", "t0ken")
+    monkeypatch.setenv("MLREF_API_TOKEN", "t0ken")
+    with TestClient(served("--run", churn_run)["app"]) as c:
         assert c.post("/predict", json={"instances": [good]}).status_code == 401
         ok = c.post("/predict", json={"instances": [good]}, headers={"Authorization": "Bearer t0ken"})
         assert ok.status_code == 200
 
 
-def test_overload_answers_503_with_retry_after(run, test_rows):
+def test_overload_answers_503_with_retry_after(churn_run, test_rows):
     good = {"instances": _records(test_rows.head(1))}
     gate = threading.Event()
-    predictor = load_predictor(run)
+    predictor = ClassifyPredictor(load_classify_run(churn_run, only_served=True), 0.5)
     real = predictor.predict_batch
 
     def gated(items):
@@ -153,15 +150,15 @@ def test_overload_answers_503_with_retry_after(run, test_rows):
         assert c.post("/predict", json=good).status_code == 200
 
 
-def test_cli_user_errors_are_one_line(tmp_path, capsys):
+def test_cli_user_errors_are_one_line(tmp_path, cli, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ntask: classify\nmodel:\n  nmae: xgboost\n")
-    assert run_cli("tabular_mining", STAGES, argv=["train", "--config", str(bad)]) == 2
+    assert cli("train", "--config", bad) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "model.nmae: unknown key" in err
-    assert run_cli("tabular_mining", STAGES, argv=["train", "--config", QUICK, "data.path=/nope.csv"]) == 2
+    assert cli("train", "--config", QUICK, "data.path=/nope.csv") == 2
     assert "data file not found: /nope.csv" in capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert run_cli("tabular_mining", STAGES, argv=["preprocess", "--config", QUICK, f"data.path={empty}"]) == 2
+    assert cli("preprocess", "--config", QUICK, f"data.path={empty}") == 2
     assert "is empty" in capsys.readouterr().err

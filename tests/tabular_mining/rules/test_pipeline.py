@@ -2,29 +2,23 @@
 guard, recommendations, and the rules task end to end (train → evaluate → predict → serve)."""
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.cli import run_cli
-from shared.config import load_config
 from shared.errors import UserError
-from shared.serving import ServeConfig, create_app
-from tabular_mining.__main__ import STAGES
-from tabular_mining.basket_recommender import RuleRecommender
-from tabular_mining.baskets import (
+from tabular_mining.rules.data import (
     baskets_from_long,
     baskets_from_wide,
     encode,
     parse_baskets,
     read_basket_file,
+    split_baskets,
 )
-from tabular_mining.rules import MINERS, make_rules, mine_itemsets, rules_to_records, select_rules
-from tabular_mining.rules_config import RulesConfig
-from tabular_mining.rules_serve import load_predictor
-from tabular_mining.rules_task import load_rules_run, split_baskets, train
+from tabular_mining.rules.evaluate import load_recommender
+from tabular_mining.rules.model import MINERS, make_rules, mine_itemsets, rules_to_records, select_rules
+from tabular_mining.rules.recommend import RuleRecommender
 
 # a,b 3/5; a 4/5; b 4/5; c 2/5; d 2/5; {a,c} 2/5; {b,d} 2/5; {a,b,c} 1/5; {a,b,d} 1/5
 TINY = [["a", "b", "c"], ["a", "b"], ["a", "c"], ["b", "d"], ["a", "b", "d"]]
@@ -135,21 +129,15 @@ def test_split_is_seeded_and_disjoint():
     assert split_baskets(baskets, 0.2, seed=3) == (train_b, test_b)
 
 
-def test_config_requires_a_path_for_files():
-    with pytest.raises(UserError, match="data.path is required"):
-        load_config(RulesConfig, "configs/tabular_mining/rules-quick.yaml", ["data.format=baskets"])
+def test_training_on_a_file_format_needs_a_path(cli, capsys):
+    assert cli("preprocess", "--config", "configs/tabular_mining/rules-quick.yaml", "data.format=baskets") == 2
+    assert "data.path is required for format 'baskets'" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def telco_run():
-    cfg = load_config(RulesConfig, "configs/tabular_mining/rules-quick.yaml", ["name=rules-smoke"])
-    return train(cfg)
-
-
-def test_rules_task_on_telco_services(telco_run):
-    run = Path(telco_run["run"])
-    for name in ["config.yaml", "metrics.json", "rules.csv", "rules.json", "items.json", "itemsets.csv",
-                 "RULES.md", "item_support.png", "MODEL_CARD.md"]:
+def test_rules_task_on_telco_services(rules_run):
+    run = rules_run
+    for name in ["config.yaml", "metrics.json", "README.md", "rules.csv", "rules.json", "items.json", "itemsets.csv",
+                 "RULES.md", "item_support.png"]:
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["rules/count"] > 10 and metrics["itemsets/count"] > metrics["items/count"]
@@ -158,27 +146,31 @@ def test_rules_task_on_telco_services(telco_run):
     assert {"support", "confidence", "lift", "leverage", "conviction"} <= set(table.columns)
     assert (table["confidence"] >= 0.5).all() and table["lift"].is_monotonic_decreasing
     assert "| if the basket has |" in (run / "RULES.md").read_text()
+    assert "## Association rules" in (run / "README.md").read_text()
 
 
-def test_cli_evaluate_predict_and_serve(telco_run, tmp_path, capsys):
-    run = telco_run["run"]
-    assert run_cli("tabular_mining", STAGES, argv=["evaluate", "--run", run]) == 0
+def test_evaluate_predict_and_serve(rules_run, tmp_path, cli_json, served):
+    run = rules_run
+    held_out = cli_json("evaluate", "--run", run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert held_out["test/hit_rate@3"] == pytest.approx(metrics["test/hit_rate@3"])  # same baskets, same rules
     baskets = tmp_path / "b.txt"
     baskets.write_text("streaming_tv,internet_service=Fiber optic\nnot_an_item\n")
     out = tmp_path / "recs.jsonl"
-    assert run_cli("tabular_mining", STAGES, argv=["predict", "--run", run, "--input", str(baskets),
-                                                   "--output", str(out)]) == 0
+    cli_json("predict", "--run", run, "--input", baskets, "--output", out)
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 2 and lines[0]["recommendations"] and lines[1]["unknown_items"] == ["not_an_item"]
+    five = tmp_path / "recs5.jsonl"
+    cli_json("predict", "--run", run, "--input", baskets, "--output", five, "eval.top_k=1")
+    assert len(json.loads(five.read_text().splitlines()[0])["recommendations"]) == 1  # the override is honoured
 
-    app = create_app(lambda: load_predictor(run), ServeConfig(load_in_background=False))
-    with TestClient(app) as client:
+    with TestClient(served("--run", run)["app"]) as client:
         body = {"instances": [{"items": ["streaming_tv", "internet_service=Fiber optic"]}], "top_k": 2,
                 "rank_by": "lift"}
         r = client.post("/predict", json=body)
         assert r.status_code == 200
         pred = r.json()["predictions"][0]
-        offline = load_rules_run(run)[2].recommend([body["instances"][0]["items"]], top_k=2, rank_by="lift")[0]
+        offline = load_recommender(run).recommend([body["instances"][0]["items"]], top_k=2, rank_by="lift")[0]
         assert pred == offline and 1 <= len(pred["recommendations"]) <= 2   # served == offline
         assert all(set(x["antecedents"]) <= {"streaming_tv", "internet_service=Fiber optic"} for x in pred["rules"])
         lifts = [x["lift"] for x in pred["recommendations"]]
@@ -186,6 +178,15 @@ def test_cli_evaluate_predict_and_serve(telco_run, tmp_path, capsys):
         assert client.post("/predict", json={"instances": [{"items": []}]}).status_code == 422
         assert client.post("/predict", json={"instances": [{"items": ["a"]}], "rank_by": "x"}).status_code == 422
         assert client.get("/metadata").json()["task"] == "rules"
+
+
+def test_evaluate_a_long_table_given_by_overrides(rules_run, tmp_path, cli_json):
+    long = tmp_path / "orders.csv"
+    pd.DataFrame({"order": [1, 1, 2, 2, 2], "product": ["streaming_tv", "streaming_movies", "phone_service",
+                                                         "multiple_lines", "tech_support"]}).to_csv(long, index=False)
+    out = cli_json("evaluate", "--run", rules_run, "--data", long, "data.format=long", "data.transaction_col=order",
+                   "data.item_col=product")
+    assert out["data/baskets"] == 2 and "data/hit_rate@3" in out
 
 
 def test_a_rule_exactly_at_min_confidence_is_kept():

@@ -1,5 +1,6 @@
-"""The stream stage: good and bad lines, micro-batching, a failing batch, the CLI on a real churn
-run (served == streamed), and Kafka against librdkafka's in-process mock cluster."""
+"""The stream stage: good and bad lines, micro-batching, a failing batch, a refusing ``prepare``,
+the CLI on a real churn run (served == streamed), and Kafka against librdkafka's in-process mock
+cluster."""
 import io
 import json
 import re
@@ -9,16 +10,13 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.cli import run_cli
 from shared.config import load_config
-from shared.serving import Predictor
-from tabular_mining.__main__ import STAGES
-from tabular_mining.config import ClassifyConfig
-from tabular_mining.evaluate import load_classify_run
-from tabular_mining.predict import score_frame
-from tabular_mining.preprocess import load_splits
-from tabular_mining.stream import LineSink, LineSource, Message, StreamConfig, run_stream
-from tabular_mining.train import train
+from shared.serving import HTTPError, Predictor
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.evaluate import load_classify_run
+from tabular_mining.classify.predict import score_frame
+from tabular_mining.common.stream import LineSink, LineSource, Message, StreamConfig, run_stream
 
 
 class Row(BaseModel):
@@ -96,27 +94,34 @@ def test_a_partial_batch_is_flushed_after_max_wait_while_the_source_blocks():
     assert summary["batches"] == 2 and summary["scored"] == 2
 
 
-@pytest.fixture(scope="module")
-def churn_run():
+def test_a_record_prepare_refuses_is_reported_and_the_rest_are_scored():
+    class Picky(Doubler):
+        def prepare(self, item):
+            if item.x < 0:
+                raise HTTPError(422, "x must not be negative")
+            return item
+
+    out, err, summary, _ = stream_text('{"x": 1}\n{"x": -1}\n{"x": 2}\n', Picky(), batch_size=10)
+    assert [o["y"] for o in out] == [2.0, 4.0]
+    assert err == [{"position": 2, "error": "x must not be negative"}] and summary["bad"] == 1
+
+
+def test_stream_cli_on_a_churn_run_matches_batch_scoring(churn_run, tmp_path, capsys, cli):
     cfg = load_config(ClassifyConfig, "configs/tabular_mining/churn-quick.yaml",
-                      ["name=churn-stream", "data.sample=400", "model.name=logistic", "eval.cv_folds=0"])
-    return train(cfg)["run"], load_splits(cfg.name, cfg.data).test
-
-
-def test_stream_cli_on_a_churn_run_matches_batch_scoring(churn_run, tmp_path, capsys):
-    run, test = churn_run
-    loaded = load_classify_run(run, True)
+                      ["name=churn-smoke", "data.sample=800", "eval.cv_folds=2"])
+    test = load_splits(cfg.name, cfg.data).test
+    loaded = load_classify_run(churn_run, True)
     features = test[loaded.schema.names].head(20)
     lines = [json.dumps({"id": i, **{k: (None if pd.isna(v) else v) for k, v in row.items()}})
              for i, row in enumerate(features.to_dict("records"))]
     lines.insert(3, '{"tenure": "oops"}')
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join(lines) + "\n")
-    assert run_cli("tabular_mining", STAGES, argv=["stream", "--run", run, "--input", str(src), "--output", str(dst),
-                                                   "stream.batch_size=8"]) == 0
+    capsys.readouterr()
+    assert cli("stream", "--run", churn_run, "--input", src, "--output", dst, "stream.batch_size=8") == 0
     scored = [json.loads(x) for x in dst.read_text().splitlines()]
     assert [s["id"] for s in scored] == list(range(20))
-    offline = score_frame(loaded, features)["probability"].tolist()
+    offline = score_frame(loaded, features, 0.5)["probability"].tolist()
     assert [s["probability"] for s in scored] == pytest.approx(offline, abs=1e-6)
     captured = capsys.readouterr()
     assert '"position": 4' in captured.err and '"scored": 20' in captured.out
@@ -129,8 +134,8 @@ def _mock_bootstrap(producer) -> str:
 
 def test_kafka_source_and_sink_on_the_mock_cluster():
     ck = pytest.importorskip("confluent_kafka")
-    from tabular_mining.kafka_stream import KafkaSink, KafkaSource
-    from tabular_mining.stream import KafkaConfig
+    from tabular_mining.common.kafka import KafkaSink, KafkaSource
+    from tabular_mining.common.stream import KafkaConfig
 
     cluster = ck.Producer({"test.mock.num.brokers": 1})  # an in-process broker, alive while this object is
     boot = _mock_bootstrap(cluster)
@@ -182,13 +187,13 @@ def test_kafka_live_broker_or_skip():
     pytest.importorskip("confluent_kafka")
     import os
 
-    from tabular_mining.kafka_stream import broker_reachable
+    from tabular_mining.common.kafka import broker_reachable
 
     servers = os.environ.get("MLREF_KAFKA", "localhost:9092")
     if not broker_reachable(servers, timeout_s=1.0):
         pytest.skip(f"no Kafka broker at {servers} (set MLREF_KAFKA=host:port to run this)")
-    from tabular_mining.kafka_stream import KafkaSink, KafkaSource
-    from tabular_mining.stream import KafkaConfig
+    from tabular_mining.common.kafka import KafkaSink, KafkaSource
+    from tabular_mining.common.stream import KafkaConfig
 
     topic = f"mlref-live-{os.getpid()}"
     cfg = KafkaConfig(bootstrap_servers=servers, input_topic=topic, output_topic=topic + "-out",

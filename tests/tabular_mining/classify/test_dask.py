@@ -1,0 +1,72 @@
+"""``distributed: dask``: XGBoost and LightGBM on a 2-worker LocalCluster (threads, tiny data)
+from a CSV glob, through the command line; the run has the single-process artifacts and
+evaluate/predict/serve use it."""
+import json
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from shared.errors import UserError
+from shared.runs import latest_run
+from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.common.table import TableData, load_telco
+
+pytest.importorskip("distributed")
+from tabular_mining.classify.dask import read_dask_frame
+
+QUICK = "configs/tabular_mining/churn-quick.yaml"
+DASK = ["distributed=dask", "dask.n_workers=2", "dask.processes=false"]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big")
+    df = load_telco().sample(900, random_state=0)
+    for i in range(3):
+        df.iloc[i * 300:(i + 1) * 300].to_csv(root / f"part-{i}.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def dask_run(parts, cli):
+    assert cli("train", "--config", QUICK, "name=churn-dask-smoke", *DASK, f"data.path={parts}/part-*.csv",
+               "model.xgboost.n_estimators=30", "model.lightgbm.n_estimators=30") == 0
+    return latest_run("tabular_mining", "churn-dask-smoke")
+
+
+def test_same_artifacts_as_single_process(dask_run):
+    for name in ["config.yaml", "metrics.json", "README.md", "feature_schema.json", "selection.json", "comparison.md",
+                 "roc.png", "models/xgboost/xgboost.json", "models/lightgbm/lightgbm.txt"]:
+        assert (dask_run / name).exists(), name
+    selection = json.loads((dask_run / "selection.json").read_text())
+    assert selection["distributed"] == "dask" and set(selection["valid"]) == {"xgboost", "lightgbm"}
+    metrics = json.loads((dask_run / "metrics.json").read_text())
+    assert metrics["test/roc_auc"] > 0.7  # 900 Telco rows: clearly learned
+    manifest = json.loads((dask_run / "data_manifest.json").read_text())
+    assert sum(manifest["rows"].values()) == 900
+
+
+def test_evaluate_predict_and_serve_a_dask_run(dask_run, parts, tmp_path, cli_json, served):
+    assert cli_json("evaluate", "--run", dask_run)["test/roc_auc"] > 0.7
+    out = tmp_path / "scored.csv"
+    cli_json("predict", "--run", dask_run, "--input", parts / "part-0.csv", "--output", out)
+    scored = pd.read_csv(out)
+    assert len(scored) == 300 and scored["probability"].between(0, 1).all()
+    names = [f["name"] for f in json.loads((dask_run / "feature_schema.json").read_text())["features"]]
+    record = json.loads(load_telco()[names].head(1).to_json(orient="records"))[0]
+    with TestClient(served("--run", dask_run)["app"]) as c:
+        r = c.post("/predict", json={"instances": [record]})
+        assert r.status_code == 200 and 0 <= r.json()["predictions"][0]["probability"] <= 1
+
+
+def test_globs_formats_and_unsupported_models(tmp_path, parts, cli, capsys):
+    df = pd.read_csv(parts / "part-0.csv")
+    df.to_parquet(tmp_path / "a.parquet")
+    ddf, _ = read_dask_frame(TableData(path=str(tmp_path / "*.parquet")), ClassifyConfig().dask)
+    assert len(ddf.compute()) == 300
+    with pytest.raises(UserError, match="matches no file"):
+        read_dask_frame(TableData(path=str(tmp_path / "nothing-*.csv")), ClassifyConfig().dask)
+    assert cli("train", "--config", QUICK, "name=churn-dask-logistic", *DASK, "model.name=logistic",
+               f"data.path={parts}/part-*.csv") == 2
+    assert "dask trains xgboost, lightgbm" in capsys.readouterr().err
