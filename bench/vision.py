@@ -30,8 +30,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench.loadgen import batching_sweep, python
 from shared.config import validate
-from shared.runs import load_run_config, read_json, runs_root, write_json, write_text
 from shared.inference import OnnxRunner, TorchRunner
+from shared.runs import load_run_config, read_json, runs_root, write_json, write_text
 from vision_app.classify import data as classify_data
 from vision_app.classify import export as classify_export
 from vision_app.classify import model as classify_model

@@ -58,7 +58,7 @@ def classify_recipe(tmp: Path, root: Path, name: str = "t-classify", **data) -> 
         "augment": {"size": 8, "hflip": 0.0},
         "train": {**TRAIN, "batch_size": 8, "monitor": "accuracy"},
         "eval": {"worst": 4, "svm_baseline": True, "top_k": [2]},
-        "serve": {**SERVE, "max_images": 3, "max_image_pixels": 10_000},
+        "serve": {**SERVE, "max_instances": 3, "max_item_cost": 10_000},
     })
 
 
@@ -82,7 +82,7 @@ def detect_recipe(tmp: Path, arch: str) -> Path:
                   "width": 8, "neck_width": 16},
         "train": {**TRAIN, "epochs": 1, "batch_size": 4, "monitor": "map_50"},
         "eval": {"draw_images": 2},
-        "serve": {**SERVE, "max_images": 3, "max_image_bytes": 200_000},
+        "serve": {**SERVE, "max_instances": 3, "max_image_bytes": 200_000},
     })
 
 

@@ -52,19 +52,24 @@ def test_stage(key, stage, trained, recipes, data_dir, cli, capsys, monkeypatch,
         else:
             assert code == 0 and (run / "model.onnx").exists()
     else:
-        _serve(run, cli, monkeypatch, image=_input(key, data_dir, trained))
+        _serve(run, cli, monkeypatch, image=_input(key, data_dir, trained), documented=RESPONSE_FIELD[key])
 
 
-def _serve(run, cli, monkeypatch, image):
+RESPONSE_FIELD = {"classify": "probability", "segment": "mask_png_base64", "yolo": "detections",
+                  "fasterrcnn": "detections"}
+
+
+def _serve(run, cli, monkeypatch, image, documented):
     """``serve --run DIR``: the app the command line would start, asked over HTTP."""
     started = {}
-    monkeypatch.setattr("shared.serving.serve", lambda app, host, port: started.update(app=app, port=port))
+    monkeypatch.setattr("shared.serving.serve", lambda build, *args, **kwargs: started.update(build=build, **kwargs))
     assert cli("serve", "--run", run, "--port", 8123) == 0
-    with TestClient(started["app"]) as client:
+    with TestClient(started["build"]()) as client:
         assert client.get("/readyz").status_code == 200
         assert client.get("/metadata").json()["run"] == run.name
         r = client.post("/predict", files={"file": ("x.png", image.read_bytes(), "image/png")})
         assert r.status_code == 200 and len(r.json()["predictions"]) == 1, r.text
+        assert documented in r.json()["predictions"][0] and documented in client.get("/openapi.json").text
     assert started["port"] == 8123
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from vision_app.classify.export import export
 from vision_app.classify.model import load_model
@@ -14,8 +15,23 @@ from vision_app.classify.predict import predict_images
 from vision_app.common.serving import RunPredictor
 
 
+class LabelProbability(BaseModel):
+    label: str
+    probability: float = Field(ge=0, le=1)
+
+
+class ClassPrediction(LabelProbability):
+    top: list[LabelProbability] = Field(description="the most likely labels, best first (eval.top_k)")
+
+
+class ClassifyResponse(BaseModel):
+    predictions: list[ClassPrediction] = Field(description="one per image, in upload order")
+
+
 class ClassifyPredictor(RunPredictor):
     """A classification run on the backend its ``serve:`` section names."""
+
+    response_model = ClassifyResponse
 
     def __init__(self, cfg, run: Path):
         super().__init__(cfg, run, load_model, export)

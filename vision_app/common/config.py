@@ -36,16 +36,20 @@ class ImageLimitsConfig(StrictModel):
 
 
 class VisionServeConfig(ServeConfig):
-    """``serve:``: the shared server settings plus the image limits and the inference backend."""
+    """``serve:``: the shared server settings (their limits enforced by the shared app factory) with
+    image defaults, the per-image byte limit, and the inference backend."""
 
     max_body_bytes: int = Field(40_000_000, ge=1024)
-    max_image_bytes: int = Field(8_000_000, ge=1024)
-    max_image_pixels: int = Field(25_000_000, ge=64)  # decompression-bomb guard, checked before decoding
-    max_images: int = Field(32, ge=1)  # per request
+    max_instances: int = Field(32, ge=1, description="images in one request")
+    # width × height of one image, read from its header before decoding: a decompression bomb costs nothing
+    max_item_cost: float | None = Field(25_000_000, gt=0, description="pixels in one image")
+    max_image_bytes: int = Field(8_000_000, ge=1024)  # one image file, encoded
     # onnx-int8: the run's statically quantised model.int8.onnx (classify / segment; `export` writes it)
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend on CPU: bf16 autocast + channels_last
     threads: int | None = Field(None, ge=1)  # intra-op threads for inference; None = library default
 
     def limits(self) -> ImageLimits:
-        return ImageLimits(self.max_image_bytes, self.max_image_pixels)
+        """What ``prepare`` (and ``predict``) decode an image under."""
+        pixels = int(self.max_item_cost) if self.max_item_cost else ImageLimits.max_pixels
+        return ImageLimits(self.max_image_bytes, pixels)

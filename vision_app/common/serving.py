@@ -20,7 +20,7 @@ class RunPredictor(ImageUploadPredictor):
 
     def __init__(self, cfg, run: Path, load_model: Callable[[Path, object], torch.nn.Module],
                  export: Callable[[object, Path], object]):
-        super().__init__(cfg.serve.limits(), cfg.serve.max_images)
+        super().__init__(cfg.serve.limits())
         self.cfg, self.run = cfg, Path(run)
         self.classes = read_json(self.run / "labels.json")
         self.runner = run_backend(cfg, self.run, lambda: load_model(self.run, cfg), lambda: export(cfg, self.run))
@@ -29,6 +29,10 @@ class RunPredictor(ImageUploadPredictor):
         metrics = {k: v for k, v in load_metrics(self.run).items() if k.startswith("test/") and k.count("/") == 1}
         return {"run": self.run.name, "task": self.cfg.task, "model": self.cfg.model.arch, "classes": self.classes,
                 "input_size": self.cfg.augment.size, "backend": self.cfg.serve.backend,
-                "precision": self.cfg.serve.precision, "max_images": self.max_images,
-                "max_image_bytes": self.limits.max_bytes, "max_image_pixels": self.limits.max_pixels,
-                "metrics": metrics}
+                "precision": self.cfg.serve.precision, **image_limits(self.cfg.serve), "metrics": metrics}
+
+
+def image_limits(serve) -> dict:
+    """The limits ``/metadata`` states: images per request, bytes and pixels per image."""
+    return {"max_instances": serve.max_instances, "max_image_bytes": serve.max_image_bytes,
+            "max_item_pixels": serve.max_item_cost}

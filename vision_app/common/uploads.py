@@ -1,4 +1,4 @@
-"""Image uploads for any served vision model: multipart files or base64 JSON, with limits.
+"""Image uploads for any served vision model: multipart files or base64 JSON.
 
 Two ways to send images to ``POST /predict``::
 
@@ -6,16 +6,20 @@ Two ways to send images to ``POST /predict``::
     curl -H 'Content-Type: application/json' \
          -d '{"instances": [{"image_base64": "iVBORw0KGgo..."}]}' http://127.0.0.1:8000/predict
 
-:class:`ImageUploadPredictor` turns either into decoded ``HxWx3`` uint8 arrays, one per image,
-and answers mistakes with a status and a message: 413 too many images, bytes or pixels; 415 not
-an image; 422 truncated/corrupt data, bad base64, or no images at all. A subclass implements
-``predict_batch(images)`` (and ``metadata``); batching across requests is the server's job.
+:class:`ImageUploadPredictor` implements the :class:`shared.serving.Predictor` hooks for images:
+``items`` yields one upload per image, ``cost`` is its pixel count read from the file's header
+(so ``serve.max_item_cost`` refuses a decompression bomb before anything is decoded), and
+``prepare`` decodes one upload, off the event loop, into an ``HxWx3`` uint8 array. The limits
+on a request (``serve.max_instances`` images, ``serve.max_item_cost`` pixels each) are enforced
+by the shared app factory; ``prepare`` answers the rest: 413 too many bytes, 415 not an image,
+422 truncated/corrupt data or bad base64. A subclass implements ``predict_batch(images)``.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import io
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
 
 from shared.serving import HTTPError, Predictor
-from vision_app.common.images import BadImage, ImageLimits, decode_image
+from vision_app.common.images import FORMATS, BadImage, ImageLimits, decode_image
 
 
 class ImageInstance(BaseModel):
@@ -59,21 +63,24 @@ def decode_base64(text: str, name: str) -> bytes:
         raise HTTPError(422, f"{name}: image_base64 is not valid base64") from None
 
 
-def form_uploads(form: FormData, max_images: int, max_bytes: int) -> list[Upload]:
+def form_uploads(form: FormData) -> list[Upload]:
     """Every file part of a multipart form (any field name), in order."""
     files = [(key, v) for key, v in form.multi_items() if isinstance(v, UploadFile)]
     if not files:
         raise HTTPError(422, "the multipart form has no files; send one or more, e.g. curl -F file=@image.png")
-    if len(files) > max_images:
-        raise HTTPError(413, f"{len(files)} images in one request; the limit is {max_images}")
-    uploads = []
-    for key, f in files:
-        name = f.filename or key
-        data = f.file.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            raise HTTPError(413, f"{name}: over the per-image limit of {max_bytes:,} bytes")
-        uploads.append(Upload(name, data))
-    return uploads
+    return [Upload(f.filename or key, f.file.read()) for key, f in files]
+
+
+def header_pixels(data: bytes) -> int:
+    """Width × height from an image file's header, without decoding it (0 when it is not readable:
+    ``prepare`` then says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as img:
+                return img.size[0] * img.size[1]
+    except Exception:  # noqa: BLE001 - any unreadable upload is refused, with its reason, by prepare
+        return 0
 
 
 def encode_base64_png(array: np.ndarray) -> str:
@@ -83,32 +90,32 @@ def encode_base64_png(array: np.ndarray) -> str:
 
 
 class ImageUploadPredictor(Predictor):
-    """Base predictor for image models: parses and decodes uploads; ``predict_batch`` gets arrays."""
+    """Base predictor for image models: uploads in, decoded arrays to ``predict_batch``."""
 
     request_model = ImagesRequest
+    prepare_in_thread = True  # decoding images is CPU work: keep it off the event loop
+    cost_unit = "pixels"
 
-    def __init__(self, limits: ImageLimits, max_images: int):
-        self.limits, self.max_images = limits, max_images
+    def __init__(self, limits: ImageLimits):
+        self.limits = limits
 
     def from_form(self, form: FormData) -> BaseModel:
-        return UploadedImages(files=form_uploads(form, self.max_images, self.limits.max_bytes))
+        return UploadedImages(files=form_uploads(form))
 
-    def uploads(self, body: BaseModel) -> list[Upload]:
+    def items(self, body: BaseModel) -> list[Upload]:
         if isinstance(body, UploadedImages):
             return body.files
-        if len(body.instances) > self.max_images:
-            raise HTTPError(413, f"{len(body.instances)} images in one request; the limit is {self.max_images}")
         return [Upload(f"instances.{i}", decode_base64(inst.image_base64, f"instances.{i}"))
                 for i, inst in enumerate(body.instances)]
 
-    def items(self, body: BaseModel) -> list[np.ndarray]:
-        images = []
-        for up in self.uploads(body):
-            try:
-                images.append(np.asarray(decode_image(up.data, up.name, self.limits)))
-            except BadImage as exc:
-                raise HTTPError(exc.status, str(exc)) from None
-        return images
+    def cost(self, item: Upload) -> float:
+        return float(header_pixels(item.data))
+
+    def prepare(self, item: Upload) -> np.ndarray:
+        try:
+            return np.asarray(decode_image(item.data, item.name, self.limits))
+        except BadImage as exc:
+            raise HTTPError(exc.status, str(exc)) from None
 
     def example(self) -> dict:
         """A request with one small generated image (used for warm-up and on the demo page)."""

@@ -24,7 +24,14 @@ from starlette.datastructures import FormData, UploadFile
 
 from shared.runs import load_metrics
 from vision_app.common.images import encode_png
-from vision_app.common.uploads import ImagesRequest, ImageUploadPredictor, UploadedImages, form_uploads
+from vision_app.common.serving import image_limits
+from vision_app.common.uploads import (
+    ImagesRequest,
+    ImageUploadPredictor,
+    Upload,
+    UploadedImages,
+    form_uploads,
+)
 from vision_app.detect.config import DetectConfig
 from vision_app.detect.evaluate import draw_detections
 from vision_app.detect.predict import Detector, as_json
@@ -44,13 +51,31 @@ class DetectUploads(UploadedImages, DetectOptions):
     pass
 
 
+class Detection(BaseModel):
+    box: list[float] = Field(description="x1, y1, x2, y2 in the image's own pixels", min_length=4, max_length=4)
+    label: str
+    score: float = Field(ge=0, le=1)
+
+
+class ImageDetections(BaseModel):
+    width: int
+    height: int
+    detections: list[Detection] = Field(description="best first")
+    annotated_png_base64: str | None = Field(None, description="the image with the boxes drawn (annotated=true)")
+
+
+class DetectResponse(BaseModel):
+    predictions: list[ImageDetections] = Field(description="one per image, in upload order")
+
+
 class DetectPredictor(ImageUploadPredictor):
     """A detection run on the backend its ``serve:`` section names (:class:`Detector`, as ``predict``)."""
 
     request_model = DetectRequest
+    response_model = DetectResponse
 
     def __init__(self, cfg: DetectConfig, run: Path):
-        super().__init__(cfg.serve.limits(), cfg.serve.max_images)
+        super().__init__(cfg.serve.limits())
         self.cfg, self.run = cfg, Path(run)
         self.detector = Detector.for_run(cfg, self.run)
 
@@ -60,7 +85,7 @@ class DetectPredictor(ImageUploadPredictor):
         return cls(cfg, run)
 
     def from_form(self, form: FormData) -> BaseModel:
-        files = form_uploads(form, self.max_images, self.limits.max_bytes)
+        files = form_uploads(form)
         fields = {k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)}
         try:
             return DetectUploads(files=files, **fields)
@@ -68,9 +93,16 @@ class DetectPredictor(ImageUploadPredictor):
             DetectOptions.model_validate(fields)
             raise
 
-    def items(self, body: BaseModel) -> list[tuple[np.ndarray, DetectOptions]]:
+    def items(self, body: BaseModel) -> list[tuple[Upload, DetectOptions]]:
+        """Each upload with the request's options (a batch may mix requests with different ones)."""
         options = DetectOptions(**{k: getattr(body, k) for k in DetectOptions.model_fields})
-        return [(image, options) for image in super().items(body)]
+        return [(upload, options) for upload in super().items(body)]
+
+    def cost(self, item: tuple[Upload, DetectOptions]) -> float:
+        return super().cost(item[0])
+
+    def prepare(self, item: tuple[Upload, DetectOptions]) -> tuple[np.ndarray, DetectOptions]:
+        return super().prepare(item[0]), item[1]
 
     def predict_batch(self, items: list[tuple[np.ndarray, DetectOptions]]) -> list[dict]:
         images = [image for image, _ in items]
@@ -95,6 +127,4 @@ class DetectPredictor(ImageUploadPredictor):
         m = self.cfg.model
         return {"run": self.run.name, "task": "detect", "model": m.arch, "backbone": m.backbone,
                 "classes": self.detector.classes, "input_size": m.input_size, "backend": self.cfg.serve.backend,
-                "max_images": self.max_images, "max_image_bytes": self.limits.max_bytes,
-                "max_image_pixels": self.limits.max_pixels, "max_detections": m.max_detections,
-                "metrics": metrics}
+                **image_limits(self.cfg.serve), "max_detections": m.max_detections, "metrics": metrics}

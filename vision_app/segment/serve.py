@@ -9,6 +9,7 @@ import base64
 from pathlib import Path
 
 import numpy as np
+from pydantic import BaseModel, Field
 
 from vision_app.common.images import encode_png
 from vision_app.common.serving import RunPredictor
@@ -18,8 +19,21 @@ from vision_app.segment.model import load_model
 from vision_app.segment.predict import predict_images
 
 
+class MaskPrediction(BaseModel):
+    mask_png_base64: str = Field(description="palette PNG at the image's size; pixel values are class ids")
+    width: int
+    height: int
+    fractions: dict[str, float] = Field(description="share of the image's pixels per class")
+
+
+class SegmentResponse(BaseModel):
+    predictions: list[MaskPrediction] = Field(description="one per image, in upload order")
+
+
 class SegmentPredictor(RunPredictor):
     """A segmentation run on the backend its ``serve:`` section names."""
+
+    response_model = SegmentResponse
 
     def __init__(self, cfg, run: Path):
         super().__init__(cfg, run, load_model, export)

@@ -101,4 +101,4 @@ def test_served_equals_offline_and_bad_uploads_get_clear_errors(trained, data_di
             assert resp.status_code == status and words in resp.json()["error"], (what, resp.text)
         assert c.post("/predict", files={"file": ("ok.png", raw)}).status_code == 200  # still serving
         meta = c.get("/metadata").json()
-        assert meta["classes"] == ["a", "b", "c"] and meta["max_images"] == 3
+        assert meta["classes"] == ["a", "b", "c"] and meta["max_instances"] == 3

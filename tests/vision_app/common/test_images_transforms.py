@@ -10,8 +10,13 @@ from torchvision import tv_tensors
 
 from vision_app.common.images import BadImage, ImageLimits, decode_image, encode_png, read_image, read_mask
 from vision_app.common.shapes import CLASSES, generate_shapes
-from vision_app.common.transforms import (ClassificationEval, DetectionTrain, SegmentationEval, SegmentationTrain,
-                                   IGNORE_INDEX)
+from vision_app.common.transforms import (
+    IGNORE_INDEX,
+    ClassificationEval,
+    DetectionTrain,
+    SegmentationEval,
+    SegmentationTrain,
+)
 
 
 def _png(arr, mode=None) -> bytes:

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 from torchvision import tv_tensors
 
+from vision_app.common.transforms import IMAGENET_MEAN, IMAGENET_STD, DetectionEval, DetectionTrain
 from vision_app.detect.predict import to_original
 from vision_app.detect.yolo import CSPBackbone, YoloDetector, grid_points, postprocess
-from vision_app.common.transforms import IMAGENET_MEAN, IMAGENET_STD, DetectionEval, DetectionTrain
 
 COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
 
