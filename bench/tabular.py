@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
-from shared.runs import write_json, write_text
-from tabular_mining.evaluate import load_classify_run
-from tabular_mining.features import encode_frame, encode_records
-from tabular_mining.preprocess import load_splits
-from tabular_mining.serve import ChurnPredictor
+from shared.runs import load_run_config, write_json, write_text
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.evaluate import load_classify_run
+from tabular_mining.classify.serve import ClassifyPredictor
+from tabular_mining.common.features import encode_frame, encode_records
+from tabular_mining.common.table import TableData
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -38,17 +39,20 @@ def _median_ms(fn, repeat: int) -> float:
 def in_process(run: Path, rows: pd.DataFrame) -> list[dict]:
     loaded = load_classify_run(run)
     schema = loaded.schema
-    record = ChurnPredictor(load_classify_run(run, only_served=True)).example()["instances"][0]
+    record = ClassifyPredictor(load_classify_run(run, only_served=True), 0.5).example()["instances"][0]
     big = pd.concat([rows] * (10_000 // len(rows) + 1), ignore_index=True).head(10_000)
     out = []
     for name, model in loaded.models.items():
-        one = lambda: model.predict_proba(encode_records([record], schema))
+        def one(model=model):
+            return model.predict_proba(encode_records([record], schema))
+
         one()
         t0 = time.perf_counter()
         model.predict_proba(encode_frame(big, schema))
         bulk = time.perf_counter() - t0
         row = {"model": name, "one_row_ms": _median_ms(one, 500), "rows_per_s_10k": 10_000 / bulk}
-        row["pandas_one_row_ms"] = _median_ms(lambda: _pandas_path(name, model, rows.head(1), schema), 200)
+        row["pandas_one_row_ms"] = _median_ms(lambda name=name, model=model: _pandas_path(name, model, rows.head(1),
+                                                                                         schema), 200)
         out.append(row)
     return out
 
@@ -87,8 +91,9 @@ def main() -> None:
     args = ap.parse_args()
     run = run_or_quick("tabular_mining", "churn", "configs/tabular_mining/churn-quick.yaml", args.run)
     loaded = load_classify_run(run, only_served=True)
-    rows = load_splits(loaded.cfg.name, loaded.cfg.data).test
-    body = ChurnPredictor(loaded).example()
+    config = load_run_config(run)
+    rows = load_splits(config["name"], TableData.model_validate(config["data"])).test
+    body = ClassifyPredictor(loaded, config["eval"]["threshold"]).example()
     body["contributions"] = False
     result = {"run": str(run), "served_model": loaded.served, "in_process": in_process(run, rows),
               "http": batching_sweep([python(), "-m", "tabular_mining", "serve", "--run", str(run)], body,

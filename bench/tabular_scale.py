@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from shared.runs import write_json, write_text
-from tabular_mining.baskets import encode, read_basket_file
-from tabular_mining.rules import MINERS, make_rules, mine_itemsets
+from tabular_mining.rules.data import encode, read_basket_file
+from tabular_mining.rules.model import MINERS, make_rules, mine_itemsets
 
 OUT = Path("bench/results")
 
@@ -107,10 +107,10 @@ def bench_dask(rows: int, rounds: int, workers: int) -> list[dict]:
     import dask.dataframe as dd
 
     from shared.metrics import binary_classification
-    from tabular_mining.config import DaskConfig, LightGBMParams, XGBoostParams
-    from tabular_mining.distributed import _encoded, dask_client, fit_lightgbm_dask, fit_xgboost_dask
-    from tabular_mining.features import encode_frame, encode_target, infer_schema
-    from tabular_mining.models import LightGBMModel, XGBoostModel
+    from tabular_mining.classify.config import DaskConfig, LightGBMParams, XGBoostParams
+    from tabular_mining.classify.dask import _encoded, dask_client, fit_lightgbm_dask, fit_xgboost_dask
+    from tabular_mining.classify.model import LightGBMModel, XGBoostModel
+    from tabular_mining.common.features import encode_frame, encode_target, infer_schema
 
     df = synthetic_table(rows)
     n_valid = min(100_000, rows // 10)
@@ -146,16 +146,18 @@ def bench_dask(rows: int, rounds: int, workers: int) -> list[dict]:
 
 
 def bench_stream(records: int, batch_sizes=(16, 256, 1024)) -> list[dict]:
-    from shared.config import load_config
-    from tabular_mining.config import ClassifyConfig
-    from tabular_mining.data import load_telco
-    from tabular_mining.serve import load_predictor
-    from tabular_mining.stream import LineSink, LineSource, StreamConfig, run_stream
-    from tabular_mining.train import train
+    from shared.cli import run_app, run_config
+    from shared.runs import latest_run
+    from tabular_mining.common.stream import LineSink, LineSource, StreamConfig, run_stream
+    from tabular_mining.common.table import load_telco
+    from tabular_mining.tasks import TASKS
 
-    run = train(load_config(ClassifyConfig, "configs/tabular_mining/churn-quick.yaml",
-                            ["name=bench-stream", "eval.cv_folds=0", "model.name=xgboost"]))["run"]
-    predictor = load_predictor(run)
+    overrides = ["name=bench-stream", "eval.cv_folds=0", "model.name=xgboost"]
+    assert run_app("tabular_mining", TASKS, argv=["train", "--config", "configs/tabular_mining/churn-quick.yaml",
+                                                  *overrides]) == 0
+    run = latest_run("tabular_mining", "bench-stream")
+    _, task, cfg = run_config("tabular_mining", TASKS, run, [])
+    predictor = task.predictor(cfg, run)
     rows = load_telco()[predictor.schema.names]
     lines = [json.dumps({k: (None if pd.isna(v) else v) for k, v in r.items()})
              for r in rows.sample(records, replace=True, random_state=0).to_dict("records")]
