@@ -24,13 +24,13 @@ HEADLINE = ("accuracy", "macro", "roc")  # metric names shown in the summary
 
 def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
     """Score ``run`` on its test split, or on ``data`` (written to ``evaluations/<stem>/``)."""
-    clf = classifier_for(cfg, run)
-    tag = "" if cfg.serve.backend == "torch" or clf.backend == "sklearn" else cfg.serve.backend
-    if data is not None:
+    if data is not None:  # the file is read (and checked) before the model loads
         examples, split = read_labelled(data, cfg.data), "data"
         out = runs.evaluation_dir(run, data)
     else:
         examples, split, out = load_splits(cfg.data)[0]["test"], "test", run
+    clf = classifier_for(cfg, run)
+    tag = "" if cfg.serve.backend == "torch" or clf.backend == "sklearn" else cfg.serve.backend
     values = score(clf, examples, split, out, tag=tag)
     if tag:
         values = {f"{k}_{tag}": v for k, v in values.items()}
@@ -45,8 +45,8 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
 def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path | str) -> dict:
     """Batch-score ``input`` (CSV/JSONL with ``data.text_column``, or .txt one text a line) into
     ``output`` (JSONL: text, label, probabilities; ``-`` = stdout)."""
-    clf = classifier_for(cfg, run)
     texts = read_texts(input, cfg.data.text_column, lowercase=False)
+    clf = classifier_for(cfg, run)
     proba = clf.predict_proba(texts)
     rows = [{"text": text, "label": clf.labels[int(p.argmax())],
              "probabilities": {lab: round(float(v), 6) for lab, v in zip(clf.labels, p)}}

@@ -19,8 +19,8 @@ from shared import metrics, runs
 
 def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
     """Score ``run`` on its test split, or on ``data`` (a BIO/BMES file in ``data.scheme``)."""
-    runner, tokenizer, labels = runner_for(cfg, run)
     sentences = read_bio(data, cfg.data.scheme) if data else load_splits(cfg)[0]["test"]
+    runner, tokenizer, labels = runner_for(cfg, run)
     pred = predict_tags(runner, tokenizer, [t for t, _ in sentences], labels, cfg.model.max_length,
                         cfg.eval.batch_size)
     split = "data" if data else "test"
@@ -36,8 +36,8 @@ def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
 
 def predict(cfg: NERConfig, run: Path, input: Path | str, output: Path | str) -> dict:
     """One text per line in, one JSON line ``{"text", "entities"}`` per text out."""
-    runner, tokenizer, labels = runner_for(cfg, run)
     texts = read_lines(input)
+    runner, tokenizer, labels = runner_for(cfg, run)
     tags = predict_tags(runner, tokenizer, [list(t) for t in texts], labels, cfg.model.max_length,
                         cfg.eval.batch_size)
     return {"run": str(run), **write_jsonl([{"text": t, "entities": entities(t, tg)} for t, tg in zip(texts, tags)],

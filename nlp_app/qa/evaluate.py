@@ -21,8 +21,8 @@ from shared.errors import UserError
 
 def evaluate(cfg: QAConfig, run: Path, data: Path | None = None) -> dict:
     """Score ``run`` on its test split, or on ``data`` (a SQuAD v1.1 JSON file)."""
-    runner, tokenizer = runner_for(cfg, run)
     examples = read_squad(data) if data else load_splits(cfg)["test"]
+    runner, tokenizer = runner_for(cfg, run)
     values = metrics.with_split("data" if data else "test",
                                 score(examples, answer(runner, tokenizer, examples, cfg, cfg.eval.batch_size)))
     out = runs.evaluation_dir(run, data) if data else run
@@ -51,8 +51,8 @@ def read_questions(path: Path | str | None) -> list[QAExample]:
 
 def predict(cfg: QAConfig, run: Path, input: Path | str, output: Path | str) -> dict:
     """Questions in (see :func:`read_questions`), one JSON line of answer per question out."""
-    runner, tokenizer = runner_for(cfg, run)
     examples = read_questions(input)
+    runner, tokenizer = runner_for(cfg, run)
     spans = answer(runner, tokenizer, examples, cfg, cfg.eval.batch_size)
     rows = [{"id": e.id, "answer": s.text, "start": s.start, "end": s.end, "score": round(s.score, 6)}
             for e, s in zip(examples, spans)]
