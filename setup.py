@@ -1,6 +1,6 @@
 """What pyproject.toml cannot say: the code packages are discovered, and the recipes in
 ``configs/<app>/*.yaml`` ship as package data of ``mlref_recipes`` (``mlref_recipes.<app>``
-is ``configs/<app>/``), which ``shared.cli.recipes_dir`` finds after a wheel or an editable install.
+is ``configs/<app>/``), which ``shared.config.recipes_dir`` finds after a wheel or an editable install.
 Everything else about the distribution is in pyproject.toml."""
 from pathlib import Path
 

@@ -16,8 +16,7 @@ command-line overrides applied on top; a recipe of another task than the run's i
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
+import functools
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.config import apply_overrides, read_recipe, to_dict, validate
+from shared.config import apply_overrides, read_recipe, resolve_recipe, to_dict, validate
 from shared.errors import UserError
 from shared.runs import finish_run, latest_run, load_run_config, resolve_run, run_status, start_run
 from shared.tasks import STAGES, Task
@@ -186,11 +185,15 @@ def _path(value: str | None) -> Path | str | None:
 
 
 def _serve(app: str, task_name: str, predictor, cfg, run: Path, args) -> None:
+    """Serve ``predictor(cfg, run)``. The app is handed over as a picklable build function, so
+    ``serve.workers > 1`` can build one app (model, batcher) per worker process; ``--host`` and
+    ``--port`` win over the recipe's ``serve.host``/``serve.port``."""
     from shared.serving import create_app, serve
 
     title = f"mlref {app} · {task_name} · {cfg.name}"
-    server = create_app(lambda: predictor(cfg, run), cfg.serve, title=title)
-    serve(server, args.host or cfg.serve.host, args.port if args.port is not None else cfg.serve.port)
+    build = functools.partial(create_app, functools.partial(predictor, cfg, run), cfg.serve, title,
+                              predictor_type=getattr(predictor, "__self__", None))
+    serve(build, cfg.serve, host=args.host, port=args.port)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -228,148 +231,3 @@ def run_app(app: str, tasks: Mapping[str, Task], default_config: str | None = No
 def main(app: str, tasks: Mapping[str, Task], default_config: str | None = None) -> None:
     """``sys.exit(run_app(...))``: what each ``__main__`` calls."""
     sys.exit(run_app(app, tasks, default_config))
-
-
-# --- recipes by name, and the `mlref` console script ([project.scripts] in pyproject.toml) ---------
-
-# the short names (the Makefile's suffixes, the `mlref-<short>` scripts) -> the app package
-APPS = {"nlp": "nlp_app", "tabular": "tabular_mining", "vision": "vision_app", "recsys": "recsys_app"}
-RECIPES_PACKAGE = "mlref_recipes"  # configs/ shipped as package data (setup.py maps it)
-
-
-def recipes_dir() -> Path | None:
-    """The shipped recipes, ``<dir>/<app>/<name>.yaml``: the installed ``mlref_recipes`` package (an
-    editable install maps it onto the checkout's ``configs/``), else a checkout's ``configs/``."""
-    spec = importlib.util.find_spec(RECIPES_PACKAGE)
-    # a namespace package's path can hold an editable install's hook entry next to the real folder
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if Path(location).is_dir():
-            return Path(location)
-    checkout = Path(__file__).resolve().parents[1]  # a clone used without installing it
-    return checkout / "configs" if (checkout / "pyproject.toml").is_file() else None
-
-
-def resolve_recipe(app: str, value: str | os.PathLike | None) -> str:
-    """What ``--config value`` reads: ``value`` when that file exists, else the shipped recipe of
-    that name, so ``sentiment-quick`` (and, outside a checkout, ``configs/nlp_app/sentiment-quick.yaml``)
-    finds ``<recipes>/nlp_app/sentiment-quick.yaml``. Any other missing path is an error, never
-    silently a shipped recipe of the same file name."""
-    if value is None:
-        raise UserError("give --config RECIPE (a YAML file or a shipped recipe's name)")
-    path = Path(value)
-    if path.exists():
-        return str(value)
-    root = recipes_dir()
-    if root is not None and path.parent in (Path("."), Path("configs") / app):
-        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
-        if (root / app / name).is_file():
-            return str(root / app / name)
-    known = sorted(p.stem for p in (root / app).glob("*.yaml")) if root and (root / app).is_dir() else []
-    raise UserError(f"config file not found: {value}" + (f" ({app} recipes: {', '.join(known)})" if known else ""))
-
-
-def mlref(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """``mlref <app> <stage> ...``: the command line of any app, importing only that app's
-    ``tasks.py``. ``<app>`` is the package (``nlp_app``) or its short name (``nlp``); ``mlref <stage>
-    --run DIR`` reads the app from the run (what the container images run); the ``mlref-<short>``
-    scripts carry the app in their name. Returns the exit status."""
-    prog = prog or Path(sys.argv[0]).name
-    args = list(sys.argv[1:] if argv is None else argv)
-    app = APPS.get(prog.removeprefix("mlref-")) if prog.startswith("mlref-") else None
-    try:
-        if app is None:
-            if not args or args[0] in ("-h", "--help"):
-                print(_usage(prog), file=sys.stdout if args else sys.stderr)
-                return 0 if args else 2
-            app, named = _app_of(args, prog)
-            prog = f"{prog} {args.pop(0)}" if named else prog
-        module = _tasks_module(app)
-    except UserError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    return run_app(app, module.TASKS, getattr(module, "DEFAULT_CONFIG", None), args, prog=prog)
-
-
-def console_main() -> None:
-    """The ``mlref`` and ``mlref-<app>`` console scripts."""
-    sys.exit(mlref())
-
-
-def _app_of(args: Sequence[str], prog: str) -> tuple[str, bool]:
-    """The app ``args`` name (``True``: ``args[0]`` names it) or that their ``--run`` belongs to."""
-    first = args[0]
-    if first in APPS or first in APPS.values():
-        return APPS.get(first, first), True
-    run = _run_option(args)
-    if first in STAGES and run:
-        owner = run_status(resolve_run(run)).get("app")
-        if owner in APPS.values():
-            return owner, False
-        raise UserError(f"{run} does not say which app made it: {prog} <app> {first} --run {run}")
-    raise UserError(f"{first!r} is not an app; apps: {', '.join(f'{k} ({v})' for k, v in APPS.items())}")
-
-
-def _run_option(args: Sequence[str]) -> str | None:
-    for i, arg in enumerate(args):
-        if arg.startswith("--run="):
-            return arg.split("=", 1)[1]
-        if arg == "--run" and i + 1 < len(args):
-            return args[i + 1]
-    return None
-
-
-def _tasks_module(app: str):
-    try:
-        return importlib.import_module(f"{app}.tasks")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{app}.tasks":
-            raise
-        raise UserError(f"{app} has no tasks table yet: use python -m {app}") from None
-
-
-def _usage(prog: str) -> str:
-    root = recipes_dir()
-    lines = [f"usage: {prog} <app> <stage> [--config RECIPE] [options] [key=value ...]",
-             f"       {prog} <stage> --run DIR [options] [key=value ...]   (the app is read from the run)",
-             f"       {prog} <app> <stage> --help                           (that stage's options)",
-             "", "stages: " + ", ".join(STAGES) + " (and each app's own: compare, tune, stream ...)",
-             "apps and their shipped recipes (--config NAME works from any directory):"]
-    for short, app in APPS.items():
-        names = sorted(p.stem for p in (root / app).glob("*.yaml")) if root else []
-        lines.append(f"  {short:8} {app:15} " + (", ".join(names) or "-"))
-    lines.append("runs and data go under $MLREF_HOME (default: the current directory)")
-    return "\n".join(lines)
-
-
-# --- legacy: the per-app Stage tables, deleted once every app is on run_app -----------------------
-from collections.abc import Callable
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Stage:
-    run: Callable[[argparse.Namespace], dict | None]
-    help: str
-
-
-def legacy_main(prog: str, stages: Mapping[str, Stage], default_config: str | None = None) -> None:
-    parser = argparse.ArgumentParser(prog=prog)
-    sub = parser.add_subparsers(dest="stage", required=True)
-    for name, stage in stages.items():
-        p = sub.add_parser(name, help=stage.help)
-        p.add_argument("--config", default=default_config)
-        for option in ("run", "data", "input", "output", "host"):
-            p.add_argument(f"--{option}", default=None)
-        p.add_argument("--port", type=int, default=int(os.environ.get("MLREF_PORT", "8000")))
-        p.add_argument("-v", "--verbose", action="store_true")
-        p.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
-    args.host = args.host or "127.0.0.1"
-    _setup_logging(args.verbose)
-    try:
-        summary = stages[args.stage].run(args)
-    except UserError as exc:
-        print(f"{prog} {args.stage}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if summary:
-        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))

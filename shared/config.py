@@ -7,6 +7,7 @@ YAML, so ``3`` is an int and ``[a, b]`` a list), validates, and on failure raise
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -154,3 +155,38 @@ def _deepcopy(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_deepcopy(v) for v in obj]
     return obj
+
+
+# --- recipes by name: configs/ ships as the mlref_recipes package (setup.py maps it) ---------------
+RECIPES_PACKAGE = "mlref_recipes"  # configs/ shipped as package data (setup.py maps it)
+
+
+def recipes_dir() -> Path | None:
+    """The shipped recipes, ``<dir>/<app>/<name>.yaml``: the installed ``mlref_recipes`` package (an
+    editable install maps it onto the checkout's ``configs/``), else a checkout's ``configs/``."""
+    spec = importlib.util.find_spec(RECIPES_PACKAGE)
+    # a namespace package's path can hold an editable install's hook entry next to the real folder
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
+    checkout = Path(__file__).resolve().parents[1]  # a clone used without installing it
+    return checkout / "configs" if (checkout / "pyproject.toml").is_file() else None
+
+
+def resolve_recipe(app: str, value: str | os.PathLike | None) -> str:
+    """What ``--config value`` reads: ``value`` when that file exists, else the shipped recipe of
+    that name, so ``sentiment-quick`` (and, outside a checkout, ``configs/nlp_app/sentiment-quick.yaml``)
+    finds ``<recipes>/nlp_app/sentiment-quick.yaml``. Any other missing path is an error, never
+    silently a shipped recipe of the same file name."""
+    if value is None:
+        raise UserError("give --config RECIPE (a YAML file or a shipped recipe's name)")
+    path = Path(value)
+    if path.exists():
+        return str(value)
+    root = recipes_dir()
+    if root is not None and path.parent in (Path("."), Path("configs") / app):
+        name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        if (root / app / name).is_file():
+            return str(root / app / name)
+    known = sorted(p.stem for p in (root / app).glob("*.yaml")) if root and (root / app).is_dir() else []
+    raise UserError(f"config file not found: {value}" + (f" ({app} recipes: {', '.join(known)})" if known else ""))

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from shared import distributed as dist
+from shared import tracking
 from shared.batching import default_batch_size, make_eval_loader, make_train_loader, move_to_device
 from shared.checkpoint import (
     link_or_copy,
@@ -416,6 +417,7 @@ class _Loop:
     def _record(self, record: dict) -> None:
         if self.main:
             append_jsonl(self.history, record)
+            tracking.log_step(record, record["step"])
 
     def _epoch_float(self) -> float:
         return round(self.state.step / self.plan.steps_per_epoch, 4)

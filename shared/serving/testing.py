@@ -75,3 +75,19 @@ class EchoPredictor(Predictor):
 def echo_app(cfg: ServeConfig) -> FastAPI:
     """An app serving :class:`EchoPredictor` (module-level, so ``partial(echo_app, cfg)`` pickles)."""
     return create_app(EchoPredictor, cfg, title="echo")
+
+
+def intercept_serve(monkeypatch) -> dict:
+    """Make ``shared.serving.serve`` hand back the app instead of running uvicorn, for tests of the
+    CLI's ``serve`` stage: returns a dict that gets ``app`` (built), ``cfg``, ``host`` and ``port``."""
+    import shared.serving
+
+    caught: dict = {}
+
+    def fake_serve(app, cfg: ServeConfig | None = None, host: str | None = None, port: int | None = None):
+        app = app if isinstance(app, FastAPI) else app()
+        cfg = cfg or app.state.serve_config
+        caught.update(app=app, cfg=cfg, host=cfg.host if host is None else host, port=cfg.port if port is None else port)
+
+    monkeypatch.setattr(shared.serving, "serve", fake_serve)
+    return caught

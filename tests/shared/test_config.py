@@ -13,7 +13,7 @@ class Train(StrictModel):
 class Recipe(StrictModel):
     name: str
     train: Train = Field(default_factory=Train)
-    tags: list[str] = []
+    tags: list[str] = Field(default_factory=list)
 
 
 def write(tmp_path, text):

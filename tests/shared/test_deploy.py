@@ -12,8 +12,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from shared.cli import APPS, _app_of, build_parser
+from shared.cli import build_parser
 from shared.config import apply_overrides
+from shared.console import APPS, _app_of
 from shared.serving import Predictor, ServeConfig, StrictRequest, create_app
 from shared.tasks import Task
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from shared import runs
-from shared.cli import APPS, _app_of, mlref, recipes_dir, resolve_recipe, run_app
-from shared.config import StrictModel
+from shared.cli import run_app
+from shared.config import StrictModel, recipes_dir, resolve_recipe
+from shared.console import APPS, _app_of, mlref
 from shared.errors import UserError
 from shared.tasks import Task
 
@@ -44,7 +45,7 @@ def test_the_wheel_ships_the_code_every_recipe_and_the_scripts(tmp_path):
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     for script in ("mlref", *(f"mlref-{short}" for short in APPS)):
-        assert f"{script} = shared.cli:console_main" in scripts
+        assert f"{script} = shared.console:main" in scripts
 
 
 def test_every_console_script_names_a_real_function_and_app():
