@@ -1,0 +1,14 @@
+"""recsys_app. In Python::
+
+    from recsys_app import load
+    model = load("runs/recsys_app/<recipe>/latest")   # a run directory; overrides as "key=value" strings
+    model.predict([...])                         # the same dict POST /predict answers (see model.example())
+"""
+
+
+def load(run, *overrides: str):
+    """The trained run at ``run`` as a :class:`shared.api.Model`."""
+    from recsys_app.tasks import TASKS
+    from shared.api import load as load_run
+
+    return load_run("recsys_app", TASKS, run, overrides)
