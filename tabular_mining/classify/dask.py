@@ -25,6 +25,7 @@ import glob
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,6 @@ from shared.errors import UserError
 from shared.metrics import binary_classification
 from shared.runs import cache_dir, read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig, DaskConfig
-from tabular_mining.classify.data import SPLITS, Splits
-from tabular_mining.classify.evaluate import held_out_report
 from tabular_mining.classify.model import (
     LightGBMModel,
     XGBoostModel,
@@ -59,6 +58,7 @@ from tabular_mining.common.table import APP, TableData, binary_target, check_col
 
 log = logging.getLogger(__name__)
 SCHEMA_SAMPLE_ROWS = 20_000
+SPLITS = ("train", "valid", "test")  # the cache layout of tabular_mining.classify.data
 
 
 @contextlib.contextmanager
@@ -196,17 +196,25 @@ def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int)
 DASK_FITTERS = {"xgboost": fit_xgboost_dask, "lightgbm": fit_lightgbm_dask}
 
 
-def train_dask(cfg: ClassifyConfig, run: Path) -> dict:
-    """The train stage on a Dask cluster; the same run layout as
-    :func:`tabular_mining.classify.train.train`."""
+@dataclass
+class DaskFit:
+    """What :func:`train_dask` leaves for the held-out report: the test split (gathered into this
+    process), the schema, the data manifest and the fit times."""
+
+    test: pd.DataFrame
+    schema: FeatureSchema
+    manifest: dict
+    fit_seconds: dict[str, float]
+
+
+def train_dask(cfg: ClassifyConfig, run: Path) -> DaskFit:
+    """Fit the models on a Dask cluster into ``run`` (models, schema, ``selection.json``: the
+    layout of :func:`tabular_mining.classify.train.train`, which calls this and then reports)."""
     names = cfg.model.to_train()
     unsupported = [n for n in names if n not in DASK_FITTERS]
     if cfg.model.name != "all" and unsupported:
         raise UserError(f"distributed: dask trains {', '.join(DASK_FITTERS)}; not {unsupported[0]}")
     names = [n for n in names if n in DASK_FITTERS]
-    if cfg.eval.cv_folds:
-        log.info("cross-validation is off under distributed: dask")
-        cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"cv_folds": 0})})
     with dask_client(cfg.dask) as client:
         log.info("dask cluster: %s", client.dashboard_link or client.scheduler.address)
         out = cache_dir(APP, cfg.name, to_dict(cfg.data))
@@ -218,9 +226,7 @@ def train_dask(cfg: ClassifyConfig, run: Path) -> dict:
     best = pick_best(valid_scores, cfg.model.select_by)
     write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}", "valid": valid_scores,
                                         "fit_seconds": fit_seconds, "distributed": "dask"})
-    empty = test.iloc[:0]
-    report = held_out_report(cfg, run, Splits(empty, empty, test, schema, manifest))
-    return {"served_model": best, "distributed": "dask", "fit_seconds": fit_seconds, **report}
+    return DaskFit(test, schema, manifest, fit_seconds)
 
 
 def _fit_all(client, cfg: ClassifyConfig, run: Path, schema: FeatureSchema, cache: Path, names: list[str]):

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from shared.metrics import binary_classification
-from shared.runs import write_json
+from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.data import Splits, load_splits
 from tabular_mining.classify.evaluate import held_out_report
 from tabular_mining.classify.model import fit_model, pick_best, save_model
 from tabular_mining.common.features import encode_frame, encode_target
@@ -33,9 +33,7 @@ def train(cfg: ClassifyConfig, run: Path) -> dict:
     """The train stage: the candidates of ``cfg.model`` on the cached split, the best by
     ``model.select_by`` on the validation rows served; returns the test and CV metrics."""
     if cfg.distributed == "dask":
-        from tabular_mining.classify.dask import train_dask  # dask and distributed load only on this path
-
-        return train_dask(cfg, run)
+        return train_on_dask(cfg, run)
     splits = load_splits(cfg.name, cfg.data)
     schema = splits.schema
     X_train, y_train = encode_frame(splits.train, schema), encode_target(splits.train[schema.target], schema)
@@ -60,3 +58,18 @@ def train(cfg: ClassifyConfig, run: Path) -> dict:
     report = held_out_report(cfg, run, splits)
     log.info("serving %s", best)
     return {"served_model": best, **report}
+
+
+def train_on_dask(cfg: ClassifyConfig, run: Path) -> dict:
+    """``distributed: dask``: the models fitted on the cluster, then the same held-out report
+    (cross-validation is off: it would gather every row into this process)."""
+    from tabular_mining.classify.dask import train_dask  # dask and distributed load only on this path
+
+    if cfg.eval.cv_folds:
+        log.info("cross-validation is off under distributed: dask")
+        cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"cv_folds": 0})})
+    fitted = train_dask(cfg, run)
+    empty = fitted.test.iloc[:0]
+    report = held_out_report(cfg, run, Splits(empty, empty, fitted.test, fitted.schema, fitted.manifest))
+    served = read_json(run / "selection.json")["served"]
+    return {"served_model": served, "distributed": "dask", "fit_seconds": fitted.fit_seconds, **report}

@@ -191,3 +191,37 @@ def test_no_command_imports_torch_without_an_ft_transformer(churn_run, inputs, t
                           str(tmp_path / "out.csv")], capture_output=True, text=True, env=env, check=False)
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert json.loads(ran.stdout.strip().splitlines()[-1]) == []
+
+
+def _imports(root: Path) -> dict[str, set[str]]:
+    """Module → the tabular_mining modules it imports, anywhere in its body (lazy imports too)."""
+    import ast
+
+    files = {".".join(p.with_suffix("").parts).removesuffix(".__init__"): p for p in root.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tabular_mining"):
+                deps |= {node.module} | {f"{node.module}.{a.name}" for a in node.names} & files.keys()
+        graph[name] = (deps & files.keys()) - {name}
+    return graph
+
+
+def test_no_import_cycle_and_tasks_never_import_each_other():
+    graph = _imports(Path("tabular_mining"))
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " → ".join((*path, module))
+        if module not in done:
+            for dep in graph[module]:
+                visit(dep, (*path, module))
+            done.add(module)
+
+    for module in graph:
+        visit(module, ())
+    for module, deps in graph.items():
+        task = module.split(".")[1] if module.count(".") >= 2 else None
+        if task in TASKS:
+            assert {d.split(".")[1] for d in deps if d.count(".") >= 2} <= {task, "common"}, module
