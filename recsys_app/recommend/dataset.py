@@ -61,9 +61,15 @@ class Interactions:
         return users, [history[u] for u in users], [targets[u] for u in users]
 
     def counts(self) -> dict:
+        """Sizes, and ``tied_last_events``: users whose latest test and validation events have the
+        same timestamp (their order came from ``eval.tie_break``, not from the data)."""
         by_split = self.frame["split"].value_counts()
+        last = self.frame.groupby(["user", "split"], observed=True)["timestamp"].max().unstack()
+        tied = int((last["test"] == last["valid"]).sum()) if {"test", "valid"} <= set(last.columns) else 0
+        test_users = int(last["test"].notna().sum()) if "test" in last.columns else 0
         return {"users": self.n_users, "items": self.n_items, "interactions": len(self.frame),
-                **{f"{s}_interactions": int(by_split.get(s, 0)) for s in SPLITS}}
+                **{f"{s}_interactions": int(by_split.get(s, 0)) for s in SPLITS},
+                "test_users": test_users, "tied_last_events": tied}
 
 
 def save_dataset(ds: Interactions, out: Path, info: dict) -> dict:

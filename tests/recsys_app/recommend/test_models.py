@@ -35,11 +35,11 @@ def test_each_model_fits_scores_and_round_trips(name, tiny_cfg, tiny_ds, tmp_pat
 
 def test_co_occurrence_models_beat_popularity_on_clustered_data(tiny_cfg, tiny_ds, tmp_path):
     ndcg = {}
-    for name in ("popularity", "itemknn", "ease"):
+    for name in ("popularity", "itemknn", "ease", "als"):
         model = build_model(tiny_cfg, tiny_ds.n_items, name)
         model.fit(tiny_ds, tmp_path)
         ndcg[name] = evaluate_split(model, tiny_ds, "test", tiny_cfg)["ndcg@10"]
-    assert ndcg["itemknn"] > ndcg["popularity"] and ndcg["ease"] > ndcg["popularity"]
+    assert min(ndcg["itemknn"], ndcg["ease"], ndcg["als"]) > ndcg["popularity"]
 
 
 def test_ease_matches_the_closed_form(tiny_cfg, tiny_ds, tmp_path):
@@ -66,3 +66,19 @@ def test_itemknn_keeps_the_k_most_cosine_similar_items(tiny_cfg, tiny_ds, tmp_pa
         np.testing.assert_allclose(col[col > 0], sim[col > 0, j], rtol=1e-5)
         if (col > 0).sum() == 3:
             assert col[col > 0].min() >= np.sort(sim[:, j])[-3] - 1e-6
+
+
+def test_als_folds_a_history_in_as_implicit_solves_a_user(tiny_cfg, tiny_ds, tmp_path):
+    from implicit.als import AlternatingLeastSquares
+    from scipy.sparse import csr_matrix
+
+    model = build_model(tiny_cfg, tiny_ds.n_items, "als")
+    model.fit(tiny_ds, tmp_path)
+    p = tiny_cfg.model.als
+    reference = AlternatingLeastSquares(factors=p.factors, regularization=p.regularization, alpha=p.alpha)
+    reference.item_factors = model.y
+    history = np.array([0, 3, 5])
+    row = csr_matrix((np.ones(3, np.float32), history, [0, 3]), shape=(1, tiny_ds.n_items))
+    expected = reference.recalculate_user(0, row)
+    np.testing.assert_allclose(model.user_vectors([history])[0], expected, rtol=1e-3, atol=1e-5)
+    assert model.score([np.zeros(0, np.int64)]).max() == 0  # an empty history scores nothing

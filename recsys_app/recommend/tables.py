@@ -1,0 +1,106 @@
+"""Reading the table files people have: any text layout, or Parquet.
+
+Interaction dumps come as ``ratings.csv`` (a header, commas), MovieLens 100k's ``u.data`` (no
+header, tabs), MovieLens 1M's ``ratings.dat`` (``::``), whitespace-aligned ``.txt``, ``.tsv``…
+:func:`read_table` takes them all. The separator and whether the first line is a header are
+sniffed from the first line unless the recipe says (``data.separator``, ``data.header``); text is
+read as UTF-8, else Latin-1 (MovieLens' ``u.item``). A headerless table comes back with integer
+column labels (the positions); ``frame.attrs["first_line"]`` is the file line of data row 0 (for
+error messages), ``None`` for Parquet.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from shared.errors import UserError
+
+log = logging.getLogger(__name__)
+PARQUET = (".parquet", ".pq")
+# auto-detection order: the first of these found in the first line is the separator
+SEPARATORS = ("::", "\t", ",", ";", "|")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def sniff_separator(line: str) -> str:
+    """The separator of a text table from its first line: ``::``, tab, comma, ``;``, ``|``, else
+    runs of whitespace (``"whitespace"``)."""
+    return next((sep for sep in SEPARATORS if sep in line), "whitespace")
+
+
+def split_line(line: str, separator: str) -> list[str]:
+    fields = line.split() if separator == "whitespace" else line.split(separator)
+    return [f.strip().strip('"').strip("'") for f in fields]
+
+
+def looks_like_header(fields: list[str], names: set[str] | None) -> bool:
+    """A header names columns: with ``names`` (the column names the recipe expects), any field
+    among them; without, any field that is not a number (so a numeric MovieLens dump has none)."""
+    if names:
+        return any(f.lower() in names for f in fields)
+    return not all(_NUMBER.match(f) for f in fields if f)
+
+
+def _first_line(path: Path) -> tuple[str, str]:
+    """The first non-empty line, and the encoding that reads the file."""
+    for encoding in ("utf-8", "latin-1"):
+        try:
+            with open(path, encoding=encoding) as f:
+                for line in f:
+                    if line.strip():
+                        return line.rstrip("\r\n"), encoding
+                return "", encoding
+        except UnicodeDecodeError:
+            continue
+    raise UserError(f"{path}: not a text file")  # latin-1 decodes anything; kept for clarity
+
+
+def read_table(path: str | Path, separator: str = "auto", header: bool | str = "auto",
+               names: set[str] | None = None) -> pd.DataFrame:
+    """A table file as a DataFrame (see the module docstring). ``names``: lower-case column names
+    that mark a header line when ``header="auto"`` and the recipe gives columns by position."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data file not found: {path}")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the interactions file inside it")
+    if path.suffix.lower() in PARQUET:
+        try:
+            frame = pd.read_parquet(path)
+        except (ValueError, OSError) as exc:
+            raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
+        frame.attrs["first_line"] = None
+        return frame
+    with open(path, "rb") as f:
+        if b"\0" in f.read(4096):
+            raise UserError(f"{path}: binary, not a text table (use .csv/.tsv/.txt/.data/.dat or .parquet)")
+    line, encoding = _first_line(path)
+    if not line:
+        raise UserError(f"{path} is empty")
+    sep = sniff_separator(line) if separator == "auto" else separator
+    has_header = looks_like_header(split_line(line, sep), names) if header == "auto" else bool(header)
+    try:
+        frame = pd.read_csv(path, sep=r"\s+" if sep == "whitespace" else sep, header=0 if has_header else None,
+                            engine="python" if len(sep) > 1 and sep != "whitespace" else "c",
+                            encoding=encoding, skipinitialspace=True, skip_blank_lines=True)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UserError(f"cannot read {path} as a {_describe(sep)}-separated table: "
+                        f"{str(exc).splitlines()[0]} (set data.separator)") from None
+    if has_header:
+        frame.columns = [str(c).strip() for c in frame.columns]
+    frame.attrs["first_line"] = 2 if has_header else 1
+    log.debug("%s: %s-separated, %s header, %s", path, _describe(sep), "a" if has_header else "no", encoding)
+    return frame
+
+
+def _describe(sep: str) -> str:
+    return {"\t": "tab", ",": "comma", "whitespace": "whitespace"}.get(sep, repr(sep))
+
+
+def where(source: str, frame: pd.DataFrame, row: int) -> str:
+    """``file line N`` for a text table's data row ``row``, ``source row N`` otherwise."""
+    first = frame.attrs.get("first_line")
+    return f"{source} line {row + first}" if first else f"{source} row {row}"
