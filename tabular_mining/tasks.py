@@ -36,7 +36,7 @@ TASKS = {
     "classify": Task(
         config=ClassifyConfig, help="binary classification of a table (churn)",
         preprocess=classify_data.preprocess, train=classify_train.train, evaluate=classify_evaluate.evaluate,
-        predict=classify_predict.predict, predictor=classify_serve.predictor,
+        predict=classify_predict.predict, predictor=classify_serve.ClassifyPredictor.from_run,
         resolve_config=classify_tune.apply_tuned,
         extra={"tune": Extra(classify_tune.tune, "Optuna search on inner CV of the training rows; "
                                                  "then train with model.params_from=RUN", on="recipe"),
@@ -44,11 +44,11 @@ TASKS = {
     "segment": Task(
         config=SegmentConfig, help="customer segments by clustering (k-means, HDBSCAN)",
         preprocess=segment_data.preprocess, train=segment_train.train, evaluate=segment_evaluate.evaluate,
-        predict=segment_predict.predict, predictor=segment_serve.predictor,
+        predict=segment_predict.predict, predictor=segment_serve.SegmentPredictor.from_run,
         extra={"stream": Extra(segment_serve.stream, STREAM_HELP, on="run")}),
     "rules": Task(
         config=RulesConfig, help="frequent itemsets and association rules from baskets",
         preprocess=rules_data.preprocess, train=rules_train.train, evaluate=rules_evaluate.evaluate,
-        predict=rules_predict.predict, predictor=rules_serve.predictor,
+        predict=rules_predict.predict, predictor=rules_serve.RulesPredictor.from_run,
         extra={"stream": Extra(rules_serve.stream, STREAM_HELP, on="run")}),
 }

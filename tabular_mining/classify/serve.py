@@ -79,13 +79,13 @@ class ClassifyPredictor(Predictor):
     def example(self) -> dict:
         return {"instances": [example_record(self.schema)], "contributions": True}
 
-
-def predictor(cfg: ClassifyConfig, run: Path) -> ClassifyPredictor:
-    """What ``serve`` runs: the run's served model at ``cfg.eval.threshold``."""
-    return ClassifyPredictor(load_classify_run(run, only_served=True), cfg.eval.threshold)
+    @classmethod
+    def from_run(cls, cfg: ClassifyConfig, run: Path) -> ClassifyPredictor:
+        """What ``serve`` runs: the run's served model at ``cfg.eval.threshold``."""
+        return cls(load_classify_run(run, only_served=True), cfg.eval.threshold)
 
 
 def stream(cfg: ClassifyConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
     """The stream stage: JSON records from ``input`` (a file, ``-``/stdin or ``kafka``) scored into
     ``output`` in micro-batches (``stream:`` section), one output line per record."""
-    return stream_stage(predictor(cfg, run), cfg.stream, input, output)
+    return stream_stage(ClassifyPredictor.from_run(cfg, run), cfg.stream, input, output)

@@ -67,13 +67,13 @@ class RulesPredictor(Predictor):
         items = rule["antecedents"] if rule else self.recommender.popularity[:1]
         return {"instances": [{"items": items or ["item"]}], "top_k": 3}
 
-
-def predictor(cfg: RulesConfig, run: Path) -> RulesPredictor:
-    """What ``serve`` runs: the run's rules."""
-    return RulesPredictor(run, cfg)
+    @classmethod
+    def from_run(cls, cfg: RulesConfig, run: Path) -> RulesPredictor:
+        """What ``serve`` runs: the run's rules."""
+        return cls(run, cfg)
 
 
 def stream(cfg: RulesConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
     """The stream stage: baskets (``{"items": [...]}`` per line) from ``input`` (a file, ``-``/stdin or
     ``kafka``) into recommendations in ``output``, in micro-batches (``stream:`` section)."""
-    return stream_stage(predictor(cfg, run), cfg.stream, input, output)
+    return stream_stage(RulesPredictor.from_run(cfg, run), cfg.stream, input, output)

@@ -48,13 +48,13 @@ class SegmentPredictor(Predictor):
     def example(self) -> dict:
         return {"instances": [example_record(self.schema)]}
 
-
-def predictor(cfg: SegmentConfig, run: Path) -> SegmentPredictor:
-    """What ``serve`` runs: the run's segmenter."""
-    return SegmentPredictor(load_segment_run(run), cfg.model.algorithm)
+    @classmethod
+    def from_run(cls, cfg: SegmentConfig, run: Path) -> SegmentPredictor:
+        """What ``serve`` runs: the run's segmenter."""
+        return cls(load_segment_run(run), cfg.model.algorithm)
 
 
 def stream(cfg: SegmentConfig, run: Path, input: Path | str | None, output: Path | str | None) -> dict | None:
     """The stream stage: JSON records from ``input`` (a file, ``-``/stdin or ``kafka``) assigned to
     segments into ``output`` in micro-batches (``stream:`` section)."""
-    return stream_stage(predictor(cfg, run), cfg.stream, input, output)
+    return stream_stage(SegmentPredictor.from_run(cfg, run), cfg.stream, input, output)

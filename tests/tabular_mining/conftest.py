@@ -72,10 +72,10 @@ def rules_run() -> Path:
 @pytest.fixture
 def served(monkeypatch):
     """``served(*argv)``: run the ``serve`` stage through the CLI, but hand back the FastAPI app
-    the app factory built instead of starting a server (``--host/--port`` are recorded too)."""
+    the app factory built instead of starting a server (with the ``host``/``port`` it would use)."""
     from shared.serving.testing import intercept_serve
 
-    def run(*argv: str):
+    def run(*argv: str) -> dict:
         caught = intercept_serve(monkeypatch)
         assert run_cli("serve", *argv, "serve.load_in_background=false") == 0
         return caught

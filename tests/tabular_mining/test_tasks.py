@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from shared.cli import run_config
 from shared.config import load_config, read_yaml
+from tabular_mining import load
 from tabular_mining.common.table import load_telco
 from tabular_mining.tasks import TASKS
 
@@ -140,6 +141,9 @@ def test_serve_takes_the_run_without_a_config(task, request, served):
         assert meta["task"] == task and meta["run_id"] == run.name
         r = c.post("/predict", json=body)
         assert r.status_code == 200 and len(r.json()["predictions"]) == len(body["instances"])
+    in_process = load(run)  # the Python API answers what the server answers
+    options = {k: v for k, v in body.items() if k != "instances"}
+    assert in_process.predict(body["instances"], **options) == r.json()
 
 
 def test_a_recipe_of_another_task_is_refused(churn_run, cli, capsys):
@@ -175,9 +179,9 @@ from tabular_mining.tasks import TASKS
 run, data, out = sys.argv[1:4]
 for argv in (["evaluate", "--run", run], ["predict", "--run", run, "--input", data, "--output", out]):
     assert run_app("tabular_mining", TASKS, argv=argv) == 0
-from tabular_mining.classify.serve import predictor
-from tabular_mining.classify.config import ClassifyConfig
-predictor(ClassifyConfig(), __import__("pathlib").Path(run)).warmup()
+from tabular_mining import load
+model = load(run)  # what serve builds: the predictor through the server's own hooks
+assert len(model.predict(**model.example())["predictions"]) == 1
 print(json.dumps(sorted(m for m in ("torch", "optuna", "dask", "distributed") if m in sys.modules)))
 """
 

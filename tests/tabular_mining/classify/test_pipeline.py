@@ -85,6 +85,7 @@ def test_served_equals_offline_and_contributions_add_up(churn_run, test_rows, se
         r = c.post("/predict", json={"instances": _records(rows), "contributions": True})
         assert r.status_code == 200, r.text
         preds = r.json()["predictions"]
+        assert "ClassifyResponse" in c.get("/openapi.json").json()["components"]["schemas"]
     served_p = np.array([p["probability"] for p in preds])
     np.testing.assert_allclose(served_p, offline, rtol=1e-6)
     logit = np.log(served_p / (1 - served_p))
