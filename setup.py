@@ -15,5 +15,6 @@ RECIPES = sorted(f"mlref_recipes.{d.name}" for d in Path(__file__).parent.joinpa
 setup(
     packages=[*CODE, "mlref_recipes", *RECIPES],
     package_dir={"mlref_recipes": "configs"},
-    package_data={name: ["*.yaml"] for name in RECIPES},
+    package_data={**{name: ["*.yaml"] for name in RECIPES},
+                  "shared.serving.pages": ["*.html", "*.css", "*.js"]},  # the demo page's assets
 )

@@ -8,7 +8,7 @@ loaded (and warmed) in the app's lifespan, so ``/readyz`` means the same for eve
 - ``GET /metrics``: Prometheus (requests by route and status, latency, batch sizes, queue depth).
 - ``POST /predict``: ``{"instances": [...], ...}`` (the predictor's schema) → its response; see
   :mod:`shared.serving.pipeline` for the path one request takes and the limits checked once here.
-- ``GET /``: a small demo page that posts the predictor's example request.
+- ``GET /``: the demo page of the predictor's ``page`` kind (:mod:`shared.serving.pages`).
 - ``GET /openapi.json`` and ``GET /docs`` (offline Swagger UI): see :mod:`shared.serving.openapi`.
 
 Every error is JSON ``{"error": message}`` (422s add ``"fields"``), 404 and 405 included, and the
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import os
 import time
@@ -38,6 +37,7 @@ from shared.serving.batcher import MicroBatcher
 from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
 from shared.serving.limits import BearerAuth, BodySizeLimit
 from shared.serving.openapi import install_docs, install_openapi
+from shared.serving.pages import page_config, render_page
 from shared.serving.pipeline import error_response, handle_predict
 from shared.serving.predictor import ErrorBody, Predictor
 from shared.serving.telemetry import ObserveRequests, Telemetry
@@ -86,7 +86,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
     app.add_middleware(ObserveRequests, telemetry=telemetry)
     _install_error_handlers(app)
-    _install_routes(app, state, telemetry, title)
+    _install_routes(app, state, telemetry, title, predictor_type, auth=token is not None)
 
     @app.post("/predict")
     async def predict(request: Request):
@@ -119,7 +119,8 @@ def _load_and_warm(load: Callable[[], Predictor], state: dict) -> None:
         log.exception("model failed to load")
 
 
-def _install_routes(app: FastAPI, state: dict, telemetry: Telemetry, title: str) -> None:
+def _install_routes(app: FastAPI, state: dict, telemetry: Telemetry, title: str,
+                    predictor_type: type[Predictor] | None, auth: bool) -> None:
     """The probes, metadata, metrics and the demo page."""
 
     @app.get("/livez", response_model=Status)
@@ -150,9 +151,16 @@ def _install_routes(app: FastAPI, state: dict, telemetry: Telemetry, title: str)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def demo():
+        """The demo page of the predictor's kind (:mod:`shared.serving.pages`), built once the model is loaded."""
         predictor = state["predictor"]
-        example = json.dumps(predictor.example(), indent=2, ensure_ascii=False) if predictor else "{}"
-        return _DEMO_PAGE.replace("{{TITLE}}", _html_escape(title)).replace("{{EXAMPLE}}", _html_escape(example))
+        if predictor is not None and "page" in state:
+            return state["page"]
+        # example_image() may read a file: off the event loop
+        config = await asyncio.to_thread(page_config, predictor, predictor_type, title, auth)
+        page = render_page(config)
+        if predictor is not None:
+            state["page"] = page
+        return page
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -168,25 +176,3 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "request does not match the schema; see 'fields'", fields=fields)
 
 
-def _html_escape(s: str) -> str:
-    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-_DEMO_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{TITLE}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-textarea,pre{width:100%;font-family:ui-monospace,monospace;font-size:13px}textarea{height:16rem}
-pre{background:#f4f4f4;padding:1rem;white-space:pre-wrap}</style></head><body>
-<h1>{{TITLE}}</h1><p>Edit the request and press <b>Predict</b>. API: <code>POST /predict</code>,
-<a href="/metadata">/metadata</a>, <a href="/readyz">/readyz</a>, <a href="/metrics">/metrics</a>,
-<a href="/docs">/docs</a>.</p>
-<textarea id="req">{{EXAMPLE}}</textarea><br><button id="go">Predict</button>
-<pre id="out"></pre>
-<script>
-document.getElementById('go').onclick = async () => {
-  const out = document.getElementById('out'); out.textContent = '…';
-  const headers = {'Content-Type': 'application/json'};
-  const token = localStorage.getItem('mlref_token'); if (token) headers['Authorization'] = 'Bearer ' + token;
-  const r = await fetch('/predict', {method: 'POST', headers, body: document.getElementById('req').value});
-  out.textContent = r.status + '\\n' + JSON.stringify(await r.json(), null, 2);
-};
-</script></body></html>"""

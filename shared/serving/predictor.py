@@ -80,6 +80,9 @@ class Predictor:
     response_model: type[BaseModel] | None = None
     prepare_in_thread: ClassVar[bool] = False
     cost_unit: ClassVar[str] = "units"
+    # how the demo page at / shows this model: one of shared.serving.pages.KINDS ("json": the
+    # request as editable JSON; "text-classify", "image-detect", ... draw the answer)
+    page: ClassVar[str] = "json"
 
     def items(self, body: BaseModel) -> list:
         """One item per instance of a validated body (carry per-request options in the item)."""
@@ -112,6 +115,11 @@ class Predictor:
     def example(self) -> dict:
         """A valid request body: used for warm-up, in OpenAPI and prefilled on the demo page."""
         raise NotImplementedError
+
+    def example_image(self) -> bytes | None:
+        """An image file (PNG or JPEG bytes) from the run's own data, offered on the demo page of
+        an image model; None (the default) when there is none at hand."""
+        return None
 
     def from_form(self, form: FormData) -> BaseModel:
         """A multipart request turned into a body model; by default such requests are refused."""
