@@ -41,6 +41,7 @@ class ClassifyPredictor(Predictor):
     """The run's served model behind the app factory; ``threshold`` is the config's ``eval.threshold``."""
 
     response_model = ClassifyResponse
+    page = "tabular-classify"  # the demo page: probability bars, contributions as a sorted chart
 
     def __init__(self, loaded: ClassifyRun, threshold: float):
         self.loaded, self.schema, self.threshold = loaded, loaded.schema, threshold

@@ -37,6 +37,7 @@ class RulesPredictor(Predictor):
     """The run's rules behind the app factory."""
 
     request_model = RulesRequest
+    page = "rules"  # the demo page: a basket, then recommendations and fired rules in tables
 
     def __init__(self, run: Path, cfg: RulesConfig):
         self.path, self.cfg, self.recommender = Path(run), cfg, load_recommender(run)

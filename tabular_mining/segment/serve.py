@@ -24,6 +24,8 @@ from tabular_mining.segment.model import SegmentRun, load_segment_run
 class SegmentPredictor(Predictor):
     """The run's segmenter behind the app factory, with each segment's share and target rate."""
 
+    page = "segments"  # the demo page: the record's segment and every segment's share and rate, in tables
+
     def __init__(self, loaded: SegmentRun, algorithm: str):
         self.loaded, self.schema, self.algorithm = loaded, loaded.schema, algorithm
         self.request_model = create_model("SegmentRequest", __base__=StrictRequest,
