@@ -27,6 +27,7 @@ class TextsRequest(BaseModel):
 
 class TextClassifierPredictor(Predictor):
     request_model = TextsRequest
+    page = "text-classify"  # the demo page: each text with its probability bars
 
     def __init__(self, clf, run: Path, cfg: ClassifyConfig):
         self.clf, self.run, self.cfg = clf, run, cfg

@@ -31,6 +31,7 @@ class NERRequest(BaseModel):
 
 class NERPredictor(Predictor):
     request_model = NERRequest
+    page = "ner"  # the demo page: the text with entities highlighted by type
 
     def __init__(self, run: Path, cfg: NERConfig, runner, tokenizer, labels: list[str]):
         self.run, self.cfg, self.runner, self.tokenizer, self.labels = run, cfg, runner, tokenizer, labels

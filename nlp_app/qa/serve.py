@@ -34,6 +34,7 @@ class QARequest(BaseModel):
 
 class QAPredictor(Predictor):
     request_model = QARequest
+    page = "qa"  # the demo page: the context with the answer span marked
 
     def __init__(self, run: Path, cfg: QAConfig, runner, tokenizer):
         self.run, self.cfg, self.runner, self.tokenizer = run, cfg, runner, tokenizer
