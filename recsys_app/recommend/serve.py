@@ -92,6 +92,7 @@ class Query:
 
 class RecsysPredictor(Predictor):
     response_model = RecommendResponse
+    page = "recommend"  # the demo page: the list with titles, and why (history or fallback reason)
 
     def __init__(self, cfg: RecsysConfig, ds: Interactions, model: Recommender, run: Path | None = None):
         self.cfg, self.ds, self.model, self.run = cfg, ds, model, run
