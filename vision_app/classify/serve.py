@@ -32,6 +32,7 @@ class ClassifyPredictor(RunPredictor):
     """A classification run on the backend its ``serve:`` section names."""
 
     response_model = ClassifyResponse
+    page = "image-classify"  # the demo page: uploads, then each image with its probability bars
 
     def __init__(self, cfg, run: Path):
         super().__init__(cfg, run, load_model, export)

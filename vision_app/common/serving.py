@@ -12,6 +12,7 @@ import torch
 
 from shared.runs import load_metrics, read_json
 from vision_app.common.backend import run_backend
+from vision_app.common.manifest import manifest_path
 from vision_app.common.uploads import ImageUploadPredictor
 
 
@@ -30,6 +31,14 @@ class RunPredictor(ImageUploadPredictor):
         return {"run": self.run.name, "task": self.cfg.task, "model": self.cfg.model.arch, "classes": self.classes,
                 "input_size": self.cfg.augment.size, "backend": self.cfg.serve.backend,
                 "precision": self.cfg.serve.precision, **image_limits(self.cfg.serve), "metrics": metrics}
+
+    def example_image(self) -> bytes | None:
+        """The first image of the run's test split, for the demo page; None when the run's data
+        cache is not on this machine (a served run needs only the run directory)."""
+        path = manifest_path(self.cfg)
+        test = read_json(path)["splits"].get("test") if path.is_file() else None
+        image = Path(test[0]["image"]) if test else None
+        return image.read_bytes() if image is not None and image.is_file() else None
 
 
 def image_limits(serve) -> dict:

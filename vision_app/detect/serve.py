@@ -22,7 +22,8 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from shared.runs import load_metrics
+from shared.config import to_dict
+from shared.runs import cache_dir, load_metrics, read_json
 from vision_app.common.images import encode_png
 from vision_app.common.serving import image_limits
 from vision_app.common.uploads import (
@@ -33,6 +34,7 @@ from vision_app.common.uploads import (
     form_uploads,
 )
 from vision_app.detect.config import DetectConfig
+from vision_app.detect.data import APP
 from vision_app.detect.evaluate import draw_detections
 from vision_app.detect.predict import Detector, as_json
 
@@ -73,6 +75,7 @@ class DetectPredictor(ImageUploadPredictor):
 
     request_model = DetectRequest
     response_model = DetectResponse
+    page = "image-detect"  # the demo page: uploads, then boxes with labels and scores drawn over the images
 
     def __init__(self, cfg: DetectConfig, run: Path):
         super().__init__(cfg.serve.limits())
@@ -128,3 +131,12 @@ class DetectPredictor(ImageUploadPredictor):
         return {"run": self.run.name, "task": "detect", "model": m.arch, "backbone": m.backbone,
                 "classes": self.detector.classes, "input_size": m.input_size, "backend": self.cfg.serve.backend,
                 **image_limits(self.cfg.serve), "max_detections": m.max_detections, "metrics": metrics}
+
+    def example_image(self) -> bytes | None:
+        """The test image with the most boxes, for the demo page; None when the run's data cache
+        is not on this machine (a served run needs only the run directory)."""
+        path = cache_dir(APP, self.cfg.name, to_dict(self.cfg.data)) / "dataset.json"
+        data = read_json(path) if path.is_file() else None
+        test = sorted(data["splits"].get("test") or [], key=lambda r: -len(r["boxes"])) if data else []
+        image = Path(data["images_dir"]) / test[0]["file"] if test else None
+        return image.read_bytes() if image is not None and image.is_file() else None

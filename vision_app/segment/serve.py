@@ -34,6 +34,7 @@ class SegmentPredictor(RunPredictor):
     """A segmentation run on the backend its ``serve:`` section names."""
 
     response_model = SegmentResponse
+    page = "image-segment"  # the demo page: uploads, then masks over the images, a legend, an opacity slider
 
     def __init__(self, cfg, run: Path):
         super().__init__(cfg, run, load_model, export)
