@@ -4,6 +4,7 @@ from recsys_app.recommend.compare import compare
 from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.data import preprocess
 from recsys_app.recommend.evaluate import evaluate
+from recsys_app.recommend.export import export
 from recsys_app.recommend.predict import predict
 from recsys_app.recommend.serve import RecsysPredictor
 from recsys_app.recommend.train import train
@@ -17,6 +18,7 @@ TASKS = {
         train=train,
         evaluate=evaluate,
         predict=predict,
+        export=export,
         predictor=RecsysPredictor.from_run,
         extra={"compare": Extra(compare, "train every model of eval.compare_models on one split and rank them")},
     ),

@@ -78,6 +78,10 @@ class ItemKNNConfig(StrictModel):
 
 class EASEConfig(StrictModel):
     l2: float = Field(500.0, gt=0)  # the ridge penalty lambda
+    # EASE solves a dense items × items system: ~12 bytes × items² at its peak (Gram matrix, its
+    # Cholesky factor and inverse, float32). More than this many GB is refused with a message (None:
+    # the memory free on the device when the fit starts).
+    max_memory_gb: float | None = Field(None, gt=0)
 
 
 class ALSConfig(StrictModel):
@@ -142,6 +146,10 @@ class RecsysServeConfig(ServeConfig):
     # torch CPU threads for SASRec scoring (None: torch's default). On a busy shared CPU, 1 avoids
     # the threads waiting on each other (measured: 18 ms vs 325 ms median per user at load 16).
     torch_threads: int | None = Field(None, ge=1)
+    # how SASRec scores in evaluate / predict / serve (shared.inference): eager torch, or ONNX
+    # Runtime on the run's model.onnx (written by the export stage on first use). The other models
+    # score with NumPy from their safetensors matrices.
+    backend: Literal["torch", "onnx"] = "torch"
 
 
 class RecsysConfig(StrictModel):

@@ -17,7 +17,7 @@ import numpy as np
 from recsys_app.recommend.base import Recommender
 from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.dataset import Interactions
-from recsys_app.recommend.model import load_trained
+from recsys_app.recommend.inference import load_for_inference
 from recsys_app.recommend.ranking import coverage, exclude, ranking_metrics, target_ranks, top_k
 from recsys_app.recommend.readers import read_interactions_file
 from shared import plots
@@ -85,7 +85,7 @@ def evaluate(cfg: RecsysConfig, run: Path, data: Path | None) -> dict:
     """The ``evaluate`` stage: the run's model on its test split (the run's ``metrics.json`` gets the
     same ``test/`` keys training wrote), or on the interactions file ``data`` (written to
     ``<run>/evaluations/<file stem>/metrics.json`` with ``data/`` keys, and ``metrics_at_k.png``)."""
-    ds, model = load_trained(cfg, run)
+    ds, model = load_for_inference(cfg, run)
     if data is None:
         metrics = with_split("test", evaluate_split(model, ds, "test", cfg))
         update_metrics(run, metrics)

@@ -11,6 +11,7 @@ map, and loading a trained run's model back.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,12 +85,39 @@ class ItemKNN(Recommender):
                                  shape=(self.n_items, self.n_items))
 
 
+def ease_peak_bytes(n_items: int) -> int:
+    """EASE's peak memory: three dense float32 items × items matrices (Gram, factor, inverse)."""
+    return 12 * n_items * n_items
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """What ``device`` has free now: CUDA's free memory, else the host's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # not Linux: trust the config's limit only
+        return 1 << 62
+
+
+def check_ease_fits(n_items: int, device: torch.device, max_memory_gb: float | None) -> None:
+    """Refuse, with what to do instead, an EASE whose dense solve would not fit."""
+    need = ease_peak_bytes(n_items)
+    limit = max_memory_gb * 1e9 if max_memory_gb is not None else free_memory_bytes(device)
+    if need > limit:
+        where = f"model.ease.max_memory_gb={max_memory_gb:g}" if max_memory_gb is not None else f"free on {device}"
+        raise UserError(f"EASE on {n_items:,} items solves a dense {n_items:,}² float32 system: ~{need / 1e9:.1f} GB "
+                        f"at its peak, more than the {limit / 1e9:.1f} GB {where}. Use model.name=als or itemknn "
+                        "(sparse), drop rare items with data.min_item_interactions, or a bigger device")
+
+
 class EASE(Recommender):
     name = "ease"
 
     def fit(self, ds: Interactions, out_dir: Path) -> dict:
         x = ds.matrix(("train",))
         device = resolve_device(self.cfg.train.device)
+        check_ease_fits(self.n_items, device, self.cfg.model.ease.max_memory_gb)
         # float32 is enough: the ridge term keeps the Gram matrix well conditioned.
         gram = torch.as_tensor((x.T @ x).toarray(), dtype=torch.float32, device=device)
         gram.diagonal().add_(self.cfg.model.ease.l2)

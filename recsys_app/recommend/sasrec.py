@@ -28,6 +28,7 @@ from shared.checkpoint import load_weights, unwrap_model
 from shared.device import resolve_device
 from shared.distributed import gather_cat
 from shared.errors import UserError
+from shared.inference import Runner, TorchRunner, build_runner
 from shared.training import fit
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,22 @@ class Collate:
         return collate_train(batch, self.max_len)
 
 
+class NextItemScorer(nn.Module):
+    """What is scored, served and exported: left-padded item tokens ``(B, max_len)`` → a score for
+    every catalogue item ``(B, n_items)``, read at the last position."""
+
+    def __init__(self, net: SASRec):
+        super().__init__()
+        self.net = net
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        return self.net.item_logits(self.net(items)[:, -1])
+
+
 class SASRecRecommender(Recommender):
+    """SASRec behind the :class:`Recommender` interface; it scores through a
+    :class:`shared.inference.Runner` (torch by default, ONNX with :meth:`use_backend`)."""
+
     name = "sasrec"
 
     def __init__(self, cfg: RecsysConfig, n_items: int):
@@ -161,6 +177,7 @@ class SASRecRecommender(Recommender):
             torch.manual_seed(cfg.train.seed)
             self.net = SASRec(n_items, cfg.model.sasrec)
         self.device = torch.device("cpu")
+        self.runner: Runner | None = None
 
     def fit(self, ds: Interactions, out_dir: Path) -> dict:
         scfg = self.cfg.model.sasrec
@@ -172,21 +189,33 @@ class SASRecRecommender(Recommender):
         result = fit(self.net, SASRecTask(self.n_items, scfg, self.cfg.eval.ks), windows, valid, self.cfg.train,
                      out_dir, collate_fn=Collate(scfg.max_len), extra_state={"config": self.cfg.model_dump(mode="json")})
         self.net.cpu().eval()
+        self.runner = None
         return {"steps": result.steps, "epochs": result.epochs_completed, "stopped_early": result.stopped_early,
                 "best_step": result.best_step, "train_seconds": result.train_seconds,
                 "samples_per_second": result.samples_per_second,
                 **{f"best_valid/{k}": v for k, v in result.best_metrics.items()}}
 
-    @torch.no_grad()
+    def tokens(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The model input for these histories: ``(len(histories), max_len)`` left-padded tokens."""
+        return left_pad(histories, self.cfg.model.sasrec.max_len).numpy()
+
     def score(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        self.net.eval()
-        seq = left_pad(histories, self.cfg.model.sasrec.max_len).to(self.device)
-        return self.net.item_logits(self.net(seq)[:, -1]).cpu().numpy()
+        if self.runner is None:
+            self.runner = TorchRunner(NextItemScorer(self.net), device=self.device)
+        return self.runner({"items": self.tokens(histories)})[0]
+
+    def use_backend(self, run: Path, backend: str, export) -> SASRecRecommender:
+        """Score with ``backend`` (``torch``, ``onnx``): the run's ``model.onnx`` is written by
+        ``export()`` on first use (the shared missing-file policy)."""
+        self.runner = build_runner(run, backend, lambda: NextItemScorer(self.net), export, device=self.device,
+                                   threads=self.cfg.serve.torch_threads)
+        return self
 
     def to(self, device: str | torch.device) -> SASRecRecommender:
         """Score on ``device`` (``auto`` picks the accelerator); training leaves it on the CPU."""
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.net.to(self.device)
+        self.runner = None
         return self
 
     def save(self, out_dir: Path) -> Path:

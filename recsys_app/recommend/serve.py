@@ -3,10 +3,12 @@
 Each instance names a known ``user`` (their whole history in the run's data is used) or sends
 ``items``, a list of recent item ids, oldest first (session-based: no user needed). ``k`` is
 bounded by ``serve.max_k`` and ``items`` by ``serve.max_history`` (422 beyond them; more than
-``serve.max_instances`` instances is a 413 from the shared factory). ``exclude_seen`` (default
-true) drops the history's items. An unknown user, or a list with no known item, gets the most
-popular items instead, with ``fallback: true`` and the reason; unknown ids in a list are skipped
-and echoed in ``unknown_items``.
+``serve.max_instances`` instances is a 413 from the shared factory); ids are integers or strings,
+never coerced (``true`` is not user 1, ``1.0`` not item 1). ``exclude_seen`` (default true) drops
+the history's items. An unknown user, or a list with no known item, gets what the model scores
+highest for the average known user (:func:`average_scores`: the same score scale as every other
+answer; for ``popularity``, the most popular items), with ``fallback: true`` and the reason;
+unknown ids in a list are skipped and echoed in ``unknown_items``.
 
     python -m recsys_app serve [--run runs/recsys_app/movielens/latest] [--port 8000]
     curl -s localhost:8000/predict -H 'content-type: application/json' \\
@@ -23,7 +25,7 @@ from pydantic import BaseModel, Field, create_model, model_validator
 from recsys_app.recommend.base import Recommender
 from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.dataset import SPLITS, Interactions
-from recsys_app.recommend.model import load_trained
+from recsys_app.recommend.inference import load_for_inference
 from recsys_app.recommend.ranking import exclude, top_k
 from shared.device import set_threads
 from shared.runs import load_metrics
@@ -80,6 +82,21 @@ def request_model(instance: type[_Instance]) -> type[BaseModel]:
     return create_model("RecommendRequest", __base__=StrictRequest, instances=(list[instance], Field(min_length=1)))
 
 
+def average_scores(model: Recommender, histories: list[np.ndarray], batch_size: int = 256,
+                   max_users: int = 2048) -> np.ndarray:
+    """The model's mean score of every item over the known users (up to ``max_users``, evenly
+    spread): what a user the model cannot personalise for gets, on the model's own score scale
+    (for ``popularity``: the counts, i.e. the most popular items)."""
+    known = [h for h in histories if len(h)]
+    known = known[::max(1, len(known) // max_users)][:max_users]
+    if not known:
+        return np.zeros(model.n_items, dtype=np.float32)
+    total = np.zeros(model.n_items, dtype=np.float64)
+    for start in range(0, len(known), batch_size):
+        total += model.score(known[start:start + batch_size]).sum(axis=0)
+    return (total / len(known)).astype(np.float32)
+
+
 @dataclasses.dataclass
 class Query:
     """One instance, resolved: its history (item indices), why it falls back (or None), unknown ids."""
@@ -102,6 +119,7 @@ class RecsysPredictor(Predictor):
         self.item_index = {str(i): j for j, i in enumerate(ds.item_ids)}
         self.histories = ds.sequences(SPLITS)
         self.popularity = np.bincount(ds.frame["item"].to_numpy(), minlength=ds.n_items).astype(np.float32)
+        self.fallback = average_scores(model, self.histories, cfg.eval.batch_size)
 
     def prepare(self, inst: _Instance) -> Query:
         """An instance's history from the run's data (a known user) or from its item ids."""
@@ -120,7 +138,7 @@ class RecsysPredictor(Predictor):
         personal = [i for i, q in enumerate(queries) if q.reason is None]
         if personal:
             scores[personal] = self.model.score([queries[i].history for i in personal])
-        scores[[i for i, q in enumerate(queries) if q.reason is not None]] = self.popularity
+        scores[[i for i, q in enumerate(queries) if q.reason is not None]] = self.fallback
         exclude(scores, [q.history if q.instance.exclude_seen else q.history[:0] for q in queries])
         top = top_k(scores, max(q.instance.k for q in queries))
         return [self._answer(q, scores[row], top[row]) for row, q in enumerate(queries)]
@@ -140,7 +158,7 @@ class RecsysPredictor(Predictor):
         """The ``serve`` stage's predictor factory: the run's data and model (called in the
         server's lifespan, so ``/readyz`` turns 200 once they are loaded and warmed)."""
         set_threads(cfg.serve.torch_threads)
-        ds, model = load_trained(cfg, run)
+        ds, model = load_for_inference(cfg, run)
         return cls(cfg, ds, model, run)
 
     def respond(self, body, outputs: list) -> dict:

@@ -82,3 +82,12 @@ def test_als_folds_a_history_in_as_implicit_solves_a_user(tiny_cfg, tiny_ds, tmp
     expected = reference.recalculate_user(0, row)
     np.testing.assert_allclose(model.user_vectors([history])[0], expected, rtol=1e-3, atol=1e-5)
     assert model.score([np.zeros(0, np.int64)]).max() == 0  # an empty history scores nothing
+
+
+def test_ease_too_big_for_its_memory_is_refused_with_what_to_do(tiny_cfg, tiny_ds, tmp_path):
+    from shared.errors import UserError
+
+    cfg = tiny_cfg.model_copy(deep=True)
+    cfg.model.ease.max_memory_gb = 1e-6
+    with pytest.raises(UserError, match=r"EASE on 30 items .* more than the 0.0 GB model.ease.max_memory_gb.*als"):
+        build_model(cfg, tiny_ds.n_items, "ease").fit(tiny_ds, tmp_path)

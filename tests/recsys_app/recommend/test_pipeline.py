@@ -121,16 +121,23 @@ def test_session_request_scores_the_given_items(trained):
     assert pred["items"][0]["title"] == f"Item {pred['items'][0]['item']}"
 
 
-def test_unknown_user_and_unknown_items_get_flagged_popularity(trained):
+def test_unknown_user_and_unknown_items_get_flagged_fallback_on_the_models_scale(trained):
     r = trained["client"].post("/predict", json={"instances": [
         {"user": "stranger", "k": 3}, {"items": [998, 999], "k": 3}, {"user": "u00", "k": 3, "exclude_seen": False}]})
     assert r.status_code == 200
     p = r.json()["predictions"]
     assert p[0]["fallback"] and p[0]["fallback_reason"] == "unknown user"
     assert p[1]["fallback"] and p[1]["unknown_items"] == [998, 999]
-    popular = trained["predictor"].popularity
-    assert [it["item"] for it in p[0]["items"]] == [trained["ds"].item_ids[j] for j in np.argsort(-popular, kind="stable")[:3]]
     assert not p[2]["fallback"]
+    # the fallback is the model's mean score over the known users: its own scale, not counts
+    ds, model = trained["ds"], trained["model"]
+    histories = ds.sequences(("train", "valid", "test"))
+    mean = model.score(histories).mean(axis=0)
+    top = np.argsort(-mean, kind="stable")[:3]
+    assert [it["item"] for it in p[0]["items"]] == [ds.item_ids[j] for j in top]
+    np.testing.assert_allclose([it["score"] for it in p[0]["items"]], mean[top], rtol=1e-4, atol=1e-6)
+    personal = model.score(histories)
+    assert personal.min() <= p[0]["items"][-1]["score"] <= p[0]["items"][0]["score"] <= personal.max()
 
 
 @pytest.mark.parametrize("body, field", [
@@ -176,10 +183,41 @@ def test_compare_ranks_models_on_one_split(files):
     assert read_json(run / "run.json")["status"] == "finished" and "## Comparison" in (run / "README.md").read_text()
 
 
-def test_run_loads_back_and_export_is_a_one_line_error(trained, capsys):
-    cfg_run = trained["run"].resolve()
-    ds, model = load_trained(trained["predictor"].cfg, cfg_run)
+def test_export_writes_a_model_that_scores_like_the_run(trained):
+    import onnxruntime
+    import safetensors.numpy
+
+    run, ds, model = trained["run"], trained["ds"], trained["model"]
+    assert cli("export", "--run", str(run)) == 0
+    out = run / "export"
+    assert read_json(out / "items.json")["item_ids"] == ds.item_ids
+    histories = ds.sequences(("train", "valid", "test"))[:5] + [np.zeros(0, np.int64), np.arange(ds.n_items)]
+    expected = model.score(histories)
+    if model.name == "sasrec":
+        session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+        got = session.run(["scores"], {"items": model.tokens(histories)})[0]
+    else:
+        b = safetensors.numpy.load_file(str(out / "model.safetensors"))["b"]
+        x = np.zeros((len(histories), ds.n_items), np.float32)
+        for row, h in enumerate(histories):
+            x[row, h] = 1
+        got = x @ b
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_backend_scores_like_torch(trained, capsys):
+    run = trained["run"]
+    before = read_json(run / "metrics.json")["test/ndcg@10"]
+    if trained["model"].name != "sasrec":
+        assert cli("evaluate", "--run", str(run), "serve.backend=onnx") == 2
+        assert "is for SASRec" in capsys.readouterr().err
+        return
+    (run / "model.onnx").unlink(missing_ok=True)  # the runner exports it on first use
+    assert cli("evaluate", "--run", str(run), "serve.backend=onnx") == 0
+    assert (run / "model.onnx").exists()
+    assert read_json(run / "metrics.json")["test/ndcg@10"] == pytest.approx(before, abs=1e-6)
+
+
+def test_run_loads_back(trained):
+    ds, model = load_trained(trained["predictor"].cfg, trained["run"].resolve())
     assert ds.n_items == trained["ds"].n_items and model.name == trained["predictor"].cfg.model.name
-    assert cli("export", "--run", str(trained["run"])) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no export stage" in err[0]

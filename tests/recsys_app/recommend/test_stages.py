@@ -28,7 +28,8 @@ def run():
 
 
 def test_every_stage_is_declared_or_refused():
-    assert TASKS["recommend"].stages() == ["preprocess", "train", "evaluate", "predict", "serve", "compare"]
+    assert TASKS["recommend"].stages() == ["preprocess", "train", "evaluate", "predict", "export", "serve",
+                                           "compare"]
 
 
 def test_train_finished_a_run(run):
@@ -68,8 +69,16 @@ def test_compare_gets_its_own_run(run):
         read_json(run / "metrics.json")["test/ndcg@10"])
 
 
-def test_export_is_a_one_line_error(run, capsys):
-    assert cli("export", "--run", str(run)) == 2
+def test_export_with_run_only(run):
+    assert cli("export", "--run", str(run)) == 0
+    assert (run / "export" / "model.safetensors").exists() and (run / "export" / "items.json").exists()
+
+
+def test_a_stage_the_task_lacks_is_a_one_line_error(run, capsys, monkeypatch):
+    import dataclasses
+
+    lacking = {"recommend": dataclasses.replace(TASKS["recommend"], export=None)}
+    assert run_app("recsys_app", lacking, argv=["export", "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     expected = ("recsys_app export: error: the recommend task has no export stage; it has: "
                 "preprocess, train, evaluate, predict, serve, compare")
