@@ -10,6 +10,8 @@
 
     python -m bench.nlp [--run runs/nlp_app/sentiment/latest] [--duration 5] [--threads N] [--skip-train]
 
+The served model and the test split come from the run's own config.
+
 On a machine shared with other jobs, ``OMP_NUM_THREADS=1 python -m bench.nlp --threads 1``: torch's
 OpenMP threads spin and thrash when the cores are oversubscribed.
 
@@ -19,20 +21,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from bench.loadgen import batching_sweep, python, sweep_markdown
-from nlp_app.bert import DynamicPadding, TokenizedTexts, build_classifier, build_tokenizer, encode
-from nlp_app.config import load_recipe
-from nlp_app.data import load_splits
-from nlp_app.inference import ONNX_FILES, load_classifier
-from nlp_app.train import ClassificationTask
+from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
+from nlp_app.classify.config import ClassifyConfig
+from nlp_app.classify.export import export
+from nlp_app.classify.model import build_classifier, load_classifier
+from nlp_app.classify.train import ClassificationTask
+from nlp_app.common.bert import DynamicPadding, TokenizedTexts, build_tokenizer, encode
+from nlp_app.common.corpus import load_splits
 from shared import runs
 from shared.batching import LengthGroupedBatchSampler
+from shared.config import load_config
+from shared.inference import ONNX_FILES
 from shared.training import fit
 
 log = logging.getLogger("bench.nlp")
@@ -41,7 +47,7 @@ QUICK = "configs/nlp_app/sentiment-quick.yaml"
 
 def training_throughput(cfg_path: str, n_texts: int, steps: int, repeats: int = 2) -> dict:
     """Samples/s of our loop and of the Trainer, alternating runs, best of ``repeats`` each."""
-    cfg = load_recipe(cfg_path, ["train.device=cpu", "train.progress=false", f"train.max_steps={steps}",
+    cfg = load_config(ClassifyConfig, cfg_path, ["train.device=cpu", "train.progress=false", f"train.max_steps={steps}",
                                  "train.epochs=100", "train.log_every_steps=1000", "train.monitor=null"])
     splits, labels, _ = load_splits(cfg.data)
     texts, y = splits["train"].texts[:n_texts], [labels.index(v) for v in splits["train"].labels[:n_texts]]
@@ -115,27 +121,24 @@ def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: i
     return rows
 
 
-def serving_load(run: Path, config: str, duration: float, concurrencies=(1, 32)) -> list[dict]:
+def serving_load(run: Path, duration: float, concurrencies=(1, 32)) -> list[dict]:
     body = {"instances": ["这本书写得很好，内容丰富，印刷也清楚，值得推荐给朋友。"]}
-    cmd = [python(), "-m", "nlp_app", "serve", "--config", config, "--run", str(run)]
+    cmd = [python(), "-m", "nlp_app", "serve", "--run", str(run)]
     return batching_sweep(cmd, body, concurrencies, duration)
 
 
+def run_config(run: Path) -> ClassifyConfig:
+    return ClassifyConfig.model_validate(runs.load_run_config(run))
+
+
 def ensure_run(run_arg: str | None) -> Path:
-    if run_arg:
-        run = runs.resolve_run(run_arg)
-    else:
-        latest = runs.task_dir("nlp_app", "sentiment") / "latest"
-        if latest.exists() and (latest / "config.json").exists():
-            run = runs.resolve_run(latest)
-        else:
-            from nlp_app.train import train
-
-            run = Path(train(load_recipe(QUICK))["run"])
+    """A BERT run with its ONNX files: ``run_arg``, else the latest sentiment BERT, else the quick one."""
+    run = run_or_quick("nlp_app", "sentiment", QUICK, run_arg)
+    if not run_arg and not (run / "config.json").exists():  # the latest is a baseline: train the quick BERT
+        subprocess.run([python(), "-m", "nlp_app", "train", "--config", QUICK], check=True)
+        run = runs.latest_run("nlp_app", "sentiment")
     if not (run / "model.int8.onnx").exists():
-        from nlp_app.export import export
-
-        export(run, load_recipe(QUICK).export)
+        export(run_config(run), run)
     return run
 
 
@@ -165,7 +168,6 @@ def to_markdown(result: dict) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default=None, help="a BERT run (default: runs/nlp_app/sentiment/latest)")
-    p.add_argument("--config", default="configs/nlp_app/sentiment.yaml", help="recipe for serving settings")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     p.add_argument("--train-steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=None,
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     run = ensure_run(args.run)
-    test = load_splits(load_recipe(args.config).data)[0]["test"].texts
+    test = load_splits(run_config(run).data)[0]["test"].texts
     result = {"run": str(run), "machine": f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"}
     if not args.skip_train:
         result["training"] = training_throughput(QUICK, n_texts=1024, steps=args.train_steps)
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     result["inference"] = inference_speed(run, test, threads=args.threads)
     log.info("inference: %s", result["inference"])
     if not args.skip_serve:
-        result["serving"] = serving_load(run, args.config, args.duration)
+        result["serving"] = serving_load(run, args.duration)
     out = Path("bench/results")
     runs.write_json(out / "nlp.json", result)
     runs.write_text(out / "nlp.md", to_markdown(result))

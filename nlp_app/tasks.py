@@ -14,15 +14,17 @@ from __future__ import annotations
 from nlp_app.classify import data as classify_data
 from nlp_app.classify.compare import compare
 from nlp_app.classify.config import ClassifyConfig
-from nlp_app.classify.evaluate import evaluate as classify_evaluate, predict as classify_predict
+from nlp_app.classify.evaluate import evaluate as classify_evaluate
+from nlp_app.classify.evaluate import predict as classify_predict
 from nlp_app.classify.export import export as classify_export
-from nlp_app.classify.serve import predictor as classify_predictor
+from nlp_app.classify.serve import TextClassifierPredictor
 from nlp_app.classify.train import train as classify_train
 from nlp_app.ner import data as ner_data
 from nlp_app.ner.config import NERConfig
-from nlp_app.ner.evaluate import evaluate as ner_evaluate, predict as ner_predict
+from nlp_app.ner.evaluate import evaluate as ner_evaluate
+from nlp_app.ner.evaluate import predict as ner_predict
 from nlp_app.ner.export import export as ner_export
-from nlp_app.ner.serve import predictor as ner_predictor
+from nlp_app.ner.serve import NERPredictor
 from nlp_app.ner.train import train as ner_train
 from nlp_app.pretrain import data as pretrain_data
 from nlp_app.pretrain.config import PretrainConfig
@@ -30,9 +32,10 @@ from nlp_app.pretrain.evaluate import evaluate as pretrain_evaluate
 from nlp_app.pretrain.train import train as pretrain_train
 from nlp_app.qa import data as qa_data
 from nlp_app.qa.config import QAConfig
-from nlp_app.qa.evaluate import evaluate as qa_evaluate, predict as qa_predict
+from nlp_app.qa.evaluate import evaluate as qa_evaluate
+from nlp_app.qa.evaluate import predict as qa_predict
 from nlp_app.qa.export import export as qa_export
-from nlp_app.qa.serve import predictor as qa_predictor
+from nlp_app.qa.serve import QAPredictor
 from nlp_app.qa.train import train as qa_train
 from shared.tasks import Extra, Task
 
@@ -40,7 +43,7 @@ TASKS = {
     "classify": Task(
         config=ClassifyConfig, help="text classification / sentiment: jieba + TF-IDF baseline or BERT",
         preprocess=classify_data.preprocess, train=classify_train, evaluate=classify_evaluate,
-        predict=classify_predict, export=classify_export, predictor=classify_predictor,
+        predict=classify_predict, export=classify_export, predictor=TextClassifierPredictor.from_run,
         extra={"compare": Extra(compare, "baseline vs BERT from scratch vs pre-trained BERT on one split; a table")}),
     "pretrain": Task(
         config=PretrainConfig, help="masked-LM domain pre-training with whole-word masking",
@@ -48,9 +51,9 @@ TASKS = {
     "qa": Task(
         config=QAConfig, help="extractive question answering (SQuAD / CMRC 2018 format)",
         preprocess=qa_data.preprocess, train=qa_train, evaluate=qa_evaluate, predict=qa_predict,
-        export=qa_export, predictor=qa_predictor),
+        export=qa_export, predictor=QAPredictor.from_run),
     "ner": Task(
         config=NERConfig, help="named-entity recognition (character BIO: PER / LOC / ORG)",
         preprocess=ner_data.preprocess, train=ner_train, evaluate=ner_evaluate, predict=ner_predict,
-        export=ner_export, predictor=ner_predictor),
+        export=ner_export, predictor=NERPredictor.from_run),
 }

@@ -5,9 +5,9 @@
          -d '{"instances": ["这本书写得很好，值得一读。", "质量太差了，再也不买了。"]}'
     → {"predictions": [{"label": "pos", "probabilities": {"neg": 0.03, "pos": 0.97}}, ...]}
 
-Limits: more than ``serve.max_texts`` texts in one request is a 413, a text longer than
-``serve.max_chars`` characters or an empty text a 422 naming its index; the body-size limit
-(413) and the queue limit (503) come from :mod:`shared.serving`.
+Limits (enforced by :mod:`shared.serving`, each a 413 naming its key): ``serve.max_instances``
+texts per request, ``serve.max_item_cost`` characters per text, ``serve.max_body_bytes``; an
+empty text is a 422 naming its index.
 """
 from __future__ import annotations
 
@@ -19,31 +19,43 @@ from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.export import classifier_for
 from shared import runs
 from shared.serving import HTTPError, Predictor
+from shared.serving.predictor import StrictRequest
 
 
-class TextsRequest(BaseModel):
+class TextsRequest(StrictRequest):
     instances: list[str] = Field(min_length=1, description="texts to classify")
+
+
+class TextPrediction(BaseModel):
+    label: str = Field(description="the most probable label")
+    probabilities: dict[str, float] = Field(description="every label's probability; they sum to 1")
+
+
+class TextsResponse(BaseModel):
+    predictions: list[TextPrediction] = Field(description="one per text, in order")
 
 
 class TextClassifierPredictor(Predictor):
     request_model = TextsRequest
     page = "text-classify"  # the demo page: each text with its probability bars
+    response_model = TextsResponse
+    cost_unit = "characters"
 
     def __init__(self, clf, run: Path, cfg: ClassifyConfig):
         self.clf, self.run, self.cfg = clf, run, cfg
 
-    def items(self, body: TextsRequest) -> list[str]:
-        texts, limits = body.instances, self.cfg.serve
-        if len(texts) > limits.max_texts:
-            raise HTTPError(413, f"{len(texts)} texts in one request; the limit is {limits.max_texts} "
-                                 "(split the request)")
-        for i, text in enumerate(texts):
-            if not text.strip():
-                raise HTTPError(422, f"instances[{i}] is empty; send non-empty texts")
-            if len(text) > limits.max_chars:
-                raise HTTPError(422, f"instances[{i}] has {len(text)} characters; the limit is "
-                                     f"{limits.max_chars} (texts are truncated to the model's length anyway)")
-        return list(texts)
+    @classmethod
+    def from_run(cls, cfg: ClassifyConfig, run: Path) -> TextClassifierPredictor:
+        """What ``serve`` runs: the run's classifier on ``serve.backend`` (loaded in the app's lifespan)."""
+        return cls(classifier_for(cfg, run), run, cfg)
+
+    def cost(self, text: str) -> float:
+        return len(text)
+
+    def prepare(self, text: str) -> str:
+        if not text.strip():
+            raise HTTPError(422, "is empty; send non-empty texts")
+        return text
 
     def predict_batch(self, items: list[str]) -> list[dict]:
         proba = self.clf.predict_proba(items)
@@ -56,13 +68,8 @@ class TextClassifierPredictor(Predictor):
         limits = self.cfg.serve
         return {"task": "classify", "run": self.run.name, "recipe": self.cfg.name, "model": self.cfg.model.name,
                 "backend": self.clf.backend, "labels": list(self.clf.labels),
-                "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars},
+                "limits": {"max_instances": limits.max_instances, "max_item_characters": limits.max_item_cost},
                 "metrics": {k: v for k, v in metrics.items() if k.startswith("test/") and k.count("/") == 1}}
 
     def example(self) -> dict:
         return {"instances": ["这本书写得很好，值得一读。", "质量太差了，再也不买了。"]}
-
-
-def predictor(cfg: ClassifyConfig, run: Path) -> TextClassifierPredictor:
-    """What ``serve`` runs: the run's classifier on ``serve.backend`` (loaded in the app's lifespan)."""
-    return TextClassifierPredictor(classifier_for(cfg, run), run, cfg)

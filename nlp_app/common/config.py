@@ -67,10 +67,26 @@ class EvalConfig(StrictModel):
 
 
 class NlpServeConfig(ServeConfig):
+    """The ``serve:`` section of the NLP tasks: the backend, and the shared limits with text-sized
+    defaults (``max_instances`` texts per request, ``max_item_cost`` characters per text; both a
+    413, enforced by :mod:`shared.serving`)."""
+
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"  # onnx*: exported on first use
-    max_texts: int = Field(64, ge=1, description="texts per request; more is a 413")
-    max_chars: int = Field(2000, ge=1, description="characters per text; more is a 422")
     threads: int | None = Field(None, ge=1, description="inference threads; null: library default")
+    max_instances: int = Field(64, ge=1, description="texts in one request")
+    max_item_cost: float | None = Field(2000, gt=0, description="characters in one text")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_limits(cls, data):
+        # runs trained before the limits moved to shared.serving keep loading
+        if isinstance(data, dict) and ("max_texts" in data or "max_chars" in data):
+            data = dict(data)
+            if "max_texts" in data:
+                data.setdefault("max_instances", data.pop("max_texts"))
+            if "max_chars" in data:
+                data.setdefault("max_item_cost", data.pop("max_chars"))
+        return data
 
 
 class ExportConfig(StrictModel):

@@ -42,7 +42,7 @@ class NERModelConfig(BertArch):
 
 
 class NERServeConfig(NlpServeConfig):
-    max_chars: int = Field(500, ge=1, description="characters per text; more is a 422")
+    max_item_cost: float | None = Field(500, gt=0, description="characters in one text")
 
 
 class NERConfig(StrictModel):

@@ -5,8 +5,9 @@
     → {"predictions": [{"entities": [{"type": "PER", "text": "江泽民", "start": 0, "end": 3}, …]}]}
 
 ``start``/``end`` index the text as sent (``end`` exclusive). Texts longer than the model's window
-are tagged in chunks. Limits: ``serve.max_texts`` per request (413), ``serve.max_chars`` per
-text (422, naming the instance).
+are tagged in chunks. Limits (enforced by :mod:`shared.serving`, a 413 naming the key):
+``serve.max_instances`` texts per request, ``serve.max_item_cost`` characters per text; a blank
+text is a 422 naming its index.
 """
 from __future__ import annotations
 
@@ -19,50 +20,67 @@ from nlp_app.ner.export import runner_for
 from nlp_app.ner.model import entities, predict_tags
 from shared.runs import load_metrics
 from shared.serving import HTTPError, Predictor
+from shared.serving.predictor import StrictRequest
 
 
-class TextInstance(BaseModel):
+class TextInstance(StrictRequest):
     text: str = Field(min_length=1, description="one text to tag")
 
 
-class NERRequest(BaseModel):
+class NERRequest(StrictRequest):
     instances: list[TextInstance] = Field(min_length=1)
+
+
+class Entity(BaseModel):
+    type: str = Field(description="PER, LOC, ORG … (the run's labels)")
+    text: str
+    start: int = Field(description="character offset in the text as sent")
+    end: int = Field(description="exclusive")
+
+
+class Entities(BaseModel):
+    entities: list[Entity]
+
+
+class NERResponse(BaseModel):
+    predictions: list[Entities] = Field(description="one per text, in order")
 
 
 class NERPredictor(Predictor):
     request_model = NERRequest
     page = "ner"  # the demo page: the text with entities highlighted by type
+    response_model = NERResponse
+    cost_unit = "characters"
 
     def __init__(self, run: Path, cfg: NERConfig, runner, tokenizer, labels: list[str]):
         self.run, self.cfg, self.runner, self.tokenizer, self.labels = run, cfg, runner, tokenizer, labels
-        self.serve_cfg = cfg.serve
+
+    @classmethod
+    def from_run(cls, cfg: NERConfig, run: Path) -> NERPredictor:
+        """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
+        return cls(run, cfg, *runner_for(cfg, run))
 
     def items(self, body: NERRequest) -> list[str]:
-        limit = self.serve_cfg.max_texts
-        if len(body.instances) > limit:
-            raise HTTPError(413, f"{len(body.instances)} texts in one request; the limit is {limit} (serve.max_texts)")
-        for i, inst in enumerate(body.instances):
-            if len(inst.text) > self.serve_cfg.max_chars:
-                raise HTTPError(422, f"instances[{i}].text has {len(inst.text)} characters; the limit is "
-                                     f"{self.serve_cfg.max_chars} (serve.max_chars): split the text")
-            if not inst.text.strip():
-                raise HTTPError(422, f"instances[{i}].text is blank")
         return [inst.text for inst in body.instances]
+
+    def cost(self, text: str) -> float:
+        return len(text)
+
+    def prepare(self, text: str) -> str:
+        if not text.strip():
+            raise HTTPError(422, "text is blank")
+        return text
 
     def predict_batch(self, texts: list[str]) -> list[dict]:
         tags = predict_tags(self.runner, self.tokenizer, [list(t) for t in texts], self.labels,
-                                self.cfg.model.max_length, self.cfg.eval.batch_size)
+                            self.cfg.model.max_length, self.cfg.eval.batch_size)
         return [{"entities": entities(t, tg)} for t, tg in zip(texts, tags)]
 
     def metadata(self) -> dict:
+        s = self.cfg.serve
         return {"task": "ner", "run": self.run.name, "recipe": self.cfg.name, "labels": self.labels,
-                "backend": self.serve_cfg.backend, "max_texts": self.serve_cfg.max_texts,
-                "max_chars": self.serve_cfg.max_chars, "metrics": load_metrics(self.run)}
+                "backend": s.backend, "limits": {"max_instances": s.max_instances, "max_item_characters": s.max_item_cost},
+                "metrics": load_metrics(self.run)}
 
     def example(self) -> dict:
         return {"instances": [{"text": "江泽民在北京会见了新华社记者。"}, {"text": "李鹏到上海考察。"}]}
-
-
-def predictor(cfg: NERConfig, run: Path) -> NERPredictor:
-    """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
-    return NERPredictor(run, cfg, *runner_for(cfg, run))

@@ -8,7 +8,8 @@ files' lines. Held-out text for ``evaluate``: the corpus's test split, else that
 """
 from __future__ import annotations
 
-from nlp_app.common.corpus import load_splits, preprocess as preprocess_corpus, read_texts
+from nlp_app.common.corpus import load_splits, read_texts
+from nlp_app.common.corpus import preprocess as preprocess_corpus
 from nlp_app.pretrain.config import PretrainConfig
 from shared.errors import UserError
 

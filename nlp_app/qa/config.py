@@ -50,9 +50,9 @@ class QAModelConfig(BertArch):
 
 
 class QAServeConfig(NlpServeConfig):
-    max_texts: int = Field(16, ge=1, description="questions per request; more is a 413")
-    max_chars: int = Field(5000, ge=1, description="characters per context; more is a 422")
-    max_question_chars: int = Field(200, ge=1, description="characters per question; more is a 422")
+    max_instances: int = Field(16, ge=1, description="questions in one request")
+    max_item_cost: float | None = Field(5000, gt=0, description="characters in one context")
+    max_question_chars: int = Field(200, ge=1, description="characters in one question; more is a 422")
 
 
 class QAConfig(StrictModel):

@@ -6,8 +6,9 @@
 
 ``start``/``end`` index the context as sent (``end`` exclusive); ``score`` is the answer's
 probability among the candidate spans. Contexts longer than the model's window are read in
-overlapping windows. Limits: ``serve.max_texts`` questions per request (413),
-``serve.max_chars`` characters per context and ``serve.max_question_chars`` per question (422).
+overlapping windows. Limits (enforced by :mod:`shared.serving`, a 413 naming the key):
+``serve.max_instances`` questions per request, ``serve.max_item_cost`` characters per context;
+a question over ``serve.max_question_chars`` characters, or a blank one, is a 422 naming its index.
 """
 from __future__ import annotations
 
@@ -21,41 +22,54 @@ from nlp_app.qa.export import runner_for
 from nlp_app.qa.model import answer
 from shared.runs import load_metrics
 from shared.serving import HTTPError, Predictor
+from shared.serving.predictor import StrictRequest
 
 
-class QAInstance(BaseModel):
+class QAInstance(StrictRequest):
     question: str = Field(min_length=1)
     context: str = Field(min_length=1)
 
 
-class QARequest(BaseModel):
+class QARequest(StrictRequest):
     instances: list[QAInstance] = Field(min_length=1)
+
+
+class QAAnswer(BaseModel):
+    answer: str = Field(description="the answer span's text")
+    start: int = Field(description="character offset in the context as sent")
+    end: int = Field(description="exclusive")
+    score: float = Field(description="the span's probability among the candidates")
+
+
+class QAResponse(BaseModel):
+    predictions: list[QAAnswer] = Field(description="one per question, in order")
 
 
 class QAPredictor(Predictor):
     request_model = QARequest
     page = "qa"  # the demo page: the context with the answer span marked
+    response_model = QAResponse
+    cost_unit = "characters"
 
     def __init__(self, run: Path, cfg: QAConfig, runner, tokenizer):
         self.run, self.cfg, self.runner, self.tokenizer = run, cfg, runner, tokenizer
 
-    def items(self, body: QARequest) -> list[QAExample]:
-        s = self.cfg.serve
-        if len(body.instances) > s.max_texts:
-            raise HTTPError(413, f"{len(body.instances)} questions in one request; the limit is {s.max_texts} "
-                                 "(serve.max_texts)")
-        out = []
-        for i, inst in enumerate(body.instances):
-            if len(inst.context) > s.max_chars:
-                raise HTTPError(422, f"instances[{i}].context has {len(inst.context)} characters; the limit is "
-                                     f"{s.max_chars} (serve.max_chars): send the relevant passage only")
-            if len(inst.question) > s.max_question_chars:
-                raise HTTPError(422, f"instances[{i}].question has {len(inst.question)} characters; the limit is "
-                                     f"{s.max_question_chars} (serve.max_question_chars)")
-            if not inst.question.strip() or not inst.context.strip():
-                raise HTTPError(422, f"instances[{i}]: question and context must not be blank")
-            out.append(QAExample(str(i), inst.question.strip(), inst.context))
-        return out
+    @classmethod
+    def from_run(cls, cfg: QAConfig, run: Path) -> QAPredictor:
+        """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
+        return cls(run, cfg, *runner_for(cfg, run))
+
+    def cost(self, inst: QAInstance) -> float:
+        return len(inst.context)
+
+    def prepare(self, inst: QAInstance) -> QAExample:
+        limit = self.cfg.serve.max_question_chars
+        if len(inst.question) > limit:
+            raise HTTPError(422, f"question has {len(inst.question)} characters; the limit is {limit} "
+                                 "(serve.max_question_chars)")
+        if not inst.question.strip() or not inst.context.strip():
+            raise HTTPError(422, "question and context must not be blank")
+        return QAExample("0", inst.question.strip(), inst.context)
 
     def predict_batch(self, examples: list[QAExample]) -> list[dict]:
         spans = answer(self.runner, self.tokenizer, examples, self.cfg, self.cfg.eval.batch_size)
@@ -65,14 +79,9 @@ class QAPredictor(Predictor):
         s = self.cfg.serve
         return {"task": "qa", "run": self.run.name, "recipe": self.cfg.name, "backend": s.backend,
                 "max_length": self.cfg.model.max_length, "doc_stride": self.cfg.features.doc_stride,
-                "max_texts": s.max_texts, "max_chars": s.max_chars, "max_question_chars": s.max_question_chars,
+                "limits": {"max_instances": s.max_instances, "max_context_characters": s.max_item_cost,
+                           "max_question_chars": s.max_question_chars},
                 "metrics": load_metrics(self.run)}
 
     def example(self) -> dict:
         return {"instances": [{"question": "张伟出生于哪里？", "context": "张伟出生于北京。他在1998年加入了华为公司。"}]}
-
-
-def predictor(cfg: QAConfig, run: Path) -> QAPredictor:
-    """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
-    runner, tokenizer = runner_for(cfg, run)
-    return QAPredictor(run, cfg, runner, tokenizer)

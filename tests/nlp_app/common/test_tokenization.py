@@ -3,9 +3,8 @@ import random
 
 import torch
 
-from nlp_app.bert import DynamicPadding, pad_multiple_for
-from nlp_app.pretrain import IGNORE, WholeWordMaskCollator, apply_mask, choose_masked
-from nlp_app.tokenization import (
+from nlp_app.common.bert import DynamicPadding, pad_multiple_for
+from nlp_app.common.tokenization import (
     SPECIAL_TOKENS,
     build_char_vocab,
     char_tokenizer,
@@ -13,6 +12,7 @@ from nlp_app.tokenization import (
     token_word_ids,
     word_spans,
 )
+from nlp_app.pretrain.masking import IGNORE, WholeWordMaskCollator, apply_mask, choose_masked
 
 
 def test_segment_words():

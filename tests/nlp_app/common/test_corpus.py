@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from nlp_app.config import DataConfig
-from nlp_app.data import build_splits, read_labelled, read_texts
-from nlp_app.preprocess import (
+from nlp_app.common.config import DataConfig
+from nlp_app.common.corpus import build_splits, read_labelled, read_texts
+from nlp_app.common.normalize import (
     Examples,
     collapse_whitespace,
     deduplicate,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from transformers import BertTokenizer
 
-from nlp_app.qa_data import (
+from nlp_app.qa.data import (
     Answer,
     QAExample,
     generate_examples,
@@ -14,7 +14,7 @@ from nlp_app.qa_data import (
     split_by_context,
     to_squad,
 )
-from nlp_app.qa_features import best_spans, check_window, label_window, prepare_features, window_candidates
+from nlp_app.qa.features import best_spans, check_window, label_window, prepare_features, window_candidates
 from shared.errors import UserError
 from shared.metrics import span_em_f1
 
@@ -52,7 +52,7 @@ def test_read_squad_validates_and_repairs(tmp_path):
 def test_squad_round_trip_and_context_split():
     examples = generate_examples(30, seed=0)
     doc = to_squad(examples)
-    from nlp_app.qa_data import parse_squad
+    from nlp_app.qa.data import parse_squad
     assert parse_squad(doc) == [QAExample(e.id, e.question, e.context, e.answers, e.title) for e in examples]
     train, held = split_by_context(examples, 0.3, seed=0)
     assert held and train and not ({e.context for e in train} & {e.context for e in held})
@@ -136,7 +136,7 @@ def test_cmrc_metrics_char_level_best_reference():
 
 
 def test_passage_pieces_cut_at_sentence_ends():
-    from nlp_app.qa import passage_pieces
+    from nlp_app.qa.data import passage_pieces
 
     pieces = passage_pieces("第一句话。第二句话！" + "长" * 30 + "。结尾", max_chars=12)
     assert all(len(p) <= 12 for p in pieces) and "".join(pieces) == "第一句话。第二句话！" + "长" * 30 + "。结尾"

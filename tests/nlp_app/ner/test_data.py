@@ -1,7 +1,7 @@
 """People's Daily → character BIO conversion, BIO/BMES reading, entity metrics."""
 import pytest
 
-from nlp_app.ner_data import (
+from nlp_app.ner.data import (
     convert_line,
     label_list,
     read_bio,
