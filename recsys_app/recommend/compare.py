@@ -17,13 +17,16 @@ from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.data import load_or_preprocess
 from recsys_app.recommend.evaluate import plot_at_k
 from recsys_app.recommend.train import fit_and_score
+from recsys_app.recommend.tune import apply_tuned
 from shared.runs import update_metrics, write_json, write_text
 
 log = logging.getLogger(__name__)
 
 
 def compare(cfg: RecsysConfig, run: Path) -> dict:
-    """The ``compare`` stage: fit and score each model on one split; rank them by test NDCG@10."""
+    """The ``compare`` stage: fit and score each model on one split; rank them by test NDCG@10
+    (with ``model.params_from``: each model with the values tuned there)."""
+    cfg = apply_tuned(cfg)
     ds = load_or_preprocess(cfg)
     results = {}
     for name in cfg.eval.compare_models:

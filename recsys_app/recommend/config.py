@@ -111,6 +111,8 @@ class SASRecConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     name: Literal["popularity", "itemknn", "ease", "als", "sasrec"] = "ease"
+    # a tune run: its best values replace the recipe's for every model it tuned (train, compare)
+    params_from: str | None = None
     itemknn: ItemKNNConfig = ItemKNNConfig()
     ease: EASEConfig = EASEConfig()
     als: ALSConfig = ALSConfig()
@@ -138,6 +140,16 @@ class EvalConfig(StrictModel):
         return sorted(set(ks))
 
 
+class TuneConfig(StrictModel):
+    """The ``tune`` extra: Optuna TPE per model, scored by validation NDCG@10."""
+
+    models: list[Literal["itemknn", "ease", "als", "sasrec"]] = Field(
+        default_factory=lambda: ["itemknn", "ease", "als"], min_length=1)
+    n_trials: int = Field(30, ge=1)  # per model
+    timeout_s: float | None = Field(None, gt=0)  # per model: no new trial after this long
+    seed: int = 0
+
+
 class RecsysServeConfig(ServeConfig):
     default_k: int = Field(10, ge=1)  # K when a request does not say
     max_k: int = Field(100, ge=1)  # largest K a request may ask for
@@ -159,4 +171,5 @@ class RecsysConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     train: LoopConfig = LoopConfig()  # SASRec's loop; the closed-form models use train.device only
     eval: EvalConfig = EvalConfig()
+    tune: TuneConfig = TuneConfig()
     serve: RecsysServeConfig = RecsysServeConfig()

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from recsys_app.recommend.model import load_trained
@@ -221,3 +222,26 @@ def test_onnx_backend_scores_like_torch(trained, capsys):
 def test_run_loads_back(trained):
     ds, model = load_trained(trained["predictor"].cfg, trained["run"].resolve())
     assert ds.n_items == trained["ds"].n_items and model.name == trained["predictor"].cfg.model.name
+
+
+def test_tune_then_train_and_compare_with_the_tuned_values(files):
+    base = overrides(files, "ease")
+    assert cli("tune", *base, "tune.models=[ease,itemknn,als]", "tune.n_trials=3") == 0
+    tune_run = (runs_root() / "recsys_app" / "tiny-ease-tune" / "latest").resolve()
+    best = read_json(tune_run / "best_params.json")["models"]
+    assert set(best) == {"ease", "itemknn", "als"} and best["ease"]["trials"] == 3
+    assert best["ease"]["value"] >= best["ease"]["recipe_value"]  # trial 0 is the recipe's own values
+    assert (tune_run / "trials.csv").exists() and (tune_run / "tune_history.png").exists()
+    assert cli("train", *base, f"model.params_from={tune_run}", "name=tiny-tuned") == 0
+    run = (runs_root() / "recsys_app" / "tiny-tuned" / "latest").resolve()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["ease"]["l2"] == pytest.approx(best["ease"]["params"]["l2"])
+    assert config["model"]["itemknn"]["k"] == best["itemknn"]["params"]["k"]
+    assert config["model"]["params_from"] == str(tune_run)
+    assert read_json(run / "metrics.json")["valid/ndcg@10"] == pytest.approx(best["ease"]["value"])
+
+
+def test_params_from_without_a_tune_run_is_a_one_line_error(files, tmp_path, capsys):
+    assert cli("train", *overrides(files, "ease"), f"model.params_from={tmp_path}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a run directory" in err[0]

@@ -29,7 +29,7 @@ def run():
 
 def test_every_stage_is_declared_or_refused():
     assert TASKS["recommend"].stages() == ["preprocess", "train", "evaluate", "predict", "export", "serve",
-                                           "compare"]
+                                           "compare", "tune"]
 
 
 def test_train_finished_a_run(run):
@@ -69,6 +69,13 @@ def test_compare_gets_its_own_run(run):
         read_json(run / "metrics.json")["test/ndcg@10"])
 
 
+def test_tune_gets_its_own_run(run):
+    assert cli("tune", "--config", QUICK, "tune.models=[ease]", "tune.n_trials=2", "eval.plot=false") == 0
+    tune_run = (runs_root() / "recsys_app" / "movielens-tune" / "latest").resolve()
+    best = read_json(tune_run / "best_params.json")["models"]["ease"]
+    assert best["recipe_value"] == pytest.approx(read_json(run / "metrics.json")["valid/ndcg@10"])
+
+
 def test_export_with_run_only(run):
     assert cli("export", "--run", str(run)) == 0
     assert (run / "export" / "model.safetensors").exists() and (run / "export" / "items.json").exists()
@@ -81,7 +88,7 @@ def test_a_stage_the_task_lacks_is_a_one_line_error(run, capsys, monkeypatch):
     assert run_app("recsys_app", lacking, argv=["export", "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     expected = ("recsys_app export: error: the recommend task has no export stage; it has: "
-                "preprocess, train, evaluate, predict, serve, compare")
+                "preprocess, train, evaluate, predict, serve, compare, tune")
     assert err == [expected]
 
 

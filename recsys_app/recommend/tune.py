@@ -1,0 +1,159 @@
+"""The ``tune`` extra: Optuna over each model's knobs, scored on the validation split.
+
+    python -m recsys_app tune  --config configs/recsys_app/movielens.yaml "tune.models=[itemknn,ease,als]"
+    python -m recsys_app train --config configs/recsys_app/movielens.yaml model.name=als \\
+        model.params_from=runs/recsys_app/movielens-tune/latest
+
+For each model of ``tune.models``, TPE proposes values from its search space (``SPACES``: EASE's
+λ; ItemKNN's k and shrinkage; ALS's factors, regularisation and α; SASRec's size, dropout and
+learning rate), the model is fitted on the training split and scored by validation NDCG@10 (full
+ranking, seen items excluded); the test split is never looked at. Trial 0 is the recipe's own
+values, the baseline to beat. Budget per model: ``tune.n_trials`` and ``tune.timeout_s``. The
+tune run (``runs/recsys_app/<name>-tune/<id>``) holds ``best_params.json``, ``trials.csv`` and
+``tune_history.png``; ``model.params_from`` points ``train`` (and ``compare``) at it, and
+:func:`apply_tuned` folds the best values into the config before a train run starts, so its
+``config.yaml`` records them. Optuna is imported by this stage only.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from recsys_app.recommend.config import RecsysConfig
+from recsys_app.recommend.data import load_or_preprocess
+from recsys_app.recommend.evaluate import evaluate_split
+from recsys_app.recommend.model import build_model
+from shared import plots
+from shared.errors import UserError
+from shared.runs import read_json, resolve_run, write_json, write_text
+
+if TYPE_CHECKING:
+    import optuna
+
+log = logging.getLogger(__name__)
+METRIC = "ndcg@10"
+
+
+def _itemknn(t: optuna.Trial) -> dict:
+    return {"k": t.suggest_int("k", 5, 1000, log=True), "shrink": t.suggest_float("shrink", 0.0, 200.0)}
+
+
+def _ease(t: optuna.Trial) -> dict:
+    return {"l2": t.suggest_float("l2", 1.0, 10_000.0, log=True)}
+
+
+def _als(t: optuna.Trial) -> dict:
+    return {"factors": t.suggest_int("factors", 8, 256, log=True),
+            "regularization": t.suggest_float("regularization", 1e-3, 10.0, log=True),
+            "alpha": t.suggest_float("alpha", 0.5, 50.0, log=True)}
+
+
+def _sasrec(t: optuna.Trial) -> dict:
+    return {"dim": t.suggest_categorical("dim", [32, 64, 128]), "layers": t.suggest_int("layers", 1, 3),
+            "dropout": t.suggest_float("dropout", 0.0, 0.5), "lr": t.suggest_float("lr", 1e-4, 1e-2, log=True)}
+
+
+SPACES: dict[str, Callable[[optuna.Trial], dict]] = {"itemknn": _itemknn, "ease": _ease, "als": _als,
+                                                     "sasrec": _sasrec}
+# the names Optuna sees, per model: "k" is model.itemknn.k, "lr" is train.lr …
+RECIPE_KEYS = {"itemknn": {"k": "model.itemknn.k", "shrink": "model.itemknn.shrink"}, "ease": {"l2": "model.ease.l2"},
+               "als": {"factors": "model.als.factors", "regularization": "model.als.regularization",
+                       "alpha": "model.als.alpha"},
+               "sasrec": {"dim": "model.sasrec.dim", "layers": "model.sasrec.layers",
+                          "dropout": "model.sasrec.dropout", "lr": "train.lr"}}
+
+
+def with_params(cfg: RecsysConfig, params: dict) -> RecsysConfig:
+    """``cfg`` with tuned values set (flat names, the keys of :data:`RECIPE_KEYS`: ``{"k": 50}``)."""
+    data = cfg.model_dump()
+    keys = {short: path.split(".") for paths in RECIPE_KEYS.values() for short, path in paths.items()}
+    for name, value in params.items():
+        node = data
+        for part in keys[name][:-1]:
+            node = node[part]
+        node[keys[name][-1]] = value
+    return RecsysConfig.model_validate(data)
+
+
+def _recipe_values(cfg: RecsysConfig, model: str) -> dict:
+    out = {}
+    for short, path in RECIPE_KEYS[model].items():
+        node = cfg
+        for part in path.split("."):
+            node = getattr(node, part)
+        out[short] = node
+    return out
+
+
+def tune(cfg: RecsysConfig, run: Path) -> dict:
+    """The ``tune`` stage: for each of ``tune.models``, TPE trials scored by validation NDCG@10;
+    writes ``best_params.json``, ``trials.csv`` and ``tune_history.png`` into ``run``."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ds = load_or_preprocess(cfg)
+    best, frames, result, card = {}, [], {}, []
+    for model in cfg.tune.models:
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.tune.seed))
+        study.enqueue_trial(_recipe_values(cfg, model))  # trial 0: the recipe's values
+
+        def objective(trial: optuna.Trial, model: str = model) -> float:
+            trial_cfg = with_params(cfg, SPACES[model](trial))
+            out = run / "trials" / f"{model}-{trial.number}"
+            t0 = time.perf_counter()
+            fitted = build_model(trial_cfg, ds.n_items, model)
+            fitted.fit(ds, out)
+            value = evaluate_split(fitted, ds, "valid", trial_cfg)[METRIC]
+            shutil.rmtree(out, ignore_errors=True)  # SASRec's checkpoints: the best values are enough
+            log.info("%s trial %d: valid %s=%.4f in %.1fs %s", model, trial.number, METRIC, value,
+                     time.perf_counter() - t0, trial.params)
+            return value
+
+        study.optimize(objective, n_trials=cfg.tune.n_trials, timeout=cfg.tune.timeout_s)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            raise UserError(f"no {model} trial completed: raise tune.n_trials or tune.timeout_s")
+        default = done[0].value if done[0].number == 0 else float("nan")
+        best[model] = {"params": study.best_params, "value": study.best_value, "recipe_value": default,
+                       "trials": len(done)}
+        frames.append(study.trials_dataframe(attrs=("number", "value", "duration", "params")).assign(model=model))
+        result |= {f"tune/{model}/best_valid_{METRIC}": study.best_value,
+                   f"tune/{model}/recipe_valid_{METRIC}": default}
+        card.append(f"| {model} | {len(done)} | {default:.4f} | {study.best_value:.4f} | {study.best_params} |")
+    write_json(run / "best_params.json", {"metric": f"valid/{METRIC}", "models": best})
+    write_text(run / "trials.csv", pd.concat(frames, ignore_index=True).to_csv(index=False))
+    _plot(frames, run / "tune_history.png")
+    table = "| model | trials | recipe valid NDCG@10 | best | best values |\n|---|---|---|---|---|\n" + "\n".join(card)
+    return {"best_params": {m: b["params"] for m, b in best.items()}, **result,
+            "card": (f"\n## Tuning\nOptuna TPE per model, scored by validation NDCG@10 (test unseen).\n\n{table}\n\n"
+                     f"Train with them: `model.params_from={run}`.\n")}
+
+
+def _plot(frames: list[pd.DataFrame], path: Path) -> None:
+    series = {}
+    for frame in frames:
+        values = frame["value"].to_numpy(dtype=float)
+        series[f"{frame['model'].iloc[0]} best so far"] = np.fmax.accumulate(np.nan_to_num(values, nan=-np.inf)).tolist()
+    plots.curves(series, path, xlabel="trial", ylabel=f"valid {METRIC}", title="Optuna TPE per model")
+
+
+def apply_tuned(cfg: RecsysConfig) -> RecsysConfig:
+    """``cfg`` with ``model.params_from``'s best values for every model tuned there, and
+    ``params_from`` resolved to the tune run's directory (what the run's config.yaml records)."""
+    if not cfg.model.params_from:
+        return cfg
+    path = resolve_run(cfg.model.params_from)
+    if not (path / "best_params.json").exists():
+        raise UserError(f"model.params_from={cfg.model.params_from}: no best_params.json there (run `tune` first)")
+    tuned = read_json(path / "best_params.json")["models"]
+    for model, best in tuned.items():
+        log.info("using %s values tuned in %s: %s", model, path, best["params"])
+        cfg = with_params(cfg, best["params"])
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"params_from": str(path)})})
