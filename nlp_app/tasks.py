@@ -11,6 +11,8 @@ ner        ``ner.yaml`` (+ ``-quick``)                     all but compare
 """
 from __future__ import annotations
 
+from functools import partial
+
 from nlp_app.classify import data as classify_data
 from nlp_app.classify.compare import compare
 from nlp_app.classify.config import ClassifyConfig
@@ -39,15 +41,18 @@ from nlp_app.qa.serve import QAPredictor
 from nlp_app.qa.train import train as qa_train
 from shared.tasks import Extra, Task
 
+PRETRAIN = Task(
+    config=PretrainConfig, help="masked-LM domain pre-training with whole-word masking",
+    preprocess=pretrain_data.preprocess, train=pretrain_train, evaluate=pretrain_evaluate)
+
 TASKS = {
     "classify": Task(
         config=ClassifyConfig, help="text classification / sentiment: jieba + TF-IDF baseline or BERT",
         preprocess=classify_data.preprocess, train=classify_train, evaluate=classify_evaluate,
         predict=classify_predict, export=classify_export, predictor=TextClassifierPredictor.from_run,
-        extra={"compare": Extra(compare, "baseline vs BERT from scratch vs pre-trained BERT on one split; a table")}),
-    "pretrain": Task(
-        config=PretrainConfig, help="masked-LM domain pre-training with whole-word masking",
-        preprocess=pretrain_data.preprocess, train=pretrain_train, evaluate=pretrain_evaluate),
+        extra={"compare": Extra(partial(compare, pretrain=PRETRAIN),
+                                "baseline vs BERT from scratch vs pre-trained BERT on one split; a table")}),
+    "pretrain": PRETRAIN,
     "qa": Task(
         config=QAConfig, help="extractive question answering (SQuAD / CMRC 2018 format)",
         preprocess=qa_data.preprocess, train=qa_train, evaluate=qa_evaluate, predict=qa_predict,

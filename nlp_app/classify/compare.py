@@ -25,10 +25,9 @@ from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.model import load_classifier
 from nlp_app.classify.train import train
 from nlp_app.common.corpus import load_splits
-from nlp_app.pretrain.config import PretrainConfig
-from nlp_app.pretrain.train import train as pretrain
 from shared import plots, runs
 from shared.config import load_config, to_dict
+from shared.tasks import Task
 
 log = logging.getLogger(__name__)
 APP = "nlp_app"
@@ -44,11 +43,12 @@ def _seeded(cfg: ClassifyConfig, seed: int) -> ClassifyConfig:
     return cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed})})
 
 
-def pretrain_config_for(cfg: ClassifyConfig) -> PretrainConfig:
-    """The recipe's pre-training config, on the fine-tuning recipe's data (same split)."""
-    pre = load_config(PretrainConfig, cfg.compare.pretrain_config, cfg.compare.pretrain_overrides)
-    data = {**to_dict(cfg)["data"], "use_train_texts": True, "text_files": pre.data.text_files}
-    return PretrainConfig.model_validate({**to_dict(pre), "data": data})
+def pretrain_config_for(cfg: ClassifyConfig, pretrain: Task):
+    """The recipe's pre-training config (``pretrain``'s config model), on the fine-tuning recipe's
+    data (the same split)."""
+    pre = to_dict(load_config(pretrain.config, cfg.compare.pretrain_config, cfg.compare.pretrain_overrides))
+    data = {**to_dict(cfg)["data"], "use_train_texts": True, "text_files": pre["data"]["text_files"]}
+    return pretrain.config.model_validate({**pre, "data": data})
 
 
 def run_stage(cfg, stage) -> Path:
@@ -86,7 +86,7 @@ def _row(name: str, trained: list[Path], pretrain_seconds: float, note: str) -> 
             "note": note}
 
 
-def _train_model(cfg: ClassifyConfig, name: str) -> dict:
+def _train_model(cfg: ClassifyConfig, name: str, pretrain: Task) -> dict:
     """The comparison row of model ``name``: a pre-training first for ``bert_pretrained`` (or the
     reused ``compare.pretrained_run``), then one fine-tuning run per seed (one baseline run)."""
     pretrain_seconds, note, pretrained = 0.0, "", None
@@ -94,7 +94,7 @@ def _train_model(cfg: ClassifyConfig, name: str) -> dict:
         if cfg.compare.pretrained_run:
             pretrained = str(runs.resolve_run(cfg.compare.pretrained_run))
         else:
-            pretrained = str(run_stage(pretrain_config_for(cfg), pretrain))
+            pretrained = str(run_stage(pretrain_config_for(cfg, pretrain), pretrain.train))
         pretrain_seconds, chain = pretrain_chain(Path(pretrained))
         note = f"pre-trained in {len(chain)} run(s): {' → '.join(chain)}"
     if name == "baseline":  # deterministic: one run whatever the seeds
@@ -105,10 +105,12 @@ def _train_model(cfg: ClassifyConfig, name: str) -> dict:
     return _row(name, [run_stage(v, train) for v in variants], pretrain_seconds, note)
 
 
-def compare(cfg: ClassifyConfig, run: Path) -> dict:
+def compare(cfg: ClassifyConfig, run: Path, *, pretrain: Task) -> dict:
     """The ``compare`` stage: train every model of ``compare.models`` (each an ordinary run of its
-    own) on one split and budget; the table, the ROC plot and ``test/accuracy_<model>`` … go to ``run``."""
-    rows = [_train_model(cfg, name) for name in cfg.compare.models]
+    own) on one split and budget; the table, the ROC plot and ``test/accuracy_<model>`` … go to ``run``.
+    ``pretrain`` is the pre-training task (its config and ``train`` stage: ``nlp_app.tasks`` binds it),
+    so this task never reaches into another's modules."""
+    rows = [_train_model(cfg, name, pretrain) for name in cfg.compare.models]
     test = load_splits(cfg.data)[0]["test"]
     first = {r["model"]: Path(r["run_dir"]) for r in rows}  # the ROC plot shows the first seed
     labels = runs.read_json(next(iter(first.values())) / "labels.json")
