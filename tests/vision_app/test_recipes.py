@@ -26,3 +26,11 @@ def test_quick_twin_is_base_plus_overrides(path):
     model = TASKS[read_recipe(path)["task"]].config
     quick, full = load_config(model, path), load_config(model, base)
     assert quick.model == full.model and quick.train.epochs < full.train.epochs
+
+
+def test_runs_saved_with_the_former_serve_limit_names_still_load():
+    from vision_app.classify.config import ClassifyConfig
+
+    cfg = ClassifyConfig.model_validate({"serve": {"max_images": 5, "max_image_pixels": 1000}})
+    assert cfg.serve.max_instances == 5 and cfg.serve.max_item_cost == 1000
+    assert cfg.serve.limits().max_pixels == 1000

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
@@ -48,6 +48,17 @@ class VisionServeConfig(ServeConfig):
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
     precision: Literal["fp32", "bf16"] = "fp32"  # torch backend on CPU: bf16 autocast + channels_last
     threads: int | None = Field(None, ge=1)  # intra-op threads for inference; None = library default
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data):
+        # runs trained before the limits moved to the shared keys saved these names in config.yaml
+        if isinstance(data, dict):
+            data = dict(data)
+            for old, new in (("max_images", "max_instances"), ("max_image_pixels", "max_item_cost")):
+                if old in data:
+                    data.setdefault(new, data.pop(old))
+        return data
 
     def limits(self) -> ImageLimits:
         """What ``prepare`` (and ``predict``) decode an image under."""
