@@ -37,11 +37,9 @@
     if (typeof v !== 'number' || !Number.isFinite(v)) return v === null || v === undefined ? '–' : String(v);
     if (Number.isInteger(v)) return String(v);
     const a = Math.abs(v);
-    if (a >= 1000) return v.toFixed(0);
-    if (a >= 100) return v.toFixed(1);
-    if (a >= 1) return v.toFixed(2);
-    if (a >= 0.001) return v.toFixed(3);
-    return v.toPrecision(2);
+    if (a < 0.001) return v.toPrecision(2);
+    const digits = a >= 1000 ? 0 : a >= 100 ? 1 : a >= 1 ? 2 : 3;
+    return String(Number(v.toFixed(digits)));  // no trailing zeros: 0.5, not 0.500
   }
   const pct = (v) => (typeof v === 'number' ? (100 * v).toFixed(1) + '%' : '–');
   const chars = (s) => Array.from(s);  // offsets from the server count characters (code points)
@@ -595,9 +593,10 @@
 
   async function predict() {
     clearError();
+    document.body.dataset.state = 'busy';
     const button = $('predict');
     let request;
-    try { request = kind.request(); } catch (e) { showError(e); return; }
+    try { request = kind.request(); } catch (e) { showError(e); document.body.dataset.state = 'error'; return; }
     button.disabled = true; $('busy').hidden = false;
     $('raw-request').textContent = shorten(request.shown || request.json);
     try {

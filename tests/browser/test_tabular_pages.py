@@ -1,0 +1,97 @@
+"""tabular_mining's demo pages in Chromium: the churn record as a form, its probability bars and
+per-feature contributions as a sorted chart; segments and rules as readable, rounded tables."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+# what a rounded number looks like on the page: 1234, 0.123, 12.34, 56.7%, 1.2e-5, –
+ROUNDED = re.compile(r"^(–|[+-]?\d+(\.\d{1,3})?%?|[+-]?\d\.\de-\d+)$")
+
+
+def cells(page, selector: str) -> list[str]:
+    return page.locator(selector).all_inner_texts()
+
+
+def test_churn_shows_probability_bars_and_sorted_contributions(serve, ui, page, shoot):
+    with serve("tabular_mining", "classify") as url:
+        config = ui.open(url)
+        record = config["example"]["instances"][0]
+        # a categorical feature is a choice among the training categories, a numeric one a number box
+        assert page.locator("select[data-field]").count() == sum(isinstance(v, str) for v in record.values())
+        assert page.locator("input[type=number][data-field]").count() == sum(
+            isinstance(v, (int, float)) for v in record.values())
+        status, answer = ui.predict()
+        assert status == 200
+        pred = answer["predictions"][0]
+        card = page.locator(".prediction")
+        assert card.locator(".label").inner_text() == pred["label"]
+        fills = card.locator(".bar-fill")
+        assert fills.count() == 2
+        widths = sorted(float(fills.nth(k).evaluate("e => parseFloat(e.style.width)")) for k in range(2))
+        assert widths == pytest.approx(sorted([100 * pred["probability"], 100 * (1 - pred["probability"])]), abs=0.01)
+
+        features = {k: v for k, v in pred["contributions"].items() if k != "(bias)"}
+        chart = page.locator(".contributions")
+        assert chart.locator(".bar-fill").count() == len(features)
+        shown = [float(t) for t in cells(page, ".contributions .bar-value")]
+        assert [abs(v) for v in shown] == sorted((abs(v) for v in shown), reverse=True)  # largest first
+        expected = sorted(features.values(), key=abs, reverse=True)
+        assert shown == pytest.approx(expected, abs=0.01)
+        # towards the positive class to the right (class "up"), the other way to the left
+        ups = chart.locator(".bar-fill.up").count()
+        assert ups == sum(v >= 0 for v in features.values())
+        shoot("tabular_mining-classify")
+        ui.fits_phone("tabular_mining-classify")
+
+        # a value of the wrong kind: the server's 422 message and the field it names
+        page.evaluate("""() => { const i = document.querySelector('input[type=number][data-field]');
+                                 i.type = 'text'; i.dataset.kind = 'text'; i.value = 'many'; }""")
+        status, answer = ui.predict()
+        assert status == 422 and answer["error"] in ui.error()
+        assert answer["fields"][0]["field"] in ui.error()
+
+
+def test_segments_are_readable_rounded_tables(serve, ui, page, shoot):
+    with serve("tabular_mining", "segment") as url:
+        ui.open(url)
+        status, answer = ui.predict()
+        assert status == 200
+        pred = answer["predictions"][0]
+        assert page.locator(".prediction .label").inner_text() in (str(pred["segment"]), "noise (-1)")
+        numbers = cells(page, "td.num")
+        assert numbers and all(ROUNDED.match(t) for t in numbers), numbers
+        assert page.locator(".prediction td.num").first.inner_text() == str(pred["segment"])
+        # every segment listed, the record's own highlighted
+        meta = page.evaluate("fetch('/metadata').then(r => r.json())")
+        assert page.locator("tr.hit").count() == 1
+        rows = page.locator("table").nth(1).locator("tbody tr")
+        assert rows.count() == len(meta["segments"])
+        shoot("tabular_mining-segment")
+        ui.fits_phone("tabular_mining-segment")
+
+
+def test_rules_show_recommendations_and_fired_rules(serve, ui, page, shoot):
+    with serve("tabular_mining", "rules") as url:
+        config = ui.open(url)
+        basket = config["example"]["instances"][0]["items"]
+        assert cells(page, ".chip") and len(cells(page, ".chip")) == len(basket)
+        page.fill("#item", "no-such-item")
+        page.press("#item", "Enter")
+        assert len(cells(page, ".chip")) == len(basket) + 1
+        status, answer = ui.predict()
+        assert status == 200
+        pred = answer["predictions"][0]
+        assert "no-such-item" in page.locator(".note").inner_text()
+        recs = page.locator("table.recommendations tbody tr")
+        assert recs.count() == len(pred["recommendations"]) > 0
+        for k, rec in enumerate(pred["recommendations"]):
+            assert rec["item"] in recs.nth(k).inner_text()
+        assert page.locator("table.rules tbody tr").count() == len(pred["rules"])
+        numbers = cells(page, "td.num")
+        assert numbers and all(ROUNDED.match(t) for t in numbers), numbers
+        shoot("tabular_mining-rules")
+        ui.fits_phone("tabular_mining-rules")
