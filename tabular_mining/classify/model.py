@@ -90,7 +90,8 @@ class LogisticModel:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         z = self._logit_parts(X).sum(axis=1) + self.intercept
-        return 1.0 / (1.0 + np.exp(-z))
+        with np.errstate(over="ignore"):  # exp(-z) overflows to inf for z << 0, which gives p = 0 as it should
+            return 1.0 / (1.0 + np.exp(-z))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         parts = self._logit_parts(X)

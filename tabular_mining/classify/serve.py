@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, create_model
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shared.runs import load_metrics
 from shared.serving import Predictor, StrictRequest
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.evaluate import ClassifyRun, load_classify_run
-from tabular_mining.common.features import describe_features, encode_records, example_record, record_model
+from tabular_mining.common.features import describe_features, encode_record, example_record, record_model
 from tabular_mining.common.stream_stage import stream_stage
 
 
@@ -32,13 +33,23 @@ class Prediction(BaseModel):
 
 
 class ClassifyResponse(BaseModel):
+    """What ``POST /predict`` answers: one prediction per instance, in order."""
+
     predictions: list[Prediction]
-    model: str
-    threshold: float
+    model: str = Field(description="the served model of the run")
+    threshold: float = Field(description="eval.threshold: the probability at or above which the label is positive")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "predictions": [{"probability": 0.6231, "label": "Yes",
+                         "contributions": {"tenure": 0.81, "contract": 0.55, "monthly_charges": 0.12,
+                                           "(bias)": -1.09}}],
+        "model": "lightgbm", "threshold": 0.5}]})
 
 
 class ClassifyPredictor(Predictor):
-    """The run's served model behind the app factory; ``threshold`` is the config's ``eval.threshold``."""
+    """The run's served model behind the app factory; ``threshold`` is the config's ``eval.threshold``.
+    ``prepare`` encodes one record (a number a float32 cannot hold is refused there, naming the
+    field), so a batch only ever holds rows the model can score."""
 
     response_model = ClassifyResponse
     page = "tabular-classify"  # the demo page: probability bars, contributions as a sorted chart
@@ -55,8 +66,12 @@ class ClassifyPredictor(Predictor):
     def items(self, body) -> list:
         return [(r, body.contributions) for r in body.instances]
 
+    def prepare(self, item) -> tuple[np.ndarray, bool]:
+        record, contributions = item
+        return encode_record(record.__dict__, self.schema), contributions
+
     def predict_batch(self, items: list) -> list:
-        X = encode_records([r.__dict__ for r, _ in items], self.schema)
+        X = np.vstack([x for x, _ in items])
         p = self.model.predict_proba(X)
         classes = self.schema.classes
         out = [{"probability": float(pi), "label": classes[1] if pi >= self.threshold else classes[0]} for pi in p]

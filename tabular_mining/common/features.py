@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, create_model
 
 from shared.errors import UserError
+from shared.serving.predictor import StrictRequest
 
 NUMERIC, CATEGORICAL = "numeric", "categorical"
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model matrix is float32
+_FLOAT32_RANGE = {"minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
 _UNPARSEABLE_SHARE = 0.05  # a text column becomes numeric when at most this share fails to parse
 
 
@@ -157,8 +160,35 @@ def encode_frame(df: pd.DataFrame, schema: FeatureSchema, source: str = "input")
 
 
 def encode_records(records: Sequence[Mapping[str, Any]], schema: FeatureSchema) -> np.ndarray:
-    """Encode validated request records (feature name → value)."""
-    return encode_columns({n: [r.get(n) for r in records] for n in schema.names}, schema)
+    """Encode validated request records (feature name → value), one :func:`encode_record` each."""
+    if not records:
+        return np.empty((0, len(schema.features)), dtype=np.float32)
+    return np.vstack([encode_record(r, schema) for r in records])
+
+
+def encode_record(record: Mapping[str, Any], schema: FeatureSchema) -> np.ndarray:
+    """One request record as one float32 row of the model matrix (missing or unseen = NaN).
+
+    A number a float32 cannot hold (``1e308``, which would become infinity) is refused with a
+    ``ValueError`` naming the field: the model would score it as infinite, or refuse the whole
+    batch it was joined into."""
+    row = np.empty(len(schema.features), dtype=np.float32)
+    for j, feat in enumerate(schema.features):
+        value = record.get(feat.name)
+        if _missing(value):
+            row[j] = np.nan
+        elif feat.kind == NUMERIC:
+            try:
+                number = float(value)
+            except OverflowError:  # an integer too large for any float (the Python API has no JSON limit)
+                number = math.inf
+            if not abs(number) <= FLOAT32_MAX:
+                raise ValueError(f"{feat.name}: {value!r} is out of range; numbers must be finite and within "
+                                 f"±{FLOAT32_MAX:.4g} (float32)")
+            row[j] = number
+        else:
+            row[j] = feat.index.get(str(value), np.nan)
+    return row
 
 
 def design_matrix(X: np.ndarray, schema: FeatureSchema) -> np.ndarray:
@@ -193,12 +223,17 @@ def encode_target(y: pd.Series, schema: FeatureSchema) -> np.ndarray:
 
 def record_model(schema: FeatureSchema) -> type[BaseModel]:
     """A pydantic model of one record: every feature required (``null`` = missing), numerics as
-    numbers, categoricals as strings (an unseen category is treated as missing, as in training)."""
+    JSON numbers (not booleans, not strings), categoricals as strings (the categories
+    ``GET /metadata`` lists; an unseen one is treated as missing, as in training); unknown fields
+    are refused. The schema documents the float32 range that :func:`encode_record` enforces, one
+    instance at a time."""
     fields: dict[str, Any] = {}
     for f in schema.features:
-        typ = (StrictStr | StrictInt | bool | None) if f.kind == CATEGORICAL else (StrictFloat | StrictInt | None)
-        fields[f.name] = (typ, ...)
-    return create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+        if f.kind == CATEGORICAL:
+            fields[f.name] = (StrictStr | None, ...)
+        else:
+            fields[f.name] = (StrictFloat | StrictInt | None, Field(..., json_schema_extra=_FLOAT32_RANGE))
+    return create_model("Record", __base__=StrictRequest, **fields)
 
 
 def example_record(schema: FeatureSchema) -> dict:

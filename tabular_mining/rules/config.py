@@ -58,6 +58,12 @@ class RulesEval(StrictModel):
     rank_by: Literal["confidence", "lift"] = "confidence"
 
 
+class RulesServe(ServeConfig):
+    """``serve:`` of a rules recipe: one instance (a basket) costs its item count."""
+
+    max_item_cost: float | None = Field(1000, gt=0, description="items in one basket")
+
+
 class RulesConfig(StrictModel):
     """``task: rules``: frequent itemsets and association rules from baskets."""
 
@@ -67,5 +73,5 @@ class RulesConfig(StrictModel):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     rules: RuleFilter = Field(default_factory=RuleFilter)
     eval: RulesEval = Field(default_factory=RulesEval)
-    serve: ServeConfig = Field(default_factory=ServeConfig)
+    serve: RulesServe = Field(default_factory=RulesServe)
     stream: StreamConfig = Field(default_factory=StreamConfig)

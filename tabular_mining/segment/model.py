@@ -58,8 +58,11 @@ class SegmentSpace:
         scale = np.where(numeric, np.where(std > 0, std, 1.0), 1.0 / categorical_weight)
         return cls(schema, shift.astype(np.float32), scale.astype(np.float32))
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return ((design_matrix(X, self.schema) - self.shift) / self.scale).astype(np.float32)
+    def transform(self, X: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Rows of the clustering space; ``dtype=np.float64`` for rows that may lie far outside the
+        training data (a served record), whose squared distances a float32 could not hold."""
+        D = design_matrix(X, self.schema).astype(dtype)
+        return ((D - self.shift) / self.scale).astype(dtype)
 
     @property
     def columns(self) -> list[str]:

@@ -10,20 +10,43 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from pydantic import Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shared.runs import load_metrics
 from shared.serving import Predictor, StrictRequest
-from tabular_mining.common.features import describe_features, encode_records, example_record, record_model
+from tabular_mining.common.features import describe_features, encode_record, example_record, record_model
 from tabular_mining.common.stream_stage import stream_stage
 from tabular_mining.segment.config import SegmentConfig
 from tabular_mining.segment.model import SegmentRun, load_segment_run
 
 
-class SegmentPredictor(Predictor):
-    """The run's segmenter behind the app factory, with each segment's share and target rate."""
+class SegmentPrediction(BaseModel):
+    segment: int = Field(description="the segment; -1 = noise (HDBSCAN)")
+    distance: float = Field(description="to the segment's centre (k-means) or the nearest training row (HDBSCAN), "
+                                        "in the clustering space")
+    segment_share: float | None = Field(None, description="the segment's share of the training rows")
 
+    model_config = ConfigDict(extra="allow")  # + '<target>_rate' when the run had a target
+
+
+class SegmentResponse(BaseModel):
+    """What ``POST /predict`` answers: one segment per instance, in order."""
+
+    predictions: list[SegmentPrediction]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "predictions": [{"segment": 0, "distance": 3.0, "segment_share": 0.783, "churn_rate": 0.318}]}]})
+
+
+class SegmentPredictor(Predictor):
+    """The run's segmenter behind the app factory, with each segment's share and target rate.
+    ``prepare`` places one record in the clustering space (in float64, so a record far outside the
+    training data still gets a finite distance); a number a float32 cannot hold is refused there,
+    naming the field, so a batch only holds rows it can assign."""
+
+    response_model = SegmentResponse
     page = "segments"  # the demo page: the record's segment and every segment's share and rate, in tables
 
     def __init__(self, loaded: SegmentRun, algorithm: str):
@@ -36,9 +59,16 @@ class SegmentPredictor(Predictor):
                               **({rate: float(r[rate])} if rate and rate in profiles.columns else {})}
                         for seg, r in profiles.iterrows()}
 
+    def prepare(self, record) -> np.ndarray:
+        z = self.loaded.space.transform(encode_record(record.__dict__, self.schema)[None, :], np.float64)[0]
+        if not np.isfinite(np.dot(z, z)):  # a guard: a float32 value cannot get this far in float64
+            column = self.loaded.space.columns[int(np.nanargmax(np.abs(z)))]
+            raise ValueError(f"{column}: {getattr(record, column, None)!r} is too far outside the training "
+                             "data to place in a segment")
+        return z
+
     def predict_batch(self, items: list) -> list:
-        X = encode_records([r.__dict__ for r in items], self.schema)
-        seg, dist = self.loaded.segmenter.assign(self.loaded.space.transform(X))
+        seg, dist = self.loaded.segmenter.assign(np.vstack(items))
         return [{"segment": int(s), "distance": float(d), **self.summary.get("noise" if s < 0 else str(s), {})}
                 for s, d in zip(seg, dist)]
 
