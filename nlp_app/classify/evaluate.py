@@ -51,4 +51,4 @@ def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path | str) -> 
     rows = [{"text": text, "label": clf.labels[int(p.argmax())],
              "probabilities": {lab: round(float(v), 6) for lab, v in zip(clf.labels, p)}}
             for text, p in zip(texts, proba)]
-    return {"run": str(run), **write_jsonl(rows, output)}
+    return write_jsonl(rows, output, run)

@@ -27,11 +27,12 @@ def read_lines(path: str | Path | None) -> list[str]:
     return lines
 
 
-def write_jsonl(rows: list[dict[str, Any]], output: str | Path | None) -> dict:
-    """JSON lines to ``output`` (atomically), or to stdout when ``output`` is ``-`` or missing."""
+def write_jsonl(rows: list[dict[str, Any]], output: str | Path | None, run: Path) -> dict:
+    """JSON lines to ``output`` (atomically), or to stdout when ``output`` is ``-`` or missing.
+    Returns the stage's summary: empty for stdout, so nothing is printed after the lines."""
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     if output and str(output) != "-":
         runs.write_text(output, text)
-        return {"output": str(output), "rows": len(rows)}
+        return {"run": str(run), "output": str(output), "rows": len(rows)}
     sys.stdout.write(text)
-    return {"rows": len(rows)}
+    return {}

@@ -40,5 +40,4 @@ def predict(cfg: NERConfig, run: Path, input: Path | str, output: Path | str) ->
     runner, tokenizer, labels = runner_for(cfg, run)
     tags = predict_tags(runner, tokenizer, [list(t) for t in texts], labels, cfg.model.max_length,
                         cfg.eval.batch_size)
-    return {"run": str(run), **write_jsonl([{"text": t, "entities": entities(t, tg)} for t, tg in zip(texts, tags)],
-                                           output)}
+    return write_jsonl([{"text": t, "entities": entities(t, tg)} for t, tg in zip(texts, tags)], output, run)

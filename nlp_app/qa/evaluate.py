@@ -56,4 +56,4 @@ def predict(cfg: QAConfig, run: Path, input: Path | str, output: Path | str) -> 
     spans = answer(runner, tokenizer, examples, cfg, cfg.eval.batch_size)
     rows = [{"id": e.id, "answer": s.text, "start": s.start, "end": s.end, "score": round(s.score, 6)}
             for e, s in zip(examples, spans)]
-    return {"run": str(run), **write_jsonl(rows, output)}
+    return write_jsonl(rows, output, run)

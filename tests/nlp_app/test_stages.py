@@ -87,6 +87,17 @@ def test_predict_with_the_run_only(task, trained, tmp_path, capsys, cli):
     assert len(rows) == PREDICT_INPUT[task].count("\n")
 
 
+@pytest.mark.parametrize("task", ["classify", "ner"])
+def test_predict_to_stdout_prints_only_the_lines(task, trained, tmp_path, capsys, cli):
+    run = trained(task)
+    capsys.readouterr()
+    source = tmp_path / "in.txt"
+    source.write_text("张伟在北京。\n", encoding="utf-8")
+    assert cli("predict", "--run", run, "--input", source, "--output", "-") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["text"] == "张伟在北京。"
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 def test_export_with_the_run_only(task, trained, capsys, cli):
     run = trained(task)

@@ -13,6 +13,7 @@ from shared import runs
 
 CMD = [sys.executable, "-m", "nlp_app", "train", "--config", "configs/nlp_app/sentiment-quick.yaml", "train.seed=0",
        "train.checkpoint_every_steps=5", "train.progress=false"]
+pytestmark = pytest.mark.slow
 
 
 def _env(root: Path) -> dict:
@@ -29,15 +30,12 @@ def _test_metrics(run: Path) -> dict:
     return {k: v for k, v in runs.load_metrics(run).items() if k.startswith("test/") and "per_second" not in k}
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "shared.batching: each epoch's DataLoader iterator draws its base seed from the global torch RNG, "
-    "so a resumed run (RNG restored, then the iterator made) gets shifted dropout masks; giving the "
-    "loaders their own torch.Generator makes the resumed metrics equal (checked). Drop this mark then."))
-def test_kill_9_then_the_same_command_resumes_and_matches_an_uninterrupted_run(tmp_path):
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
+@pytest.fixture(scope="module")
+def runs_pair(tmp_path_factory) -> dict:
+    """An uninterrupted run, and a run killed (-9) after its first checkpoint then re-run by the same command."""
+    tmp = tmp_path_factory.mktemp("resume")
+    whole, killed = tmp / "whole", tmp / "killed"
     subprocess.run(CMD, env=_env(whole), check=True, capture_output=True, timeout=1200)
-
     proc = subprocess.Popen(CMD, env=_env(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 900
     while not any((r / "checkpoints" / "last.pt").exists() for r in _run_dirs(killed)):
@@ -47,14 +45,24 @@ def test_kill_9_then_the_same_command_resumes_and_matches_an_uninterrupted_run(t
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     (run,) = _run_dirs(killed)
-    assert runs.run_status(run)["status"] == "running" and not (run.parent / "latest").exists()
-
+    status_after_kill = runs.run_status(run)
+    latest_after_kill = (run.parent / "latest").exists()
     subprocess.run(CMD, env=_env(killed), check=True, capture_output=True, timeout=1200)
-    assert _run_dirs(killed) == [run]  # the same run directory, finished
+    return {"reference": _run_dirs(whole)[0], "run": run, "dirs": _run_dirs(killed),
+            "status_after_kill": status_after_kill, "latest_after_kill": latest_after_kill}
+
+
+def test_the_same_command_resumes_the_killed_run(runs_pair):
+    run = runs_pair["run"]
+    assert runs_pair["status_after_kill"]["status"] == "running" and not runs_pair["latest_after_kill"]
+    assert runs_pair["dirs"] == [run]  # the same run directory, no second one
     status = runs.run_status(run)
     assert status["status"] == "finished" and status["resumed"] == 1
-    (reference,) = _run_dirs(whole)
-    expected, got = _test_metrics(reference), _test_metrics(run)
-    assert expected.keys() == got.keys()
+    assert (run.parent / "latest").resolve() == run
+    assert _test_metrics(runs_pair["reference"]).keys() == _test_metrics(run).keys()
+
+
+def test_the_resumed_run_ends_with_the_uninterrupted_metrics(runs_pair):
+    expected, got = _test_metrics(runs_pair["reference"]), _test_metrics(runs_pair["run"])
     for key, value in expected.items():
         assert got[key] == pytest.approx(value, abs=1e-6), key
