@@ -8,7 +8,12 @@
    concurrency 16, micro-batching on vs off.
 
     python -m bench.recsys [--config configs/recsys_app/movielens.yaml] [--run DIR] [--duration 5]
-                           [--models popularity,itemknn,ease,sasrec] [key=value ...]
+                           [--models popularity,itemknn,ease,als,sasrec] [key=value ...]
+    python -m bench.recsys --scale 10000,50000       # 3. only: fit / scoring time on generated catalogues
+
+3. with ``--scale``: fit and per-user scoring time of each model on generated data with catalogues
+   of those sizes (``recsys_app.recommend.synthetic``); EASE where its dense solve does not fit is
+   refused by its memory guard, and the table says so. Writes bench/results/recsys_scale.{json,md}.
 
 Writes bench/results/recsys.json and .md. Serves ``--run`` (default: the recipe's latest run;
 trains the quick recipe first when there is none).
@@ -26,10 +31,13 @@ import numpy as np
 
 from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
 from recsys_app.recommend.config import MODEL_NAMES, RecsysConfig
-from recsys_app.recommend.data import APP, load_or_preprocess
+from recsys_app.recommend.data import APP, build_dataset, load_or_preprocess
 from recsys_app.recommend.dataset import load_dataset
 from recsys_app.recommend.model import build_model
+from recsys_app.recommend.sasrec import training_windows
+from recsys_app.recommend.synthetic import generate
 from shared.config import load_config
+from shared.errors import UserError
 from shared.runs import load_run_config, write_json, write_text
 
 
@@ -68,6 +76,58 @@ def training(cfg: RecsysConfig, models: list[str]) -> list[dict]:
     return out
 
 
+def scale(cfg: RecsysConfig, sizes: list[int], models: list[str]) -> list[dict]:
+    """Fit and per-user scoring time on generated data (:mod:`recsys_app.recommend.synthetic`) with
+    catalogues of ``sizes`` items (users = items / 2, ~60 interactions each). SASRec: 20 training
+    steps, extrapolated to one epoch. EASE beyond the machine's memory is refused (its guard)."""
+    rows = []
+    for n_items in sizes:
+        ratings, _ = generate(users=n_items // 2, items=n_items, per_user=60, seed=0)
+        ds = build_dataset(ratings.assign(row=np.arange(len(ratings))), None, cfg.data)
+        histories = ds.sequences(("train", "valid"))
+        one, many = histories[:1], histories[:64]
+        print(f"{n_items} items: {ds.n_users} users, {len(ds.frame)} interactions", flush=True)
+        for name in models:
+            run_cfg = cfg.model_copy(deep=True)
+            if name == "sasrec":
+                run_cfg.train = run_cfg.train.model_copy(update={"max_steps": 20, "monitor": None, "progress": False,
+                                                                 "early_stopping_patience": None})
+            row = {"items": ds.n_items, "users": ds.n_users, "interactions": len(ds.frame), "model": name}
+            model = build_model(run_cfg, ds.n_items, name)
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                try:
+                    model.fit(ds, Path(tmp))
+                except UserError as exc:
+                    rows.append({**row, "refused": str(exc)})
+                    print(f"  {name:10} refused: {exc}", flush=True)
+                    continue
+                seconds = time.perf_counter() - t0
+            if name == "sasrec":
+                windows = len(training_windows(ds.sequences(("train",)), cfg.model.sasrec.max_len))
+                seconds *= -(-windows // cfg.train.batch_size) / 20  # 20 steps → one epoch
+            model.score(one)
+            rows.append({**row, "fit_s": seconds, "per": "epoch (est.)" if name == "sasrec" else "fit",
+                         "score_1_user_ms": _median_ms(lambda m=model, h=one: m.score(h), 10),
+                         "score_64_users_ms": _median_ms(lambda m=model, h=many: m.score(h), 3)})
+            print(f"  {name:10} fit {seconds:8.1f}s  score 1 user {rows[-1]['score_1_user_ms']:8.2f} ms  "
+                  f"64 users {rows[-1]['score_64_users_ms']:9.1f} ms", flush=True)
+    return rows
+
+
+def scale_markdown(rows: list[dict]) -> str:
+    lines = ["| items | users | interactions | model | fit (s) | per | score 1 user (ms) | score 64 users (ms) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        head = f"| {r['items']:,} | {r['users']:,} | {r['interactions']:,} | {r['model']} |"
+        if "refused" in r:
+            lines.append(head + f" refused: {r['refused'].split('. ')[0]} | | | |")
+        else:
+            lines.append(head + f" {r['fit_s']:.1f} | {r['per']} | {r['score_1_user_ms']:.2f} | "
+                                f"{r['score_64_users_ms']:.1f} |")
+    return "\n".join(lines)
+
+
 def to_markdown(result: dict) -> str:
     lines = [f"Data: {result['data']}. Machine: {result['machine']}.", "",
              "### Training and in-process scoring (full catalogue)", "",
@@ -86,9 +146,19 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="run to serve (default: the recipe's latest)")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per load level")
     ap.add_argument("--models", default=",".join(MODEL_NAMES))
+    ap.add_argument("--scale", default=None, metavar="N,N",
+                    help="only the scale benchmark: generated catalogues of these sizes (e.g. 10000,50000)")
     ap.add_argument("overrides", nargs="*", metavar="key=value")
     args = ap.parse_args()
     cfg = load_config(RecsysConfig, args.config, args.overrides)
+    if args.scale:
+        rows = scale(cfg, [int(n) for n in args.scale.split(",")], [m.strip() for m in args.models.split(",")])
+        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+        write_json(Path("bench/results/recsys_scale.json"), {"machine": machine, "rows": rows})
+        md = f"Machine: {machine}.\n\n" + scale_markdown(rows) + "\n"
+        write_text(Path("bench/results/recsys_scale.md"), md)
+        print(md)
+        return
     run = run_or_quick(APP, cfg.name, "configs/recsys_app/movielens-quick.yaml", args.run)
     served = load_run_config(run)["model"]["name"]
     ds = load_or_preprocess(cfg)

@@ -166,3 +166,19 @@ def test_read_table_keeps_header_names(tmp_path):
     (tmp_path / "x.csv").write_text("a, b\n1, 2\n")
     frame = read_table(tmp_path / "x.csv")
     assert list(frame.columns) == ["a", "b"] and frame.attrs["first_line"] == 2
+
+
+@pytest.mark.parametrize("layout, keys", [
+    ("ml-100k", {"path": "u.data", "items_path": "u.item", "items_columns": ["item", "title"]}),
+    ("ml-latest-small", {"path": "ratings.csv", "items_path": "movies.csv"}),
+])
+def test_generated_movielens_layouts_read_back(tmp_path, layout, keys):
+    from recsys_app.recommend.synthetic import generate, write
+
+    ratings, movies = generate(users=40, items=120, per_user=25, seed=1)
+    write(ratings, movies, tmp_path, layout)
+    cfg = DataConfig(source="file", **{k: str(tmp_path / v) if k.endswith("path") else v for k, v in keys.items()})
+    raw, meta = read_interactions(cfg)
+    assert len(raw) == len(ratings) and raw["user"].nunique() == 40
+    ds = build_dataset(raw, meta, cfg)
+    assert ds.titles[0].startswith("Movie ") and ds.counts()["tied_last_events"] > 0  # same-second ratings
