@@ -488,20 +488,21 @@
       const names = [...new Set(response.predictions.flatMap((p) => p.detections.map((d) => d.label)))].sort();
       const color = colorOf(names);
       response.predictions.forEach((p, i) => {
+        // boxes in the image's own pixels (an SVG whose viewBox is the image), labels in screen pixels
         const overlay = svg('svg', {viewBox: `0 0 ${p.width} ${p.height}`, preserveAspectRatio: 'none', class: 'boxes'});
-        const size = Math.max(8, Math.round(Math.max(p.width, p.height) / 22));
+        const labels = [];
+        const at = (v, size) => `${(100 * v) / size}%`;
         for (const d of p.detections) {
           const [x1, y1, x2, y2] = d.box;
           const g = svg('g', {class: 'detection', 'data-label': d.label});
-          const text = `${d.label} ${pct(d.score)}`;
-          const ty = y1 - size * 1.25 >= 0 ? y1 - size * 1.25 : y1;
-          g.append(svg('rect', {class: 'box', x: x1, y: y1, width: x2 - x1, height: y2 - y1, stroke: color(d.label)}),
-            svg('rect', {class: 'tag', x: x1, y: ty, width: text.length * size * 0.62, height: size * 1.25, fill: color(d.label)}),
-            svg('text', {x: x1 + size * 0.2, y: ty + size, 'font-size': size, text}));
+          g.append(svg('rect', {class: 'box', x: x1, y: y1, width: x2 - x1, height: y2 - y1, stroke: color(d.label)}));
           overlay.append(g);
+          // above the box, or inside it where the box touches the image's top
+          labels.push(el('span', {class: 'box-label' + (y1 < 0.1 * p.height ? ' inside' : ''), text: `${d.label} ${pct(d.score)}`,
+            style: `left:${at(x1, p.width)};top:${at(y1, p.height)};background:${color(d.label)}`}));
         }
         result.append(el('div', {class: 'card prediction side'},
-          el('div', {class: 'view'}, el('img', {src: request.images[i].url, alt: request.images[i].name}), overlay),
+          el('div', {class: 'view'}, el('img', {src: request.images[i].url, alt: request.images[i].name}), overlay, labels),
           el('div', null, el('h3', {text: request.images[i].name}),
             el('p', {class: 'big', text: `${p.detections.length} detection(s)`}),
             legend(names.filter((n) => p.detections.some((d) => d.label === n)).map((n) => [n, color(n)])),
