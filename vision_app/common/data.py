@@ -81,8 +81,8 @@ class ImageDataset(Dataset):
     (classification) or ``{"image": path, "mask": path}`` (segmentation). Decoded images are kept
     in memory after first use (these data sets are small; set ``cache=False`` for big ones)."""
 
-    def __init__(self, records: list[dict], preset, limits: ImageLimits = ImageLimits(), cache: bool = True):
-        self.records, self.preset, self.limits, self.cache = records, preset, limits, cache
+    def __init__(self, records: list[dict], preset, limits: ImageLimits | None = None, cache: bool = True):
+        self.records, self.preset, self.limits, self.cache = records, preset, limits or ImageLimits(), cache
         self._memo: dict[int, tuple] = {}
 
     def __len__(self) -> int:

@@ -3,8 +3,8 @@ records, counts, a hash of the data) under ``data/cache/vision_app/<recipe>-<has
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from shared.config import to_dict
 from shared.runs import cache_dir, read_json, write_json

@@ -31,7 +31,7 @@ def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
     weights = IMAGENET_WEIGHTS[arch]
     try:
         return weights.get_state_dict(progress=False)
-    except Exception as exc:  # no network, no cache
+    except Exception as exc:  # noqa: BLE001 - no network, no cache, a broken download: one line for each
         raise UserError(f"could not fetch torchvision's {weights} ({type(exc).__name__}: {exc}); use "
                         "model.weights=none or a local file (model.weights=path/to/weights.safetensors)") from None
 

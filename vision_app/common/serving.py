@@ -5,8 +5,8 @@ runner (:mod:`vision_app.common.backend`) and its ``/metadata``. Uploads are par
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

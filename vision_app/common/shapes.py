@@ -119,8 +119,8 @@ def render_image(rng: np.random.Generator, size: int, max_shapes: int = 4):
 
 def _split_names(names: list[str], rng: np.random.Generator) -> dict[str, list[str]]:
     order = rng.permutation(len(names))
-    n_train = int(round(SPLIT_FRACTIONS["train"] * len(names)))
-    n_valid = int(round(SPLIT_FRACTIONS["valid"] * len(names)))
+    n_train = round(SPLIT_FRACTIONS["train"] * len(names))
+    n_valid = round(SPLIT_FRACTIONS["valid"] * len(names))
     picked = [names[i] for i in order]
     return {
         "train": sorted(picked[:n_train]),

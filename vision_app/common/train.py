@@ -8,8 +8,8 @@ stage writes its files into ``run`` and returns its metrics, nothing more.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -14,7 +14,8 @@ task is the one ``evaluate``, ``predict`` and the server use, so they see identi
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

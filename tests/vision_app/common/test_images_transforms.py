@@ -32,7 +32,7 @@ def test_shapes_are_reproducible_and_consistent(tmp_path):
         assert (a / sub).read_bytes() == (b / sub).read_bytes(), sub
     assert json.loads((a / "classes.json").read_text()) == CLASSES
     split = json.loads((a / "split.json").read_text())
-    assert sorted(sum(split.values(), [])) == [f"{i:05d}.png" for i in range(6)] and all(split.values())
+    assert sorted(name for names in split.values() for name in names) == [f"{i:05d}.png" for i in range(6)] and all(split.values())
     coco = json.loads((a / "annotations.json").read_text())
     assert {c["id"] for c in coco["categories"]} == {1, 2, 3}
     for ann in coco["annotations"]:  # each box is tight around its instance's pixels of its class
@@ -115,8 +115,8 @@ def test_train_transform_keeps_image_and_mask_aligned(seed):
 def test_eval_presets_shapes_and_box_passthrough():
     image, mask = _coded_pair()
     assert ClassificationEval(16)(image).shape == (3, 16, 16)
-    x, m = SegmentationEval(20)(image, mask)
+    _, m = SegmentationEval(20)(image, mask)
     assert m.shape == (20, 20) and set(m.unique().tolist()) <= {0, 1, 2}
     boxes = tv_tensors.BoundingBoxes(torch.tensor([[6.0, 4, 30, 20]]), format="XYXY", canvas_size=(40, 40))
-    x, t = DetectionTrain(20, hflip=1.0)(image, {"boxes": boxes, "labels": torch.tensor([1])})
+    _, t = DetectionTrain(20, hflip=1.0)(image, {"boxes": boxes, "labels": torch.tensor([1])})
     assert torch.allclose(t["boxes"], torch.tensor([[5.0, 2, 17, 10]])) and t["labels"].tolist() == [1]
