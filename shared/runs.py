@@ -152,6 +152,7 @@ def mark_latest(run: str | os.PathLike) -> Path:
 
 # --- the run lifecycle: start_run / finish_run are the only way a run begins and ends ----------
 
+TEST_SPLIT = "test-split"  # evaluations/<this>/: the run's own test split, re-scored
 RUN_FILE = "run.json"  # status (running | finished), config digest, command, owner pid, times
 
 
@@ -293,9 +294,16 @@ def latest_run(app: str, name: str) -> Path:
     return resolve_run(link)
 
 
-def evaluation_dir(run: str | os.PathLike, data: str | os.PathLike) -> Path:
-    """``<run>/evaluations/<file stem>/`` for scoring ``data``: one folder per file, and a file of
-    the same stem from elsewhere gets ``<stem>-2`` … instead of overwriting it."""
+def evaluation_dir(run: str | os.PathLike, data: str | os.PathLike | None) -> Path:
+    """Where ``evaluate`` writes: ``<run>/evaluations/test-split/`` for the run's own test split
+    (``data`` None), else ``<run>/evaluations/<file stem>/`` for a user's file — one folder per file,
+    and a file of the same stem from elsewhere gets ``<stem>-2`` … instead of overwriting it. The
+    run's own ``metrics.json`` is written by ``train`` only, so re-scoring with other overrides
+    (a threshold, a backend) never rewrites what the run recorded."""
+    if data is None:
+        out = Path(run) / "evaluations" / TEST_SPLIT
+        out.mkdir(parents=True, exist_ok=True)
+        return out
     data = Path(data).resolve()
     base = Path(run) / "evaluations"
     for i in range(1, 1000):

@@ -13,6 +13,7 @@ measured) is never changed by this stage.
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +25,16 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from shared import plots
 from shared.errors import UserError
 from shared.metrics import binary_classification, confusion, mean_std, with_split
-from shared.runs import evaluation_dir, read_json, write_json, write_text
+from shared.runs import TEST_SPLIT, evaluation_dir, read_json, write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import Splits, load_splits
 from tabular_mining.classify.model import Classifier, fit_model, load_model
 from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
-from tabular_mining.common.table import read_table
+from tabular_mining.common.table import TableData, apply_label_map, read_table
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy")
-TEST_SPLIT_DIR = "test-split"
+TEST_SPLIT_DIR = TEST_SPLIT
 
 
 @dataclass
@@ -61,24 +62,42 @@ def load_classify_run(run: str | Path, only_served: bool = False) -> ClassifyRun
     return ClassifyRun(path, schema, selection, {n: load_model(path / "models" / n, schema) for n in names})
 
 
-def labelled_frame(path: str | Path, schema: FeatureSchema, target: str, fmt: str = "auto") -> pd.DataFrame:
+def labelled_frame(path: str | Path, schema: FeatureSchema, data: TableData) -> pd.DataFrame:
     """A user file in the training format, validated against the run's schema; its label column is
-    ``target`` (``data.target``), renamed to the run's target."""
-    df = read_table(path, fmt)
+    ``data.target``, renamed to the run's target, its labels renamed by ``data.label_map`` and its
+    ``data.na_values`` read as missing."""
+    target = data.target
+    df = read_table(path, data.format, data.na_values)
     if target not in df.columns:
         raise UserError(f"{path}: target column {target!r} is missing; evaluate needs the true labels "
                         "(name the file's label column with data.target=COLUMN)")
+    df = apply_label_map(df, data, target)
     df = df.rename(columns={target: schema.target}) if target != schema.target else df
     labels = df[schema.target].dropna().astype(str)
     unseen = sorted(set(labels) - set(schema.classes))
     if unseen:
-        raise UserError(f"{path}: target value {unseen[0]!r} was not seen in training (classes: {schema.classes})")
+        raise UserError(f"{path}: target value {unseen[0]!r} was not seen in training (classes: {schema.classes})"
+                        + label_map_hint(unseen, schema.classes))
     if df[schema.target].isna().any():
         raise UserError(f"{path}: target column {target!r} has {int(df[schema.target].isna().sum())} missing values")
     missing = [n for n in schema.names if n not in df.columns]
     if missing:
         raise UserError(f"{path}: feature column {missing[0]!r} is missing")
     return clean(df, schema, str(path))
+
+
+def _bare(label: str) -> str:
+    return label.strip().rstrip(".").strip().casefold()
+
+
+def label_map_hint(unseen: list[str], classes: list[str]) -> str:
+    """When the unseen labels are the training classes with decoration (a trailing '.', case,
+    spaces: ``'<=50K.'`` for ``'<=50K'``), the ``data.label_map`` override that maps them."""
+    by_bare = {_bare(c): c for c in classes}
+    mapping = {u: by_bare[_bare(u)] for u in unseen if _bare(u) in by_bare}
+    if not mapping:
+        return ""
+    return f"; they look like the training classes decorated: add data.label_map='{json.dumps(mapping)}'"
 
 
 def score_models(loaded: ClassifyRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -100,28 +119,33 @@ def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores
         pred = (scores[loaded.served] >= threshold).astype(int)
         plots.confusion_matrix(confusion(y, pred, 2), loaded.schema.classes, out / "confusion_matrix.png",
                                title=f"{loaded.served} @ {threshold:g} ({split})")
-    table = comparison_table(by_model, loaded.selection, cv or {}, loaded.served)
+    table = comparison_table(by_model, loaded.selection, cv or {}, loaded.served, split, len(y))
     write_text(out / "comparison.md", table)
-    write_json(out / "comparison.json", {"split": split, "threshold": threshold, "test": by_model, "cv": cv or {},
-                                         "selection": loaded.selection})
+    write_json(out / "comparison.json", {"split": split, "rows": len(y), "threshold": threshold, split: by_model,
+                                         "cv": cv or {}, "selection": loaded.selection})
     log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
     return by_model
 
 
-def comparison_table(test: dict, selection: dict, cv: dict, served: str) -> str:
-    head = "| model | valid ROC-AUC | test ROC-AUC | test PR-AUC | test log-loss | test Brier | test F1 | test accuracy |"
+def comparison_table(scores: dict, selection: dict, cv: dict, served: str, split: str = "test",
+                     rows: int | None = None) -> str:
+    """The models side by side on ``split`` (``test``, ``valid`` or ``data`` for a user's file)."""
+    head = (f"| model | valid ROC-AUC | {split} ROC-AUC | {split} PR-AUC | {split} log-loss | {split} Brier | "
+            f"{split} F1 | {split} accuracy |")
     if cv:
         head += " CV ROC-AUC (mean ± std) |"
     head += " fit s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for name, m in test.items():
+    for name, m in scores.items():
         row = f"| {name}{' (served)' if name == served else ''} | {selection['valid'][name]['roc_auc']:.4f} | " + \
               " | ".join(f"{m[k]:.4f}" for k in TABLE_METRICS) + " |"
         if cv:
             row += f" {cv[name]['roc_auc_mean']:.4f} ± {cv[name]['roc_auc_std']:.4f} |"
         row += f" {selection['fit_seconds'].get(name, float('nan')):.2f} |"
         lines.append(row)
-    return "\n".join(lines) + "\n"
+    where = {"test": "the test split", "valid": "the validation split", "data": "the file"}.get(split, split)
+    count = f" ({rows:,} rows)" if rows is not None else ""
+    return "\n".join(lines) + f"\n\nScored on {where}{count}.\n"
 
 
 def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
@@ -130,9 +154,12 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
     ``evaluations/test-split/``); returns the served model's metrics and where they went."""
     loaded = load_classify_run(run)
     if data is None:
-        frame, split, out = load_splits(cfg.name, cfg.data).test, "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
+        frame = load_splits(cfg.name, cfg.data, cfg.distributed).test
+        split, out = "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
+        if frame.empty:
+            raise UserError(f"{run} has no test split (data.test_size=0): evaluate a labelled file with --data FILE")
     else:
-        frame, split = labelled_frame(data, loaded.schema, cfg.data.target, cfg.data.format), "data"
+        frame, split = labelled_frame(data, loaded.schema, cfg.data), "data"
         out = evaluation_dir(run, data)
     y, scores = score_models(loaded, frame, str(data or "test split"))
     by_model = write_report(loaded, cfg, y, scores, split, out)
@@ -170,17 +197,23 @@ def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
     """What ``train`` ends with: every model on the test split (plots and comparison in the run),
     CV when ``eval.cv_folds`` ≥ 2, and the model card's section. Returns ``split/metric`` keys."""
     loaded = load_classify_run(run)
-    y, scores = score_models(loaded, splits.test, "test split")
+    frame, split = (splits.test, "test") if len(splits.test) or not len(splits.valid) else (splits.valid, "valid")
+    if split == "valid":
+        log.warning("data.test_size=0: no test split, so the run reports the validation rows (which chose the model "
+                    "and stopped the trees: optimistic); score a separate file with evaluate --data FILE")
     cv = {}
     if cfg.eval.cv_folds >= 2:
         cv = cross_validate(cfg, splits.all_rows(), list(loaded.models), loaded.schema.classes)
-    by_model = write_report(loaded, cfg, y, scores, "test", Path(run), cv)
-    metrics = with_split("test", by_model[loaded.served])
+    if frame.empty:  # nothing held out at all (distributed: dask with data.test_size=0)
+        return {"card": card_section(cfg, loaded, splits.manifest, "")}
+    y, scores = score_models(loaded, frame, f"{split} split")
+    by_model = write_report(loaded, cfg, y, scores, split, Path(run), cv)
+    metrics = with_split(split, by_model[loaded.served])
     for name, values in cv.items():
         metrics.update({f"cv/{name}/{k}": v for k, v in values.items() if k.startswith("roc_auc")})
     if cv:
         metrics.update({f"cv/{k}": v for k, v in cv[loaded.served].items()})
-    table = comparison_table(by_model, loaded.selection, cv, loaded.served)
+    table = comparison_table(by_model, loaded.selection, cv, loaded.served, split, len(y))
     return {**metrics, "card": card_section(cfg, loaded, splits.manifest, table)}
 
 
@@ -190,7 +223,7 @@ def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table
     return f"""
 ## Classification
 - Target `{loaded.schema.target}`, positive class `{loaded.schema.classes[1]}`; rows train/valid/test =
-  {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']}; positive rate {m['positive_rate']['train']:.3f};
+  {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']}; positive rate {m['positive_rate']['train'] or 0:.3f};
   {m['features']['numeric']} numeric and {m['features']['categorical']} categorical features (`feature_schema.json`).
 - Served model: **{loaded.served}**, chosen by {loaded.selection['by']} among {', '.join(loaded.models)};
   decision threshold {cfg.eval.threshold:g}.
