@@ -23,7 +23,7 @@ cfg = $(if $(CONFIG),$(CONFIG),$(CONFIG_$*))
 run_arg = $(if $(RUN),--run $(RUN),)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-slow test-gpu lint clean
+.PHONY: help setup demo test test-slow test-gpu test-browser lint clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -56,13 +56,24 @@ demo: $(STAMP) ## train every app's quick recipe on the embedded data, then prin
 	$(PY) -m shared.report
 
 test: $(STAMP) ## the fast test suite (what CI runs)
-	$(PY) -m pytest -q -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not gpu and not browser" $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## quality floors, DDP on 2 CPU processes, resume
 	$(PY) -m pytest -q -m "slow" $(PYTEST_ARGS)
 
 test-gpu: $(STAMP) ## CUDA / mixed-precision tests (needs a GPU)
 	$(PY) -m pytest -q -m "gpu" $(PYTEST_ARGS)
+
+# Debian's chromium and a CJK font from apt (as root, else with sudo), Playwright from PyPI; Playwright's
+# own browser download is never used (the tests launch the system chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-browser: $(STAMP) ## the demo pages in a real browser (installs chromium, CJK fonts, playwright if missing)
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null || ! fc-list :lang=zh | grep -q .; then \
+		echo "==> apt-get install chromium fonts-noto-cjk"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk; \
+	fi
+	@$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install -q "playwright>=1.45"
+	$(PY) -m pytest -q -m browser tests/browser $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff
 	$(PY) -m ruff check .
