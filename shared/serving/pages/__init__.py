@@ -79,7 +79,7 @@ def page_config(predictor: Any, predictor_type: type | None, title: str, auth: b
 
 def render_page(config: dict) -> str:
     """The HTML of the page for ``config`` (:func:`page_config`)."""
-    # JSON inside <script>: "</" must not close the element early
-    blob = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+    # JSON inside <script>: no "<" at all, so nothing in it can close the element or open a comment
+    blob = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
     return (_template().replace("{{TITLE}}", html.escape(config["title"]))
             .replace("{{KIND}}", html.escape(config["kind"])).replace("{{CONFIG}}", blob))
