@@ -27,7 +27,7 @@ from shared.serving.batcher import MicroBatcher, QueueFull
 from shared.serving.config import ServeConfig
 from shared.serving.jsonbody import is_json_media, media_type, parse_json
 from shared.serving.limits import BodyTooLarge, BodyTooSlow, deadline_at
-from shared.serving.predictor import HTTPError, Predictor
+from shared.serving.predictor import HTTPError, Predictor, accepts_form
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,9 @@ async def read_body(request: Request, predictor: Predictor, cfg: ServeConfig, po
     if media == "multipart/form-data":
         return await _read_form(request, predictor, cfg, pool)
     if not is_json_media(media):
+        uploads = " or a multipart/form-data upload (curl -F file=@FILE)" if accepts_form(predictor) else ""
         raise HTTPError(415, f"Content-Type {media!r} is not accepted here; send JSON with "
-                             "'Content-Type: application/json'")
+                             f"'Content-Type: application/json'{uploads}")
     raw = await request.body()
     if not raw:
         raise HTTPError(422, "empty request body; send JSON like the example on GET /")
