@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 pytestmark = pytest.mark.browser
+# the small run's boxes score low: show its best few at any score; a quick run's at the usual threshold
+TRAINED = os.environ.get("MLREF_BROWSER_RUNS") == "quick"
 
 
 def png(seed: int, size: int = 64) -> bytes:
@@ -85,15 +88,15 @@ def test_detection_draws_labelled_boxes(serve, ui, page, shoot):
         config = ui.open(url)
         is_test_image(config)
         names = add_images(page)
-        page.fill("#score", "0")  # an undertrained model's boxes score low: show them all
-        page.fill("#max_det", "5")
+        page.fill("#score", "0.3" if TRAINED else "0")
+        page.fill("#max_det", "20" if TRAINED else "5")
         status, answer = ui.predict()
         assert status == 200 and len(answer["predictions"]) == len(names)
         total = 0
         for i, pred in enumerate(answer["predictions"]):
             view = page.locator(".prediction").nth(i)
             boxes = view.locator("svg g.detection")
-            assert boxes.count() == view.locator(".box-label").count() == len(pred["detections"]) <= 5
+            assert boxes.count() == view.locator(".box-label").count() == len(pred["detections"]) <= 20
             assert view.locator("svg").get_attribute("viewBox") == f"0 0 {pred['width']} {pred['height']}"
             for k, det in enumerate(pred["detections"]):
                 rect = boxes.nth(k).locator("rect.box")
@@ -104,7 +107,7 @@ def test_detection_draws_labelled_boxes(serve, ui, page, shoot):
                 size = rect.bounding_box()
                 assert size and size["width"] > 0 and size["height"] > 0
             total += len(pred["detections"])
-        assert total > 0, "a score threshold of 0 leaves boxes to draw"
+        assert total > 0, "there are boxes to draw"
         shoot("vision_app-detect")
         ui.fits_phone("vision_app-detect")
 
