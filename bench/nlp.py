@@ -100,7 +100,7 @@ def training_throughput(cfg_path: str, n_texts: int, steps: int, repeats: int = 
 
 def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: int | None = None) -> list[dict]:
     """Texts/s per backend and batch size (batch 1 on the first 200 texts), plus test accuracy."""
-    metrics = runs.load_metrics(run)
+    report = runs.read_json(run / "export.json") if (run / "export.json").exists() else {}
     rows = []
     for backend in ("torch", "onnx", "onnx-int8"):
         if backend != "torch" and not (run / ONNX_FILES[backend]).exists():
@@ -112,7 +112,7 @@ def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: i
             t0 = time.perf_counter()
             clf.predict_proba(sample)
             seconds = time.perf_counter() - t0
-            acc = metrics.get("test/accuracy_torch" if backend == "torch" else f"test/accuracy_{backend}")
+            acc = report.get(f"test/accuracy_{backend}")
             rows.append({"backend": backend, "batch_size": bs, "texts_per_s": len(sample) / seconds,
                          "test_accuracy": acc})
     base = {r["batch_size"]: r["texts_per_s"] for r in rows if r["backend"] == "torch"}
@@ -137,7 +137,7 @@ def ensure_run(run_arg: str | None) -> Path:
     if not run_arg and not (run / "config.json").exists():  # the latest is a baseline: train the quick BERT
         subprocess.run([python(), "-m", "nlp_app", "train", "--config", QUICK], check=True)
         run = runs.latest_run("nlp_app", "sentiment")
-    if not (run / "model.int8.onnx").exists():
+    if not (run / "export.json").exists() or not (run / "model.int8.onnx").exists():
         export(run_config(run), run)
     return run
 

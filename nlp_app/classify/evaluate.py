@@ -1,9 +1,9 @@
 """The ``evaluate`` and ``predict`` stages of text classification.
 
-``evaluate`` scores a run on its test split (metrics into the run's ``metrics.json``, plots into
-the run) or on ``--data FILE``, any CSV/JSONL in the documented format (see
-:mod:`nlp_app.common.corpus`; ``data.text_column`` / ``data.label_column`` overrides name the
-columns): metrics and plots go to ``<run>/evaluations/<file stem>/``. ``serve.backend`` picks
+``evaluate`` scores a run on its test split (metrics and plots into ``<run>/evaluations/test-split/``)
+or on ``--data FILE``, any CSV/JSONL in the documented format (see :mod:`nlp_app.common.corpus`;
+``data.text_column`` / ``data.label_column`` overrides name the columns): metrics and plots go to
+``<run>/evaluations/<file stem>/``. The run's own ``metrics.json`` is train's record and stays as is. ``serve.backend`` picks
 torch or ONNX Runtime (metric keys then end in ``_onnx`` / ``_onnx-int8``).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.export import classifier_for
 from nlp_app.classify.scoring import score
 from nlp_app.common.corpus import load_splits, read_labelled, read_texts
-from nlp_app.common.predictions import write_jsonl
+from nlp_app.common.outputs import write_jsonl, write_scores
 from shared import runs
 
 log = logging.getLogger(__name__)
@@ -24,21 +24,16 @@ HEADLINE = ("accuracy", "macro", "roc")  # metric names shown in the summary
 
 def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
     """Score ``run`` on its test split, or on ``data`` (written to ``evaluations/<stem>/``)."""
-    if data is not None:  # the file is read (and checked) before the model loads
-        examples, split = read_labelled(data, cfg.data), "data"
-        out = runs.evaluation_dir(run, data)
-    else:
-        examples, split, out = load_splits(cfg.data)[0]["test"], "test", run
+    # the file is read (and checked) before the model loads
+    examples, split = (read_labelled(data, cfg.data), "data") if data else (load_splits(cfg.data)[0]["test"], "test")
     clf = classifier_for(cfg, run)
     tag = "" if cfg.serve.backend == "torch" or clf.backend == "sklearn" else cfg.serve.backend
+    out = runs.evaluation_dir(run, data)
     values = score(clf, examples, split, out, tag=tag)
     if tag:
         values = {f"{k}_{tag}": v for k, v in values.items()}
-    if data is not None:
-        runs.write_json(out / "metrics.json", values)
-    else:
-        runs.update_metrics(run, values)
-    return {"run": str(run), "written": str(out / "metrics.json"), "n": len(examples),
+    written = write_scores(out, values)["written"]
+    return {"run": str(run), "written": written, "n": len(examples),
             **{k: round(v, 4) for k, v in values.items() if k.split("/")[-1].split("_")[0] in HEADLINE}}
 
 

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def export(cfg: ClassifyConfig, run: Path) -> dict:
     """Write ``model.onnx`` (+ ``model.int8.onnx``) into ``run``, then score torch and each ONNX
-    variant on the test split (``metrics.json`` keys ``test/accuracy_onnx``, ``test/agreement_onnx`` …)."""
+    variant on the test split; the report (``test/accuracy_onnx``, ``test/agreement_onnx`` …, file
+    sizes) goes to ``<run>/export.json``."""
     from transformers import AutoTokenizer
 
     if not (run / "config.json").exists():
@@ -48,10 +49,10 @@ def export(cfg: ClassifyConfig, run: Path) -> dict:
         out[f"test/macro_f1_{backend}"] = values["test/macro_f1"]
         out[f"test/agreement_{backend}"] = float((proba.argmax(1) == ref_proba.argmax(1)).mean())
         out[f"test/max_abs_prob_diff_{backend}"] = float(np.abs(proba - ref_proba).max())
-    runs.update_metrics(run, out)
     sizes = {Path(p).name: round(Path(p).stat().st_size / 1e6, 2) for k, p in files.items() if k.startswith("onnx")}
-    return {"run": str(run), "files_mb": sizes, "max_abs_logit_diff": files["max_abs_diff"],
-            **{k: round(v, 4) for k, v in out.items()}}
+    report = {"files_mb": sizes, "max_abs_logit_diff": files["max_abs_diff"], **out}
+    runs.write_json(run / "export.json", report)
+    return {"run": str(run), **{k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}}
 
 
 def classifier_for(cfg: ClassifyConfig, run: Path):

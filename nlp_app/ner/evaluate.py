@@ -1,7 +1,7 @@
 """The ``evaluate`` and ``predict`` stages of NER.
 
 ``evaluate`` scores a run's tags at entity level (seqeval: precision, recall, F1, per type) on its
-test split (into the run's ``metrics.json``) or on ``--data FILE``, a BIO/BMES file in
+test split (``<run>/evaluations/test-split/metrics.json``) or on ``--data FILE``, a BIO/BMES file in
 ``data.scheme`` (``<run>/evaluations/<file stem>/metrics.json``). ``predict`` tags one text per
 line and writes ``{"text", "entities"}`` JSON lines.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nlp_app.common.predictions import read_lines, write_jsonl
+from nlp_app.common.outputs import read_lines, write_jsonl, write_scores
 from nlp_app.ner.config import NERConfig
 from nlp_app.ner.data import load_splits, read_bio
 from nlp_app.ner.export import runner_for
@@ -25,12 +25,8 @@ def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
                         cfg.eval.batch_size)
     split = "data" if data else "test"
     values = metrics.with_split(split, metrics.entity_f1([tags for _, tags in sentences], pred))
-    out = runs.evaluation_dir(run, data) if data else run
-    if data:
-        runs.write_json(out / "metrics.json", values)
-    else:
-        runs.update_metrics(run, values)
-    return {"run": str(run), "written": str(out / "metrics.json"), "sentences": len(sentences),
+    written = write_scores(runs.evaluation_dir(run, data), values)["written"]
+    return {"run": str(run), "written": written, "sentences": len(sentences),
             **{f"{split}/{k}": values[f"{split}/{k}"] for k in ("precision", "recall", "f1")}}
 
 

@@ -6,7 +6,8 @@ on held-out text, each text masked once with the recipe's seed (the same masks e
 
 Held-out text: the corpus's test split (or the text files' validation cut, see
 :mod:`nlp_app.pretrain.data`); ``--data`` takes a .txt (one text a line) or a CSV/JSONL with
-``data.text_column``, and writes ``<run>/evaluations/<file stem>/metrics.json``.
+``data.text_column``. Scores go to ``<run>/evaluations/test-split/metrics.json`` (held-out text) or
+``<run>/evaluations/<file stem>/metrics.json``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import random
 from pathlib import Path
 
 from nlp_app.common.corpus import read_texts
+from nlp_app.common.outputs import write_scores
 from nlp_app.common.tokenization import load_tokenizer
 from nlp_app.pretrain.config import PretrainConfig
 from nlp_app.pretrain.data import held_out
@@ -40,10 +42,5 @@ def evaluate(cfg: PretrainConfig, run: Path, data: Path | None = None) -> dict:
     dataset.fix_masks(collate, random.Random(cfg.train.seed))
     split = "data" if data else "test"
     values = metrics.with_split(split, evaluate_model(model, MaskedLMTask(), dataset, cfg.train, collate_fn=collate))
-    out = runs.evaluation_dir(run, data) if data else run
-    if data:
-        runs.write_json(out / "metrics.json", values)
-    else:
-        runs.update_metrics(run, values)
-    return {"run": str(run), "written": str(out / "metrics.json"), "texts": len(texts),
-            **{k: round(v, 4) for k, v in values.items()}}
+    written = write_scores(runs.evaluation_dir(run, data), values)["written"]
+    return {"run": str(run), "written": written, "texts": len(texts), **{k: round(v, 4) for k, v in values.items()}}

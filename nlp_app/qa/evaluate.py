@@ -1,7 +1,7 @@
 """The ``evaluate`` and ``predict`` stages of extractive QA.
 
 ``evaluate`` scores a run's answers on its test split (exact match and F1, CMRC 2018 scoring;
-into the run's ``metrics.json``) or on ``--data FILE``, a SQuAD v1.1 JSON file
+``<run>/evaluations/test-split/metrics.json``) or on ``--data FILE``, a SQuAD v1.1 JSON file
 (``<run>/evaluations/<file stem>/metrics.json``). ``predict`` answers questions from a SQuAD file
 or JSON lines ``{"question": ..., "context": ...}``.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nlp_app.common.predictions import read_lines, write_jsonl
+from nlp_app.common.outputs import read_lines, write_jsonl, write_scores
 from nlp_app.qa.config import QAConfig
 from nlp_app.qa.data import QAExample, load_splits, read_squad
 from nlp_app.qa.export import runner_for
@@ -25,12 +25,7 @@ def evaluate(cfg: QAConfig, run: Path, data: Path | None = None) -> dict:
     runner, tokenizer = runner_for(cfg, run)
     values = metrics.with_split("data" if data else "test",
                                 score(examples, answer(runner, tokenizer, examples, cfg, cfg.eval.batch_size)))
-    out = runs.evaluation_dir(run, data) if data else run
-    if data:
-        runs.write_json(out / "metrics.json", values)
-    else:
-        runs.update_metrics(run, values)
-    return {"run": str(run), "written": str(out / "metrics.json"), **values}
+    return {"run": str(run), **write_scores(runs.evaluation_dir(run, data), values)}
 
 
 def read_questions(path: Path | str | None) -> list[QAExample]:

@@ -9,13 +9,16 @@ from nlp_app.common.runners import bert_runner, export_onnx_files
 from nlp_app.common.tokenization import load_tokenizer
 from nlp_app.qa.config import QAConfig
 from nlp_app.qa.model import HEAD
+from shared import runs
 
 
 def export(cfg: QAConfig, run: Path) -> dict:
     """Write ``model.onnx`` (dynamic batch and sequence axes) and, with ``export.quantize``,
-    ``model.int8.onnx``; returns their paths and the largest logit difference from torch."""
-    return {"run": str(run), **export_onnx_files(run, HEAD, load_tokenizer(str(run)), cfg.export.opset,
-                                                  cfg.export.quantize)}
+    ``model.int8.onnx``; their paths and the largest logit difference from torch go to
+    ``<run>/export.json``."""
+    report = export_onnx_files(run, HEAD, load_tokenizer(str(run)), cfg.export.opset, cfg.export.quantize)
+    runs.write_json(run / "export.json", report)
+    return {"run": str(run), **report}
 
 
 def runner_for(cfg: QAConfig, run: Path):

@@ -67,10 +67,13 @@ def test_preprocess(task, recipes, cli):
 def test_evaluate_with_the_run_only(task, trained, capsys, cli):
     run = trained(task)
     capsys.readouterr()  # training's own output
+    before = runs.load_metrics(run)
     assert cli("evaluate", "--run", run) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["run"] == str(run) and Path(summary["written"]) == run / "metrics.json"
-    assert any(k.startswith("test/") for k in runs.load_metrics(run))
+    written = run / "evaluations" / "test-split" / "metrics.json"
+    assert summary["run"] == str(run) and Path(summary["written"]) == written
+    assert written.exists() and all(k.startswith("test/") for k in runs.read_json(written))
+    assert runs.load_metrics(run) == before  # train's record is left alone
 
 
 @pytest.mark.parametrize("task", list(TASKS))

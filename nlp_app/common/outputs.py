@@ -1,5 +1,6 @@
-"""Reading inputs and writing outputs of the ``predict`` stages: one text per line in, one JSON
-object per line out (``-`` is stdin / stdout)."""
+"""What the ``evaluate`` and ``predict`` stages read and write: scores into an evaluation folder
+(merged, so a second backend's keys sit beside the first's), one text per line in, one JSON object
+per line out (``-`` is stdin / stdout)."""
 from __future__ import annotations
 
 import json
@@ -36,3 +37,13 @@ def write_jsonl(rows: list[dict[str, Any]], output: str | Path | None, run: Path
         return {"run": str(run), "output": str(output), "rows": len(rows)}
     sys.stdout.write(text)
     return {}
+
+
+def write_scores(folder: Path, values: dict[str, float]) -> dict:
+    """``split/metric`` ``values`` into ``folder/metrics.json`` (an evaluation folder from
+    :func:`shared.runs.evaluation_dir`), merged with what an earlier evaluation there wrote, so a
+    second backend's keys sit beside the first's. Returns ``{"written": path, **values}``."""
+    path = folder / "metrics.json"
+    merged = {**(runs.read_json(path) if path.exists() else {}), **values}
+    runs.write_json(path, dict(sorted(merged.items())))
+    return {"written": str(path), **values}
