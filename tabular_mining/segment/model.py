@@ -130,6 +130,8 @@ class Segmenter:
 
     def assign(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(segment per row, distance to its centre or nearest training row)``."""
+        if len(Z) == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         if self.centers is not None:
             d2 = (Z * Z).sum(1)[:, None] - 2 * Z @ self.centers.T + (self.centers * self.centers).sum(1)[None, :]
             seg = d2.argmin(axis=1)

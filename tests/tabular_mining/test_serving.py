@@ -101,7 +101,7 @@ def test_bad_input_is_a_4xx_with_a_message_and_the_server_keeps_serving(server, 
 
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
 def test_a_non_json_content_type_is_415(server, ctype):
-    task, client, predictor = server
+    _, client, predictor = server
     r = client.post("/predict", content=json.dumps(predictor.example()), headers={"content-type": ctype})
     assert r.status_code == 415 and "application/json" in r.json()["error"]
     _assert_still_serving(client, predictor)
@@ -153,7 +153,7 @@ def test_strict_types_for_request_options(churn_run, rules_run):
 
 
 def test_a_basket_over_the_item_limit_is_413_naming_the_key(rules_run):
-    app, predictor = _app("rules", rules_run, ["serve.max_item_cost=5"])
+    app, _ = _app("rules", rules_run, ["serve.max_item_cost=5"])
     with TestClient(app) as c:
         r = c.post("/predict", json={"instances": [{"items": [f"i{j}" for j in range(6)]}]})
         assert r.status_code == 413 and "serve.max_item_cost" in r.json()["error"]

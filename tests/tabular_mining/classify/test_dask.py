@@ -2,7 +2,9 @@
 from a CSV glob, through the command line; the run has the single-process artifacts and
 evaluate/predict/serve use it."""
 import json
+import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +12,7 @@ from fastapi.testclient import TestClient
 from shared.errors import UserError
 from shared.runs import latest_run
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.common.table import TableData, load_telco
+from tabular_mining.common.table import TableData, load_telco, split_cache_dir
 
 pytest.importorskip("distributed")
 from tabular_mining.classify.dask import read_dask_frame
@@ -70,3 +72,29 @@ def test_globs_formats_and_unsupported_models(tmp_path, parts, cli, capsys):
     assert cli("train", "--config", QUICK, "name=churn-dask-logistic", *DASK, "model.name=logistic",
                f"data.path={parts}/part-*.csv") == 2
     assert "dask trains xgboost, lightgbm" in capsys.readouterr().err
+
+
+def test_the_dask_split_is_stratified_and_cached_apart(dask_run):
+    import dask.dataframe as dd
+
+    from tabular_mining.classify.dask import stratified_split
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=4000), "y": np.where(rng.random(4000) < 0.1, "rare", "common")})
+    parts = stratified_split(dd.from_pandas(df, npartitions=4), TableData(target="y"), ["common", "rare"])
+    rates = {k: float((v["y"].compute() == "rare").mean()) for k, v in parts.items()}
+    assert all(abs(r - 0.1) < 0.03 for r in rates.values()), rates
+    assert sum(len(v) for v in parts.values()) == 4000
+    manifest = json.loads((dask_run / "data_manifest.json").read_text())
+    assert manifest["split"].startswith("stratified")
+    config = json.loads(json.dumps(manifest["config"]))
+    assert split_cache_dir("churn-dask-smoke", TableData(**config), "dask").exists()
+    assert not split_cache_dir("churn-dask-smoke", TableData(**config), "local").exists()
+
+
+def test_model_all_says_the_logistic_model_is_skipped(parts, cli, caplog):
+    caplog.set_level(logging.WARNING, logger="tabular_mining")
+    assert cli("train", "--config", QUICK, "name=churn-dask-all", *DASK, f"data.path={parts}/part-*.csv",
+               "model.name=all", "model.xgboost.n_estimators=5", "model.lightgbm.n_estimators=5",
+               "model.candidates=[logistic,xgboost]") == 0
+    assert "skipping logistic" in caplog.text

@@ -112,14 +112,30 @@ def test_recommender_fires_rules_and_ranks_consequents():
     matrix, items = encode(TINY)
     rules = rules_to_records(make_rules(mine_itemsets(matrix, items, 0.2), len(TINY), 0.3))
     rec = RuleRecommender(rules, {"a": 0.8, "b": 0.8, "c": 0.4, "d": 0.4})
-    out = rec.recommend([["d"], ["a", "zzz"], ["a", "b", "c", "d"]], top_k=2, rank_by="confidence")
+    out = rec.recommend([["d"], ["a", "zzz"], ["a", "b", "c", "d"]], top_k=2, rank_by="confidence",
+                        fill_popular=False)
     assert [r["item"] for r in out[0]["recommendations"]] == ["b", "a"]  # d→b 1.0, d→a 0.5
     assert out[0]["recommendations"][0]["confidence"] == pytest.approx(1.0)
     assert [r["item"] for r in out[1]["recommendations"]] == ["b", "c"]  # a→b 0.75, a→c 0.5
     assert out[1]["unknown_items"] == ["zzz"]
     assert out[2]["recommendations"] == [] and out[2]["rules"] == []   # nothing left to recommend
-    filled = rec.recommend([["c", "a"]], top_k=3, fill_popular=True)[0]["recommendations"]
-    assert [r["item"] for r in filled][-1] == "d" and filled[-1]["because"] == "popular"
+    # blended with popularity (the default): {} → a has confidence 0.8, above d→a's 0.5
+    blended = rec.recommend([["d"], ["c", "a"]], top_k=3)
+    assert [(r["item"], r["because"]) for r in blended[0]["recommendations"]] == \
+        [("b", ["d"]), ("a", "popular"), ("c", "popular")]
+    assert blended[0]["recommendations"][1]["confidence"] == pytest.approx(0.8)
+    assert [r["item"] for r in blended[1]["recommendations"]] == ["b", "d"]  # b: popular 0.8 beats a→b 0.75
+
+
+def test_lift_is_credited_per_item_of_a_multi_item_consequent():
+    rules = [{"antecedents": ["x"], "consequents": ["a", "b"], "antecedent_support": 0.1, "consequent_support": 0.05,
+              "support": 0.04, "confidence": 0.4, "lift": 8.0, "leverage": 0.035, "conviction": 1.6},
+             {"antecedents": ["x"], "consequents": ["c"], "antecedent_support": 0.1, "consequent_support": 0.1,
+              "support": 0.03, "confidence": 0.3, "lift": 3.0, "leverage": 0.02, "conviction": 1.3}]
+    rec = RuleRecommender(rules, {"x": 0.1, "a": 0.5, "b": 0.08, "c": 0.1})
+    out = rec.recommend([["x"]], top_k=3, rank_by="lift", fill_popular=False)[0]["recommendations"]
+    # b: 0.4 / 0.08 = 5.0; c: its own rule's lift 3.0; a: 0.4 / 0.5 = 0.8 (not the pair's 8.0)
+    assert [(r["item"], round(r["lift"], 6)) for r in out] == [("b", 5.0), ("c", 3.0), ("a", 0.8)]
 
 
 def test_split_is_seeded_and_disjoint():
