@@ -70,7 +70,7 @@ def matmul_peak(n: int = 2048) -> dict:
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        rate = _rate(lambda: a @ b, 1, 1.0, 3)
+        rate = _rate(lambda a=a, b=b: a @ b, 1, 1.0, 3)
         out[f"{name}_gflops"] = 2 * n ** 3 * rate / 1e9
     return out
 
@@ -98,7 +98,7 @@ def inference(name: str, model, size: int, tmp: Path, peak: dict, seconds: float
         runs["torch fp32 channels_last"] = lambda t: cl(t.contiguous(memory_format=torch.channels_last))
         for backend, engine in runs.items():
             with torch.inference_mode():
-                ips = _rate(lambda e=engine: e(x), batch, seconds)
+                ips = _rate(lambda e=engine, x=x: e(x), batch, seconds)
             ref = peak["bf16_gflops"] if "bf16" in backend else peak["fp32_gflops"]
             rows.append({"model": name, "size": size, "batch": batch, "backend": backend,
                          "images_per_s": ips, "gflop_per_image": flops / 1e9,
@@ -197,10 +197,10 @@ def main(argv=None) -> int:
         res["http"] += http(kind, run.resolve(), encode_png(sample), 1.0 if args.quick else args.duration)
     out = Path("bench/results")
     write_json(out / "vision.json", res)
-    md = [f"# Vision benchmarks\n\n{res['machine']}; matmul peak fp32 {res['peak']['fp32_gflops']:.1f} GFLOP/s, "
-          f"bf16 {res['peak']['bf16_gflops']:.1f} GFLOP/s\n",
-          "## Inference\n\nfraction_of_peak: achieved GFLOP/s over the measured fp32 matmul peak (bf16 rows: the "
-          "bf16 peak); int8 rows can exceed 1, as int8 math is faster than the fp32 yardstick.\n",
+    md = [(f"# Vision benchmarks\n\n{res['machine']}; matmul peak fp32 {res['peak']['fp32_gflops']:.1f} GFLOP/s, "
+           f"bf16 {res['peak']['bf16_gflops']:.1f} GFLOP/s\n"),
+          ("## Inference\n\nfraction_of_peak: achieved GFLOP/s over the measured fp32 matmul peak (bf16 rows: the "
+           "bf16 peak); int8 rows can exceed 1, as int8 math is faster than the fp32 yardstick.\n"),
           _table(res["inference"], ["model", "size", "batch", "backend", "images_per_s",
                                                       "gflop_per_image", "fraction_of_peak"]),
           "\n## Training (one optimizer step per batch)\n", _table(res["training"], ["model", "size", "batch",

@@ -4,7 +4,7 @@ them as ``split/metric`` for ``metrics.json``. No hand-rolled metric where a lib
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -61,7 +61,7 @@ def multiclass_classification(
             out[f"top{k}_accuracy"] = skm.top_k_accuracy_score(y, proba, k=k, labels=classes)
     if n_classes == 2 and len(np.unique(y)) == 2:
         out["roc_auc"] = skm.roc_auc_score(y, proba[:, 1])
-    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
+    p, r, f, _support = skm.precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
     names = list(labels) if labels is not None else [str(c) for c in classes]
     for i, name in enumerate(names):
         out[f"{name}/precision"], out[f"{name}/recall"], out[f"{name}/f1"] = p[i], r[i], f[i]
