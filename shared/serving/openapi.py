@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 DOCS_ASSETS = "/docs/assets"
 _ERRORS = {
+    "400": "a malformed multipart body (models that take uploads)",
     "401": "missing or wrong bearer token (only when auth is on)",
     "408": "the body did not arrive within serve.read_timeout_s",
     "413": "body, instance count or cost over a serve.* limit",
