@@ -1,7 +1,8 @@
 """The tasks of tabular_mining: one :class:`shared.tasks.Task` per recipe ``task:`` key.
 
 - ``classify``: binary classification of a table (``churn.yaml``): logistic, XGBoost, LightGBM,
-  FT-Transformer; ``distributed: dask`` scales the trees out; ``tune`` searches parameters.
+  FT-Transformer; ``distributed: dask`` scales the trees out; ``tune`` searches parameters;
+  ``export`` writes the boosted trees as ONNX.
 - ``segment``: customer segments by clustering the same feature pipeline (``segments.yaml``).
 - ``rules``: frequent itemsets and association rules from baskets (``rules.yaml``).
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from shared.tasks import Extra, Task
 from tabular_mining.classify import data as classify_data
 from tabular_mining.classify import evaluate as classify_evaluate
+from tabular_mining.classify import export as classify_export
 from tabular_mining.classify import predict as classify_predict
 from tabular_mining.classify import serve as classify_serve
 from tabular_mining.classify import train as classify_train
@@ -36,7 +38,8 @@ TASKS = {
     "classify": Task(
         config=ClassifyConfig, help="binary classification of a table (churn)",
         preprocess=classify_data.preprocess, train=classify_train.train, evaluate=classify_evaluate.evaluate,
-        predict=classify_predict.predict, predictor=classify_serve.ClassifyPredictor.from_run,
+        predict=classify_predict.predict, export=classify_export.export,
+        predictor=classify_serve.ClassifyPredictor.from_run,
         resolve_config=classify_tune.apply_tuned,
         extra={"tune": Extra(classify_tune.tune, "Optuna search on inner CV of the training rows; "
                                                  "then train with model.params_from=RUN", on="recipe"),

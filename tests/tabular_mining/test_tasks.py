@@ -24,7 +24,7 @@ RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run"}
 RECIPES = {"classify": "configs/tabular_mining/churn-quick.yaml",
            "segment": "configs/tabular_mining/segments-quick.yaml",
            "rules": "configs/tabular_mining/rules-quick.yaml"}
-MISSING = {("classify", "export"), ("segment", "export"), ("rules", "export"),
+MISSING = {("segment", "export"), ("rules", "export"),
            ("segment", "tune"), ("rules", "tune")}
 
 
