@@ -92,7 +92,8 @@ def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
     if fmt == "parquet":
         return dd.read_parquet(files), data.path
     return dd.read_csv(files, blocksize=dask_cfg.blocksize, skipinitialspace=True,
-                       na_values=["", " ", *data.na_values], assume_missing=True), data.path
+                       na_values=["", " ", *data.na_values], assume_missing=True,
+                       **({"header": None, "names": list(data.column_names)} if data.column_names else {})), data.path
 
 
 def preprocess_dask(cfg: ClassifyConfig) -> dict:

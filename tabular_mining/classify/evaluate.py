@@ -30,7 +30,7 @@ from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import Splits, load_splits
 from tabular_mining.classify.model import Classifier, fit_model, load_model
 from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
-from tabular_mining.common.table import TableData, apply_label_map, read_table
+from tabular_mining.common.table import TableData, apply_label_map, headerless_hint, read_table
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy")
@@ -67,10 +67,10 @@ def labelled_frame(path: str | Path, schema: FeatureSchema, data: TableData) -> 
     ``data.target``, renamed to the run's target, its labels renamed by ``data.label_map`` and its
     ``data.na_values`` read as missing."""
     target = data.target
-    df = read_table(path, data.format, data.na_values)
+    df = read_table(path, data.format, data.na_values, data.column_names)
     if target not in df.columns:
         raise UserError(f"{path}: target column {target!r} is missing; evaluate needs the true labels "
-                        "(name the file's label column with data.target=COLUMN)")
+                        f"(name the file's label column with data.target=COLUMN){headerless_hint(df.columns)}")
     df = apply_label_map(df, data, target)
     df = df.rename(columns={target: schema.target}) if target != schema.target else df
     labels = df[schema.target].dropna().astype(str)

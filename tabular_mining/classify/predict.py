@@ -33,5 +33,5 @@ def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path, chunk_row
     loaded = load_classify_run(run, only_served=True)
     threshold = cfg.eval.threshold
     summary = score_file(lambda chunk: score_frame(loaded, chunk, threshold, str(input)), input, output, chunk_rows,
-                         cfg.data.na_values)
+                         cfg.data.na_values, cfg.data.column_names)
     return {**summary, "model": loaded.served, "threshold": threshold}

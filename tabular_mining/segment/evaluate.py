@@ -36,7 +36,7 @@ def evaluate(cfg: SegmentConfig, run: Path, data: Path | None) -> dict:
         if df.empty:
             raise UserError(f"{run} has no test split (data.test_size=0): evaluate a file with --data FILE")
     else:
-        df, split = read_table(data, cfg.data.format, cfg.data.na_values), "data"
+        df, split = read_table(data, cfg.data.format, cfg.data.na_values, cfg.data.column_names), "data"
         missing = [n for n in loaded.schema.names if n not in df.columns]
         if missing:
             raise UserError(f"{data}: feature column {missing[0]!r} is missing")

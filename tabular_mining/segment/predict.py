@@ -25,4 +25,4 @@ def predict(cfg: SegmentConfig, run: Path, input: Path, output: Path) -> dict:
         out["segment"], out["distance"] = seg, dist
         return out
 
-    return score_file(score, input, output, na_values=cfg.data.na_values)
+    return score_file(score, input, output, na_values=cfg.data.na_values, column_names=cfg.data.column_names)

@@ -45,6 +45,7 @@ def adult(tmp_path_factory):
     root = tmp_path_factory.mktemp("adult")
     adult_like(500, 0).to_csv(root / "adult.csv", index=False)
     adult_like(150, 1, decorate=".").to_csv(root / "adult_test.csv", index=False)
+    adult_like(300, 2).drop(columns="rownames").to_csv(root / "adult.data", index=False, header=False)
     return root
 
 
@@ -138,3 +139,16 @@ def test_the_split_cache_is_keyed_by_how_the_split_was_made():
     assert split_cache_dir("churn", data, "dask") != split_cache_dir("churn", data, "local")
     assert split_cache_dir("churn", data, "none") == split_cache_dir("churn", data, "local")
     assert split_cache_dir("churn", TableData(test_size=0.0)) != split_cache_dir("churn", data)
+
+
+def test_a_headerless_file_is_named_by_column_names_and_the_error_says_so(adult, cli, capsys):
+    argv = ["preprocess", "--config", CHURN, "name=adult-headerless", f"data.path={adult / 'adult.data'}",
+            "data.target=income", "data.na_values=['?']"]
+    assert cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert "first row looks like data" in err and "data.column_names" in err
+    names = "data.column_names=[age,workclass,education,hours_per_week,sex,income]"
+    capsys.readouterr()
+    assert cli(*argv, names) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["train"] + out["valid"] + out["test"] == 300  # the first row is a row, not a header
