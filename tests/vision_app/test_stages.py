@@ -36,13 +36,12 @@ def test_stage(key, stage, trained, recipes, data_dir, cli, capsys, monkeypatch,
     elif stage == "train":
         assert json.loads((run / "metrics.json").read_text())[TEST_METRIC[key]] >= 0
         assert read_json(run / RUN_FILE)["status"] == "finished"
-    elif stage == "evaluate":
-        metrics = read_json(run / "metrics.json")
-        score = metrics.pop(TEST_METRIC[key])
-        write_json(run / "metrics.json", metrics)
+    elif stage == "evaluate":  # gives back the score train wrote, in evaluations/test-split/
+        before = read_json(run / "metrics.json")
         assert cli("evaluate", "--run", run) == 0
-        again = read_json(run / "metrics.json")
-        assert again[TEST_METRIC[key]] == pytest.approx(score) and again.keys() >= metrics.keys()
+        again = read_json(run / "evaluations" / "test-split" / "metrics.json")
+        assert again[TEST_METRIC[key]] == pytest.approx(before[TEST_METRIC[key]], abs=1e-6)
+        assert read_json(run / "metrics.json") == before  # train's record is never rewritten
     elif stage == "predict":
         out = tmp_path / "out"
         image = _input(key, data_dir, trained)
@@ -83,6 +82,7 @@ def test_evaluate_data_writes_evaluations_stem(trained, data_dir, cli):
     out = run / "evaluations" / "imgs"
     metrics = json.loads((out / "metrics.json").read_text())
     assert "data/accuracy" in metrics and (out / "confusion_data.png").exists() and (out / "mistakes_data.png").exists()
+    assert metrics["data/images"] == 36
     assert json.loads((run / "metrics.json").read_text()) == before  # the run's own metrics untouched
 
 
@@ -98,10 +98,14 @@ def test_detect_evaluate_data_coco_file(trained, cli):
 
 def test_backend_override_is_honoured_without_touching_the_reference(trained, cli):
     run = trained["classify"]
+    before = read_json(run / "metrics.json")
     assert cli("evaluate", "--run", run, "serve.backend=onnx") == 0
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert "test-onnx/accuracy" in metrics and "test/accuracy" in metrics
-    assert metrics["test-onnx/accuracy"] == pytest.approx(metrics["test/accuracy"])
+    assert cli("evaluate", "--run", run) == 0  # the reference beside it, not over it
+    scored = read_json(run / "evaluations" / "test-split" / "metrics.json")
+    assert scored["test-onnx/accuracy"] == pytest.approx(before["test/accuracy"])
+    assert scored["test/accuracy"] == pytest.approx(before["test/accuracy"])
+    assert scored["test/images"] == before["test/images"] > 0
+    assert read_json(run / "metrics.json") == before
 
 
 def test_one_line_errors(trained, recipes, cli, capsys):

@@ -2,8 +2,9 @@
 confusion matrix, a grid of the most confident mistakes, and an RBF SVM on the same split.
 
 The model runs on the backend ``serve:`` names (``evaluate serve.backend=onnx-int8`` scores the int8
-export); the test split's scores go into the run's ``metrics.json`` as ``test/…`` (another
-backend: ``test-<backend>/…``), a ``--data`` file's into ``evaluations/<stem>/`` as ``data/…``.
+export). ``train`` calls :func:`score` on the test split and returns the metrics (the run's
+``metrics.json``); the ``evaluate`` stage writes to ``evaluations/test-split/`` or, for a ``--data``
+file, ``evaluations/<stem>/`` (keys and folders: :mod:`vision_app.common.evaluation`).
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from PIL import Image
 from shared import plots
 from shared.inference import Runner
 from shared.metrics import confusion, multiclass_classification, with_split
-from shared.runs import evaluation_dir, read_json, update_metrics, write_json
+from shared.runs import evaluation_dir, read_json
 from vision_app.classify.data import eval_preset, labelled_records, preprocess
 from vision_app.classify.export import export
 from vision_app.classify.model import load_model
-from vision_app.common.backend import dataset_logits, run_backend, split_name
+from vision_app.common.backend import dataset_logits, run_backend
 from vision_app.common.data import ImageDataset
+from vision_app.common.evaluation import split_name, summary, write_evaluation
 from vision_app.common.figures import mistakes_grid
 from vision_app.common.images import read_image
 from vision_app.common.manifest import load_manifest
@@ -50,7 +52,7 @@ def score(cfg, run: Path, records: list[dict], runner: Runner, out_dir: Path, sp
     logits = dataset_logits(runner, ds, cfg.train.eval_batch_size or cfg.train.batch_size)
     proba = torch.softmax(torch.from_numpy(logits).double(), 1).numpy()
     y = np.array([int(r["label"]) for r in records])
-    values = multiclass_classification(y, proba, classes, top_k=cfg.eval.top_k)
+    values = {**multiclass_classification(y, proba, classes, top_k=cfg.eval.top_k), "images": float(len(records))}
     if cfg.eval.svm_baseline and manifest is not None:
         t0 = time.perf_counter()
         values["baseline_svm_accuracy"] = svm_baseline(manifest, records)
@@ -66,17 +68,16 @@ def score(cfg, run: Path, records: list[dict], runner: Runner, out_dir: Path, sp
 
 
 def evaluate(cfg, run: Path, data: Path | None = None) -> dict:
-    """Score the run on its test split, or on ``--data`` (a folder per class or a ``path,label``
-    CSV, written to ``evaluations/<stem>/``), with the backend ``serve:`` names."""
+    """Score the run on its test split (into ``evaluations/test-split/``), or on ``--data`` (a folder
+    per class or a ``path,label`` CSV, into ``evaluations/<stem>/``), with the backend ``serve:``
+    names; the run's own ``metrics.json`` is never written here."""
     runner = run_backend(cfg, run, lambda: load_model(run, cfg), lambda: export(cfg, run))
+    out = evaluation_dir(run, data)
     if data is None:
         manifest = load_manifest(cfg, preprocess)
-        split = split_name(cfg)
-        metrics = score(cfg, run, manifest["splits"]["test"], runner, run, split, manifest)
-        update_metrics(run, metrics)
+        metrics = score(cfg, run, manifest["splits"]["test"], runner, out, split_name(cfg), manifest)
     else:
-        split, out = "data", evaluation_dir(run, data)
         records = labelled_records(Path(data), read_json(run / "labels.json"), cfg.data.limits())
-        metrics = score(cfg, run, records, runner, out, split)
-        write_json(out / "metrics.json", metrics)
-    return {k: v for k, v in metrics.items() if k.count("/") == 1}
+        metrics = score(cfg, run, records, runner, out, split_name(cfg, "data"))
+    write_evaluation(out, metrics)
+    return summary(metrics, out)

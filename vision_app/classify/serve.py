@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vision_app.classify.export import export
 from vision_app.classify.model import load_model
@@ -26,6 +26,10 @@ class ClassPrediction(LabelProbability):
 
 class ClassifyResponse(BaseModel):
     predictions: list[ClassPrediction] = Field(description="one per image, in upload order")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"predictions": [{
+        "label": "7", "probability": 0.93,
+        "top": [{"label": "7", "probability": 0.93}, {"label": "1", "probability": 0.04}]}]}]})
 
 
 class ClassifyPredictor(RunPredictor):

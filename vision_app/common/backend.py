@@ -26,15 +26,6 @@ def run_backend(cfg, run: Path, load_model: Callable[[], torch.nn.Module], expor
                         device=cfg.train.device, threads=s.threads)
 
 
-def split_name(cfg) -> str:
-    """The key prefix of a test-split score: ``test`` for the reference (torch fp32), else
-    ``test-<backend>[-<precision>]``, so scoring a served backend never overwrites the reference."""
-    backend, precision = cfg.serve.backend, getattr(cfg.serve, "precision", "fp32")
-    if backend == "torch" and precision == "fp32":
-        return "test"
-    return f"test-{backend}" + (f"-{precision}" if backend == "torch" else "")
-
-
 def batches(runner: Runner, dataset, batch_size: int) -> Iterator[tuple[range, np.ndarray]]:
     """``(indices, first output)`` per batch of ``dataset`` items' ``"image"`` tensors, in order."""
     for start in range(0, len(dataset), batch_size):

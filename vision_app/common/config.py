@@ -43,6 +43,11 @@ class VisionServeConfig(ServeConfig):
     max_instances: int = Field(32, ge=1, description="images in one request")
     # width × height of one image, read from its header before decoding: a decompression bomb costs nothing
     max_item_cost: float | None = Field(25_000_000, gt=0, description="pixels in one image")
+    # decoded pixels in one request (×3 bytes as RGB: 64 M pixels ≈ 190 MB), so a request of many
+    # large images inside every per-image limit still cannot take the server's memory
+    max_request_cost: float | None = Field(64_000_000, gt=0, description="pixels in all of a request's images")
+    # after a request of this many pixels, the freed decode buffers go back to the OS (malloc_trim)
+    release_memory_cost: float | None = Field(8_000_000, gt=0)
     max_image_bytes: int = Field(8_000_000, ge=1024)  # one image file, encoded
     # onnx-int8: the run's statically quantised model.int8.onnx (classify / segment; `export` writes it)
     backend: Literal["torch", "onnx", "onnx-int8"] = "torch"

@@ -42,6 +42,6 @@ class RunPredictor(ImageUploadPredictor):
 
 
 def image_limits(serve) -> dict:
-    """The limits ``/metadata`` states: images per request, bytes and pixels per image."""
+    """The limits ``/metadata`` states: images per request, bytes and pixels per image, pixels per request."""
     return {"max_instances": serve.max_instances, "max_image_bytes": serve.max_image_bytes,
-            "max_item_pixels": serve.max_item_cost}
+            "max_item_pixels": serve.max_item_cost, "max_request_pixels": serve.max_request_cost}

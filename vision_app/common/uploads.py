@@ -1,18 +1,22 @@
 """Image uploads for any served vision model: multipart files or base64 JSON.
 
-Two ways to send images to ``POST /predict``::
+Two ways to send images to ``POST /predict`` (any other Content-Type, a raw ``image/png`` body
+included, is a 415 naming these two)::
 
     curl -F file=@a.png -F file=@b.jpg http://127.0.0.1:8000/predict
-    curl -H 'Content-Type: application/json' \
-         -d '{"instances": [{"image_base64": "iVBORw0KGgo..."}]}' http://127.0.0.1:8000/predict
+    printf '{"instances": [{"image_base64": "%s"}]}' "$(base64 -w0 a.png)" > body.json
+    curl -H 'Content-Type: application/json' -d @body.json http://127.0.0.1:8000/predict
 
 :class:`ImageUploadPredictor` implements the :class:`shared.serving.Predictor` hooks for images:
 ``items`` yields one upload per image, ``cost`` is its pixel count read from the file's header
 (so ``serve.max_item_cost`` refuses a decompression bomb before anything is decoded), and
 ``prepare`` decodes one upload, off the event loop, into an ``HxWx3`` uint8 array. The limits
-on a request (``serve.max_instances`` images, ``serve.max_item_cost`` pixels each) are enforced
-by the shared app factory; ``prepare`` answers the rest: 413 too many bytes, 415 not an image,
-422 truncated/corrupt data or bad base64. A subclass implements ``predict_batch(images)``.
+on a request (``serve.max_instances`` images, ``serve.max_item_cost`` pixels each,
+``serve.max_request_cost`` pixels in all) are enforced by the shared app factory; ``prepare``
+answers the rest: 413 too many bytes, 415 not an image, 422 truncated/corrupt data or bad base64,
+each failing only its own request. A form's text fields are refused (422) unless the predictor
+takes them as options (:meth:`ImageUploadPredictor.form_options`). A subclass implements
+``predict_batch(images)``.
 """
 from __future__ import annotations
 
@@ -27,18 +31,16 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import FormData, UploadFile
 
-from shared.serving import HTTPError, Predictor
+from shared.serving import HTTPError, Predictor, StrictRequest
 from vision_app.common.images import FORMATS, BadImage, ImageLimits, decode_image
 
 
-class ImageInstance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImageInstance(StrictRequest):
     image_base64: str = Field(min_length=1, description="the image file's bytes, base64 (a data: URL prefix is fine)")
 
 
-class ImagesRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    instances: list[ImageInstance] = Field(min_length=1)
+class ImagesRequest(StrictRequest):
+    instances: list[ImageInstance] = Field(min_length=1, description="one image each, answered in this order")
 
 
 @dataclass
@@ -63,12 +65,20 @@ def decode_base64(text: str, name: str) -> bytes:
         raise HTTPError(422, f"{name}: image_base64 is not valid base64") from None
 
 
-def form_uploads(form: FormData) -> list[Upload]:
-    """Every file part of a multipart form (any field name), in order."""
+def form_parts(form: FormData) -> tuple[list[Upload], dict[str, str]]:
+    """Every file part of a multipart form (any field name) in order, and its text fields (each
+    name once: a repeated one is a 422)."""
     files = [(key, v) for key, v in form.multi_items() if isinstance(v, UploadFile)]
     if not files:
         raise HTTPError(422, "the multipart form has no files; send one or more, e.g. curl -F file=@image.png")
-    return [Upload(f.filename or key, f.file.read()) for key, f in files]
+    fields: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            continue
+        if key in fields:
+            raise HTTPError(422, f"form field {key!r} is given more than once; give it once per request")
+        fields[key] = value
+    return [Upload(f.filename or key, f.file.read()) for key, f in files], fields
 
 
 def header_pixels(data: bytes) -> int:
@@ -93,6 +103,7 @@ class ImageUploadPredictor(Predictor):
     """Base predictor for image models: uploads in, decoded arrays to ``predict_batch``."""
 
     request_model = ImagesRequest
+    uploads_model: type[BaseModel] = UploadedImages  # what from_form builds (with the form's options)
     prepare_in_thread = True  # decoding images is CPU work: keep it off the event loop
     cost_unit = "pixels"
 
@@ -100,7 +111,15 @@ class ImageUploadPredictor(Predictor):
         self.limits = limits
 
     def from_form(self, form: FormData) -> BaseModel:
-        return UploadedImages(files=form_uploads(form))
+        uploads, fields = form_parts(form)
+        return self.uploads_model.model_construct(files=uploads, **self.form_options(fields))
+
+    def form_options(self, fields: dict[str, str]) -> dict:
+        """The request options a form's text fields give; this model takes none (422 naming them)."""
+        if fields:
+            raise HTTPError(422, f"unknown form field(s) {sorted(fields)[:5]}: this model takes file parts only "
+                                 "(any field name), e.g. curl -F file=@image.png")
+        return {}
 
     def items(self, body: BaseModel) -> list[Upload]:
         if isinstance(body, UploadedImages):

@@ -3,9 +3,9 @@ per-class AP and recall, a precision-recall plot, and images with true and predi
 
 Predictions are mapped back to each image's original pixels before scoring; the ``evaluate``
 stage runs the served path itself (:class:`~vision_app.detect.predict.Detector` on the backend
-``serve:`` names). The test split's scores go into the run's ``metrics.json`` as ``test/…``
-(another backend: ``test-<backend>/…``), a ``--data`` file's into ``evaluations/<stem>/`` as
-``data/…``.
+``serve:`` names). ``train`` calls :func:`score` on the test split and returns the metrics (the
+run's ``metrics.json``); the ``evaluate`` stage writes to ``evaluations/test-split/`` or, for a
+``--data`` file, ``evaluations/<stem>/`` (keys and folders: :mod:`vision_app.common.evaluation`).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from torchvision.utils import draw_bounding_boxes
 from shared import distributed as dist
 from shared import plots
 from shared.metrics import with_split
-from shared.runs import evaluation_dir, update_metrics, write_bytes, write_json
-from vision_app.common.backend import split_name
+from shared.runs import evaluation_dir, write_bytes
+from vision_app.common.evaluation import split_name, summary, write_evaluation
 from vision_app.common.images import encode_png, read_image
 from vision_app.detect.config import DetectConfig
 from vision_app.detect.data import load_processed, read_eval_data
@@ -126,20 +126,22 @@ def score(cfg: DetectConfig, ds: DetectionSet, detector: Detector, out_dir: Path
         images = [read_image(Path(ds.images_dir) / rec.file) for rec in ds.images[i:i + batch]]
         preds += detector(images, batch_size=batch)
     values, curves = detection_metrics(preds, ds.images, ds.classes)
+    values["images"] = float(len(ds.images))
     write_report(out_dir, preds, ds, values, curves, cfg.eval.draw_images, cfg.eval.draw_score_thresh)
     return with_split(split, values)
 
 
 def evaluate(cfg: DetectConfig, run: Path, data: Path | None = None) -> dict:
-    """mAP and per-class AP/recall on the test split, or on ``--data`` (a COCO JSON, or a VOC / YOLO
-    folder, written to ``evaluations/<stem>/``), PR curve and drawn images, with the backend
-    ``serve:`` names."""
+    """mAP and per-class AP/recall on the test split (into ``evaluations/test-split/``), or on
+    ``--data`` (a COCO JSON, or a VOC / YOLO folder, into ``evaluations/<stem>/``), PR curve and
+    drawn images, with the backend ``serve:`` names; the run's own ``metrics.json`` is never
+    written here."""
     detector = Detector.for_run(cfg, run)
+    out = evaluation_dir(run, data)
     if data is None:
-        metrics = score(cfg, load_processed(cfg)[1]["test"], detector, run, split_name(cfg))
-        update_metrics(run, metrics)
+        ds, split = load_processed(cfg)[1]["test"], split_name(cfg)
     else:
-        out = evaluation_dir(run, data)
-        metrics = score(cfg, read_eval_data(data, detector.classes), detector, out, "data")
-        write_json(out / "metrics.json", metrics)
-    return {k: round(v, 4) for k, v in metrics.items() if k.count("/") == 1}
+        ds, split = read_eval_data(data, detector.classes), split_name(cfg, "data")
+    metrics = score(cfg, ds, detector, out, split)
+    write_evaluation(out, metrics)
+    return summary(metrics, out, digits=4)

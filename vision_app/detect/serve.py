@@ -19,27 +19,23 @@ import base64
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import FormData, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import to_dict
 from shared.runs import cache_dir, load_metrics, read_json
+from shared.serving import StrictRequest
 from vision_app.common.images import encode_png
 from vision_app.common.serving import image_limits
-from vision_app.common.uploads import (
-    ImagesRequest,
-    ImageUploadPredictor,
-    Upload,
-    UploadedImages,
-    form_uploads,
-)
+from vision_app.common.uploads import ImagesRequest, ImageUploadPredictor, Upload, UploadedImages
 from vision_app.detect.config import DetectConfig
 from vision_app.detect.data import APP
 from vision_app.detect.evaluate import draw_detections
 from vision_app.detect.predict import Detector, as_json
 
 
-class DetectOptions(BaseModel):
+class DetectOptions(StrictRequest):
+    """The request's options (JSON keys beside ``instances``, or a form's text fields)."""
+
     score_threshold: float = Field(0.3, ge=0, le=1, description="drop detections scoring below this")
     max_detections: int = Field(100, ge=1, le=1000, description="keep at most this many per image")
     annotated: bool = Field(False, description="also return the image with the boxes drawn, as PNG base64")
@@ -69,11 +65,16 @@ class ImageDetections(BaseModel):
 class DetectResponse(BaseModel):
     predictions: list[ImageDetections] = Field(description="one per image, in upload order")
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"predictions": [{
+        "width": 640, "height": 480,
+        "detections": [{"box": [12.5, 40.0, 200.1, 310.7], "label": "raccoon", "score": 0.91}]}]}]})
+
 
 class DetectPredictor(ImageUploadPredictor):
     """A detection run on the backend its ``serve:`` section names (:class:`Detector`, as ``predict``)."""
 
     request_model = DetectRequest
+    uploads_model = DetectUploads
     response_model = DetectResponse
     page = "image-detect"  # the demo page: uploads, then boxes with labels and scores drawn over the images
 
@@ -87,14 +88,10 @@ class DetectPredictor(ImageUploadPredictor):
         """The ``predictor`` stage: ``(cfg, run) -> Predictor``."""
         return cls(cfg, run)
 
-    def from_form(self, form: FormData) -> BaseModel:
-        files = form_uploads(form)
-        fields = {k: v for k, v in form.multi_items() if not isinstance(v, UploadFile)}
-        try:
-            return DetectUploads(files=files, **fields)
-        except ValidationError:  # keep the fields' errors, drop the (valid) files from the report
-            DetectOptions.model_validate(fields)
-            raise
+    def form_options(self, fields: dict[str, str]) -> dict:
+        """A form's text fields as :class:`DetectOptions` (``-F score_threshold=0.4``): read from
+        text, so not strictly typed as JSON is; any other field name is a 422 naming it."""
+        return DetectOptions.model_validate(fields, strict=False).model_dump()
 
     def items(self, body: BaseModel) -> list[tuple[Upload, DetectOptions]]:
         """Each upload with the request's options (a batch may mix requests with different ones)."""

@@ -3,9 +3,10 @@ once): per-class IoU (Jaccard), mean IoU over all classes (background included, 
 and over the foreground classes, macro Dice, pixel accuracy; and overlays of prediction beside
 ground truth. Evaluation runs at the model's input size (``augment.size``).
 
-The model runs on the backend ``serve:`` names; the test split's scores go into the run's
-``metrics.json`` as ``test/…`` (another backend: ``test-<backend>/…``), a ``--data`` folder's into
-``evaluations/<stem>/`` as ``data/…``.
+The model runs on the backend ``serve:`` names. ``train`` calls :func:`score` on the test split and
+returns the metrics (the run's ``metrics.json``); the ``evaluate`` stage writes to
+``evaluations/test-split/`` or, for a ``--data`` folder, ``evaluations/<stem>/`` (keys and folders:
+:mod:`vision_app.common.evaluation`).
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from torchmetrics.segmentation import DiceScore
 
 from shared.inference import Runner
 from shared.metrics import with_split
-from shared.runs import evaluation_dir, read_json, update_metrics, write_json
-from vision_app.common.backend import run_backend, split_name
+from shared.runs import evaluation_dir, read_json
+from vision_app.common.backend import run_backend
 from vision_app.common.data import ImageDataset
+from vision_app.common.evaluation import split_name, summary, write_evaluation
 from vision_app.common.figures import segmentation_overlays
 from vision_app.common.manifest import load_manifest
 from vision_app.common.shapes import mask_palette
@@ -58,7 +60,7 @@ def score(cfg, run: Path, records: list[dict], runner: Runner, out_dir: Path, sp
     classes = read_json(run / "labels.json")
     ds = ImageDataset(records, eval_preset(cfg), cfg.data.limits(), cache=False)
     pred, masks = predict_masks(runner, ds, cfg.train.eval_batch_size or cfg.train.batch_size)
-    values = segmentation_metrics(pred, masks, classes)
+    values = {**segmentation_metrics(pred, masks, classes), "images": float(len(records))}
     n = min(cfg.eval.overlays, len(ds))
     if n:
         segmentation_overlays([denormalize(ds[i]["image"], cfg.augment.mean, cfg.augment.std) for i in range(n)],
@@ -68,15 +70,15 @@ def score(cfg, run: Path, records: list[dict], runner: Runner, out_dir: Path, sp
 
 
 def evaluate(cfg, run: Path, data: Path | None = None) -> dict:
-    """Score the run on its test split, or on ``--data`` (a folder with images/, masks/ and
-    classes.json, written to ``evaluations/<stem>/``), with the backend ``serve:`` names."""
+    """Score the run on its test split (into ``evaluations/test-split/``), or on ``--data`` (a folder
+    with images/, masks/ and classes.json, into ``evaluations/<stem>/``), with the backend
+    ``serve:`` names; the run's own ``metrics.json`` is never written here."""
     runner = run_backend(cfg, run, lambda: load_model(run, cfg), lambda: export(cfg, run))
+    out = evaluation_dir(run, data)
     if data is None:
-        metrics = score(cfg, run, load_manifest(cfg, preprocess)["splits"]["test"], runner, run, split_name(cfg))
-        update_metrics(run, metrics)
+        records, split = load_manifest(cfg, preprocess)["splits"]["test"], split_name(cfg)
     else:
-        out = evaluation_dir(run, data)
-        records = masked_records(cfg, Path(data), read_json(run / "labels.json"))
-        metrics = score(cfg, run, records, runner, out, "data")
-        write_json(out / "metrics.json", metrics)
-    return {k: v for k, v in metrics.items() if k.count("/") == 1}
+        records, split = masked_records(cfg, Path(data), read_json(run / "labels.json")), split_name(cfg, "data")
+    metrics = score(cfg, run, records, runner, out, split)
+    write_evaluation(out, metrics)
+    return summary(metrics, out)

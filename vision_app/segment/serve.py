@@ -9,7 +9,7 @@ import base64
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vision_app.common.images import encode_png
 from vision_app.common.serving import RunPredictor
@@ -28,6 +28,10 @@ class MaskPrediction(BaseModel):
 
 class SegmentResponse(BaseModel):
     predictions: list[MaskPrediction] = Field(description="one per image, in upload order")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"predictions": [{
+        "mask_png_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "width": 64, "height": 64,
+        "fractions": {"background": 0.81, "circle": 0.19}}]}]})
 
 
 class SegmentPredictor(RunPredictor):
