@@ -12,11 +12,14 @@ from vision_app.common.config import AugmentConfig, ImageLimitsConfig, VisionSer
 
 class ClassifyData(ImageLimitsConfig):
     """``digits``: scikit-learn's 8×8 digits written once as PNGs in the ImageFolder layout.
-    ``folder``: ``path/<class>/<image>``. ``csv``: a file of ``path,label`` rows (paths relative
-    to the CSV's folder)."""
+    ``folder``: ``path/<class>/<image>``, or ``path/{train,val,test}/<class>/<image>`` (the data's
+    own split). ``csv``: a file of ``path,label[,split]`` rows (paths relative to the CSV's folder)."""
 
     source: Literal["digits", "folder", "csv"] = "digits"
     path: str | None = None
+    # auto: the data's own split when it has one (train/ val/ test/ folders, a CSV split column; a
+    # split it lacks is carved out of train by the fractions below); random: ignore it, split at random
+    split: Literal["auto", "random"] = "auto"
     classes: list[str] | None = None  # the allowed labels, in index order; None: the labels found
     test_fraction: float = Field(0.2, gt=0, lt=1)
     valid_fraction: float = Field(0.1, ge=0, lt=1)  # of the whole set, taken from the non-test part

@@ -1,6 +1,7 @@
-"""Classification data: a folder per class (``root/<class>/<image>``), a CSV of ``path,label`` rows,
-or the embedded digits; validated, de-duplicated and split once by ``preprocess`` into the
-manifest cache. The train and eval presets live here too: ``evaluate``, ``predict`` and the server
+"""Classification data: a folder per class (``root/<class>/<image>``), a root of ``train/``, ``val/``
+and ``test/`` folders each holding a folder per class (the data's own split), a CSV of
+``path,label[,split]`` rows, or the embedded digits; validated, de-duplicated and split once by
+``preprocess`` into the manifest cache. The train and eval presets live here too: ``evaluate``, ``predict`` and the server
 all feed the model through :func:`eval_preset`.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PIL import Image
 from shared.errors import UserError
 from shared.runs import atomic_path, data_root
 from vision_app.common import data as common
-from vision_app.common.data import file_hash, raise_if_bad
+from vision_app.common.data import SPLITS, file_hash, raise_if_bad
 from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image
 from vision_app.common.manifest import write_manifest
 from vision_app.common.transforms import ClassificationEval, ClassificationTrain
@@ -51,61 +52,108 @@ def write_digits(root: Path | None = None) -> Path:
     return root
 
 
-def classification_records(source: str, path: str | None) -> tuple[list[str], list[tuple[str, str]]]:
-    """``(class names, [(image path, class name), …])`` from a folder per class or a CSV."""
+# the folder names (and CSV ``split`` values) a data set's own split goes by, as our split names
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "valid", "valid": "valid", "validation": "valid",
+               "dev": "valid", "test": "test", "testing": "test"}
+
+
+def split_folders(root: Path) -> dict[str, Path] | None:
+    """``{split: folder}`` when ``root`` holds ``train/`` and ``val/`` or ``test/`` (each a folder per
+    class) and nothing else; ``None`` for a plain folder per class."""
+    subs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    named = {SPLIT_NAMES.get(d.name.lower()): d for d in subs}
+    if None in named or "train" not in named or len(named) < 2 or len(named) != len(subs):
+        return None
+    return named
+
+
+def folder_records(root: Path, split: str | None = None) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+    """``root/<class>/<image>`` as ``(classes, [(path, class, split), …])``."""
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not classes:
+        raise UserError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
+    records = [(str(f), c, split) for c in classes for f in sorted((root / c).iterdir())
+               if f.suffix.lower() in IMAGE_SUFFIXES]
+    empty = [c for c in classes if not any(r[1] == c for r in records)]
+    if empty:
+        nested = [c for c in empty if any(d.is_dir() for d in (root / c).iterdir())]
+        hint = (f"; {nested[:3]} hold folders, not images: name the split folders train/, val/ and test/ "
+                "(each a folder per class) to use the data set's own split") if nested else ""
+        raise UserError(f"class folder(s) with no images in {root}: {empty[:10]} "
+                        f"(image suffixes: {', '.join(IMAGE_SUFFIXES)}){hint}")
+    return classes, records
+
+
+def csv_records(path: Path) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+    """A ``path,label[,split]`` CSV (paths relative to its folder) as ``(classes, [(path, class, split), …])``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise UserError(f"{path}: needs a header with columns path,label (and optionally split); "
+                            f"found {reader.fieldnames}")
+        records, bad_splits = [], set()
+        for row_no, row in enumerate(reader, start=2):
+            if not row["path"] or not row["label"]:
+                raise UserError(f"{path}, row {row_no}: empty path or label")
+            given = (row.get("split") or "").strip()
+            if given and given.lower() not in SPLIT_NAMES:
+                bad_splits.add(given)
+            p = Path(row["path"])
+            records.append((str(p if p.is_absolute() else path.parent / p), row["label"].strip(),
+                            SPLIT_NAMES.get(given.lower()) if given else None))
+    if bad_splits:
+        raise UserError(f"{path}: split value(s) {sorted(bad_splits)[:5]} are not train, val or test "
+                        "(or empty: the row joins train)")
+    if not records:
+        raise UserError(f"{path} has a header but no rows")
+    return sorted({r[1] for r in records}), records
+
+
+def classification_records(source: str, path: str | None) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+    """``(class names, [(image path, class name, given split or None), …])`` from a folder per class,
+    a root of ``train/ val/ test/`` folders per class, or a CSV (with an optional ``split`` column)."""
     if source == "digits":
         source, path = "folder", str(write_digits())
     root = Path(path or "")
     if source == "folder":
         if not root.is_dir():
             raise UserError(f"data.path {root} is not a folder (expected one sub-folder per class)")
-        classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if not classes:
-            raise UserError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
-        records = [(str(f), c) for c in classes for f in sorted((root / c).iterdir())
-                   if f.suffix.lower() in IMAGE_SUFFIXES]
-        empty = [c for c in classes if not any(r[1] == c for r in records)]
-        if empty:
-            raise UserError(f"class folder(s) with no images in {root}: {empty[:10]} "
-                            f"(image suffixes: {', '.join(IMAGE_SUFFIXES)})")
-        return classes, records
+        splits = split_folders(root)
+        if splits is None:
+            return folder_records(root)
+        parts = [folder_records(folder, split) for split, folder in sorted(splits.items(), key=_split_order)]
+        return sorted({c for classes, _ in parts for c in classes}), [r for _, recs in parts for r in recs]
     if not root.is_file():
         raise UserError(f"data.path {root} is not a file (expected a CSV with columns path,label)")
-    with open(root, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise UserError(f"{root}: needs a header with columns path,label; found {reader.fieldnames}")
-        records = []
-        for row_no, row in enumerate(reader, start=2):
-            if not row["path"] or not row["label"]:
-                raise UserError(f"{root}, row {row_no}: empty path or label")
-            p = Path(row["path"])
-            records.append((str(p if p.is_absolute() else root.parent / p), row["label"].strip()))
-    if not records:
-        raise UserError(f"{root} has a header but no rows")
-    return sorted({r[1] for r in records}), records
+    return csv_records(root)
+
+
+def _split_order(item: tuple[str, Path]) -> int:
+    return SPLITS.index(item[0])
 
 
 def validate_classification(records, classes, limits: ImageLimits) -> tuple[list[int], list[str]]:
     """Decode every image; returns ``(labels, sha256 per file)``; raises listing the bad files."""
     index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({c for _, c in records} - set(index))
+    unknown = sorted({r[1] for r in records} - set(index))
     if unknown:
         raise UserError(f"label(s) {unknown[:10]} are not in the class list {classes[:20]}")
     bad, hashes = [], []
-    for path, _ in records:
+    for path, *_ in records:
         try:
             read_image(path, limits)
         except BadImage as exc:
             bad.append(str(exc))
         hashes.append(file_hash(path))
     raise_if_bad(bad)
-    return [index[c] for _, c in records], hashes
+    return [index[r[1]] for r in records], hashes
 
 
 def preprocess(cfg) -> dict:
-    """Read the images (folder per class, CSV, or the embedded digits), decode every one, drop
-    duplicate files, and split stratified and seeded into train/valid/test."""
+    """Read the images (folder per class, ``train/ val/ test/`` folders of them, CSV, or the embedded
+    digits), decode every one, drop duplicate files (a copy in a later split leaves it), and split:
+    the data's own split when it has one (``data.split: auto``; a split it lacks is carved out of
+    train), else stratified and seeded into train/valid/test."""
     d = cfg.data
     found, records = classification_records(d.source, d.path)
     classes = list(d.classes) if d.classes else found
@@ -116,18 +164,27 @@ def preprocess(cfg) -> dict:
     if (counts < d.min_per_class).any():
         few = [f"{classes[i]}={counts[i]}" for i in np.flatnonzero(counts < d.min_per_class)]
         raise UserError(f"class(es) with fewer than data.min_per_class={d.min_per_class} images: {few[:10]}")
-    idx = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed, stratify=labels)
-    common.check_splits(idx, need_valid=d.valid_fraction > 0)
+    tags = [records[i][2] for i in keep]
+    given = d.split == "auto" and any(t is not None for t in tags)
+    if given:
+        idx = common.given_split(tags, d.test_fraction, d.valid_fraction, d.seed, stratify=labels)
+    else:
+        idx = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed, stratify=labels)
+    common.check_splits(idx, need_valid=d.valid_fraction > 0 or "valid" in tags)
     splits = {s: [{"image": records[keep[i]][0], "label": labels[i]} for i in ix] for s, ix in idx.items()}
-    manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped},
+    manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped,
+                                                     "split": "given" if given else "random"},
                               [hashes[i] for i in keep])
-    log.info("classification data: %d classes, %s, %d duplicate files dropped",
-             len(classes), manifest["counts"], dropped)
+    log.info("classification data: %d classes, %s (%s split), %d duplicate files dropped",
+             len(classes), manifest["counts"], "the data's own" if given else "a seeded random", dropped)
     return {"classes": len(classes), "counts": manifest["counts"], "duplicates_dropped": dropped}
 
 
 def labelled_records(path: Path, classes: list[str], limits: ImageLimits) -> list[dict]:
-    """``evaluate --data``: a folder per class or a ``path,label`` CSV, labels in the run's class order."""
+    """``evaluate --data``: a folder per class or a ``path,label`` CSV, labels in the run's class
+    order (every image of it: point ``--data`` at ``root/test`` to score one split of a split root)."""
     _, raw = classification_records("csv" if path.suffix.lower() == ".csv" else "folder", str(path))
+    if any(r[2] is not None for r in raw):
+        log.warning("%s has its own train/val/test split; scoring all %d images", path, len(raw))
     labels, _ = validate_classification(raw, classes, limits)
-    return [{"image": p, "label": y} for (p, _), y in zip(raw, labels)]
+    return [{"image": r[0], "label": y} for r, y in zip(raw, labels)]

@@ -68,6 +68,32 @@ def split_indices(n: int, test_fraction: float, valid_fraction: float, seed: int
     return {"train": sorted(rest.tolist()), "valid": sorted(valid.tolist()), "test": sorted(test.tolist())}
 
 
+def given_split(tags: list[str | None], test_fraction: float, valid_fraction: float, seed: int,
+                stratify: list[int] | None = None) -> dict[str, list[int]]:
+    """The data set's own split: index ``i`` stays in split ``tags[i]`` (``train``/``valid``/``test``);
+    untagged indices join train. A split no index is tagged with is carved out of train, seeded (and
+    stratified when the classes allow), as ``<split>_fraction`` of all images."""
+    out = {s: [i for i, t in enumerate(tags) if t == s] for s in SPLITS}
+    pool = np.array(out["train"] + [i for i, t in enumerate(tags) if t is None], dtype=int)
+    strat = np.asarray(stratify) if stratify is not None else None
+    for split, fraction in (("test", test_fraction), ("valid", valid_fraction)):
+        n = round(fraction * len(tags))
+        if out[split] or n == 0:
+            continue
+        if n >= len(pool):
+            raise UserError(f"the data's own split has no {split} images and its {len(pool)} train images "
+                            f"cannot give {n}; add a {split} folder or lower data.{split}_fraction")
+        try:
+            pool, carved = train_test_split(pool, test_size=n, random_state=seed,
+                                            stratify=None if strat is None else strat[pool])
+        except ValueError:  # a class too small to stratify: carve at random
+            pool, carved = train_test_split(pool, test_size=n, random_state=seed)
+        out[split] = sorted(carved.tolist())
+        log.info("the data's own split has no %s images: %d carved out of train (seed %d)", split, n, seed)
+    out["train"] = sorted(pool.tolist())
+    return out
+
+
 def check_splits(splits: dict[str, list], need_valid: bool = True) -> None:
     for s in SPLITS:
         if not splits.get(s) and (s != "valid" or need_valid):
