@@ -16,7 +16,7 @@ from PIL import Image
 from shared.errors import UserError
 from shared.runs import atomic_path, data_root
 from vision_app.common import data as common
-from vision_app.common.data import SPLITS, file_hash, raise_if_bad
+from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad
 from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image
 from vision_app.common.manifest import write_manifest
 from vision_app.common.transforms import ClassificationEval, ClassificationTrain
@@ -50,11 +50,6 @@ def write_digits(root: Path | None = None) -> Path:
             Image.fromarray(np.round(pixels * 255 / 16).astype(np.uint8), "L").save(tmp, format="PNG")
     done.write_text("1797\n")
     return root
-
-
-# the folder names (and CSV ``split`` values) a data set's own split goes by, as our split names
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "valid", "valid": "valid", "validation": "valid",
-               "dev": "valid", "test": "test", "testing": "test"}
 
 
 def split_folders(root: Path) -> dict[str, Path] | None:

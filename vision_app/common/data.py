@@ -22,6 +22,9 @@ from vision_app.common.images import ImageLimits, read_image, read_mask
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
+# the names a data set's own split goes by (folders, CSV values, VOC split files), as ours
+SPLIT_NAMES = {"train": "train", "training": "train", "trainval": "train", "val": "valid", "valid": "valid",
+               "validation": "valid", "dev": "valid", "test": "test", "testing": "test"}
 
 
 # ---------------------------------------------------------------- validation and splitting

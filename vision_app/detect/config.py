@@ -18,9 +18,14 @@ class DetectData(StrictModel):
     images: str | None = None  # folder the annotations' file names are relative to
     classes: list[str] | str | None = None  # yolo: names or a classes.txt; voc: fixes the order
     # the split: a JSON {"train": [file names], "valid": [...], "test": [...]}, or a mapping
-    # split -> a .txt (one file name per line) or .csv (a 'filename' column); missing splits are
-    # carved out of what is left at random (seeded), as is everything when this is null
+    # split -> a .txt (one file name per line) or .csv (a 'filename' column); names match with or
+    # without their extension (VOC's ImageSets/Main/*.txt), split names train|trainval, val|valid,
+    # test. Missing splits are carved out of what is left at random (seeded), as is everything when
+    # this is null, unless a VOC set has ImageSets/Main/{train,val,test}.txt beside its annotations
     split: str | dict[str, str] | None = None
+    # a box outside its image, zero-area, inverted or not a number: error (list every one and stop),
+    # drop (leave them out), clip (clip into the image; what is still empty is left out)
+    bad_boxes: Literal["error", "drop", "clip"] = "error"
     valid_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     seed: int = 0

@@ -25,6 +25,7 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
 from vision_app.common import shapes
+from vision_app.common.data import SPLIT_NAMES
 from vision_app.common.images import read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
@@ -57,15 +58,29 @@ def read_source(data: DetectData) -> tuple[DetectionSet, str | dict | None]:
         root = shapes.ensure_shapes(
             data_root() / "generated" / f"shapes-detect-n{data.shapes_images}-s{data.shapes_size}-seed{data.seed}",
             data.shapes_images, data.shapes_size, data.seed, data.shapes_max_objects)
-        ds = read_coco(root / "annotations.json", root / "images")
+        ds = read_coco(root / "annotations.json", root / "images", data.bad_boxes)
         return ds, data.split or str(root / "split.json")
     if data.format == "coco":
-        ds = read_coco(data.annotations, data.images)
+        ds = read_coco(data.annotations, data.images, data.bad_boxes)
     elif data.format == "voc":
-        ds = read_voc(data.annotations, data.images, _classes(data.classes))
+        ds = read_voc(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
+        return ds, data.split or voc_split_files(Path(data.annotations))
     else:
-        ds = read_yolo(data.annotations, data.images, _classes(data.classes))
+        ds = read_yolo(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
     return ds, data.split
+
+
+def voc_split_files(annotations: Path) -> dict[str, str] | None:
+    """A VOC set's own split: ``ImageSets/Main/{train,val,test}.txt`` (or ``trainval.txt`` when there
+    is no ``train.txt``) beside its annotation folder; ``None`` when it has none."""
+    main = annotations.parent / "ImageSets" / "Main"
+    found = {name: main / f"{name}.txt" for name in ("train", "trainval", "val", "test") if (main / f"{name}.txt").is_file()}
+    if "train" in found:
+        found.pop("trainval", None)
+    if not found:
+        return None
+    log.info("using the VOC split files %s", ", ".join(str(p) for p in found.values()))
+    return {name: str(path) for name, path in found.items()}
 
 
 def _read_name_list(path: Path) -> list[str]:
@@ -94,10 +109,33 @@ def read_split_spec(spec: str | dict | None) -> dict[str, list[str]]:
         named = {k: list(v) for k, v in spec_data.items()}
     else:
         named = {k: _read_name_list(Path(v)) for k, v in spec.items()}
-    unknown = set(named) - set(SPLITS)
+    unknown = sorted(k for k in named if k.lower() not in SPLIT_NAMES)
     if unknown:
-        raise UserError(f"unknown split name(s) {sorted(unknown)}: use {', '.join(SPLITS)}")
-    return named
+        raise UserError(f"unknown split name(s) {unknown}: use train, valid (or val) and test")
+    out: dict[str, list[str]] = {}
+    for key, names in named.items():
+        if SPLIT_NAMES[key.lower()] in out:
+            raise UserError(f"split {SPLIT_NAMES[key.lower()]!r} is given twice ({sorted(named)})")
+        out[SPLIT_NAMES[key.lower()]] = names
+    return out
+
+
+def match_names(names: list[str], files: list[str]) -> tuple[list[str], list[str]]:
+    """``(matched files, names that match none)``: a name matches a file by its name, or by its
+    name without the extension (VOC split files list ``2008_000123``, not ``2008_000123.jpg``)."""
+    known = set(files)
+    by_stem: dict[str, list[str]] = {}
+    for f in files:
+        by_stem.setdefault(str(Path(f).with_suffix("")), []).append(f)
+    matched, missing = [], []
+    for name in names:
+        if name in known:
+            matched.append(name)
+        elif len(by_stem.get(name, [])) == 1:
+            matched.append(by_stem[name][0])
+        else:
+            missing.append(name)
+    return matched, missing
 
 
 def assign_splits(files: list[str], named: dict[str, list[str]], valid_fraction: float,
@@ -107,10 +145,11 @@ def assign_splits(files: list[str], named: dict[str, list[str]], valid_fraction:
     known = set(files)
     out: dict[str, list[str]] = {}
     for split, names in named.items():
-        missing = sorted(set(names) - known)
+        matched, missing = match_names(names, files)
         if missing:
-            raise UserError(f"split '{split}' lists {len(missing)} image(s) with no annotation, e.g. {missing[:3]}")
-        out[split] = sorted(set(names))
+            raise UserError(f"split '{split}' lists {len(missing)} name(s) that match no annotated image (with or "
+                            f"without its extension), e.g. {missing[:3]}; annotated images are e.g. {files[:3]}")
+        out[split] = sorted(set(matched))
     taken = [f for names in out.values() for f in names]
     if len(taken) != len(set(taken)):
         raise UserError("an image is listed in more than one split; each image belongs to exactly one")
@@ -147,7 +186,8 @@ def preprocess(cfg: DetectConfig) -> dict:
         raise UserError("the data holds no images")
     ds, dropped = drop_duplicates(ds)
     # a copy dropped as a duplicate leaves its split list too (the kept copy stays where it is listed)
-    named = {k: [f for f in v if f not in set(dropped)] for k, v in read_split_spec(spec).items()}
+    gone = set(dropped) | {str(Path(f).with_suffix("")) for f in dropped}
+    named = {k: [f for f in v if f not in gone] for k, v in read_split_spec(spec).items()}
     splits = assign_splits([r.file for r in ds.images], named, cfg.data.valid_fraction,
                            cfg.data.test_fraction, cfg.data.seed)
     for split in ("train", "test"):
@@ -179,18 +219,18 @@ def load_processed(cfg: DetectConfig) -> tuple[list[str], dict[str, DetectionSet
     return data["classes"], sets
 
 
-def read_eval_data(path: str | Path, classes: list[str]) -> DetectionSet:
+def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error") -> DetectionSet:
     """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), or a folder holding
     ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + classes.txt) next to ``images/``;
     its labels are mapped to the model's class order."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-        ds = read_coco(p, images)
+        ds = read_coco(p, images, bad_boxes)
     elif (p / "annotations").is_dir():
-        ds = read_voc(p / "annotations", p / "images")
+        ds = read_voc(p / "annotations", p / "images", bad_boxes=bad_boxes)
     elif (p / "labels").is_dir():
-        ds = read_yolo(p / "labels", p / "images", read_classes_file(p / "labels" / "classes.txt"))
+        ds = read_yolo(p / "labels", p / "images", read_classes_file(p / "labels" / "classes.txt"), bad_boxes)
     else:
         raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
                         "or labels/ (YOLO)")

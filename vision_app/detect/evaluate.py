@@ -141,7 +141,7 @@ def evaluate(cfg: DetectConfig, run: Path, data: Path | None = None) -> dict:
     if data is None:
         ds, split = load_processed(cfg)[1]["test"], split_name(cfg)
     else:
-        ds, split = read_eval_data(data, detector.classes), split_name(cfg, "data")
+        ds, split = read_eval_data(data, detector.classes, cfg.data.bad_boxes), split_name(cfg, "data")
     metrics = score(cfg, ds, detector, out, split)
     write_evaluation(out, metrics)
     return summary(metrics, out, digits=4)

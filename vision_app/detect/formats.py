@@ -3,8 +3,9 @@
 Everything is read into a :class:`DetectionSet`: class names in index order, and per image its
 file (relative to ``images_dir``), size and boxes as absolute ``xyxy`` pixels with 0-based class
 indices. Readers check what users most often get wrong and raise a :class:`UserError` naming the
-file and object: boxes outside the image (more than ``TOLERANCE_PX``; within it they are clipped),
-zero-area or inverted boxes, unknown category ids / class indices, and images listed but missing.
+file and object: unknown category ids / class indices and images listed but missing; bad boxes
+(outside the image by more than ``TOLERANCE_PX``, zero-area, inverted, not numbers) are all listed
+at once, or dropped or clipped, by ``data.bad_boxes`` (:class:`BoxChecker`).
 Writers exist for each format, so a set can be converted and every reader is tested round-trip.
 
 Coordinates: COCO ``bbox`` is ``[x, y, w, h]``; VOC ``bndbox`` corners are taken as given (the
@@ -13,6 +14,8 @@ common tools write continuous pixel coordinates); YOLO lines are ``class cx cy w
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from PIL import Image
 from shared.errors import UserError
 from shared.runs import write_json, write_text
 
+log = logging.getLogger(__name__)
 TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped, not refused
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -54,18 +58,61 @@ class DetectionSet:
         return DetectionSet(self.classes, [r for r in self.images if r.file in files], self.images_dir)
 
 
-def check_box(box, width: int, height: int, where: str) -> list[float]:
-    """Validate one ``xyxy`` box against its image; clip it if it is only just outside."""
-    x1, y1, x2, y2 = (float(v) for v in box)
+BAD_BOXES = ("error", "drop", "clip")
+
+
+class BoxChecker:
+    """Checks every box of a data set against its image under a ``data.bad_boxes`` policy, so one
+    run lists every bad box, not the first. ``error``: collect them, then :meth:`finish` raises one
+    :class:`UserError` listing them; ``drop``: leave them out; ``clip``: clip a box into its image
+    (inverted corners swapped first) and leave out only what is still empty or not a number.
+    A box within ``TOLERANCE_PX`` of the border is clipped under every policy."""
+
+    def __init__(self, policy: str = "error"):
+        if policy not in BAD_BOXES:
+            raise UserError(f"data.bad_boxes={policy!r}: use one of {', '.join(BAD_BOXES)}")
+        self.policy, self.problems, self.dropped, self.clipped = policy, [], 0, 0
+
+    def __call__(self, box, width: int, height: int, where: str) -> list[float] | None:
+        """The box to keep (``xyxy`` inside the image), or ``None`` to leave it out."""
+        x1, y1, x2, y2 = (float(v) for v in box)
+        problem = box_problem(x1, y1, x2, y2, width, height)
+        if problem is None:
+            return [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
+        if self.policy == "clip" and all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            (x1, x2), (y1, y2) = sorted((x1, x2)), sorted((y1, y2))
+            x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+            if x2 > x1 and y2 > y1:
+                self.clipped += 1
+                return [x1, y1, x2, y2]
+        self.problems.append(f"{where}: {problem}")
+        self.dropped += self.policy != "error"
+        return None
+
+    def finish(self, source) -> None:
+        """Raise the one error listing every bad box (``error``), or log what was changed."""
+        if self.policy == "error" and self.problems:
+            more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+            raise UserError(f"{len(self.problems)} bad box(es) in {source}: " + "; ".join(self.problems[:5]) + more
+                            + ". Fix them, or set data.bad_boxes=drop (leave them out) or data.bad_boxes=clip "
+                            "(clip them into the image)")
+        if self.dropped or self.clipped:
+            log.warning("%s: %d bad box(es) left out, %d clipped into the image (data.bad_boxes=%s); first: %s",
+                        source, self.dropped, self.clipped, self.policy, self.problems[:1])
+
+
+def box_problem(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> str | None:
+    """What is wrong with an ``xyxy`` box on a ``width``×``height`` image, or ``None``."""
+    shown = f"[x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}]"
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+        return f"box {shown} has a missing or non-numeric coordinate"
     if not (x2 > x1 and y2 > y1):
         kind = "zero-area" if (x2 == x1 or y2 == y1) else "inverted"
-        raise UserError(f"{where}: {kind} box [x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}]; "
-                        "boxes need x2 > x1 and y2 > y1")
+        return f"{kind} box {shown}; boxes need x2 > x1 and y2 > y1"
     t = TOLERANCE_PX
     if x1 < -t or y1 < -t or x2 > width + t or y2 > height + t:
-        raise UserError(f"{where}: box [x1={x1:g}, y1={y1:g}, x2={x2:g}, y2={y2:g}] lies outside the "
-                        f"{width}x{height} image; fix the annotation or the image size")
-    return [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
+        return f"box {shown} lies outside the {width}x{height} image"
+    return None
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
@@ -86,7 +133,7 @@ def _check_size(path: Path, width: int, height: int, where: str) -> None:
 
 # ---- COCO ------------------------------------------------------------------------------------
 
-def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike) -> DetectionSet:
+def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad_boxes: str = "error") -> DetectionSet:
     """A COCO instances JSON; categories are ordered by id; ``iscrowd`` objects are skipped."""
     path, images_dir = Path(annotations), Path(images_dir)
     if not path.is_file():
@@ -98,6 +145,7 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike) -> 
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise UserError(f"{path}: a COCO file needs a '{key}' list")
+    check = BoxChecker(bad_boxes)
     cats = sorted(data["categories"], key=lambda c: c["id"])
     cat_index = {c["id"]: i for i, c in enumerate(cats)}
     records, by_id = [], {}
@@ -118,8 +166,11 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike) -> 
             raise UserError(f"{where}: unknown category_id {ann['category_id']} "
                             f"(known: {sorted(cat_index)})")
         x, y, w, h = ann["bbox"]
-        rec.boxes.append(check_box([x, y, x + w, y + h], rec.width, rec.height, where))
-        rec.labels.append(cat_index[ann["category_id"]])
+        box = check([x, y, x + w, y + h], rec.width, rec.height, where)
+        if box is not None:
+            rec.boxes.append(box)
+            rec.labels.append(cat_index[ann["category_id"]])
+    check.finish(path)
     return DetectionSet([str(c["name"]) for c in cats], records, str(images_dir))
 
 
@@ -138,7 +189,7 @@ def write_coco(ds: DetectionSet, path: str | os.PathLike) -> Path:
 # ---- Pascal VOC ------------------------------------------------------------------------------
 
 def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
-             classes: list[str] | None = None) -> DetectionSet:
+             classes: list[str] | None = None, bad_boxes: str = "error") -> DetectionSet:
     """One VOC XML per image. Without ``classes`` the names found are sorted alphabetically."""
     annotations_dir, images_dir = Path(annotations_dir), Path(images_dir)
     files = sorted(annotations_dir.glob("*.xml")) if annotations_dir.is_dir() else []
@@ -165,16 +216,18 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
         parsed.append((xml_path, name, w, h, objects))
     names = sorted({o[0] for p in parsed for o in p[4]}) if classes is None else list(classes)
     index = {n: i for i, n in enumerate(names)}
-    records = []
+    records, check = [], BoxChecker(bad_boxes)
     for xml_path, name, w, h, objects in parsed:
         _check_size(images_dir / name, w, h, str(xml_path))
         rec = ImageRecord(name, w, h)
         for cls, box, where in objects:
             if cls not in index:
                 raise UserError(f"{where}: unknown class {cls!r} (known: {names})")
-            rec.boxes.append(check_box(box, w, h, where))
-            rec.labels.append(index[cls])
+            if (box := check(box, w, h, where)) is not None:
+                rec.boxes.append(box)
+                rec.labels.append(index[cls])
         records.append(rec)
+    check.finish(annotations_dir)
     return DetectionSet(names, records, str(images_dir))
 
 
@@ -211,7 +264,8 @@ def read_classes_file(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, classes: list[str]) -> DetectionSet:
+def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, classes: list[str],
+              bad_boxes: str = "error") -> DetectionSet:
     """Every image in ``images_dir``; its labels in ``labels_dir/<stem>.txt`` (none = no objects)."""
     labels_dir, images_dir = Path(labels_dir), Path(images_dir)
     if not images_dir.is_dir():
@@ -221,7 +275,7 @@ def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, clas
     for txt in label_files:
         if txt.stem not in images and txt.name != "classes.txt":
             raise UserError(f"{txt}: image {images_dir / txt.stem}.* is listed but missing")
-    records = []
+    records, check = [], BoxChecker(bad_boxes)
     for stem, img_path in images.items():
         w, h = _image_size(img_path, str(img_path))
         rec = ImageRecord(img_path.name, w, h)
@@ -240,10 +294,12 @@ def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, clas
                 raise UserError(f"{where}: not numbers: {line.strip()!r}") from None
             if not 0 <= cls < len(classes):
                 raise UserError(f"{where}: unknown class index {cls} ({len(classes)} classes: 0..{len(classes) - 1})")
-            box = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-            rec.boxes.append(check_box(box, w, h, where))
-            rec.labels.append(cls)
+            box = check([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], w, h, where)
+            if box is not None:
+                rec.boxes.append(box)
+                rec.labels.append(cls)
         records.append(rec)
+    check.finish(labels_dir)
     return DetectionSet(list(classes), records, str(images_dir))
 
 

@@ -130,13 +130,101 @@ def test_splits_named_carved_and_deduplicated(tiny_set):
     assert sorted(f for names in auto.values() for f in names) == sorted(files) and len(auto["test"]) == 4
     with pytest.raises(UserError, match="more than one split"):
         assign_splits(files, {"train": files[:10], "test": files[9:]}, 0.1, 0.2, seed=0)
-    with pytest.raises(UserError, match="no annotation"):
+    with pytest.raises(UserError, match="match no annotated image"):
         assign_splits(files, {"train": ["nope.png"]}, 0.1, 0.2, seed=0)
     copy = Image.open(f"{tiny_set.images_dir}/a.png")
     copy.save(f"{tiny_set.images_dir}/a_copy.png")
     tiny_set.images.append(ImageRecord("a_copy.png", 40, 30, [], []))
     kept, dropped = drop_duplicates(tiny_set)
     assert dropped == ["a_copy.png"] and len(kept.images) == 3
+
+
+def voc_root(root: Path, n: int = 12) -> Path:
+    """A Pascal VOC tree as the VOC devkit lays it out: ``Annotations/*.xml``, ``JPEGImages/*.jpg``
+    and ``ImageSets/Main/{train,val,trainval,test}.txt`` listing names without an extension."""
+    rng = np.random.default_rng(7)
+    (root / "JPEGImages").mkdir(parents=True)
+    recs = []
+    for i in range(n):
+        name = f"2008_{i:06d}.jpg"
+        Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(root / "JPEGImages" / name)
+        recs.append(ImageRecord(name, 40, 30, [[2.0, 3.0, 20.0, 25.0]], [i % 2]))
+    write_voc(DetectionSet(CLASSES, recs, str(root / "JPEGImages")), root / "Annotations")
+    main = root / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    stems = [r.file.removesuffix(".jpg") for r in recs]
+    for name, part in (("train", stems[:6]), ("val", stems[6:9]), ("trainval", stems[:9]), ("test", stems[9:])):
+        (main / f"{name}.txt").write_text("".join(f"{s}\n" for s in part))
+    return root
+
+
+def _voc_cfg(root: Path, **data):
+    from shared.config import validate
+    from vision_app.detect.config import DetectConfig
+
+    return validate(DetectConfig, {"name": "detect-voc-test", "data": {
+        "format": "voc", "annotations": str(root / "Annotations"), "images": str(root / "JPEGImages"), **data}})
+
+
+def test_voc_imagesets_main_names_without_extension_are_the_split(tmp_path):
+    from vision_app.detect.data import preprocess
+
+    root = voc_root(tmp_path / "VOC2012")
+    found = preprocess(_voc_cfg(root))  # ImageSets/Main beside Annotations: used as it is
+    assert {s: c["images"] for s, c in found["splits"].items()} == {"train": 6, "valid": 3, "test": 3}
+    main = root / "ImageSets" / "Main"
+    given = preprocess(_voc_cfg(root, split={"trainval": str(main / "trainval.txt"), "test": str(main / "test.txt")},
+                                valid_fraction=0.25))
+    assert {s: c["images"] for s, c in given["splits"].items()} == {"train": 6, "valid": 3, "test": 3}
+    (main / "test.txt").write_text("2008_000011\n2008_999999\n")
+    with pytest.raises(UserError, match=r"1 name\(s\) that match no annotated image.*2008_999999"):
+        preprocess(_voc_cfg(root, valid_fraction=0.3))
+
+
+def _break_boxes(root: Path) -> None:
+    """Three bad boxes in three files: outside the image, zero-area, inverted."""
+    for i, box in ((0, (30, 5, 55, 20)), (4, (5, 5, 5, 20)), (7, (20, 25, 3, 2))):
+        xml = root / "Annotations" / f"2008_{i:06d}.xml"
+        text = xml.read_text()
+        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
+            text = text.replace(f"<{tag}>", f"<{tag}>{v}<!--", 1).replace(f"</{tag}>", f"--></{tag}>", 1)
+        xml.write_text(text)
+
+
+def test_every_bad_box_is_listed_at_once_and_bad_boxes_drops_or_clips(tmp_path):
+    from vision_app.detect.data import preprocess
+
+    root = voc_root(tmp_path / "VOC")
+    _break_boxes(root)
+    with pytest.raises(UserError) as err:
+        read_voc(root / "Annotations", root / "JPEGImages")
+    message = str(err.value)
+    assert message.startswith("3 bad box(es)") and "data.bad_boxes=drop" in message and "data.bad_boxes=clip" in message
+    for i, kind in ((0, "outside the 40x30 image"), (4, "zero-area"), (7, "inverted")):
+        assert f"2008_{i:06d}.xml object 0" in message and kind in message
+    dropped = read_voc(root / "Annotations", root / "JPEGImages", bad_boxes="drop")
+    assert sum(len(r.boxes) for r in dropped.images) == 12 - 3 and len(dropped.images) == 12
+    clipped = {r.file: r.boxes for r in read_voc(root / "Annotations", root / "JPEGImages", bad_boxes="clip").images}
+    assert clipped["2008_000000.jpg"] == [[30.0, 5.0, 40.0, 20.0]]  # clipped into the image
+    assert clipped["2008_000004.jpg"] == []  # zero-area: nothing to clip
+    assert clipped["2008_000007.jpg"] == [[3.0, 2.0, 20.0, 25.0]]  # corners swapped
+    assert preprocess(_voc_cfg(root, bad_boxes="drop"))["splits"]["train"]["images"] == 6
+
+
+def test_bad_yolo_and_coco_boxes_are_listed_at_once(tiny_set, tmp_path):
+    write_yolo(tiny_set, tmp_path / "labels")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0 0.2\n1 1.4 0.5 0.5 0.5\n")
+    (tmp_path / "labels" / "b.txt").write_text("1 0.5 0.5 0.2 -0.2\n")
+    with pytest.raises(UserError, match=r"^3 bad box\(es\).*a.txt line 1.*a.txt line 2.*b.txt line 1"):
+        read_yolo(tmp_path / "labels", tiny_set.images_dir, CLASSES)
+    write_coco(tiny_set, tmp_path / "coco.json")
+    data = json.loads((tmp_path / "coco.json").read_text())
+    for ann in data["annotations"]:
+        ann["bbox"] = [1, 1, 0, 5]
+    (tmp_path / "coco.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"^3 bad box\(es\).*annotation id 1.*annotation id 2.*annotation id 3"):
+        read_coco(tmp_path / "coco.json", tiny_set.images_dir)
+    assert all(not r.boxes for r in read_coco(tmp_path / "coco.json", tiny_set.images_dir, "drop").images)
 
 
 RACCOON = Path("/work/shared/data/raccoon")
