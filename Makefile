@@ -20,7 +20,8 @@ ARGS ?=
 RUN ?=
 PYTEST_ARGS ?=
 cfg = $(if $(CONFIG),$(CONFIG),$(CONFIG_$*))
-run_arg = $(if $(RUN),--run $(RUN),)
+# stages after train: RUN=dir alone reads the task from the run; else the recipe's latest run
+run_arg = $(if $(RUN),--run $(RUN) $(if $(CONFIG),--config $(CONFIG),),--config $(cfg))
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test test-slow test-gpu test-browser lint clean
@@ -85,19 +86,19 @@ train-%: $(STAMP) ## train-<app>: train (preprocesses first if needed); writes r
 	$(PY) -m $(APP_$*) train --config $(cfg) $(ARGS)
 
 eval-%: $(STAMP) ## eval-<app>: evaluate a run (RUN=dir, default latest) on its test split
-	$(PY) -m $(APP_$*) evaluate --config $(cfg) $(run_arg) $(ARGS)
+	$(PY) -m $(APP_$*) evaluate $(run_arg) $(ARGS)
 
 predict-%: $(STAMP) ## predict-<app>: batch-score a file: ARGS='--input f --output g'
-	$(PY) -m $(APP_$*) predict --config $(cfg) $(run_arg) $(ARGS)
+	$(PY) -m $(APP_$*) predict $(run_arg) $(ARGS)
 
 export-%: $(STAMP) ## export-<app>: ONNX (+ int8 where supported)
-	$(PY) -m $(APP_$*) export --config $(cfg) $(run_arg) $(ARGS)
+	$(PY) -m $(APP_$*) export $(run_arg) $(ARGS)
 
 compare-%: $(STAMP) ## compare-<nlp|recsys>: train every model of the recipe on one split; a ranked table
 	$(PY) -m $(APP_$*) compare --config $(cfg) $(ARGS)
 
 serve-%: $(STAMP) ## serve-<app>: REST on 127.0.0.1:8000 (ARGS='--host 0.0.0.0 --port 9000')
-	$(PY) -m $(APP_$*) serve --config $(cfg) $(run_arg) $(ARGS)
+	$(PY) -m $(APP_$*) serve $(run_arg) $(ARGS)
 
 bench-%: $(STAMP) ## bench-<app>: benchmarks side by side; results in bench/results/
 	$(PY) -m bench.$* $(ARGS)
