@@ -116,23 +116,37 @@ def image_size(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
     return read_image(path, limits, mode="").size
 
 
+MASK_MODES = ("class_ids", "nonzero_foreground", "instances")
+_ID_MODES = ("P", "L", "I", "I;16", "I;16B", "1")  # single-channel images whose values are ids
+
+
 def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None,
-              num_classes: int | None = None, limits: ImageLimits = ImageLimits()) -> np.ndarray:
+              num_classes: int | None = None, limits: ImageLimits = ImageLimits(),
+              mode: str = "class_ids") -> np.ndarray:
     """A per-pixel class mask as an ``HxW`` int64 array.
 
-    Accepts a palette PNG (the palette indices are the class ids) or a single-channel integer
-    image (8 or 16 bit). ``expected_size`` is the image's ``(width, height)``; ``num_classes``
-    bounds the ids (0 … num_classes-1). Each violation is a :class:`BadImage` naming the file.
+    ``mode`` says what the file's values are: ``class_ids`` (a palette PNG whose indices are the
+    class ids, or a single-channel 8/16-bit image of them), ``nonzero_foreground`` (anything not
+    black or 0 is the one foreground class: 0/255 masks, colour masks) or ``instances`` (a
+    single-channel image with 0 for background and one id per object, e.g. PennFudan's
+    ``*_mask.png``: every object becomes the one foreground class). ``expected_size`` is the
+    image's ``(width, height)``; ``num_classes`` bounds the ids (0 … num_classes-1). Each
+    violation is a :class:`BadImage` naming the file.
     """
     path = Path(path)
     img = read_image(path, limits, mode="")
-    if img.mode not in ("P", "L", "I", "I;16", "I;16B", "1"):
+    if img.mode not in _ID_MODES and mode != "nonzero_foreground":
+        hint = "; or set data.mask_mode=nonzero_foreground for a colour mask" if mode == "class_ids" else ""
         raise BadImage(f"{path}: mask has mode {img.mode}; use a palette or single-channel integer PNG "
-                       "whose pixel values are class ids", 422)
+                       f"whose pixel values are {'object' if mode == 'instances' else 'class'} ids{hint}", 422)
     if expected_size is not None and img.size != tuple(expected_size):
         raise BadImage(f"{path}: mask is {img.size[0]}x{img.size[1]} but its image is "
                        f"{expected_size[0]}x{expected_size[1]}", 422)
-    mask = np.asarray(img).astype(np.int64)
+    values = np.asarray(img)
+    if mode == "class_ids":
+        mask = values.astype(np.int64)
+    else:  # one foreground class: every object, every non-black pixel
+        mask = ((values[..., :3] != 0).any(-1) if values.ndim == 3 else values != 0).astype(np.int64)
     if num_classes is not None:
         top = int(mask.max()) if mask.size else 0
         if top >= num_classes or mask.min() < 0:

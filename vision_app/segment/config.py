@@ -12,12 +12,19 @@ from vision_app.common.config import AugmentConfig, ImageLimitsConfig, VisionSer
 
 class SegmentData(ImageLimitsConfig):
     """``shapes``: the generated set (:mod:`vision_app.common.shapes`). ``folder``: ``path/images/*``,
-    ``path/masks/<same stem>.png`` and ``path/classes.json`` (or ``classes:`` here); an optional
-    ``path/split.json`` fixes the split, otherwise it is drawn with ``seed``."""
+    ``path/masks/<same stem><mask_suffix>.<ext>`` and ``path/classes.json`` (or ``classes:`` here);
+    an optional ``path/split.json`` fixes the split, otherwise it is drawn with ``seed``."""
 
     source: Literal["shapes", "folder"] = "shapes"
     path: str | None = None
     classes: list[str] | None = None
+    image_folder: str = "images"  # folder only: the sub-folders of path (PennFudan: PNGImages, PedMasks)
+    mask_folder: str = "masks"
+    mask_suffix: str = ""  # image cat.jpg -> mask cat<suffix>.png, e.g. "_mask"
+    # class_ids: pixel values are class ids; nonzero_foreground: anything not 0/black is the one
+    # foreground class; instances: 0 = background, one id per object, all of them the one foreground
+    # class (both: classes default to [background, foreground])
+    mask_mode: Literal["class_ids", "nonzero_foreground", "instances"] = "class_ids"
     n_images: int = Field(600, ge=3)  # shapes only
     image_size: int = Field(64, ge=16)  # shapes only
     test_fraction: float = Field(0.15, gt=0, lt=1)

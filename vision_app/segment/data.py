@@ -1,4 +1,5 @@
-"""Segmentation data: ``root/images/*`` with ``root/masks/<stem>.png`` (class ids per pixel) and a
+"""Segmentation data: ``root/images/*`` with ``root/masks/<stem><mask_suffix>.png`` (class ids per
+pixel, or one foreground class from 0/255, colour or instance masks: ``data.mask_mode``) and a
 class list, or the generated shapes set; validated, de-duplicated and split once by
 ``preprocess`` into the manifest cache. The train and eval presets live here too: ``evaluate``,
 ``predict`` and the server all feed the model through :func:`eval_preset`.
@@ -36,28 +37,29 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
     if cfg.source == "shapes":
         root = ensure_shapes(data_root() / "generated" / f"shapes-{cfg.image_size}px-{cfg.n_images}-s{cfg.seed}",
                              cfg.n_images, cfg.image_size, cfg.seed)
+        images, masks_dir = root / "images", root / "masks"
     else:
         root = Path(cfg.path)
-    if not (root / "images").is_dir() or not (root / "masks").is_dir():
-        raise UserError(f"{root} must hold images/ and masks/ folders (a mask per image, same file stem)")
-    if cfg.classes:
-        classes = list(cfg.classes)
-    elif (root / "classes.json").exists():
-        classes = json.loads((root / "classes.json").read_text(encoding="utf-8"))
-    else:
-        raise UserError(f"no class list: write {root}/classes.json (a JSON list, background first) "
-                        "or set data.classes")
-    masks = {m.stem: m for m in (root / "masks").iterdir() if m.suffix.lower() == ".png"}
+        images, masks_dir = root / cfg.image_folder, root / cfg.mask_folder
+    if not images.is_dir() or not masks_dir.is_dir():
+        raise UserError(f"{root} must hold {images.name}/ and {masks_dir.name}/ folders (a mask per image, "
+                        "same file stem; data.image_folder / data.mask_folder name them)")
+    classes = class_list(cfg, root)
+    masks = {m.stem: m for m in masks_dir.iterdir() if m.suffix.lower() in IMAGE_SUFFIXES}
     records, missing = [], []
-    for img in sorted((root / "images").iterdir()):
-        if img.suffix.lower() not in IMAGE_SUFFIXES:
+    together = images.resolve() == masks_dir.resolve()  # cat.jpg beside cat_mask.png
+    for img in sorted(images.iterdir()):
+        if img.suffix.lower() not in IMAGE_SUFFIXES or (together and cfg.mask_suffix
+                                                         and img.stem.endswith(cfg.mask_suffix)):
             continue
-        if img.stem in masks:
-            records.append((str(img), str(masks[img.stem])))
+        if img.stem + cfg.mask_suffix in masks:
+            records.append((str(img), str(masks[img.stem + cfg.mask_suffix])))
         else:
             missing.append(img.name)
     if missing:
-        raise UserError(f"{len(missing)} image(s) in {root}/images have no mask in {root}/masks: {missing[:5]}")
+        shown = sorted(masks)[:2]
+        raise UserError(f"{len(missing)} image(s) in {images} have no mask {masks_dir}/<stem>{cfg.mask_suffix}.png: "
+                        f"{missing[:5]} (masks there are e.g. {shown}; set data.mask_suffix)")
     split = None
     if (root / "split.json").exists():
         names = json.loads((root / "split.json").read_text(encoding="utf-8"))
@@ -66,17 +68,39 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
     return classes, records, split
 
 
-def validate_segmentation(records, n_classes: int, limits: ImageLimits) -> list[str]:
+def class_list(cfg, root: Path) -> list[str]:
+    """``data.classes``, else ``root/classes.json``; for one-foreground mask modes ``[background, foreground]``."""
+    binary = cfg.mask_mode != "class_ids"
+    if cfg.classes:
+        classes = list(cfg.classes)
+    elif (root / "classes.json").exists():
+        classes = json.loads((root / "classes.json").read_text(encoding="utf-8"))
+    elif binary:
+        classes = ["background", "foreground"]
+    else:
+        raise UserError(f"no class list: write {root}/classes.json (a JSON list, background first) "
+                        "or set data.classes")
+    if binary and len(classes) != 2:
+        raise UserError(f"data.mask_mode={cfg.mask_mode} gives one foreground class: the class list needs two "
+                        f"names (background first), got {classes}")
+    return classes
+
+
+def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mode: str = "class_ids") -> list[str]:
     bad, hashes = [], []
     for img_path, mask_path in records:
         try:
             size = read_image(img_path, limits).size
-            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits)
+            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits, mode=mask_mode)
         except BadImage as exc:
             bad.append(str(exc))
         hashes.append(file_hash(img_path))
     raise_if_bad(bad)
     return hashes
+
+
+def _record(image: str, mask: str, mask_mode: str) -> dict:
+    return {"image": image, "mask": mask, **({"mask_mode": mask_mode} if mask_mode != "class_ids" else {})}
 
 
 def preprocess(cfg) -> dict:
@@ -86,7 +110,7 @@ def preprocess(cfg) -> dict:
     classes, records, fixed = segmentation_records(d)
     if len(classes) < 2:
         raise UserError(f"the class list needs background and at least one class, got {classes}")
-    hashes = validate_segmentation(records, len(classes), d.limits())
+    hashes = validate_segmentation(records, len(classes), d.limits(), d.mask_mode)
     keep, dropped = common.dedupe(hashes)
     if fixed is None or dropped:
         kept_split = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed)
@@ -94,7 +118,7 @@ def preprocess(cfg) -> dict:
     else:
         idx = fixed
     common.check_splits(idx, need_valid=d.valid_fraction > 0 or fixed is not None)
-    splits = {s: [{"image": records[i][0], "mask": records[i][1]} for i in ix] for s, ix in idx.items()}
+    splits = {s: [_record(*records[i], d.mask_mode) for i in ix] for s, ix in idx.items()}
     manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped}, [hashes[i] for i in keep])
     log.info("segmentation data: classes %s, %s", classes, manifest["counts"])
     return {"classes": classes, "counts": manifest["counts"], "duplicates_dropped": dropped}
@@ -104,5 +128,5 @@ def masked_records(cfg, path: Path, classes: list[str]) -> list[dict]:
     """``evaluate --data``: a folder with images/ and masks/ (ids in the run's class order)."""
     dcfg = cfg.data.model_copy(update={"source": "folder", "path": str(path), "classes": classes})
     _, pairs, _ = segmentation_records(dcfg)
-    validate_segmentation(pairs, len(classes), cfg.data.limits())
-    return [{"image": i, "mask": m} for i, m in pairs]
+    validate_segmentation(pairs, len(classes), cfg.data.limits(), dcfg.mask_mode)
+    return [_record(i, m, dcfg.mask_mode) for i, m in pairs]

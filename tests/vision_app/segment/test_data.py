@@ -1,0 +1,99 @@
+"""Segmentation masks as people have them, in sets made here: PennFudan's layout (``PNGImages/``,
+``PedMasks/<stem>_mask.png`` holding one id per person), 0/255 and colour masks, masks beside
+their images; each read into class-id masks by ``data.mask_mode`` and ``data.mask_suffix``."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.config import validate
+from shared.errors import UserError
+from vision_app.common.data import ImageDataset
+from vision_app.common.manifest import load_manifest
+from vision_app.segment.config import SegmentConfig
+from vision_app.tasks import TASKS
+
+RNG = np.random.default_rng(3)
+
+
+def _cfg(path: Path, **data) -> SegmentConfig:
+    return validate(SegmentConfig, {"name": "seg-layouts", "task": "segment", "data": {
+        "source": "folder", "path": str(path), "test_fraction": 0.25, "valid_fraction": 0.25, **data}})
+
+
+def _pair(image: Path, mask: Path, values: np.ndarray) -> None:
+    """An image and its mask (``values``: ``HxW`` ids, or ``HxWx3`` colours)."""
+    image.parent.mkdir(parents=True, exist_ok=True)
+    mask.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(RNG.integers(0, 255, (*values.shape[:2], 3), dtype=np.uint8)).save(image)
+    Image.fromarray(values.astype(np.uint8)).save(mask)
+
+
+def _instances(i: int) -> np.ndarray:
+    ids = np.zeros((20, 16), np.uint8)
+    ids[2:8, 2:6] = 1
+    ids[10:18, 8:14] = 2 + i % 2  # a second (or third) person
+    return ids
+
+
+def pennfudan(root: Path, n: int = 8) -> Path:
+    for i in range(n):
+        name = f"FudanPed{i + 1:05d}"
+        _pair(root / "PNGImages" / f"{name}.png", root / "PedMasks" / f"{name}_mask.png", _instances(i))
+    return root
+
+
+def _masks(cfg) -> list[np.ndarray]:
+    TASKS["segment"].preprocess(cfg)
+    manifest = load_manifest(cfg, TASKS["segment"].preprocess)
+    records = [r for split in manifest["splits"].values() for r in split]
+    ds = ImageDataset(records, None, cache=False)
+    return [ds.raw(i)[1] for i in range(len(ds))]
+
+
+def test_pennfudan_instance_masks_become_one_foreground_class(tmp_path):
+    root = pennfudan(tmp_path / "PennFudanPed")
+    cfg = _cfg(root, image_folder="PNGImages", mask_folder="PedMasks", mask_suffix="_mask", mask_mode="instances",
+               classes=["background", "person"])
+    masks = _masks(cfg)
+    assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1} for m in masks)
+    assert all(int(m.sum()) == 24 + 48 for m in masks)  # both people, every pixel of each
+
+
+def test_instance_ids_read_as_class_ids_are_refused_and_a_missing_suffix_named(tmp_path):
+    root = pennfudan(tmp_path / "PennFudanPed")
+    with pytest.raises(UserError, match="no mask .*PedMasks/<stem>.png.*set data.mask_suffix"):
+        _masks(_cfg(root, image_folder="PNGImages", mask_folder="PedMasks", mask_mode="instances"))
+    cfg = _cfg(root, image_folder="PNGImages", mask_folder="PedMasks", mask_suffix="_mask",
+               classes=["background", "person"])
+    with pytest.raises(UserError, match=r"class id\(s\) \[2\] outside the class list"):
+        _masks(cfg)
+    with pytest.raises(UserError, match="gives one foreground class: the class list needs two names"):
+        _masks(cfg.model_copy(update={"data": cfg.data.model_copy(update={
+            "mask_mode": "instances", "classes": ["background", "adult", "child"]})}))
+
+
+def test_zero_255_and_colour_masks_as_nonzero_foreground(tmp_path):
+    root = tmp_path / "binary"
+    for i in range(8):
+        m = np.zeros((12, 12), np.uint8)
+        m[3:9, 3:9] = 255
+        if i % 2:  # a colour mask: red object on black
+            colour = np.zeros((12, 12, 3), np.uint8)
+            colour[m > 0] = (200, 0, 0)
+            m = colour
+        _pair(root / "images" / f"{i}.jpg", root / "masks" / f"{i}.png", m)
+    masks = _masks(_cfg(root, mask_mode="nonzero_foreground"))
+    assert all(set(np.unique(m)) == {0, 1} and int(m.sum()) == 36 for m in masks)
+    with pytest.raises(UserError, match="mask has mode RGB.*data.mask_mode=nonzero_foreground"):
+        _masks(_cfg(root, classes=["background", "thing"]))
+
+
+def test_masks_beside_their_images(tmp_path):
+    root = tmp_path / "mixed"
+    for i in range(8):
+        _pair(root / "all" / f"cell{i}.png", root / "all" / f"cell{i}_mask.png", (_instances(i) > 0) * 1)
+    cfg = _cfg(root, image_folder="all", mask_folder="all", mask_suffix="_mask", classes=["background", "cell"])
+    masks = _masks(cfg)
+    assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1} for m in masks)
