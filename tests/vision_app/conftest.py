@@ -41,6 +41,20 @@ def make_class_folder(root: Path, per_class: int = 12) -> Path:
     return root
 
 
+def make_split_root(root: Path, counts: dict[str, int], classes=("cats", "dogs"), seed: int = 42) -> Path:
+    """``root/<split folder>/<class>/<i>.jpg``, ``counts`` images per class in each split folder
+    (the ImageFolder layout of sets shipped with their split); every image different."""
+    rng = np.random.default_rng(seed)
+    for split, n in counts.items():
+        for c in classes:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                buf = io.BytesIO()
+                Image.fromarray(rng.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(buf, format="JPEG")
+                (root / split / c / f"{i}.jpg").write_bytes(buf.getvalue())
+    return root
+
+
 def write_recipe(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
@@ -93,7 +107,7 @@ def cli():
 
 @pytest.fixture(scope="session")
 def make():
-    return SimpleNamespace(png=png, class_folder=make_class_folder, recipe=write_recipe,
+    return SimpleNamespace(png=png, class_folder=make_class_folder, split_root=make_split_root, recipe=write_recipe,
                            classify_recipe=classify_recipe, segment_recipe=segment_recipe,
                            detect_recipe=detect_recipe)
 

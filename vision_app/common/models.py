@@ -38,7 +38,7 @@ def imagenet_state(arch: str) -> dict[str, torch.Tensor]:
 
 def load_state_file(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a ``.safetensors`` file or a ``.pt``/``.pth`` (tensors only: no pickled code runs)."""
-    p = Path(path)
+    p = Path(path).expanduser()
     if not p.is_file():
         raise UserError(f"model.weights: file not found: {p}")
     if p.suffix == ".safetensors":

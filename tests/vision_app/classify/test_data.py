@@ -1,36 +1,15 @@
 """Classification data in the layouts people have, made here: an ImageFolder root of ``train/ val/
 test/`` folders (the data's own split, used as given), ``train/ val/`` only (test carved out of
 train), a CSV with a ``split`` column, and ``data.split=random`` to ignore a given split."""
-import io
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from shared.config import load_config
 from shared.errors import UserError
 from vision_app.classify.config import ClassifyConfig
 from vision_app.common.manifest import load_manifest
 from vision_app.tasks import TASKS
-
-_RNG = np.random.default_rng(42)  # every image different: identical files would be de-duplicated
-
-
-def _image(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    Image.fromarray(_RNG.integers(0, 255, (10, 10, 3), dtype=np.uint8)).save(buf, format="JPEG")
-    path.write_bytes(buf.getvalue())
-
-
-def split_root(root: Path, counts: dict[str, int], classes=("cats", "dogs")) -> Path:
-    """``root/<split folder>/<class>/<i>.jpg``, ``counts`` images per class in each split folder."""
-    for split, n in counts.items():
-        for c in classes:
-            for i in range(n):
-                _image(root / split / c / f"{i}.jpg")
-    return root
 
 
 def _manifest(tmp_path, make, path, **data):
@@ -44,7 +23,7 @@ def _folders(records) -> set[str]:
 
 
 def test_train_val_test_folders_are_the_split(tmp_path, make):
-    root = split_root(tmp_path / "photos", {"train": 6, "val": 2, "test": 3})
+    root = make.split_root(tmp_path / "photos", {"train": 6, "val": 2, "test": 3})
     m = _manifest(tmp_path, make, root)
     assert m["classes"] == ["cats", "dogs"] and m["split"] == "given"
     assert m["counts"] == {"train": 12, "valid": 4, "test": 6}
@@ -53,7 +32,7 @@ def test_train_val_test_folders_are_the_split(tmp_path, make):
 
 
 def test_train_and_val_only_carve_the_test_split_out_of_train(tmp_path, make):
-    root = split_root(tmp_path / "photos", {"train": 10, "validation": 3})
+    root = make.split_root(tmp_path / "photos", {"train": 10, "validation": 3})
     m = _manifest(tmp_path, make, root, test_fraction=0.25, valid_fraction=0.1)
     assert m["counts"] == {"train": 20 - 6, "valid": 6, "test": 6}  # 25% of 26 images, from train
     assert _folders(m["splits"]["valid"]) == {"validation"} and _folders(m["splits"]["test"]) == {"train"}
@@ -61,7 +40,7 @@ def test_train_and_val_only_carve_the_test_split_out_of_train(tmp_path, make):
 
 
 def test_a_csv_split_column(tmp_path, make):
-    root = split_root(tmp_path / "flat", {"all": 6})
+    root = make.split_root(tmp_path / "flat", {"all": 6})
     rows = [f"all/{c}/{i}.jpg,{c},{['train', 'train', 'Val', 'TEST', '', 'train'][i]}"
             for c in ("cats", "dogs") for i in range(6)]
     csv = root / "labels.csv"
@@ -75,20 +54,20 @@ def test_a_csv_split_column(tmp_path, make):
 
 
 def test_split_random_ignores_the_given_split(tmp_path, make):
-    root = split_root(tmp_path / "photos", {"train": 6, "val": 2, "test": 3})
+    root = make.split_root(tmp_path / "photos", {"train": 6, "val": 2, "test": 3})
     m = _manifest(tmp_path, make, root, split="random", test_fraction=0.25, valid_fraction=0.2)
     assert m["split"] == "random" and sum(m["counts"].values()) == 22
     assert len(_folders(m["splits"]["test"])) > 1
 
 
 def test_a_duplicate_across_splits_stays_in_the_earlier_one(tmp_path, make):
-    root = split_root(tmp_path / "photos", {"train": 4, "val": 2, "test": 2})
+    root = make.split_root(tmp_path / "photos", {"train": 4, "val": 2, "test": 2})
     (root / "test" / "cats" / "0.jpg").write_bytes((root / "train" / "cats" / "1.jpg").read_bytes())
     m = _manifest(tmp_path, make, root)
     assert m["duplicates_dropped"] == 1 and m["counts"]["test"] == 3
 
 
 def test_split_folders_holding_one_folder_too_many_say_how_to_name_them(tmp_path, make):
-    root = split_root(tmp_path / "photos", {"train": 2, "val": 2, "extra": 2})
+    root = make.split_root(tmp_path / "photos", {"train": 2, "val": 2, "extra": 2})
     with pytest.raises(UserError, match="hold folders, not images: name the split folders train/, val/"):
         _manifest(tmp_path, make, root)
