@@ -226,9 +226,13 @@ class UI:
         """At 375 px nothing sticks out sideways (the page does not scroll horizontally)."""
         self.page.set_viewport_size(PHONE)
         width = self.page.evaluate("document.documentElement.scrollWidth")
+        # and no table squeezed to a letter per line (wide tables scroll inside their wrapper)
+        squeezed = self.page.evaluate("""() => [...document.querySelectorAll('th, td')].filter(
+            (c) => c.textContent.trim().length > 3 && c.getBoundingClientRect().width < 32).length""")
         self.shoot(f"{name}-phone")
         self.page.set_viewport_size(DESKTOP)
         assert width <= PHONE["width"], f"the page is {width}px wide at {PHONE['width']}px"
+        assert not squeezed, f"{squeezed} table cells squeezed narrower than 32px at {PHONE['width']}px"
 
 
 @pytest.fixture
