@@ -54,17 +54,18 @@ def collate(items: Sequence[dict]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def fit_model(model, task, train_items: list[dict], valid_items: list[dict], cfg, run: Path):
+def fit_model(model, task, train_items: list[dict], valid_items: list[dict], cfg, run: Path,
+              collate_fn=collate):
     """:func:`shared.training.fit` with length-grouped batches (short sentences pad little); resumes
-    from ``run/checkpoints`` when the run was interrupted."""
+    from ``run/checkpoints`` when the run was interrupted. ``collate_fn``: for extra inputs."""
     sampler = LengthGroupedBatchSampler([len(it["input_ids"]) for it in train_items], cfg.train.batch_size,
                                         seed=cfg.train.seed, drop_last=cfg.train.drop_last)
-    return fit(model, task, train_items, valid_items, cfg.train, run, collate_fn=collate,
+    return fit(model, task, train_items, valid_items, cfg.train, run, collate_fn=collate_fn,
                train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
 
 
-def evaluate_on(model, task, items: list[dict], cfg) -> dict[str, float]:
-    return evaluate_model(model, task, items, cfg.train, collate_fn=collate)
+def evaluate_on(model, task, items: list[dict], cfg, collate_fn=collate) -> dict[str, float]:
+    return evaluate_model(model, task, items, cfg.train, collate_fn=collate_fn)
 
 
 def gather(items: list) -> list:
