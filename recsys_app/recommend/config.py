@@ -141,12 +141,14 @@ class EvalConfig(StrictModel):
 
 
 class TuneConfig(StrictModel):
-    """The ``tune`` extra: Optuna TPE per model, scored by validation NDCG@10."""
+    """The ``tune`` extra: Optuna TPE per model, scored by NDCG@10 on each user's last ``holdout``
+    interactions before the test item (the test split is never seen)."""
 
     models: list[Literal["itemknn", "ease", "als", "sasrec"]] = Field(
         default_factory=lambda: ["itemknn", "ease", "als"], min_length=1)
     n_trials: int = Field(30, ge=1)  # per model
     timeout_s: float | None = Field(None, gt=0)  # per model: no new trial after this long
+    holdout: int = Field(5, ge=1)  # targets per user for tuning (1: just the validation item; noisy)
     seed: int = 0
 
 

@@ -73,7 +73,7 @@ def test_tune_gets_its_own_run(run):
     assert cli("tune", "--config", QUICK, "tune.models=[ease]", "tune.n_trials=2", "eval.plot=false") == 0
     tune_run = (runs_root() / "recsys_app" / "movielens-tune" / "latest").resolve()
     best = read_json(tune_run / "best_params.json")["models"]["ease"]
-    assert best["recipe_value"] == pytest.approx(read_json(run / "metrics.json")["valid/ndcg@10"])
+    assert 0 < best["recipe_value"] <= best["value"] < 1 and best["trials"] == 2
 
 
 def test_export_with_run_only(run):
