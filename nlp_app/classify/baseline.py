@@ -4,10 +4,16 @@ logistic regression (scikit-learn).
 Saved without pickle: the vocabularies as JSON, the IDF vectors and LR coefficients as
 safetensors, the settings in ``baseline.json``; :func:`load_baseline` rebuilds the vectorisers
 from them, so loading a model never runs stored code.
+
+The tensors are written row-major (C order). scikit-learn keeps a multi-class ``coef_``
+column-major, and safetensors writes an array's buffer as it lies, so saving that array as is
+stored a scrambled matrix: with three or more classes the reloaded model was silently wrong.
+Models saved that way (``baseline.json`` without ``"layout"``) are read back column-major.
 """
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,8 @@ from nlp_app.common.tokenization import segment
 from shared import runs
 from shared.errors import UserError
 
+log = logging.getLogger(__name__)
+LAYOUT = "row-major"  # baseline.json's "layout": how the tensors were written
 FILES = ("baseline.json", "baseline.safetensors", "vocab_word.json", "vocab_char.json")
 
 
@@ -82,11 +90,13 @@ class BaselineClassifier:
         if self.char is not None:
             tensors["idf_char"] = self.char.idf_.astype(np.float32)
             vocab_char = _plain_vocab(self.char.vocabulary_)
+        tensors = {name: np.ascontiguousarray(t) for name, t in tensors.items()}  # C order: see the module doc
         with runs.atomic_path(folder / "baseline.safetensors") as tmp:
             safetensors.numpy.save_file(tensors, str(tmp))
         runs.write_text(folder / "vocab_word.json", json.dumps(_plain_vocab(self.word.vocabulary_), ensure_ascii=False))
         runs.write_text(folder / "vocab_char.json", json.dumps(vocab_char, ensure_ascii=False))
-        runs.write_json(folder / "baseline.json", {"config": self.cfg.model_dump(mode="json"), "labels": self.labels})
+        runs.write_json(folder / "baseline.json", {"config": self.cfg.model_dump(mode="json"), "labels": self.labels,
+                                                   "layout": LAYOUT})
 
 
 def _plain_vocab(vocab: dict) -> dict[str, int]:
@@ -107,5 +117,15 @@ def load_baseline(folder: str | Path) -> BaselineClassifier:
     if cfg.char_ngrams:
         model.char = _char_vectorizer(cfg, runs.read_json(folder / "vocab_char.json"))
         model.char.idf_ = tensors["idf_char"]
-    model.coef, model.intercept = tensors["coef"], tensors["intercept"]
+    model.coef, model.intercept = _coefficients(tensors["coef"], meta.get("layout")), tensors["intercept"]
     return model
+
+
+def _coefficients(coef: np.ndarray, layout: str | None) -> np.ndarray:
+    """The (classes, features) matrix as it was fitted. Before ``layout`` was recorded, a
+    multi-class matrix was written column-major: its bytes are the transpose's, row-major."""
+    if layout == LAYOUT or coef.shape[0] == 1:  # one row (two classes): both orders are the same bytes
+        return coef
+    log.warning("baseline saved before the row-major fix: reading its %d-class coefficients column-major",
+                coef.shape[0])
+    return coef.reshape(coef.shape[1], coef.shape[0]).T.copy()

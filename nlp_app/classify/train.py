@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nlp_app.classify.baseline import BaselineClassifier
+from nlp_app.classify.baseline import BaselineClassifier, load_baseline
 from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.model import build_classifier, load_classifier
 from nlp_app.classify.scoring import score
@@ -68,7 +68,17 @@ def train_baseline(cfg: ClassifyConfig, run: Path) -> dict:
     model = BaselineClassifier(cfg.model.baseline, labels).fit(splits["train"].texts, splits["train"].labels)
     wall = time.perf_counter() - t0
     model.save(run)
+    check_reload(model, load_baseline(run), splits["valid"].texts[:200])
     return {"train/wall_seconds": wall}
+
+
+def check_reload(fitted, reloaded, texts: list[str]) -> None:
+    """Refuse to finish a run whose saved model does not give the fitted model's probabilities
+    (``train`` scores the reloaded model: a broken round trip would look like a bad model)."""
+    gap = float(np.abs(fitted.predict_proba(texts) - reloaded.predict_proba(texts)).max()) if texts else 0.0
+    if gap > 1e-5:
+        raise RuntimeError(f"the saved baseline differs from the fitted one by {gap:.3g} in probability; "
+                           "this is a bug in saving it, please report it")
 
 
 def train_bert(cfg: ClassifyConfig, run: Path) -> dict:
