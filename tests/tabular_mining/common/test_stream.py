@@ -63,7 +63,7 @@ def test_good_and_bad_lines():
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 5000, r'"\ud800"'])
 def test_lines_the_server_would_refuse_are_reported_like_it(value):
-    out, err, summary, _ = stream_text(f'{{"x": 1}}\n{{"x": {value}}}\n{{"x": 2}}\n')
+    out, err, _, _ = stream_text(f'{{"x": 1}}\n{{"x": {value}}}\n{{"x": 2}}\n')
     assert [o["y"] for o in out] == [2.0, 4.0]
     assert [e["position"] for e in err] == [2] and "not valid JSON" in err[0]["error"]
     json.dumps(err, ensure_ascii=False).encode("utf-8")  # the report itself is writable UTF-8
