@@ -152,3 +152,15 @@ def test_a_headerless_file_is_named_by_column_names_and_the_error_says_so(adult,
     assert cli(*argv, names) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["train"] + out["valid"] + out["test"] == 300  # the first row is a row, not a header
+
+
+def test_segments_with_nothing_held_out(adult, cli, capsys):
+    assert cli("train", "--config", SEGMENTS, "name=adult-segments-all", f"data.path={adult / 'adult.csv'}",
+               "data.na_values=['?']", "data.id_columns=[rownames]", "data.test_size=0", "model.k_max=3",
+               "model.n_init=1") == 0
+    run = latest_run("tabular_mining", "adult-segments-all")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "train/silhouette" in metrics and not any(k.startswith("test/") for k in metrics)
+    capsys.readouterr()
+    assert cli("evaluate", "--run", run) == 2
+    assert "no test split (data.test_size=0)" in capsys.readouterr().err
