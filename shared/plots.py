@@ -2,11 +2,18 @@
 
 Each function takes plain arrays and a path, draws with matplotlib's non-interactive backend,
 and writes the PNG atomically. Returns the path.
+
+Chinese (any CJK) text in a figure is drawn with an installed CJK-capable font (Noto Sans CJK,
+Source Han Sans, WenQuanYi …, placed after matplotlib's default font, so Latin text looks as before);
+matplotlib's default font has no CJK glyphs and would draw empty boxes. With none installed, one
+warning names a package that provides one (Debian/Ubuntu: ``fonts-noto-cjk`` or ``fonts-wqy-microhei``).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,10 +26,70 @@ from sklearn.calibration import calibration_curve
 
 from shared.runs import atomic_path
 
+log = logging.getLogger(__name__)
+# CJK-capable families, preferred first (names as matplotlib reports them), and pieces of their file
+# names, to find one among the system's fonts when matplotlib's font cache was built before it came
+CJK_FAMILIES = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+                "Noto Sans CJK TC", "Noto Sans CJK JP", "Source Han Sans CN", "Droid Sans Fallback", "SimHei",
+                "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+CJK_FILES = ("notosanscjk", "sourcehansans", "wqymicrohei", "wqyzenhei", "droidsansfallback", "simhei", "msyh",
+             "pingfang")
+_cjk: dict[str, str | None] = {}  # "family": the one chosen (None: none installed), once per process
+
+
+def has_cjk(texts: Iterable[str]) -> bool:
+    """Whether any of ``texts`` holds a CJK character (ideographs, kana, hangul, full-width forms)."""
+    return any(0x2E80 <= ord(ch) <= 0xFFEF for text in texts for ch in str(text))
+
+
+def cjk_font() -> str | None:
+    """The CJK-capable font plots use for Chinese text, added after the default in ``font.family``
+    (found once per process); ``None`` when none is installed, with one warning saying which
+    package provides one."""
+    if "family" not in _cjk:
+        family = _installed_cjk_family()
+        _cjk["family"] = family
+        if family is None:
+            log.warning("no CJK font is installed: Chinese labels in plots are drawn as empty boxes; install "
+                        "one (Debian/Ubuntu: apt-get install fonts-noto-cjk, or fonts-wqy-microhei)")
+        else:
+            families = [f for f in matplotlib.rcParams["font.family"] if f != family]
+            matplotlib.rcParams["font.family"] = [*families, family]  # a fallback: per missing glyph
+    return _cjk["family"]
+
+
+def _installed_cjk_family() -> str | None:
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+
+    def known() -> str | None:
+        names = {f.name for f in manager.ttflist}
+        return next((name for name in CJK_FAMILIES if name in names), None)
+
+    if known() is None:  # the font cache may predate the font: look among the system's files
+        for file in font_manager.findSystemFonts():
+            if any(piece in Path(file).name.lower().replace("-", "") for piece in CJK_FILES):
+                with contextlib.suppress(Exception):  # an unreadable font file is just skipped
+                    manager.addfont(file)
+    return known()
+
+
+def _use_cjk_font(fig) -> None:
+    """Give every text of ``fig`` that holds CJK characters the CJK font as a fallback (a text keeps
+    the font family it was created with, so setting ``rcParams`` now would be too late for it)."""
+    from matplotlib.text import Text
+
+    texts = [t for t in fig.findobj(Text) if has_cjk([t.get_text()])]
+    family = cjk_font() if texts else None
+    for text in texts if family else []:
+        text.set_fontfamily([*(f for f in text.get_fontfamily() if f != family), family])
+
 
 def save(fig, path: str | os.PathLike) -> Path:
-    """Write ``fig`` to ``path`` atomically and close it."""
+    """Write ``fig`` to ``path`` atomically and close it (with a CJK font where its text needs one)."""
     path = Path(path)
+    _use_cjk_font(fig)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
     plt.close(fig)
