@@ -183,12 +183,11 @@ class DeviceLoader:
         return len(self.loader)
 
 
-def _loader_kwargs(device: torch.device, collate_fn: Callable | None, num_workers: int, seed: int = 0) -> dict:
-    # An own generator: without one, every iter(loader) draws the workers' base seed from the global
-    # torch RNG, so a run resumed mid-epoch (RNG restored from the checkpoint, then a new iterator)
-    # would get shifted dropout masks and end with other metrics than an uninterrupted run.
+def _loader_kwargs(device: torch.device, collate_fn: Callable | None, num_workers: int) -> dict:
+    # No own generator: each iter(loader) draws its workers' base seed from the global torch RNG, as
+    # it always did, so recorded figures stay reproducible; shared.training restores a mid-epoch
+    # checkpoint's RNG after making the iterator, so a resumed run gets the same stream.
     return {
-        "generator": torch.Generator().manual_seed(seed),
         "collate_fn": collate_fn,
         "num_workers": num_workers,
         "pin_memory": device.type == "cuda",
@@ -212,7 +211,7 @@ def make_train_loader(
         )
         batch_sampler = BatchSampler(sampler, batch_size, drop_last=drop_last)
     return DataLoader(data, batch_sampler=ResumableBatches(batch_sampler),
-                      **_loader_kwargs(device, collate_fn, num_workers, seed))
+                      **_loader_kwargs(device, collate_fn, num_workers))
 
 
 def make_eval_loader(

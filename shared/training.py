@@ -55,6 +55,7 @@ from shared.checkpoint import (
     link_or_copy,
     load_checkpoint,
     load_weights,
+    restore_rng_state,
     restore_training_state,
     save_checkpoint,
     save_weights,
@@ -249,6 +250,7 @@ class _Loop:
         self.last_ckpt, self.best_ckpt = out_dir / "checkpoints/last.pt", out_dir / "checkpoints/best.pt"
         self.batch_size_of = getattr(task, "batch_size_of", default_batch_size)
         self.state = LoopState()
+        self.pending_rng: dict | None = None  # a mid-epoch checkpoint's RNG, restored after iter(loader)
         # loss sum, finite micro-batches and samples since the last train/loss record
         self.window = torch.zeros(3, dtype=torch.float64)
         self.window_seconds, self.consecutive_bad = 0.0, 0
@@ -296,15 +298,25 @@ class _Loop:
             if self.main and self.history.exists():
                 self.history.unlink()
             return
-        loop = restore_training_state(load_checkpoint(self.last_ckpt), self.model, self.optimizer,
-                                      self.scheduler, self.scaler, restore_rng=self.main,
-                                      source=str(self.last_ckpt))
+        ckpt = load_checkpoint(self.last_ckpt)
+        loop = restore_training_state(ckpt, self.model, self.optimizer, self.scheduler, self.scaler,
+                                      restore_rng=False, source=str(self.last_ckpt))
         self.state = LoopState(**loop)
         if self.main:
+            # Mid-epoch, the uninterrupted run made this epoch's loader iterator (which draws from the
+            # global RNG) before the checkpoint; so restore the RNG only after making it again.
+            self.pending_rng = ckpt["rng"]
+            if self.state.batch_in_epoch == 0:
+                self._restore_pending_rng()
             logger.info("resuming from %s at step %d of %d", self.last_ckpt, self.state.step, self.plan.total)
             _truncate_history(self.history, self.state.step)
         else:  # only rank 0's RNG is saved; the others take a fresh, reproducible stream
             seed_everything(self.cfg.seed + self.rank + 1000 * self.state.step)
+
+    def _restore_pending_rng(self) -> None:
+        if self.pending_rng is not None:
+            restore_rng_state(self.pending_rng)
+            self.pending_rng = None
 
     # --- training: epochs, micro-batches, updates ------------------------------------------------
 
@@ -330,7 +342,9 @@ class _Loop:
         sampler.skip = state.batch_in_epoch
         self.step_stats = torch.zeros(3, device=self.device)  # non-finite count, loss sum, finite count
         self.samples, self.tick = 0, time.perf_counter()
-        for i, batch in enumerate(self.train_loader, start=state.batch_in_epoch):
+        batches = iter(self.train_loader)
+        self._restore_pending_rng()
+        for i, batch in enumerate(batches, start=state.batch_in_epoch):
             if not self._micro_step(i, batch):
                 continue
             if self._update(i):
