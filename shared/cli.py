@@ -27,7 +27,7 @@ from typing import Any
 
 from shared.config import apply_overrides, read_recipe, resolve_recipe, to_dict, validate
 from shared.errors import UserError
-from shared.runs import finish_run, latest_run, load_run_config, resolve_run, run_status, start_run
+from shared.runs import finish_run, latest_run, load_run_config, resolve_run, run_status, start_run, task_dir
 from shared.tasks import STAGES, Task
 
 HELP = {
@@ -68,11 +68,24 @@ def build_parser(app: str, tasks: Mapping[str, Task], default_config: str | None
             options = ("run", "input", "output") if extras[name].on == "run" else ()
         for option in options:
             kind = int if option == "port" else str
-            p.add_argument(f"--{option}", type=kind, default=None, help=OPTION_HELP[option])
+            text = _run_help(app, default_config, name) if option == "run" else OPTION_HELP[option]
+            p.add_argument(f"--{option}", type=kind, default=None, help=text)
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=3")
     return parser
+
+
+def _run_help(app: str, default_config: str | None, stage: str) -> str:
+    """``--run``'s help with the run it really defaults to: the default recipe's ``latest``."""
+    if stage == "train":
+        return "an unfinished run to resume (default: the newest unfinished run of the recipe and config, else a new run)"
+    try:
+        name = read_recipe(resolve_recipe(app, default_config)).get("name") if default_config else None
+    except (UserError, OSError, ValueError):  # no recipe at hand (an install without configs): the rule
+        name = None
+    where = f"{task_dir(app, name) / 'latest'}" if name else f"runs/{app}/<recipe>/latest"
+    return f"run directory (default: the --config recipe's latest run; without --config, {where})"
 
 
 def _task_of(app: str, tasks: Mapping[str, Task], data: dict, source: str) -> tuple[str, Task]:
