@@ -388,7 +388,7 @@
           el('div', null, el('label', {for: 'top_k', text: 'Recommendations'}), el('input', {id: 'top_k', type: 'number', min: 1, max: 100, value: example.top_k || 5})),
           el('div', null, el('label', {for: 'rank_by', text: 'Rank by'}), el('select', {id: 'rank_by'},
             ['confidence', 'lift'].map((r) => el('option', {value: r, text: r, selected: r === example.rank_by}))))),
-        el('label', {class: 'inline'}, el('input', {type: 'checkbox', id: 'fill'}), 'Top up with popular items'));
+        el('label', {class: 'inline'}, el('input', {type: 'checkbox', id: 'fill', checked: true}), 'Blend with popular items'));
       this.chips();
     },
     chips() {
