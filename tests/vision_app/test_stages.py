@@ -134,3 +134,14 @@ def test_same_command_and_run_resume_an_unfinished_run(recipes, cli):
         assert read_json(run / RUN_FILE)["status"] == "finished"
     assert sorted(p for p in run.parent.iterdir() if not p.is_symlink()) == runs_before
     assert read_json(run / RUN_FILE)["resumed"] == 2
+
+
+def test_serve_help_names_the_real_default_run(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLREF_RUNS": str(tmp_path / "runs"), "COLUMNS": "500"}
+    out = subprocess.run([sys.executable, "-m", "vision_app", "serve", "--help"], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert f"{tmp_path}/runs/vision_app/classify/latest" in " ".join(out.split())
