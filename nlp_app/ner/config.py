@@ -38,7 +38,34 @@ class NERDataConfig(StrictModel):
 
 
 class NERModelConfig(BertArch):
+    """``encoder: bert``: BERT token classification (the :class:`BertArch` keys; ``pretrained``: a
+    run dir, a local Hugging Face directory or a hub id). ``encoder: bilstm`` / ``cnn``: the small
+    character tagger (``embedding_dim``, ``hidden_size``, ``num_layers``, ``dropout`` and the
+    vocabulary keys apply; ``word_features`` adds jieba word-position embeddings). ``crf: true``
+    puts a CRF layer on either."""
+
+    encoder: Literal["bert", "bilstm", "cnn"] = "bert"
+    crf: bool = False
     max_length: int = Field(160, ge=8, le=512, description="tokens; longer sentences are truncated")
+    embedding_dim: int = Field(128, ge=8, description="bilstm/cnn: character embedding size")
+    word_features: bool = Field(False, description="bilstm/cnn: embed each character's place in its jieba word")
+    word_feature_dim: int = Field(16, ge=2)
+
+    @model_validator(mode="after")
+    def _encoder_keys(self) -> NERModelConfig:
+        if self.encoder != "bert" and self.pretrained:
+            raise ValueError(f"model.pretrained is a BERT start: set model.encoder=bert (not {self.encoder})")
+        if self.encoder == "bert" and self.word_features:
+            raise ValueError("model.word_features is for model.encoder=bilstm or cnn")
+        if self.encoder == "bilstm" and self.hidden_size % 2:
+            raise ValueError("model.hidden_size must be even for bilstm (half per direction)")
+        return self
+
+    @model_validator(mode="after")
+    def _heads(self) -> NERModelConfig:
+        if self.encoder == "bert":  # attention heads matter to BERT only
+            return BertArch._heads(self)
+        return self
 
 
 class NERServeConfig(NlpServeConfig):

@@ -12,17 +12,14 @@ from pathlib import Path
 from nlp_app.common.outputs import read_lines, write_jsonl, write_scores
 from nlp_app.ner.config import NERConfig
 from nlp_app.ner.data import load_splits, read_bio
-from nlp_app.ner.export import runner_for
-from nlp_app.ner.model import entities, predict_tags
+from nlp_app.ner.tagger import load_tagger
 from shared import metrics, runs
 
 
 def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
     """Score ``run`` on its test split, or on ``data`` (a BIO/BMES file in ``data.scheme``)."""
     sentences = read_bio(data, cfg.data.scheme) if data else load_splits(cfg)[0]["test"]
-    runner, tokenizer, labels = runner_for(cfg, run)
-    pred = predict_tags(runner, tokenizer, [t for t, _ in sentences], labels, cfg.model.max_length,
-                        cfg.eval.batch_size)
+    pred = load_tagger(cfg, run).tag([t for t, _ in sentences])
     split = "data" if data else "test"
     values = metrics.with_split(split, metrics.entity_f1([tags for _, tags in sentences], pred))
     written = write_scores(runs.evaluation_dir(run, data), values)["written"]
@@ -33,7 +30,5 @@ def evaluate(cfg: NERConfig, run: Path, data: Path | None = None) -> dict:
 def predict(cfg: NERConfig, run: Path, input: Path | str, output: Path | str) -> dict:
     """One text per line in, one JSON line ``{"text", "entities"}`` per text out."""
     texts = read_lines(input)
-    runner, tokenizer, labels = runner_for(cfg, run)
-    tags = predict_tags(runner, tokenizer, [list(t) for t in texts], labels, cfg.model.max_length,
-                        cfg.eval.batch_size)
-    return write_jsonl([{"text": t, "entities": entities(t, tg)} for t, tg in zip(texts, tags)], output, run)
+    found = load_tagger(cfg, run).entities(texts)
+    return write_jsonl([{"text": t, "entities": e} for t, e in zip(texts, found)], output, run)

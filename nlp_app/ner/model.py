@@ -1,56 +1,74 @@
-"""The NER model's pieces around the BERT token-classification head: encoding token lists (each
-token's tag on its first sub-token), the training loop's task (loss, validation entity F1), and
-tagging texts with a runner (:mod:`nlp_app.common.runners`: torch or ONNX Runtime), texts longer
-than the model's window in chunks."""
+"""The NER models, by ``model.encoder``: ``bert`` (BERT token classification, from scratch or
+``model.pretrained``) or ``bilstm`` / ``cnn`` (the character tagger of
+:mod:`nlp_app.ner.char_model`); either with a CRF layer on top when ``model.crf`` is set
+(:mod:`nlp_app.ner.crf`: the layer is the model's ``crf`` attribute, so its scores train,
+checkpoint and resume with the rest). Also the training loop's task (loss, validation entity F1)
+and what a run keeps of its model::
+
+    bert:          config.json  model.safetensors  tokenizer files  labels.json  [crf.json]
+    bilstm / cnn:  tagger.json  model.safetensors  tokenizer files  labels.json  [crf.json]
+"""
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from nlp_app.common import token_tasks
-from nlp_app.common.normalize import to_half_width
-from nlp_app.common.runners import run_batches
-from nlp_app.ner.data import Sentence
-from shared import metrics
+from nlp_app.common.bert import pad_sequences
+from nlp_app.common.runners import load_model as load_bert
+from nlp_app.common.tokenization import load_tokenizer
+from nlp_app.ner.char_model import ARCH_FILE, CharTagger
+from nlp_app.ner.crf import CRF, masked_scores, viterbi
+from nlp_app.ner.features import IGNORE
+from shared import distributed, metrics, runs
+from shared.checkpoint import load_weights
+from shared.device import seed_everything
+from shared.errors import UserError
 
 HEAD = "token_classification"
-IGNORE = -100  # label of special tokens and continuation sub-tokens: not scored, not trained
+CRF_FILE = "crf.json"
 
 
-def encode(sentences: Sequence[Sentence] | Sequence[list[str]], tokenizer, label2id: dict[str, int] | None,
-           max_length: int) -> list[dict]:
-    """Token lists (+ tags) → model inputs; each token's tag goes on its first sub-token, every other
-    position is :data:`IGNORE`. Also returns ``word_ids`` to map predictions back to tokens."""
-    # half-width forms as in pre-training (a one-to-one map: one token stays one token)
-    token_lists = [[to_half_width(t) for t in (s[0] if isinstance(s, tuple) else s)] for s in sentences]
-    enc = tokenizer(token_lists, is_split_into_words=True, truncation=True, max_length=max_length)
-    out = []
-    for i, sent in enumerate(sentences):
-        word_ids = enc.word_ids(i)
-        item = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                "token_type_ids": enc["token_type_ids"][i], "word_ids": word_ids}
-        if label2id is not None and isinstance(sent, tuple):
-            tags, prev, labels = sent[1], None, []
-            for w in word_ids:
-                labels.append(IGNORE if w is None or w == prev else label2id.get(tags[w], 0))
-                prev = w
-            item["labels"] = labels
-        out.append(item)
-    return out
+def build_model(model_cfg, tokenizer, labels: Sequence[str], seed: int):
+    """A fresh (or pre-trained) tagger over ``tokenizer``'s vocabulary, with a CRF if configured."""
+    if model_cfg.encoder == "bert":
+        model = token_tasks.build_model(HEAD, model_cfg, tokenizer, labels, seed)
+    else:
+        seed_everything(seed)
+        model = CharTagger(len(tokenizer), len(labels), model_cfg.encoder, model_cfg.embedding_dim,
+                           model_cfg.hidden_size, model_cfg.num_layers, model_cfg.dropout,
+                           model_cfg.word_features, model_cfg.word_feature_dim)
+    if model_cfg.crf:
+        model.crf = CRF(labels)
+    return model
 
 
-def tags_from_logits(logits: np.ndarray, word_ids: Sequence[int | None], n_tokens: int, id2label: Sequence[str]) -> list[str]:
-    """Per-token tags from one sequence's logits: the first sub-token's argmax; tokens that got no
-    sub-token (truncated, or whitespace) are ``O``."""
-    tags = ["O"] * n_tokens
-    prev = None
-    pred = np.asarray(logits).argmax(-1)
-    for pos, w in enumerate(word_ids):
-        if w is not None and w != prev:
-            tags[w] = id2label[int(pred[pos])]
-        prev = w
-    return tags
+def emissions(model, batch: dict) -> torch.Tensor:
+    """Per-tag scores ``(B, T, L)`` of either model kind."""
+    out = model(**{k: v for k, v in batch.items() if k != "labels"})
+    return out if isinstance(out, torch.Tensor) else out.logits
+
+
+def compact(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The scored positions (labels not :data:`IGNORE`) moved to the left of each row, in order:
+    ``(emissions, tags, mask)`` as :meth:`CRF.nll` wants them."""
+    keep = labels != IGNORE
+    order = torch.argsort((~keep).int(), dim=1, stable=True)[:, :max(int(keep.sum(1).max()), 1)]
+    em = scores.gather(1, order.unsqueeze(2).expand(-1, -1, scores.size(2)))
+    return em, labels.gather(1, order).clamp(min=0), keep.gather(1, order)
+
+
+def decoder(crf_params: dict | None):
+    """``decode(emissions (T, L)) -> tag ids``: Viterbi over valid sequences with a CRF, else argmax."""
+    if crf_params is None:
+        return lambda scores: np.asarray(scores).argmax(-1).tolist()
+    scores = masked_scores(crf_params)
+    return lambda em: viterbi(em, scores)
 
 
 class NERTask:
@@ -60,40 +78,84 @@ class NERTask:
         self.labels = list(labels)
 
     def loss(self, model, batch):
-        return model(**batch).loss
+        crf = getattr(model, "crf", None)
+        if crf is None and not isinstance(model, CharTagger):
+            return model(**batch).loss  # BERT's own token-classification loss
+        scores = emissions(model, batch)
+        if crf is None:
+            return F.cross_entropy(scores.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE)
+        return crf.nll(*compact(scores, batch["labels"]))
 
     def evaluate(self, model, loader) -> dict[str, float]:
+        crf = getattr(model, "crf", None)
+        decode = decoder(None if crf is None else crf.params())
         y_true, y_pred = [], []
         for batch in loader:
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits.float()
-            pred, gold = logits.argmax(-1).cpu().numpy(), batch["labels"].cpu().numpy()
-            for p, g in zip(pred, gold):
+            scores = emissions(model, batch).float().cpu().numpy()
+            for s, g in zip(scores, batch["labels"].cpu().numpy()):
                 keep = g != IGNORE
                 y_true.append([self.labels[i] for i in g[keep]])
-                y_pred.append([self.labels[i] for i in p[keep]])
-        y_true, y_pred = token_tasks.gather(y_true), token_tasks.gather(y_pred)
-        return metrics.entity_f1(y_true, y_pred)
+                y_pred.append([self.labels[i] for i in decode(s[keep])])
+        return metrics.entity_f1(token_tasks.gather(y_true), token_tasks.gather(y_pred))
 
 
-def predict_tags(runner, tokenizer, token_lists: Sequence[list[str]], labels: Sequence[str], max_length: int,
-                 batch_size: int = 32) -> list[list[str]]:
-    """BIO tags for each token list; lists longer than the model's window are cut into chunks."""
-    step = max_length - 2
-    chunks, owner = [], []
-    for i, tokens in enumerate(token_lists):
-        for start in range(0, max(len(tokens), 1), step):
-            chunks.append(tokens[start:start + step])
-            owner.append(i)
-    feats = encode(chunks, tokenizer, None, max_length)
-    outputs = run_batches(runner, feats, batch_size)
-    out: list[list[str]] = [[] for _ in token_lists]
-    for i, chunk, feat, (logits,) in zip(owner, chunks, feats, outputs):
-        out[i].extend(tags_from_logits(logits, feat["word_ids"], len(chunk), labels))
-    return out
+def collate(items: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """:func:`nlp_app.common.token_tasks.collate` plus the word-position input when present."""
+    batch = token_tasks.collate(items)
+    if "word_pos" in items[0]:
+        batch["word_pos"] = pad_sequences([it["word_pos"] for it in items], 0)[0]
+    return batch
 
 
-def entities(text: str, tags: Sequence[str]) -> list[dict]:
-    """``[{"type", "text", "start", "end"}]`` (character offsets, ``end`` exclusive) from per-character tags."""
-    from seqeval.metrics.sequence_labeling import get_entities
+def save_model_files(run: Path, model, tokenizer, labels: Sequence[str]) -> None:
+    """Everything of the model but the weights (``fit`` wrote ``model.safetensors``); rank 0 only."""
+    if not distributed.is_main_process():
+        return
+    if isinstance(model, CharTagger):
+        tokenizer.save_pretrained(str(run))
+        runs.write_json(run / "labels.json", list(labels))
+        runs.write_json(run / ARCH_FILE, model.arch)
+    else:
+        token_tasks.save_model_files(run, model, tokenizer, labels)
+    if getattr(model, "crf", None) is not None:
+        model.crf.to_json(run / CRF_FILE)
 
-    return [{"type": t, "text": text[a:b + 1], "start": a, "end": b + 1} for t, a, b in get_entities(list(tags))]
+
+def load_model(run: Path) -> torch.nn.Module:
+    """The run's encoder in eval mode, returning per-tag scores (the CRF's scores are read from
+    ``crf.json`` by the decoder, so every backend decodes alike)."""
+    run = Path(run)
+    if (run / ARCH_FILE).exists():
+        model = CharTagger(**runs.read_json(run / ARCH_FILE))
+        if (run / CRF_FILE).exists():  # its scores are in the weights file too
+            model.crf = CRF(runs.read_json(run / "labels.json"))
+        load_weights(model, run / "model.safetensors")
+        return model.eval()
+    if not (run / "config.json").exists():
+        raise UserError(f"{run} has no NER model (tagger.json or config.json): train it first")
+    with quiet_transformers():
+        return load_bert(run, HEAD)
+
+
+def load_run_tokenizer(run: Path):
+    """The tokenizer saved in the run (a character tagger's run has no ``config.json``, so it is
+    read as a tokenizer directory, not as a model's)."""
+    if (Path(run) / ARCH_FILE).exists():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(run))
+    return load_tokenizer(str(run))
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """A BERT-CRF run's weights file also holds ``crf.*``, which ``from_pretrained`` reports as
+    unused: expected, so not shown."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)

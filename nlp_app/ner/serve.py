@@ -16,8 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from nlp_app.ner.config import NERConfig
-from nlp_app.ner.export import runner_for
-from nlp_app.ner.model import entities, predict_tags
+from nlp_app.ner.tagger import Tagger, load_tagger
 from shared.runs import load_metrics
 from shared.serving import HTTPError, Predictor
 from shared.serving.predictor import StrictRequest
@@ -52,13 +51,13 @@ class NERPredictor(Predictor):
     response_model = NERResponse
     cost_unit = "characters"
 
-    def __init__(self, run: Path, cfg: NERConfig, runner, tokenizer, labels: list[str]):
-        self.run, self.cfg, self.runner, self.tokenizer, self.labels = run, cfg, runner, tokenizer, labels
+    def __init__(self, run: Path, cfg: NERConfig, tagger: Tagger):
+        self.run, self.cfg, self.tagger = run, cfg, tagger
 
     @classmethod
     def from_run(cls, cfg: NERConfig, run: Path) -> NERPredictor:
         """What ``serve`` runs: the run's model on ``serve.backend`` (loaded in the app's lifespan)."""
-        return cls(run, cfg, *runner_for(cfg, run))
+        return cls(run, cfg, load_tagger(cfg, run))
 
     def items(self, body: NERRequest) -> list[str]:
         return [inst.text for inst in body.instances]
@@ -72,13 +71,12 @@ class NERPredictor(Predictor):
         return text
 
     def predict_batch(self, texts: list[str]) -> list[dict]:
-        tags = predict_tags(self.runner, self.tokenizer, [list(t) for t in texts], self.labels,
-                            self.cfg.model.max_length, self.cfg.eval.batch_size)
-        return [{"entities": entities(t, tg)} for t, tg in zip(texts, tags)]
+        return [{"entities": found} for found in self.tagger.entities(texts)]
 
     def metadata(self) -> dict:
         s = self.cfg.serve
-        return {"task": "ner", "run": self.run.name, "recipe": self.cfg.name, "labels": self.labels,
+        return {"task": "ner", "run": self.run.name, "recipe": self.cfg.name, "labels": self.tagger.labels,
+                "model": {"encoder": self.cfg.model.encoder, "crf": self.cfg.model.crf},
                 "backend": s.backend, "limits": {"max_instances": s.max_instances, "max_item_characters": s.max_item_cost},
                 "metrics": load_metrics(self.run)}
 

@@ -69,7 +69,8 @@ def recipes(tmp_path_factory) -> dict[str, tuple[str, list[str]]]:
 name: ner-test
 task: ner
 data: {{source: splits, train: {root}/train.bio, valid: {root}/valid.bio, test: {root}/test.bio}}
-model: {{max_length: 16, hidden_size: 32, num_layers: 1, num_heads: 2, intermediate_size: 64, vocab_min_freq: 1}}
+model: {{encoder: bilstm, crf: true, word_features: true, embedding_dim: 16, max_length: 16, hidden_size: 32,
+        num_layers: 1, num_heads: 2, intermediate_size: 64, vocab_min_freq: 1}}
 train: {{max_steps: 6, batch_size: 8, lr: 0.003, monitor: f1, progress: false, device: cpu}}
 export: {{quantize: false}}
 serve: {{max_instances: 3, max_item_cost: 40, load_in_background: false}}

@@ -1,17 +1,29 @@
 """NER smoke pipeline on tiny generated BIO files through the CLI: preprocess → train a few steps →
-evaluate → predict → export → serve (with bad requests), served == offline, ONNX == torch."""
+evaluate → predict → export → serve (with bad requests), served == offline, ONNX == torch; for
+every model kind (the character BiLSTM-CRF of ner.yaml, the dilated CNN, BERT with and without
+a CRF), through the same task."""
+import itertools
 import json
 
 import pytest
 from fastapi.testclient import TestClient
 
 from nlp_app.ner.config import NERConfig
+from nlp_app.ner.crf import allowed_transitions
 from nlp_app.ner.data import write_bio
-from nlp_app.ner.export import runner_for
-from nlp_app.ner.model import entities, predict_tags
 from nlp_app.ner.serve import NERPredictor
+from nlp_app.ner.tagger import load_tagger
+from shared import runs
 from shared.config import load_config
 from shared.serving import create_app
+
+# kind → overrides of the tiny recipe (a bilstm with a CRF and jieba word positions, like ner.yaml)
+KINDS = {
+    "bilstm-crf": [],
+    "cnn": ["model.encoder=cnn", "model.crf=false"],
+    "bert-crf": ["model.encoder=bert", "model.word_features=false"],
+    "bert": ["model.encoder=bert", "model.word_features=false", "model.crf=false"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +36,48 @@ def run(trained):
     return trained("ner")
 
 
-def test_train_writes_a_complete_run(run):
-    for name in ("config.yaml", "config.json", "model.safetensors", "labels.json", "metrics.json", "README.md"):
+@pytest.fixture(scope="module", params=list(KINDS))
+def kind(request, trained, recipe, cli):
+    """``(overrides, run)`` of one model kind, trained once for this module."""
+    if not KINDS[request.param]:
+        return [], trained("ner")
+    assert cli("train", "--config", recipe, *KINDS[request.param]) == 0
+    return KINDS[request.param], runs.latest_run("nlp_app", "ner-test")
+
+
+def _tagger(recipe, kind, *more):
+    overrides, run = kind
+    return load_tagger(load_config(NERConfig, recipe, [*overrides, *more]), run)
+
+
+def test_train_writes_a_complete_run(kind):
+    overrides, run = kind
+    bert = "model.encoder=bert" in overrides
+    crf = "model.crf=false" not in overrides
+    model_files = ("config.json",) if bert else ("tagger.json", "tokenizer_config.json")
+    for name in ("config.yaml", "model.safetensors", "labels.json", "metrics.json", "README.md", *model_files):
         assert (run / name).exists(), name
+    assert (run / "crf.json").exists() == crf
     m = json.loads((run / "metrics.json").read_text())
-    assert {"test/f1", "test/PER/f1", "valid/f1"} <= set(m)
-    assert (run.parent / "latest").resolve() == run
-    assert "## Named-entity recognition" in (run / "README.md").read_text(encoding="utf-8")
+    assert {"test/f1", "test/PER/f1", "valid/f1", "train/chars_per_second"} <= set(m)
+    card = (run / "README.md").read_text(encoding="utf-8")
+    assert "## Named-entity recognition" in card and ("CRF layer" in card) == crf
 
 
-def test_predict_offsets_index_the_text(run, tmp_path, cli):
+def test_crf_runs_decode_only_valid_sequences(recipe, kind):
+    overrides, _run = kind
+    if "model.crf=false" in overrides:
+        pytest.skip("argmax decoding: no validity promise")
+    tagger = _tagger(recipe, kind)
+    start, trans, _ = allowed_transitions(tagger.labels)
+    ix = {t: i for i, t in enumerate(tagger.labels)}
+    for tags in tagger.tag([list("张伟在北京接受了新华社的采访。"), list("北京上海广州王芳李娜人民日报" * 3), list("在")]):
+        seq = [ix[t] for t in tags]
+        assert start[seq[0]] and all(trans[a, b] for a, b in itertools.pairwise(seq)), tags
+
+
+def test_predict_offsets_index_the_text(kind, tmp_path, cli):
+    run = kind[1]
     texts = tmp_path / "texts.txt"
     texts.write_text("张伟在北京接受了新华社的采访。\n" + "很长" * 30 + "\n", encoding="utf-8")
     assert cli("predict", "--run", run, "--input", texts, "--output", tmp_path / "o.jsonl") == 0
@@ -63,28 +107,35 @@ def _to_bmes(tags, i):
     return f"{'E' if last else 'M'}-{etype}"
 
 
-def test_long_texts_are_tagged_in_chunks(run, recipe):
-    cfg = load_config(NERConfig, recipe)
-    runner, tokenizer, labels = runner_for(cfg, run)
-    tags = predict_tags(runner, tokenizer, [list("北京" * 40), list("上海")], labels, cfg.model.max_length)
+def test_long_texts_are_tagged_in_chunks(recipe, kind):
+    tags = _tagger(recipe, kind).tag([list("北京" * 40), list("上海")])
     assert [len(t) for t in tags] == [80, 2]
 
 
-def test_onnx_backend_tags_like_torch(run, recipe):
-    texts = [list("张伟在北京接受了新华社的采访。"), list("王芳")]
+def test_a_text_gets_the_same_tags_alone_or_in_a_batch(recipe, kind):
+    tagger = _tagger(recipe, kind)
+    texts = [list("张伟在北京接受了新华社的采访。"), list("王芳"), list("李娜在广州。")]
+    assert tagger.tag(texts) == [tagger.tag([t])[0] for t in texts]
+
+
+def test_onnx_backend_tags_like_torch(recipe, kind):
+    texts = [list("张伟在北京接受了新华社的采访。"), list("王芳"), list("人民日报" * 9)]
     tags = {}
     for backend in ("torch", "onnx"):  # the ONNX file is exported on first use when missing
-        cfg = load_config(NERConfig, recipe, [f"serve.backend={backend}"])
-        runner, tokenizer, labels = runner_for(cfg, run)
-        tags[backend] = predict_tags(runner, tokenizer, texts, labels, cfg.model.max_length)
-    assert tags["onnx"] == tags["torch"] and (run / "model.onnx").exists()
+        tagger = _tagger(recipe, kind, f"serve.backend={backend}")
+        tags[backend] = tagger.tag(texts)
+        tags[f"{backend} one by one"] = [tagger.tag([t])[0] for t in texts]  # other batch sizes than traced
+    assert tags["onnx"] == tags["torch"] == tags["onnx one by one"] == tags["torch one by one"]
+    assert (kind[1] / "model.onnx").exists()
+    report = runs.read_json(kind[1] / "export.json")
+    assert report["max_abs_diff"] < 1e-3 and report["decoding"].startswith("viterbi" if (kind[1] / "crf.json").exists() else "argmax")
 
 
-def test_serve_predicts_like_offline_and_rejects_bad_input(run, recipe):
-    cfg = load_config(NERConfig, recipe)
+def test_serve_predicts_like_offline_and_rejects_bad_input(recipe, kind):
+    overrides, run = kind
+    cfg = load_config(NERConfig, recipe, overrides)
     text = "王芳在上海接受了人民日报的采访。"
-    runner, tokenizer, labels = runner_for(cfg, run)
-    offline = entities(text, predict_tags(runner, tokenizer, [list(text)], labels, cfg.model.max_length)[0])
+    offline = load_tagger(cfg, run).entities([text])[0]
     with TestClient(create_app(lambda: NERPredictor.from_run(cfg, run), cfg.serve)) as client:
         assert client.get("/readyz").status_code == 200
         r = client.post("/predict", json={"instances": [{"text": text}]})
