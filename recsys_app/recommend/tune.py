@@ -6,9 +6,10 @@
 
 For each model of ``tune.models``, TPE proposes values from its search space (``SPACES``: EASE's
 λ; ItemKNN's k and shrinkage; ALS's factors, regularisation and α; SASRec's size, dropout and
-learning rate), the model is fitted and scored by NDCG@10 (full ranking, seen items excluded) on a
-tuning split: each user's last ``tune.holdout`` interactions before the test item are the targets
-(:func:`tuning_split`), the rest is fitted on; the test split is never looked at. Trial 0 is the recipe's own
+learning rate), the model is fitted on a tuning split and scored by NDCG@10 (full ranking, seen
+items excluded) on the test's own task at more points: each user's last ``tune.holdout``
+interactions before the test item are held out of training (:func:`tuning_split`), and each is
+predicted from everything before it (:func:`next_item_cases`); the test split is never looked at. Trial 0 is the recipe's own
 values, the baseline to beat. Budget per model: ``tune.n_trials`` and ``tune.timeout_s``. The
 tune run (``runs/recsys_app/<name>-tune/<id>``) holds ``best_params.json``, ``trials.csv`` and
 ``tune_history.png``; ``model.params_from`` points ``train`` (and ``compare``) at it, and
@@ -31,7 +32,7 @@ import pandas as pd
 from recsys_app.recommend.config import RecsysConfig
 from recsys_app.recommend.data import load_or_preprocess
 from recsys_app.recommend.dataset import SPLITS, Interactions
-from recsys_app.recommend.evaluate import evaluate_split
+from recsys_app.recommend.evaluate import evaluate_cases
 from recsys_app.recommend.model import build_model
 from shared import plots
 from shared.errors import UserError
@@ -98,6 +99,17 @@ def tuning_split(ds: Interactions, holdout: int) -> Interactions:
     return dataclasses.replace(ds, frame=frame.reset_index(drop=True))
 
 
+def next_item_cases(ds: Interactions) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The test's task at each held-out position of a tuning split: history = everything before
+    it (earlier held-out items folded in, not trained on), target = that one item."""
+    histories, targets = [], []
+    for train, held in zip(ds.sequences(("train",)), ds.sequences(("valid",))):
+        for j, item in enumerate(held):
+            histories.append(np.concatenate([train, held[:j]]))
+            targets.append(np.array([item]))
+    return histories, targets
+
+
 def _recipe_values(cfg: RecsysConfig, model: str) -> dict:
     out = {}
     for short, path in RECIPE_KEYS[model].items():
@@ -115,6 +127,7 @@ def tune(cfg: RecsysConfig, run: Path) -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ds = tuning_split(load_or_preprocess(cfg), cfg.tune.holdout)
+    histories, targets = next_item_cases(ds)
     best, frames, result, card = {}, [], {}, []
     for model in cfg.tune.models:
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.tune.seed))
@@ -126,7 +139,7 @@ def tune(cfg: RecsysConfig, run: Path) -> dict:
             t0 = time.perf_counter()
             fitted = build_model(trial_cfg, ds.n_items, model)
             fitted.fit(ds, out)
-            value = evaluate_split(fitted, ds, "valid", trial_cfg)[METRIC]
+            value = evaluate_cases(fitted, histories, targets, trial_cfg.eval.ks, trial_cfg.eval.batch_size)[METRIC]
             shutil.rmtree(out, ignore_errors=True)  # SASRec's checkpoints: the best values are enough
             log.info("%s trial %d: tuning %s=%.4f in %.1fs %s", model, trial.number, METRIC, value,
                      time.perf_counter() - t0, trial.params)
@@ -148,7 +161,7 @@ def tune(cfg: RecsysConfig, run: Path) -> dict:
     _plot(frames, run / "tune_history.png")
     table = "| model | trials | recipe tuning NDCG@10 | best | best values |\n|---|---|---|---|---|\n" + "\n".join(card)
     return {"best_params": {m: b["params"] for m, b in best.items()}, **result,
-            "card": (f"\n## Tuning\nOptuna TPE per model, scored by NDCG@10 on each user's last "
+            "card": (f"\n## Tuning\nOptuna TPE per model, scored by next-item NDCG@10 at each user's last "
                      f"{cfg.tune.holdout} interactions before the test item (test unseen).\n\n{table}\n\n"
                      f"Train with them: `model.params_from={run}`.\n")}
 

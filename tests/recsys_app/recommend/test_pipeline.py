@@ -263,3 +263,14 @@ def test_tuning_split_holds_out_the_last_interactions_before_test():
         assert g["item"].tolist() == full["item"].tolist()  # same rows, same order
         if len(g) > 3:
             assert g["split"].tolist()[-2:] == ["valid", "valid"] and set(g["split"].tolist()[:-2]) == {"train"}
+
+
+def test_next_item_cases_fold_earlier_held_out_items_into_the_history():
+    from recsys_app.recommend.config import DataConfig
+    from recsys_app.recommend.data import build_dataset
+    from recsys_app.recommend.tune import next_item_cases, tuning_split
+
+    raw = pd.DataFrame({"user": [1] * 6, "item": [10, 11, 12, 13, 14, 15], "timestamp": range(6), "row": range(6)})
+    ds = tuning_split(build_dataset(raw, None, DataConfig(source="file", path="x", rating_col=None)), holdout=2)
+    histories, targets = next_item_cases(ds)  # test = 15 dropped; 13 and 14 held out
+    assert [h.tolist() for h in histories] == [[0, 1, 2], [0, 1, 2, 3]] and [t.tolist() for t in targets] == [[3], [4]]
