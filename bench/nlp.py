@@ -31,7 +31,7 @@ import torch
 from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
 from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.export import export
-from nlp_app.classify.model import build_classifier, load_classifier
+from nlp_app.classify.model import build_classifier, load_classifier, model_dir
 from nlp_app.classify.train import ClassificationTask
 from nlp_app.common.bert import DynamicPadding, TokenizedTexts, build_tokenizer, encode
 from nlp_app.common.corpus import load_splits
@@ -98,15 +98,21 @@ def training_throughput(cfg_path: str, n_texts: int, steps: int, repeats: int = 
     return out
 
 
+def bert_of(run: Path) -> str | None:
+    """The name under which ``run`` keeps its BERT (None: a run of the older one-model layout)."""
+    return "bert" if (run / "models" / "bert").is_dir() else None
+
+
 def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: int | None = None) -> list[dict]:
     """Texts/s per backend and batch size (batch 1 on the first 200 texts), plus test accuracy."""
     report = runs.read_json(run / "export.json") if (run / "export.json").exists() else {}
+    folder, name = model_dir(run, bert_of(run)), bert_of(run)
     rows = []
     for backend in ("torch", "onnx", "onnx-int8"):
-        if backend != "torch" and not (run / ONNX_FILES[backend]).exists():
+        if backend != "torch" and not (folder / ONNX_FILES[backend]).exists():
             continue
         for bs in batch_sizes:
-            clf = load_classifier(run, backend, batch_size=bs, threads=threads)
+            clf = load_classifier(run, backend, batch_size=bs, threads=threads, model=name)
             sample = texts[:200] if bs == 1 else texts[:1024]
             clf.predict_proba(sample[: 2 * bs])  # warm up
             t0 = time.perf_counter()
@@ -123,21 +129,25 @@ def inference_speed(run: Path, texts: list[str], batch_sizes=(1, 32), threads: i
 
 def serving_load(run: Path, duration: float, concurrencies=(1, 32)) -> list[dict]:
     body = {"instances": ["这本书写得很好，内容丰富，印刷也清楚，值得推荐给朋友。"]}
-    cmd = [python(), "-m", "nlp_app", "serve", "--run", str(run)]
+    cmd = [python(), "-m", "nlp_app", "serve", "--run", str(run)] + ([f"serve.model={bert_of(run)}"] if bert_of(run) else [])
     return batching_sweep(cmd, body, concurrencies, duration)
 
 
 def run_config(run: Path) -> ClassifyConfig:
-    return ClassifyConfig.model_validate(runs.load_run_config(run))
+    """The run's config, set to use its BERT (whichever model the run serves)."""
+    saved = runs.load_run_config(run)
+    saved.setdefault("serve", {})["model"] = bert_of(run)
+    return ClassifyConfig.model_validate(saved)
 
 
 def ensure_run(run_arg: str | None) -> Path:
-    """A BERT run with its ONNX files: ``run_arg``, else the latest sentiment BERT, else the quick one."""
+    """A run with a BERT and its ONNX files: ``run_arg``, else the latest sentiment run with a BERT,
+    else the quick recipe's BERT, trained now."""
     run = run_or_quick("nlp_app", "sentiment", QUICK, run_arg)
-    if not run_arg and not (run / "config.json").exists():  # the latest is a baseline: train the quick BERT
-        subprocess.run([python(), "-m", "nlp_app", "train", "--config", QUICK], check=True)
+    if not run_arg and not (model_dir(run, bert_of(run)) / "config.json").exists():  # no BERT in the latest
+        subprocess.run([python(), "-m", "nlp_app", "train", "--config", QUICK, "model.name=bert"], check=True)
         run = runs.latest_run("nlp_app", "sentiment")
-    if not (run / "export.json").exists() or not (run / "model.int8.onnx").exists():
+    if not (run / "export.json").exists() or not (model_dir(run, bert_of(run)) / "model.int8.onnx").exists():
         export(run_config(run), run)
     return run
 

@@ -69,3 +69,243 @@ def test_nlp_tfidf_baseline_saved_column_major_before_the_fix_still_loads_right(
     del meta["layout"]
     runs.write_json(tmp_path / "baseline.json", meta)
     np.testing.assert_allclose(load_baseline(tmp_path).coef, model.coef)
+
+
+def _tiny_bert_arch():
+    from nlp_app.common.config import BertArch
+
+    return BertArch(max_length=32, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_min_freq=1)
+
+
+def _char_tokenizer(texts):
+    from nlp_app.common.tokenization import build_char_vocab, char_tokenizer
+
+    return char_tokenizer(build_char_vocab(texts, min_freq=1), model_max_length=32)
+
+
+def _perturbed(model, seed: int = 0):
+    """Random weights well away from init (so a scrambled or missing tensor changes the outputs)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=generator))
+    return model.eval()
+
+
+@pytest.mark.parametrize("n_classes", CLASS_COUNTS)
+def test_nlp_bert_classifier(n_classes, tmp_path):
+    """Written as ``train`` writes it (weights by the loop's writer, HF files, ``selection.json``),
+    read back with :func:`load_classifier`, the reader of evaluate, predict and serve."""
+    import torch
+
+    from nlp_app.classify.model import build_classifier, load_classifier
+    from nlp_app.common.bert import save_pretrained_files
+    from shared import runs
+    from shared.checkpoint import save_weights
+
+    texts, labels = topic_texts(n_classes, per_class=4)
+    names = sorted(set(labels))
+    tokenizer = _char_tokenizer(texts)
+    model = _perturbed(build_classifier(_tiny_bert_arch(), names, tokenizer))
+    folder = tmp_path / "models" / "bert"
+    save_weights(model, folder / "model.safetensors")
+    save_pretrained_files(folder, model, tokenizer)
+    runs.write_yaml(tmp_path / "config.yaml", {"model": {"max_length": 32}, "data": {"lowercase": True}})
+    runs.write_json(tmp_path / "selection.json", {"served": "bert"})
+    probe = texts[:12]
+    with torch.no_grad():
+        expected = [torch.softmax(model(**tokenizer([t], return_tensors="pt")).logits[0].double(), -1).numpy()
+                    for t in probe]
+    again = load_classifier(tmp_path)
+    assert again.labels == names
+    np.testing.assert_allclose(again.predict_proba(probe), np.stack(expected), atol=1e-5)
+
+
+@pytest.mark.parametrize("head, n_labels", [("question_answering", None), *[("token_classification", n)
+                                                                              for n in CLASS_COUNTS]])
+def test_nlp_token_level_bert(head, n_labels, tmp_path):
+    """The QA span model and the NER tagger (2, 3, 10 tags): the run's HF directory read back by
+    the runner every QA/NER stage uses."""
+    import torch
+
+    from nlp_app.common.runners import bert_runner, pad_inputs
+    from nlp_app.common.token_tasks import build_model, save_model_files
+    from shared.checkpoint import save_weights
+
+    texts, _ = topic_texts(3, per_class=4)
+    tokenizer = _char_tokenizer(texts)
+    labels = None if n_labels is None else ["O"] + [f"B-T{i}" for i in range(n_labels - 1)]
+    model = _perturbed(build_model(head, _tiny_bert_arch(), tokenizer, labels))
+    save_weights(model, tmp_path / "model.safetensors")
+    save_model_files(tmp_path, model, tokenizer, labels)
+    batch = pad_inputs([tokenizer(t) for t in texts[:6]], ("input_ids", "attention_mask", "token_type_ids"))
+    with torch.no_grad():
+        out = model(**{k: torch.as_tensor(v) for k, v in batch.items()})
+    names = ("start_logits", "end_logits") if n_labels is None else ("logits",)
+    for got, name in zip(bert_runner(tmp_path, head, "torch")(batch), names):
+        np.testing.assert_allclose(got, out[name].numpy(), atol=1e-5)
+
+
+# --- tabular_mining -----------------------------------------------------------------------------
+
+def _table(n: int = 240, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"tenure": rng.integers(0, 72, n).astype(float), "charges": rng.normal(60, 20, n),
+                          "contract": rng.choice(["month", "year", "two-year"], n),
+                          "payment": rng.choice(["card", "bank", "check", "cash"], n)})
+    frame.loc[rng.random(n) < 0.05, "charges"] = np.nan
+    logit = 1.5 - 0.05 * frame["tenure"] + 0.8 * (frame["contract"] == "month")
+    frame["churn"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "Yes", "No")
+    return frame
+
+
+@pytest.mark.parametrize("name", ["logistic", "xgboost", "lightgbm", "ft_transformer"])
+def test_tabular_classifiers(name, tmp_path):
+    """Binary by design (the classify task predicts one positive class): saved and loaded with the
+    task's own ``save_model`` / ``load_model``."""
+    from tabular_mining.classify.config import ClassifyModel
+    from tabular_mining.classify.model import fit_model, load_model, save_model
+    from tabular_mining.common.features import encode_frame, encode_target, infer_schema
+
+    frame = _table()
+    schema = infer_schema(frame, "churn", ["No", "Yes"])
+    X, y = encode_frame(frame, schema), encode_target(frame["churn"], schema)
+    cfg = ClassifyModel.model_validate({"ft_transformer": {"d_token": 16, "n_blocks": 1, "n_heads": 2,
+                                                           "train": {"epochs": 2, "device": "cpu"}}})
+    model = fit_model(name, schema, X[:180], y[:180], X[180:], y[180:], cfg, seed=0)
+    save_model(model, tmp_path / name)
+    again = load_model(tmp_path / name, schema)
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again.contributions(X[:20]), model.contributions(X[:20]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", CLASS_COUNTS)
+@pytest.mark.parametrize("algorithm", ["kmeans", "hdbscan"])
+def test_tabular_segmenter(k, algorithm, tmp_path):
+    """k segments (k-means centres, or HDBSCAN's labelled points), written as ``train`` writes
+    ``segmenter.safetensors`` and read back as ``load_segment_run`` reads it."""
+    from safetensors.numpy import load_file, save_file
+
+    from tabular_mining.segment.model import Segmenter, fit_kmeans
+
+    rng = np.random.default_rng(k)
+    Z = np.concatenate([rng.normal(3 * c, 0.3, size=(20, 5)) for c in range(k)]).astype(np.float32)
+    if algorithm == "kmeans":
+        segmenter = Segmenter(centers=fit_kmeans(Z, k, "kmeans", 2, 256, 0).cluster_centers_)
+    else:
+        segmenter = Segmenter(points=Z, point_labels=np.repeat(np.arange(k), 20))
+    save_file(segmenter.tensors(), str(tmp_path / "segmenter.safetensors"))
+    again = Segmenter.from_tensors(load_file(str(tmp_path / "segmenter.safetensors")))
+    probe = rng.normal(0, 3 * k, size=(50, 5)).astype(np.float32)
+    for got, expected in zip(again.assign(probe), segmenter.assign(probe)):
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert len(set(again.assign(Z)[0].tolist())) == k
+
+
+# --- vision_app ---------------------------------------------------------------------------------
+
+def _same_state(a, b) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and bool((sa[key] == sb[key]).all()), key
+
+
+def _vision_round_trip(run, model, load_model, cfg, n_classes: int, inputs):
+    """Save as the training loop does (``model.safetensors`` + ``labels.json``), load with the task's
+    ``load_model(run, cfg)``; the same weights and the same outputs."""
+    import torch
+
+    from shared import runs
+    from shared.checkpoint import save_weights
+
+    save_weights(model, run / "model.safetensors")
+    runs.write_json(run / "labels.json", [f"class{i}" for i in range(n_classes)])
+    again = load_model(run, cfg)
+    _same_state(model, again)
+    with torch.no_grad():
+        return model.eval()(inputs), again(inputs)
+
+
+# VGG-11 builds torchvision's 100 M-parameter head before the small-input one replaces it: seconds
+# per case, so its 2- and 3-class cases run with the slow tests
+@pytest.mark.parametrize("arch, n_classes", [
+    *[(arch, n) for arch in ("smallcnn", "resnet18") for n in CLASS_COUNTS],
+    *[pytest.param("vgg11", n, marks=pytest.mark.slow) for n in CLASS_COUNTS[:-1]], ("vgg11", CLASS_COUNTS[-1])])
+def test_vision_classifier(arch, n_classes, tmp_path):
+    import torch
+
+    from vision_app.classify.config import ClassifyConfig
+    from vision_app.classify.model import build_classifier, load_model
+
+    cfg = ClassifyConfig.model_validate({"model": {"arch": arch, "small_input": True}})
+    torch.manual_seed(n_classes)
+    model = _perturbed(build_classifier(cfg.model, n_classes))
+    expected, got = _vision_round_trip(tmp_path, model, load_model, cfg, n_classes, torch.rand(2, 3, 32, 32))
+    assert got.shape == (2, n_classes)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", CLASS_COUNTS)
+@pytest.mark.parametrize("arch", ["unet", "unet_resnet18"])
+def test_vision_segmenter(arch, n_classes, tmp_path):
+    import torch
+
+    from vision_app.segment.config import SegmentConfig
+    from vision_app.segment.model import build_segmenter, load_model
+
+    cfg = SegmentConfig.model_validate({"model": {"arch": arch, "depth": 2, "width": 8}})
+    torch.manual_seed(n_classes)
+    model = _perturbed(build_segmenter(cfg.model, n_classes))
+    expected, got = _vision_round_trip(tmp_path, model, load_model, cfg, n_classes, torch.rand(2, 3, 64, 64))
+    assert got.shape[:2] == (2, n_classes)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_classes", CLASS_COUNTS)
+@pytest.mark.parametrize("arch, backbone", [("yolo", "csp"), ("fasterrcnn", "resnet18")])
+def test_vision_detector(arch, backbone, n_classes, tmp_path):
+    import torch
+
+    from vision_app.detect.config import DetectConfig
+    from vision_app.detect.models import build_detector, load_model, runner_outputs
+
+    cfg = DetectConfig.model_validate({"model": {"arch": arch, "backbone": backbone, "input_size": 64, "width": 8,
+                                                 "neck_width": 16, "score_thresh": 0.0}})
+    torch.manual_seed(n_classes)
+    model = build_detector(cfg.model, n_classes).eval()
+    images = torch.rand(2, 3, 64, 64)
+    _vision_round_trip(tmp_path, model, load_model, cfg, n_classes, images)
+    again = load_model(tmp_path, cfg)
+    with torch.no_grad():
+        for got, expected in zip(runner_outputs(again, {"image": images}), runner_outputs(model, {"image": images})):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+# --- recsys_app ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["popularity", "itemknn", "ease", "als", "sasrec"])
+def test_recsys_recommender(name, tmp_path):
+    """Each recommender's ``save`` / ``load`` (``model.safetensors``): the same scores for the same histories."""
+    from recsys_app.recommend.config import RecsysConfig
+    from recsys_app.recommend.data import build_dataset
+    from recsys_app.recommend.model import build_model
+    from recsys_app.recommend.readers import standardize_interactions
+    from recsys_app.recommend.synthetic import generate
+
+    ratings, _ = generate(users=30, items=40, per_user=8, genres=4, seed=0)
+    cfg = RecsysConfig.model_validate({
+        "data": {"source": "file", "path": "generated.csv", "user_col": "user", "item_col": "item"},
+        "model": {"sasrec": {"max_len": 8, "dim": 16}},
+        "train": {"epochs": 1, "batch_size": 8, "progress": False, "device": "cpu"}})
+    ds = build_dataset(standardize_interactions(ratings, cfg.data, "generated.csv"), None, cfg.data)
+    model = build_model(cfg, ds.n_items, name)
+    model.fit(ds, tmp_path)
+    model.save(tmp_path)
+    histories = [np.array([0, 3, 5]), np.array([7]), np.zeros(0, np.int64)]
+    again = build_model(cfg, ds.n_items, name).load(tmp_path)
+    np.testing.assert_allclose(again.score(histories), model.score(histories), rtol=1e-5, atol=1e-6)

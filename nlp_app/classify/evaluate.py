@@ -3,8 +3,11 @@
 ``evaluate`` scores a run on its test split (metrics and plots into ``<run>/evaluations/test-split/``)
 or on ``--data FILE``, any CSV/JSONL in the documented format (see :mod:`nlp_app.common.corpus`;
 ``data.text_column`` / ``data.label_column`` overrides name the columns): metrics and plots go to
-``<run>/evaluations/<file stem>/``. The run's own ``metrics.json`` is train's record and stays as is. ``serve.backend`` picks
-torch or ONNX Runtime (metric keys then end in ``_onnx`` / ``_onnx-int8``).
+``<run>/evaluations/<file stem>/``. The run's own ``metrics.json`` is train's record and stays as is.
+The model is the one the run serves; ``serve.model=bert|baseline`` scores another of its models and
+``serve.backend`` picks torch or ONNX Runtime for a BERT (metric keys then end in ``_<model>``,
+``_onnx`` / ``_onnx-int8``, beside the served model's). Rows with an empty text or label follow
+``data.on_empty`` (skipped and counted by default).
 """
 from __future__ import annotations
 
@@ -27,20 +30,23 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
     # the file is read (and checked) before the model loads
     examples, split = (read_labelled(data, cfg.data), "data") if data else (load_splits(cfg.data)[0]["test"], "test")
     clf = classifier_for(cfg, run)
-    tag = "" if cfg.serve.backend == "torch" or clf.backend == "sklearn" else cfg.serve.backend
+    parts = [clf.name] if cfg.serve.model else []
+    parts += [cfg.serve.backend] if cfg.serve.backend != "torch" and clf.backend != "sklearn" else []
+    tag = "_".join(parts)
     out = runs.evaluation_dir(run, data)
     values = score(clf, examples, split, out, tag=tag)
     if tag:
         values = {f"{k}_{tag}": v for k, v in values.items()}
     written = write_scores(out, values)["written"]
-    return {"run": str(run), "written": written, "n": len(examples),
+    return {"run": str(run), "model": clf.name, "written": written, "n": len(examples),
+            "empty_rows_skipped": examples.empty_rows,
             **{k: round(v, 4) for k, v in values.items() if k.split("/")[-1].split("_")[0] in HEADLINE}}
 
 
 def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path | str) -> dict:
     """Batch-score ``input`` (CSV/JSONL with ``data.text_column``, or .txt one text a line) into
-    ``output`` (JSONL: text, label, probabilities; ``-`` = stdout)."""
-    texts = read_texts(input, cfg.data.text_column, lowercase=False)
+    ``output`` (JSONL: text, label, probabilities; ``-`` = stdout); empty texts follow ``data.on_empty``."""
+    texts = read_texts(input, cfg.data.text_column, lowercase=False, on_empty=cfg.data.on_empty)
     clf = classifier_for(cfg, run)
     proba = clf.predict_proba(texts)
     rows = [{"text": text, "label": clf.labels[int(p.argmax())],

@@ -1,13 +1,15 @@
 """The text classifier: built for training (:func:`build_classifier`), and loaded back from a run
 behind one interface for evaluate, predict, serve, compare and the benchmarks::
 
-    clf = load_classifier(run_dir, backend="torch")   # or "onnx", "onnx-int8"; baselines ignore it
+    clf = load_classifier(run_dir, backend="torch")   # or "onnx", "onnx-int8"; the baseline ignores it
     proba = clf.predict_proba(["质量很好", "太差了"])  # (n, n_labels), rows sum to 1
-    clf.labels                                         # the sorted label map saved with the model
+    clf.labels, clf.name                               # the sorted label map saved with the model; baseline | bert
 
-A BERT runs through :mod:`shared.inference` (torch or ONNX Runtime; ``export`` writes a missing
-ONNX file on first use). Texts are normalised here, as in training, so the served model and the
-offline scores are the same code path.
+A run keeps each model it trained in ``models/<name>/`` (``baseline``: TF-IDF + LR files; ``bert``: a
+Hugging Face model directory) and names the one it serves in ``selection.json``; ``model=`` picks
+another (``serve.model``). A BERT runs through :mod:`shared.inference` (torch or ONNX Runtime;
+``export`` writes a missing ONNX file on first use). Texts are normalised here, as in training, so
+the served model and the offline scores are the same code path.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp_app.classify.baseline import load_baseline
+from nlp_app.classify.baseline import BaselineClassifier, load_baseline
 from nlp_app.common.bert import bert_config, from_pretrained
 from nlp_app.common.config import BertArch
 from nlp_app.common.normalize import normalize_text
@@ -52,18 +54,19 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class BertClassifier:
     """Tokenise → length-sorted batches → logits (torch or ONNX Runtime) → probabilities."""
 
-    def __init__(self, run: Path, backend: str = "torch", batch_size: int = 64, threads: int | None = None,
-                 export: Callable[[], object] | None = None):
+    name = "bert"
+
+    def __init__(self, folder: Path, run_config: dict, backend: str = "torch", batch_size: int = 64,
+                 threads: int | None = None, export: Callable[[], object] | None = None):
         from transformers import AutoTokenizer
 
-        self.run, self.backend, self.batch_size = run, backend, batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(str(run))
-        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        self.folder, self.backend, self.batch_size = folder, backend, batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        saved = runs.load_run_config(run)
-        self.max_length = int(saved["model"]["max_length"])
-        self.lowercase = bool(saved["data"].get("lowercase", True))
-        self.runner = bert_runner(run, "sequence_classification", backend, export=export, threads=threads)
+        self.max_length = int(run_config["model"]["max_length"])
+        self.lowercase = bool(run_config["data"].get("lowercase", True))
+        self.runner = bert_runner(folder, "sequence_classification", backend, export=export, threads=threads)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -81,11 +84,15 @@ class BertClassifier:
 
 
 class BaselineRunClassifier:
-    def __init__(self, run: Path):
-        self.model = load_baseline(run)
+    """The saved TF-IDF + LR baseline behind the same interface (``backend`` is always sklearn)."""
+
+    name, backend = "baseline", "sklearn"
+
+    def __init__(self, folder: Path, run_config: dict):
+        self.folder = folder
+        self.model: BaselineClassifier = load_baseline(folder)
         self.labels = self.model.labels
-        self.lowercase = bool(runs.load_run_config(run)["data"].get("lowercase", True))
-        self.backend = "sklearn"
+        self.lowercase = bool(run_config["data"].get("lowercase", True))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -93,13 +100,38 @@ class BaselineRunClassifier:
         return self.model.predict_proba([normalize_text(t, self.lowercase) for t in texts])
 
 
+SELECTION = "selection.json"  # {"served": name, "by": "valid/<metric>", "valid": {...}, ...}
+
+
+def served_model(run: Path) -> str | None:
+    """The name of the model ``train`` selected in ``run`` (None: a run from before ``models/``)."""
+    path = run / SELECTION
+    return runs.read_json(path)["served"] if path.exists() else None
+
+
+def model_dir(run: str | Path, model: str | None = None) -> Path:
+    """The folder of ``model`` (default: the served one) in ``run``. A run trained before each model
+    got its own folder keeps its one model at the top: that folder is the run itself."""
+    run = runs.resolve_run(run)
+    name = model or served_model(run)
+    if name is None:  # the older layout: one model in the run folder
+        return run
+    folder = run / "models" / name
+    if not folder.is_dir():
+        trained = sorted(p.name for p in (run / "models").iterdir()) if (run / "models").is_dir() else []
+        raise UserError(f"{run} has no {name} model (it trained {', '.join(trained) or 'none'}); "
+                        "drop serve.model or name one of those")
+    return folder
+
+
 def load_classifier(run: str | Path, backend: str = "torch", batch_size: int = 64, threads: int | None = None,
-                    export: Callable[[], object] | None = None):
-    """The classifier saved in ``run`` (a baseline or a BERT run); ``export`` writes a missing
+                    export: Callable[[], object] | None = None, model: str | None = None):
+    """The classifier ``model`` (default: the served one) of ``run``; ``export`` writes a missing
     ONNX file (the classify task's export stage bound to this run)."""
     run = runs.resolve_run(run)
-    if (run / "baseline.json").exists():
-        return BaselineRunClassifier(run)
-    if (run / "config.json").exists() and (run / "model.safetensors").exists():
-        return BertClassifier(run, backend, batch_size, threads, export)
-    raise UserError(f"{run} holds no trained classifier (train first)")
+    folder, config = model_dir(run, model), runs.load_run_config(run)
+    if (folder / "baseline.json").exists():
+        return BaselineRunClassifier(folder, config)
+    if (folder / "config.json").exists() and (folder / "model.safetensors").exists():
+        return BertClassifier(folder, config, backend, batch_size, threads, export)
+    raise UserError(f"{folder} holds no trained classifier (train first)")

@@ -5,25 +5,30 @@
          -d '{"instances": ["这本书写得很好，值得一读。", "质量太差了，再也不买了。"]}'
     → {"predictions": [{"label": "pos", "probabilities": {"neg": 0.03, "pos": 0.97}}, ...]}
 
-Limits (enforced by :mod:`shared.serving`, each a 413 naming its key): ``serve.max_instances``
-texts per request, ``serve.max_item_cost`` characters per text, ``serve.max_body_bytes``; an
-empty text is a 422 naming its index.
+The model is the one the run serves (``selection.json``: the better of its models on the
+validation split), or ``serve.model=bert|baseline``. Limits (enforced by :mod:`shared.serving`,
+each a 413 naming its key): ``serve.max_instances`` texts per request, ``serve.max_item_cost``
+characters per text, ``serve.max_body_bytes``; a blank text, or one that is not valid Unicode (a
+lone surrogate), is a 422 naming its index (``instances.<i>``) and fails that request only.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.export import classifier_for
+from nlp_app.common.requests import Text
 from shared import runs
-from shared.serving import HTTPError, Predictor
+from shared.serving import Predictor
 from shared.serving.predictor import StrictRequest
 
 
 class TextsRequest(StrictRequest):
-    instances: list[str] = Field(min_length=1, description="texts to classify")
+    instances: list[Text] = Field(min_length=1, description="texts to classify (not blank)")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"instances": ["这本书写得很好，值得一读。"]}]})
 
 
 class TextPrediction(BaseModel):
@@ -33,6 +38,10 @@ class TextPrediction(BaseModel):
 
 class TextsResponse(BaseModel):
     predictions: list[TextPrediction] = Field(description="one per text, in order")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"predictions": [
+        {"label": "pos", "probabilities": {"neg": 0.03, "pos": 0.97}},
+        {"label": "neg", "probabilities": {"neg": 0.91, "pos": 0.09}}]}]})
 
 
 class TextClassifierPredictor(Predictor):
@@ -52,11 +61,6 @@ class TextClassifierPredictor(Predictor):
     def cost(self, text: str) -> float:
         return len(text)
 
-    def prepare(self, text: str) -> str:
-        if not text.strip():
-            raise HTTPError(422, "is empty; send non-empty texts")
-        return text
-
     def predict_batch(self, items: list[str]) -> list[dict]:
         proba = self.clf.predict_proba(items)
         labels = self.clf.labels
@@ -66,8 +70,8 @@ class TextClassifierPredictor(Predictor):
     def metadata(self) -> dict:
         metrics = runs.load_metrics(self.run)
         limits = self.cfg.serve
-        return {"task": "classify", "run": self.run.name, "recipe": self.cfg.name, "model": self.cfg.model.name,
-                "backend": self.clf.backend, "labels": list(self.clf.labels),
+        return {"task": "classify", "run": self.run.name, "recipe": self.cfg.name, "model": self.clf.name,
+                "trained": self.cfg.model.to_train(), "backend": self.clf.backend, "labels": list(self.clf.labels),
                 "limits": {"max_instances": limits.max_instances, "max_item_characters": limits.max_item_cost},
                 "metrics": {k: v for k, v in metrics.items() if k.startswith("test/") and k.count("/") == 1}}
 

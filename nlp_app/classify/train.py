@@ -1,13 +1,19 @@
-"""The ``train`` stage of text classification: ``model.name`` picks the model.
+"""The ``train`` stage of text classification: ``model.name`` picks the models.
 
 - ``baseline``: jieba + TF-IDF + logistic regression (:mod:`nlp_app.classify.baseline`), seconds on a CPU.
 - ``bert``: a BERT fine-tuned with the shared loop (:func:`shared.training.fit`): dynamic
   padding, length-grouped batches, checkpoints (an interrupted run resumes from them), DDP under
   ``torchrun``.
+- ``all`` (the recipes' default): both on the same split; the better on the validation split
+  (``model.select_by``) is the one served, evaluated and exported. On a CPU that is usually the
+  baseline; with ``model.pretrained`` or a GPU's budget the same recipe serves the BERT when it wins.
 
-The run directory (from :func:`shared.runs.start_run`) gets ``labels.json``, the model files,
-``confusion_test.png`` / ``roc_test.png`` and ``history.jsonl``; the returned valid and test
-scores become ``metrics.json`` and the model card (:func:`shared.runs.finish_run`).
+The run directory (from :func:`shared.runs.start_run`) gets ``models/<name>/`` per model (the
+BERT's ``checkpoints/``, ``history.jsonl`` and ``curves.png`` in its folder), ``selection.json``
+(the served model and why), ``comparison.md`` / ``comparison.json``, ``labels.json`` and the served
+model's ``confusion_test.png`` / ``roc_test.png``; the returned scores become ``metrics.json`` and
+the model card (:func:`shared.runs.finish_run`): the served model's ``valid/*`` and ``test/*``, and
+each model's headline scores as ``test/accuracy_<name>`` ….
 """
 from __future__ import annotations
 
@@ -20,8 +26,10 @@ import torch
 
 from nlp_app.classify.baseline import BaselineClassifier, load_baseline
 from nlp_app.classify.config import ClassifyConfig
-from nlp_app.classify.model import build_classifier, load_classifier
+from nlp_app.classify.distill import teacher_scores, with_teacher
+from nlp_app.classify.model import SELECTION, build_classifier, load_classifier
 from nlp_app.classify.scoring import score
+from nlp_app.classify.selection import comparison_rows, comparison_table, pick_best
 from nlp_app.common.bert import (
     DynamicPadding,
     TokenizedTexts,
@@ -59,16 +67,16 @@ class ClassificationTask:
         return {k: values[k] for k in ("accuracy", "macro_f1", "log_loss")}
 
 
-def train_baseline(cfg: ClassifyConfig, run: Path) -> dict:
-    """Fit the TF-IDF + logistic-regression baseline into ``run`` (rank 0 only: it is one process's work)."""
+def train_baseline(cfg: ClassifyConfig, folder: Path) -> dict:
+    """Fit the TF-IDF + logistic-regression baseline into ``folder`` (rank 0 only: one process's work)."""
     if not dist.is_main_process():
         return {}
     splits, labels, _ = load_splits(cfg.data)
     t0 = time.perf_counter()
     model = BaselineClassifier(cfg.model.baseline, labels).fit(splits["train"].texts, splits["train"].labels)
     wall = time.perf_counter() - t0
-    model.save(run)
-    check_reload(model, load_baseline(run), splits["valid"].texts[:200])
+    model.save(folder)
+    check_reload(model, load_baseline(folder), splits["valid"].texts[:200])
     return {"train/wall_seconds": wall}
 
 
@@ -81,9 +89,9 @@ def check_reload(fitted, reloaded, texts: list[str]) -> None:
                            "this is a bug in saving it, please report it")
 
 
-def train_bert(cfg: ClassifyConfig, run: Path) -> dict:
-    """Fine-tune a BERT into ``run``, resuming from ``run/checkpoints`` when they exist; returns
-    training figures (on every rank)."""
+def train_bert(cfg: ClassifyConfig, folder: Path) -> dict:
+    """Fine-tune a BERT into ``folder``, resuming from ``folder/checkpoints`` when they exist;
+    returns training figures (on every rank)."""
     seed_everything(cfg.train.seed)
     splits, labels, _ = load_splits(cfg.data)
     tokenizer = build_tokenizer(cfg.model, splits["train"].texts)
@@ -96,48 +104,89 @@ def train_bert(cfg: ClassifyConfig, run: Path) -> dict:
     # the CLI joined any process group already, so the sampler shards by the real world size
     sampler = LengthGroupedBatchSampler(data["train"].lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                         drop_last=cfg.train.drop_last)
-    result = fit(model, ClassificationTask(), data["train"], data["valid"], cfg.train, run, collate_fn=collate,
+    task, train_data, collate = with_teacher(cfg, ClassificationTask(), data["train"], splits["train"].texts,
+                                             labels, collate)
+    result = fit(model, task, train_data, data["valid"], cfg.train, folder, collate_fn=collate,
                  train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
     if dist.is_main_process():
-        save_pretrained_files(run, model, tokenizer)
+        save_pretrained_files(folder, model, tokenizer)
     lengths = np.array(data["train"].lengths)
-    out = {"train/wall_seconds": result.train_seconds, "train/samples_per_second": result.samples_per_second,
-           "train/steps": result.steps, "train/epochs": result.epochs_completed,
-           "train/mean_tokens": float(lengths.mean()), "train/parameters": sum(p.numel() for p in model.parameters())}
-    out.update(metrics.with_split("valid", result.best_metrics or result.last_metrics))
-    return out
+    return {"train/wall_seconds": result.train_seconds, "train/samples_per_second": result.samples_per_second,
+            "train/steps": result.steps, "train/epochs": result.epochs_completed,
+            "train/mean_tokens": float(lengths.mean()), "train/parameters": sum(p.numel() for p in model.parameters())}
 
 
 MODELS = {"baseline": train_baseline, "bert": train_bert}
+HEADLINE = ("valid/accuracy", "valid/macro_f1", "valid/log_loss", "test/accuracy", "test/macro_f1", "test/roc_auc",
+            "test/texts_per_second")
 
 
 def train(cfg: ClassifyConfig, run: Path) -> dict:
-    """The ``train`` stage: train ``cfg.model.name`` into ``run`` (a BERT resumes from its last
-    checkpoint), then score it on the valid and test splits (rank 0); returns the metrics and the
-    model card's section."""
+    """The ``train`` stage: train each model of ``model.name`` into ``run/models/<name>/`` (a BERT
+    resumes from its last checkpoint), score them on the valid and test splits (rank 0), serve the
+    better on validation; returns the metrics and the model card's section."""
     t0 = time.perf_counter()
     _, labels, _ = rank0_first(lambda: load_splits(cfg.data))
-    figures = MODELS[cfg.model.name](cfg, run)
+    figures, seconds = {}, {}
+    for name in cfg.model.to_train():
+        out = MODELS[name](cfg, run / "models" / name)
+        seconds[name] = out.pop("train/wall_seconds", 0.0)
+        figures.update(out)
     if not dist.is_main_process():  # rank 0 scores and writes
         return figures
-    figures["train/total_seconds"] = time.perf_counter() - t0
     splits = load_splits(cfg.data)[0]
     runs.write_json(run / "labels.json", labels)
-    clf = load_classifier(run, "torch", cfg.eval.batch_size)
-    values = {**figures, **score(clf, splits["valid"], "valid"), **score(clf, splits["test"], "test", run)}
-    return {**values, "model": cfg.model.name, "pretrained": cfg.model.pretrained,
-            "card": card(cfg, labels, {name: len(part) for name, part in splits.items()})}
+    scores, served = score_and_select(cfg, run, splits)
+    teacher = {"teacher": teacher_scores(cfg, splits, labels)} if cfg.model.distill.teacher else {}
+    table = record_selection(cfg, run, scores, seconds, served, teacher)
+    values = {**figures, **scores[served], "train/wall_seconds": seconds[served],
+              "train/total_seconds": time.perf_counter() - t0}
+    for name, those in {**(scores if len(scores) > 1 else {}), **teacher}.items():
+        values.update({f"{key}_{name}": those[key] for key in HEADLINE if key in those})
+        values.update({f"train/wall_seconds_{name}": seconds[name]} if name in seconds else {})
+    counts = {name: len(part) for name, part in splits.items()}
+    return {**values, "served_model": served, "model": cfg.model.name, "pretrained": cfg.model.pretrained,
+            "card": card(cfg, labels, counts, served, table)}
 
 
-def card(cfg: ClassifyConfig, labels: list[str], counts: dict) -> str:
+def score_and_select(cfg: ClassifyConfig, run: Path, splits: dict) -> tuple[dict[str, dict], str]:
+    """Each trained model's valid and test scores (the reloaded models: what serving will run), and
+    the one to serve; the served model's test plots go into ``run``."""
+    clfs = {name: load_classifier(run, "torch", cfg.eval.batch_size, model=name) for name in cfg.model.to_train()}
+    scores = {name: score(clf, splits["valid"], "valid") for name, clf in clfs.items()}
+    served = pick_best(scores, cfg.model.select_by)
+    for name, clf in clfs.items():
+        scores[name].update(score(clf, splits["test"], "test", run if name == served else None))
+    return scores, served
+
+
+def record_selection(cfg: ClassifyConfig, run: Path, scores: dict, seconds: dict, served: str,
+                     teacher: dict) -> str:
+    """``selection.json`` (what serving loads) and ``comparison.md`` / ``.json`` (with the teacher's
+    row when distilling); returns the table."""
+    by = f"valid/{cfg.model.select_by}"
+    runs.write_json(run / SELECTION, {"served": served, "by": by, "models": list(scores),
+                                      "valid": {name: scores[name][by] for name in scores}})
+    rows = comparison_rows({**scores, **teacher}, seconds, served)
+    table = comparison_table(rows, cfg.model.select_by)
+    runs.write_json(run / "comparison.json", rows)
+    runs.write_text(run / "comparison.md", table)
+    log.info("served: %s (%s %s)\n%s", served, by, {n: round(scores[n][by], 4) for n in scores}, table)
+    return table
+
+
+def card(cfg: ClassifyConfig, labels: list[str], counts: dict, served: str, table: str) -> str:
     """The classification section of the model card (the metrics table is the shared card's)."""
     m = cfg.model
-    if m.name == "baseline":
+    if served == "baseline":
         what = "jieba word + character n-gram TF-IDF, logistic regression"
     elif m.pretrained:
         what = f"BERT fine-tuned from {m.pretrained}"
     else:
         what = f"BERT from random init: {m.num_layers} layers, hidden {m.hidden_size}, character vocabulary"
-    return (f"\n## Text classification\n- model: {what}\n- data: {cfg.data.source}, split {counts}\n"
+    if served == "bert" and m.distill.teacher:
+        what += f", distilled from {m.distill.teacher} (alpha {m.distill.alpha}, temperature {m.distill.temperature})"
+    return (f"\n## Text classification\n- served model: {served}: {what}\n- data: {cfg.data.source}, split {counts}\n"
             f"- labels: {labels}\n\nInputs are normalised (full-width to half-width, control characters out, "
-            "lower case) before scoring, in training and serving alike.\n")
+            "lower case) before scoring, in training and serving alike.\n\n## Models trained on this split\n\n"
+            + table)

@@ -30,7 +30,11 @@ class DataConfig(StrictModel):
     valid_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0, lt=0.5)
     seed: int = 42
-    max_examples: int | None = Field(None, ge=20, description="stratified subsample before splitting")
+    max_examples: int | None = Field(None, ge=20, description="a stratified subsample of this many texts (with "
+                                     "source=splits: across the three files, each in proportion to its size)")
+    on_empty: Literal["skip", "error"] = Field(
+        "skip", description="rows with an empty text or label: skip them (counted in the log and the manifest) "
+                            "or stop with an error naming the row")
 
     @model_validator(mode="after")
     def _paths(self) -> DataConfig:

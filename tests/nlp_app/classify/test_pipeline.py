@@ -1,6 +1,6 @@
 """Classification smoke pipelines on 300 sampled reviews with a tiny BERT: pretrain → fine-tune →
-export → serve; the baseline with bad HTTP requests; resume; compare over seeds; served ==
-offline predictions."""
+export → serve; the baseline with bad HTTP requests; both models on one split with the better
+served; resume; compare over seeds; served == offline predictions."""
 import json
 import math
 from pathlib import Path
@@ -42,7 +42,7 @@ def pretrained_run(trained):
 
 @pytest.fixture(scope="module")
 def bert_run(pretrained_run, cli):
-    assert cli("train", "--config", QUICK, *TINY, f"model.pretrained={pretrained_run}") == 0
+    assert cli("train", "--config", QUICK, *TINY, "model.name=bert", f"model.pretrained={pretrained_run}") == 0
     return runs.latest_run("nlp_app", "sentiment")
 
 
@@ -59,14 +59,17 @@ def test_bert_from_pretrained_run(bert_run, pretrained_run):
     assert "## Text classification" in (bert_run / "README.md").read_text(encoding="utf-8")
     assert runs.read_json(bert_run / "labels.json") == ["neg", "pos"]
     assert runs.run_status(bert_run)["status"] == "finished"
+    assert runs.read_json(bert_run / "selection.json")["served"] == "bert"
+    assert (bert_run / "models" / "bert" / "checkpoints" / "last.pt").exists()
     # fine-tuning kept the pre-training run's vocabulary
-    assert json.loads((bert_run / "tokenizer.json").read_text())["model"]["vocab"] == \
+    assert json.loads((bert_run / "models" / "bert" / "tokenizer.json").read_text())["model"]["vocab"] == \
         json.loads((pretrained_run / "tokenizer.json").read_text())["model"]["vocab"]
 
 
 def test_export_onnx_and_int8_agree_with_torch(bert_run):
     out = export(recipe(), bert_run)
-    assert (bert_run / "model.onnx").exists() and (bert_run / "model.int8.onnx").exists()
+    folder = bert_run / "models" / "bert"
+    assert (folder / "model.onnx").exists() and (folder / "model.int8.onnx").exists()
     assert out["test/agreement_onnx"] == 1.0 and out["test/max_abs_prob_diff_onnx"] < 1e-4
     assert out["test/agreement_onnx-int8"] >= 0.9
     assert runs.read_json(bert_run / "export.json")["test/agreement_onnx"] == 1.0
@@ -89,7 +92,8 @@ def test_served_equals_offline(bert_run, backend):
 
 
 def test_baseline_pipeline_and_http_errors(baseline_run):
-    assert (baseline_run / "baseline.safetensors").exists() and not list(baseline_run.glob("*.pkl"))
+    assert (baseline_run / "models" / "baseline" / "baseline.safetensors").exists()
+    assert not list(baseline_run.rglob("*.pkl"))
     assert runs.load_metrics(baseline_run)["test/accuracy"] > 0.6
     cfg = recipe("model.name=baseline", "serve.load_in_background=false", "serve.max_instances=3",
                  "serve.max_item_cost=20", "serve.max_body_bytes=4096")
@@ -101,7 +105,8 @@ def test_baseline_pipeline_and_http_errors(baseline_run):
         too_long = c.post("/predict", json={"instances": ["好", "长" * 21]})
         assert too_long.status_code == 413 and "instances[1]" in too_long.json()["error"]
         blank = c.post("/predict", json={"instances": ["好", "  "]})
-        assert blank.status_code == 422 and "instances[1]" in blank.json()["error"]
+        assert blank.status_code == 422 and blank.json()["fields"][0]["field"] == "instances.1"
+        assert "blank" in blank.json()["fields"][0]["message"]
         assert c.post("/predict", json={"instances": []}).status_code == 422
         assert c.post("/predict", json={"instances": "不是列表"}).status_code == 422
         assert c.post("/predict", json={"texts": ["好"]}).status_code == 422

@@ -38,7 +38,7 @@ def runs_pair(tmp_path_factory) -> dict:
     subprocess.run(CMD, env=_env(whole), check=True, capture_output=True, timeout=1200)
     proc = subprocess.Popen(CMD, env=_env(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 900
-    while not any((r / "checkpoints" / "last.pt").exists() for r in _run_dirs(killed)):
+    while not any((r / "models" / "bert" / "checkpoints" / "last.pt").exists() for r in _run_dirs(killed)):
         assert proc.poll() is None, "training ended before its first checkpoint"
         assert time.monotonic() < deadline, "no checkpoint in 15 minutes"
         time.sleep(0.2)

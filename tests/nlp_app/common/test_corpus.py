@@ -4,7 +4,7 @@ import json
 import pytest
 
 from nlp_app.common.config import DataConfig
-from nlp_app.common.corpus import build_splits, read_labelled, read_texts
+from nlp_app.common.corpus import build_splits, preprocess, read_labelled, read_texts
 from nlp_app.common.normalize import (
     Examples,
     collapse_whitespace,
@@ -81,9 +81,42 @@ def test_read_labelled_and_errors(tmp_path, fmt):
     assert data.texts == ["很好", "bad"] and data.labels == ["pos", "neg"]
     with pytest.raises(UserError, match="missing column"):
         read_labelled(path, DataConfig(label_column="sentiment"))
-    _write(path, [("很好", "pos"), (" ", "neg")], fmt)
+    _write(path, [("很好", "pos"), (" ", "neg"), ("一般", ""), ("太差", "neg")], fmt)
+    with pytest.raises(UserError, match="row 2 has an empty 'text' or 'label'.*2 such row"):
+        read_labelled(path, DataConfig(on_empty="error"))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_empty_texts_and_labels_are_skipped_and_counted_by_default(tmp_path, fmt, caplog):
+    path = tmp_path / f"d.{fmt}"
+    _write(path, [("很好", "pos"), (" ", "neg"), ("一般", ""), ("太差", "neg")], fmt)
+    data = read_labelled(path, DataConfig())
+    assert data.texts == ["很好", "太差"] and data.empty_rows == 2
+    assert "skipped 2 row(s)" in caplog.text and "rows 2, 3" in caplog.text
+    assert read_texts(path) == ["很好", "一般", "太差"]  # predict: only the text must be there
     with pytest.raises(UserError, match="row 2 has an empty 'text'"):
-        read_labelled(path, DataConfig())
+        read_texts(path, on_empty="error")
+
+
+def test_the_manifest_counts_the_skipped_rows(tmp_path):
+    rows = [(f"好评{i}", "pos") for i in range(20)] + [(f"差评{i}", "neg") for i in range(20)] + [("", "neg")] * 3
+    _write(tmp_path / "d.csv", rows, "csv")
+    manifest = preprocess(DataConfig(source="file", path=str(tmp_path / "d.csv")))
+    assert manifest["cleaning"]["empty_rows_skipped"] == 3
+    assert sum(c["total"] for c in manifest["counts"].values()) == 40
+
+
+def test_max_examples_cuts_ready_made_splits_in_proportion(tmp_path):
+    sizes = {"train": 300, "valid": 60, "test": 90}
+    for name, n in sizes.items():
+        _write(tmp_path / f"{name}.csv", [(f"{name}文本{i}", "ab"[i % 2]) for i in range(n)], "csv")
+    files = {n: str(tmp_path / f"{n}.csv") for n in sizes}
+    splits, report = build_splits(DataConfig(source="splits", max_examples=90, **files))
+    assert {n: len(p) for n, p in splits.items()} == {"train": 60, "valid": 12, "test": 18}
+    assert report["subsampled_to"] == {"train": 60, "valid": 12, "test": 18}
+    assert all(set(p.labels) == {"a", "b"} for p in splits.values())  # stratified
+    whole, _ = build_splits(DataConfig(source="splits", **files))
+    assert {n: len(p) for n, p in whole.items()} == sizes
 
 
 def test_ready_made_splits_unseen_test_label(tmp_path):
