@@ -220,20 +220,28 @@ def load_processed(cfg: DetectConfig) -> tuple[list[str], dict[str, DetectionSet
 
 
 def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error") -> DetectionSet:
-    """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), or a folder holding
-    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + classes.txt) next to ``images/``;
-    its labels are mapped to the model's class order."""
+    """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), a folder holding
+    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + classes.txt) next to ``images/``, or a
+    VOC devkit folder (``Annotations/``, ``JPEGImages/``; only the images its
+    ``ImageSets/Main/test.txt`` lists, when it has one); its labels are mapped to the model's class
+    order."""
     p = Path(path)
     if p.suffix.lower() == ".json":
         images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
         ds = read_coco(p, images, bad_boxes)
+    elif (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir():
+        ds = read_voc(p / "Annotations", p / "JPEGImages", bad_boxes=bad_boxes)
+        listed = p / "ImageSets" / "Main" / "test.txt"
+        if listed.is_file():
+            ds = ds.subset(set(assign_splits([r.file for r in ds.images], {"test": _read_name_list(listed)},
+                                             0, 0, 0)["test"]))
     elif (p / "annotations").is_dir():
         ds = read_voc(p / "annotations", p / "images", bad_boxes=bad_boxes)
     elif (p / "labels").is_dir():
         ds = read_yolo(p / "labels", p / "images", read_classes_file(p / "labels" / "classes.txt"), bad_boxes)
     else:
         raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
-                        "or labels/ (YOLO)")
+                        "or labels/ (YOLO), or a VOC devkit folder (Annotations/, JPEGImages/)")
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
         raise UserError(f"--data has classes the model does not know: {unknown} (model: {classes})")

@@ -181,6 +181,17 @@ def test_voc_imagesets_main_names_without_extension_are_the_split(tmp_path):
         preprocess(_voc_cfg(root, valid_fraction=0.3))
 
 
+def test_evaluate_data_reads_a_voc_devkit_folder_and_its_test_list(tmp_path):
+    from vision_app.detect.data import read_eval_data
+
+    root = voc_root(tmp_path / "VOC2012")
+    ds = read_eval_data(root, ["dog", "cat"])  # the model's class order
+    assert sorted(r.file for r in ds.images) == ["2008_000009.jpg", "2008_000010.jpg", "2008_000011.jpg"]
+    assert [r.labels for r in sorted(ds.images, key=lambda r: r.file)] == [[0], [1], [0]]  # cat=1, dog=0
+    (root / "ImageSets" / "Main" / "test.txt").unlink()
+    assert len(read_eval_data(root, CLASSES).images) == 12
+
+
 def _break_boxes(root: Path) -> None:
     """Three bad boxes in three files: outside the image, zero-area, inverted."""
     for i, box in ((0, (30, 5, 55, 20)), (4, (5, 5, 5, 20)), (7, (20, 25, 3, 2))):
