@@ -9,20 +9,15 @@ Its inputs are the same token ids as the BERT tagger's (the character vocabulary
 and decoding are shared. Outputs at a position never depend on the padding after a sequence: the
 backward LSTM reads each row reversed within its own length, and the CNN zeroes padded positions
 after every layer; so a text gets the same tags alone or in any batch, in torch and in ONNX.
-The run keeps the architecture in ``tagger.json`` and the weights in ``model.safetensors``.
+A run keeps the architecture (:attr:`CharTagger.arch`) in ``tagger.json`` and the weights in
+``model.safetensors`` (:mod:`nlp_app.ner.model` saves and loads them).
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from shared import runs
-from shared.checkpoint import load_weights
-
 WORD_POSITIONS = {"B": 1, "M": 2, "E": 3, "S": 4}  # 0: padding and special tokens
-ARCH_FILE = "tagger.json"
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -96,10 +91,6 @@ class CharTagger(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    @property
-    def input_names(self) -> tuple[str, ...]:
-        return ("input_ids", "attention_mask") + (("word_pos",) if self.word_embed is not None else ())
-
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_pos: torch.Tensor | None = None,
                 **_ignored) -> torch.Tensor:
         x = self.embed(input_ids)
@@ -107,15 +98,3 @@ class CharTagger(nn.Module):
             x = torch.cat([x, self.word_embed(word_pos)], dim=2)
         return self.classifier(self.dropout(self.encoder(self.dropout(x), attention_mask)))
 
-
-def save_arch(model: CharTagger, run: Path) -> None:
-    runs.write_json(Path(run) / ARCH_FILE, model.arch)
-
-
-def load_char_tagger(run: str | Path) -> CharTagger:
-    """The trained character tagger of ``run`` (``tagger.json`` + ``model.safetensors``), eval mode."""
-    run = Path(run)
-    model = CharTagger(**runs.read_json(run / ARCH_FILE))
-    # the CRF's scores are in the weights file too; decoding reads them from crf.json
-    load_weights(model, run / "model.safetensors", strict=False)
-    return model.eval()

@@ -6,8 +6,12 @@
   ending on ``B-``/``I-``), so the model is a distribution over valid tag sequences only, and
   Viterbi decoding returns a valid sequence whatever the scores.
 - Training: the negative log-likelihood of the gold tags (:meth:`CRF.nll`, the forward algorithm).
-- Decoding: :func:`viterbi` in NumPy, one function for torch and ONNX Runtime emissions alike; a
-  run keeps the parameters in ``crf.json`` (:meth:`CRF.to_json` / :func:`load_params`).
+- Decoding: :func:`viterbi` in NumPy, one function for torch and ONNX Runtime emissions alike, over
+  :func:`masked_scores` of the parameters a run keeps in ``crf.json`` (:meth:`CRF.to_json` /
+  :func:`load_params`)::
+
+      scores = masked_scores(load_params(run / "crf.json"))
+      tag_ids = viterbi(emissions, scores)            # emissions: (T, L) of one sentence
 
 Sequences are left-aligned: ``mask[b, :n_b]`` is true for the ``n_b`` scored positions of row ``b``.
 """

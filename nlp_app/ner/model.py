@@ -22,16 +22,17 @@ from nlp_app.common import token_tasks
 from nlp_app.common.bert import pad_sequences
 from nlp_app.common.runners import load_model as load_bert
 from nlp_app.common.tokenization import load_tokenizer
-from nlp_app.ner.char_model import ARCH_FILE, CharTagger
+from nlp_app.ner.char_model import CharTagger
 from nlp_app.ner.crf import CRF, masked_scores, viterbi
 from nlp_app.ner.features import IGNORE
 from shared import distributed, metrics, runs
-from shared.checkpoint import load_weights
+from shared.checkpoint import load_weights, unwrap_model
 from shared.device import seed_everything
 from shared.errors import UserError
 
 HEAD = "token_classification"
 CRF_FILE = "crf.json"
+ARCH_FILE = "tagger.json"  # the character tagger's constructor arguments
 
 
 def build_model(model_cfg, tokenizer, labels: Sequence[str], seed: int):
@@ -78,8 +79,9 @@ class NERTask:
         self.labels = list(labels)
 
     def loss(self, model, batch):
-        crf = getattr(model, "crf", None)
-        if crf is None and not isinstance(model, CharTagger):
+        inner = unwrap_model(model)  # under torchrun the model arrives wrapped in DDP
+        crf = getattr(inner, "crf", None)
+        if crf is None and not isinstance(inner, CharTagger):
             return model(**batch).loss  # BERT's own token-classification loss
         scores = emissions(model, batch)
         if crf is None:
@@ -87,7 +89,7 @@ class NERTask:
         return crf.nll(*compact(scores, batch["labels"]))
 
     def evaluate(self, model, loader) -> dict[str, float]:
-        crf = getattr(model, "crf", None)
+        crf = getattr(unwrap_model(model), "crf", None)
         decode = decoder(None if crf is None else crf.params())
         y_true, y_pred = [], []
         for batch in loader:
