@@ -230,9 +230,13 @@ def _open_run(app: str, config: dict, run: str | os.PathLike | None, suffix: str
     digest = config_digest(config)
     if run is not None:
         path = resolve_run(run)
-        if run_status(path).get("status") == "finished":
+        status = run_status(path)
+        if status.get("status") == "finished":
             raise UserError(f"{path} is a finished run and is never overwritten; "
                             "train without --run to start a new one")
+        if status.get("host") == platform.node() and _pid_alive(status.get("pid")):
+            raise UserError(f"{path} is being trained by another process (pid {status['pid']}); "
+                            "wait for it or stop it first")
     else:
         name = config["name"] + (f"-{suffix}" if suffix else "")
         path = _resumable(task_dir(app, name), digest)

@@ -165,3 +165,24 @@ def test_base_recipe_merges_sections(tmp_path):
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(UserError, match="points at itself"):
         load_config(ToyConfig, tmp_path / "loop.yaml")
+
+
+def test_run_held_by_a_live_process_is_refused(recipe):
+    import os
+    import platform
+    import subprocess
+
+    assert run_app("app", TASKS, argv=["train", "--config", str(recipe), "crash=true"]) == 130
+    crashed = CALLS[-1][1]
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        status = runs.run_status(crashed)
+        runs.write_json(crashed / runs.RUN_FILE, {**status, "host": platform.node(), "pid": other.pid})
+        assert run_app("app", TASKS, argv=["train", "--run", str(crashed)]) == 2
+        # the automatic resume passes it by and starts a new run instead
+        assert run_app("app", TASKS, argv=["train", "--config", str(recipe), "crash=true"]) == 130
+        assert CALLS[-1][1] != crashed
+    finally:
+        other.kill()
+        other.wait()
+    assert os.path.exists(crashed)
