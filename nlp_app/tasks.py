@@ -5,8 +5,10 @@ task       recipes (``configs/nlp_app/``)                  stages
 =========  ==============================================  ==========================================
 classify   ``sentiment.yaml`` (+ ``-quick``)               all, and ``compare``
 pretrain   ``pretrain.yaml``, ``qa_ner_pretrain.yaml``     preprocess, train, evaluate (masked-LM)
-qa         ``qa.yaml`` (+ ``-quick``)                      all but compare
-ner        ``ner.yaml`` (+ ``-quick``)                     all but compare
+qa         ``qa.yaml``, ``qa_pretrained.yaml``             all but compare
+           (each + ``-quick``)
+ner        ``ner.yaml``, ``ner_bert.yaml``,                all but compare
+           ``ner_pretrained.yaml`` (each + ``-quick``)
 =========  ==============================================  ==========================================
 """
 from __future__ import annotations
@@ -58,7 +60,7 @@ TASKS = {
         preprocess=qa_data.preprocess, train=qa_train, evaluate=qa_evaluate, predict=qa_predict,
         export=qa_export, predictor=QAPredictor.from_run),
     "ner": Task(
-        config=NERConfig, help="named-entity recognition (character BIO: PER / LOC / ORG)",
+        config=NERConfig, help="named-entity recognition (character BIO: PER / LOC / ORG): BiLSTM-CRF or BERT",
         preprocess=ner_data.preprocess, train=ner_train, evaluate=ner_evaluate, predict=ner_predict,
         export=ner_export, predictor=NERPredictor.from_run),
 }
