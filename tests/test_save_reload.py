@@ -4,7 +4,8 @@ came back scrambled from safetensors, and ``train`` scored the scrambled model w
 
 Each case fits or builds a small model on generated data, saves it with the app's own writer into
 a folder laid out like a run, loads it back with the app's own reader (the one evaluate, predict and
-serve use), and compares outputs on the same inputs.
+serve use), and compares outputs on the same inputs. Not here: the association rules (plain JSON
+records) and the tabular segment space (JSON shift and scale), which have no tensors to lay out.
 """
 from __future__ import annotations
 
@@ -146,6 +147,68 @@ def test_nlp_token_level_bert(head, n_labels, tmp_path):
     names = ("start_logits", "end_logits") if n_labels is None else ("logits",)
     for got, name in zip(bert_runner(tmp_path, head, "torch")(batch), names):
         np.testing.assert_allclose(got, out[name].numpy(), atol=1e-5)
+
+
+def _bio_tags(n: int) -> list[str]:
+    """``n`` tags of a valid BIO set: O, then B-/I- pairs (the last may be a B- alone)."""
+    tags = ["O"]
+    for i in range(n - 1):
+        tags.append(f"{'BI'[i % 2]}-T{i // 2}")
+    return tags
+
+
+@pytest.mark.parametrize("n_tags", CLASS_COUNTS)
+@pytest.mark.parametrize("encoder", ["bilstm", "cnn", "bert"])
+def test_nlp_ner_tagger_with_crf(encoder, n_tags, tmp_path):
+    """The NER taggers with a CRF layer (the character BiLSTM with jieba word positions, the dilated
+    CNN, the BERT): weights, ``tagger.json`` / HF files and ``crf.json`` read back by the NER task's
+    ``load_model`` and ``load_params``; the same emissions and the same Viterbi paths."""
+    import torch
+
+    from nlp_app.common.runners import pad_inputs
+    from nlp_app.ner.config import NERModelConfig
+    from nlp_app.ner.crf import load_params
+    from nlp_app.ner.model import CRF_FILE, build_model, decoder, emissions, load_model, save_model_files
+    from shared.checkpoint import save_weights
+
+    texts, _ = topic_texts(3, per_class=4)
+    tokenizer = _char_tokenizer(texts)
+    tags = _bio_tags(n_tags)
+    cfg = NERModelConfig(encoder=encoder, crf=True, word_features=encoder == "bilstm", embedding_dim=16,
+                         hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_length=32)
+    model = _perturbed(build_model(cfg, tokenizer, tags, seed=0))
+    save_weights(model, tmp_path / "model.safetensors")
+    save_model_files(tmp_path, model, tokenizer, tags)
+    inputs = pad_inputs([tokenizer(t) for t in texts[:5]], ("input_ids", "attention_mask", "token_type_ids"))
+    batch = {k: torch.as_tensor(v) for k, v in inputs.items()}
+    if encoder == "bilstm":  # jieba word positions B/M/E/S = 1..4, 0 on padding
+        batch["word_pos"] = (torch.arange(batch["input_ids"].shape[1]) % 4 + 1) * batch["attention_mask"]
+    again = load_model(tmp_path)
+    with torch.no_grad():
+        expected, got = emissions(model, batch).numpy(), emissions(again, batch).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    decode, decode_again = decoder(model.crf.params()), decoder(load_params(tmp_path / CRF_FILE))
+    assert [decode_again(e) for e in got] == [decode(e) for e in expected]
+
+
+def test_nlp_pretrained_masked_lm(tmp_path):
+    """A pre-training run (MLM head with tied embeddings), read back as pre-training's evaluate and
+    every fine-tune read it."""
+    import torch
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM
+
+    from nlp_app.common.bert import bert_config, save_pretrained_files
+    from shared.checkpoint import save_weights
+
+    texts, _ = topic_texts(3, per_class=4)
+    tokenizer = _char_tokenizer(texts)
+    model = _perturbed(BertForMaskedLM(bert_config(_tiny_bert_arch(), len(tokenizer))))
+    save_weights(model, tmp_path / "model.safetensors")
+    save_pretrained_files(tmp_path, model, tokenizer)
+    inputs = tokenizer(texts[:4], padding=True, return_tensors="pt")
+    again = AutoModelForMaskedLM.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(again(**inputs).logits.numpy(), model(**inputs).logits.numpy(), atol=1e-5)
 
 
 # --- tabular_mining -----------------------------------------------------------------------------
