@@ -11,7 +11,7 @@
     python -m nlp_app predict    [--run DIR | --config RECIPE] --input FILE --output preds.jsonl
     python -m nlp_app export     [--run DIR | --config RECIPE]                 # ONNX + int8 ONNX
     python -m nlp_app serve      [--run DIR | --config RECIPE] [serve.backend=onnx-int8]
-    python -m nlp_app serve      --run DIR serve.model=bert                     # a run's other model
+    python -m nlp_app serve      --run DIR serve.model=bert                    # a run's other model
 
 A tiny CPU run: ``python -m nlp_app train --config configs/nlp_app/sentiment-quick.yaml``. The same
 ``train`` command resumes the newest unfinished run of that recipe and config; ``--run DIR``
