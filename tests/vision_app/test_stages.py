@@ -136,12 +136,16 @@ def test_same_command_and_run_resume_an_unfinished_run(recipes, cli):
     assert read_json(run / RUN_FILE)["resumed"] == 2
 
 
-def test_serve_help_names_the_real_default_run(tmp_path):
-    import os
-    import subprocess
+def test_serve_help_names_the_real_default_run(tmp_path, monkeypatch, capsys):
+    """``python -m vision_app serve --help`` (the entry module itself, in-process) names the run that
+    ``serve`` takes without ``--run`` or ``--config``: the default recipe's latest, under $MLREF_RUNS."""
+    import runpy
     import sys
 
-    env = {**os.environ, "MLREF_RUNS": str(tmp_path / "runs"), "COLUMNS": "500"}
-    out = subprocess.run([sys.executable, "-m", "vision_app", "serve", "--help"], capture_output=True, text=True,
-                         env=env, check=True).stdout
-    assert f"{tmp_path}/runs/vision_app/classify/latest" in " ".join(out.split())
+    monkeypatch.setenv("MLREF_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("COLUMNS", "500")
+    monkeypatch.setattr(sys, "argv", ["vision_app", "serve", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("vision_app", run_name="__main__")
+    assert done.value.code == 0
+    assert f"{tmp_path}/runs/vision_app/classify/latest" in capsys.readouterr().out
