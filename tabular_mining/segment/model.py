@@ -135,7 +135,10 @@ class Segmenter:
         if self.centers is not None:
             d2 = (Z * Z).sum(1)[:, None] - 2 * Z @ self.centers.T + (self.centers * self.centers).sum(1)[None, :]
             seg = d2.argmin(axis=1)
-            return seg.astype(np.int64), np.sqrt(np.maximum(d2[np.arange(len(Z)), seg], 0.0))
+            # the distance row by row, not from the matrix product: a BLAS product rounds
+            # differently with the number of rows, and a served row's answer must not depend on
+            # which other requests shared its batch
+            return seg.astype(np.int64), np.sqrt(np.square(Z - self.centers[seg]).sum(axis=1))
         dist, idx = self._nn.kneighbors(Z)
         return self.point_labels[idx[:, 0]].astype(np.int64), dist[:, 0]
 

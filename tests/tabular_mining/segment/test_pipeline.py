@@ -45,6 +45,18 @@ def test_segmenter_assigns_nearest_centre_or_nearest_training_row():
     assert again.assign(np.array([[4.0]], np.float32))[0].tolist() == [-1]
 
 
+def test_a_rows_distance_does_not_depend_on_the_rows_beside_it():
+    """A served row's answer must be the same alone or in a batch of 33 (a BLAS product rounds
+    differently with the number of rows; this failed in CI before the distance was taken row-wise)."""
+    rng = np.random.default_rng(0)
+    km = Segmenter(centers=rng.normal(size=(6, 47)))
+    batch = rng.normal(size=(33, 47)) * 3
+    seg, dist = km.assign(batch)
+    for i in range(len(batch)):
+        one_seg, one_dist = km.assign(batch[i:i + 1])
+        assert one_seg[0] == seg[i] and one_dist[0] == dist[i]  # bit for bit
+
+
 def test_profile_sizes_means_top_categories_and_target_rate():
     table = profile(ROWS, np.array([0, 1, 1]), SCHEMA, "churn", "Yes", top_categories=1)
     assert table["segment"].tolist() == ["0", "1", "all"]
