@@ -91,3 +91,21 @@ def intercept_serve(monkeypatch) -> dict:
 
     monkeypatch.setattr(shared.serving, "serve", fake_serve)
     return caught
+
+
+def same_answer(a, b, rel: float = 1e-6, abs_: float = 1e-9, where: str = "body") -> str | None:
+    """``None`` when two JSON answers are equal, floats to ``rel``/``abs_`` (a batch of another size
+    sums in another order, so the last digits of a float may differ); else where they first differ."""
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= max(abs_, rel * max(abs(a), abs(b))):
+            return None
+        return f"{where}: {a!r} != {b!r}"
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return f"{where}: keys {sorted(a)} != {sorted(b)}"
+        return next((d for k in a if (d := same_answer(a[k], b[k], rel, abs_, f"{where}.{k}"))), None)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{where}: {len(a)} items != {len(b)}"
+        return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := same_answer(x, y, rel, abs_, f"{where}[{i}]"))), None)
+    return None if a == b else f"{where}: {a!r} != {b!r}"

@@ -14,7 +14,7 @@ from nlp_app.tasks import TASKS
 from shared.cli import run_config
 from shared.errors import UserError
 from shared.serving import create_app
-from shared.serving.testing import running_server
+from shared.serving.testing import running_server, same_answer
 
 SERVED = ["classify", "qa", "ner"]
 RESPONSES = {"classify": "TextsResponse", "qa": "QAResponse", "ner": "NERResponse"}
@@ -162,7 +162,8 @@ def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(task, traine
         poisoned = responses.pop(16)
         assert 400 <= poisoned.status_code < 500 and _names_instance_1(poisoned), poisoned.text
         assert [r.status_code for r in responses] == [200] * 32
-        assert len({json.dumps(r.json(), sort_keys=True) for r in responses}) == 1  # the same answer each
+        first = responses[0].json()  # the same answer each, floats to rounding (batches differ in size)
+        assert not any(same_answer(first, r.json()) for r in responses), [same_answer(first, r.json()) for r in responses]
         assert httpx.get(f"{url}/readyz").status_code == 200
         assert 'status="500"' not in httpx.get(f"{url}/metrics").text
 
