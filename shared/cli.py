@@ -118,6 +118,10 @@ def run_config(app: str, tasks: Mapping[str, Task], run: Path, overrides: Sequen
     if owner and owner != app:
         raise UserError(f"{run} is a {owner} run: use python -m {owner}")
     data = apply_overrides(saved, overrides)
+    if data.get("task") is not None and data["task"] not in tasks:  # e.g. a task renamed since (recsys: topk)
+        raise UserError(f"{run} was trained as task {data['task']!r}, which this version of {app} does not have "
+                        f"(it has: {', '.join(tasks)}); its files may not match either: train it again "
+                        f"(python -m {app} train --config <recipe>)")
     name, task = _task_of(app, tasks, data, f"{run}/config.yaml")
     return name, task, validate(task.config, data, source=f"{run}/config.yaml", overrides=overrides)
 

@@ -99,3 +99,20 @@ def test_a_run_of_another_app_is_refused(run, tmp_path, capsys):
     (other / "run.json").write_text(json.dumps({"app": "vision_app", "status": "finished"}))
     assert cli("evaluate", "--run", str(other)) == 2
     assert "is a vision_app run" in capsys.readouterr().err
+
+
+def test_a_run_saved_under_the_old_task_name_says_to_train_again(run, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    old = tmp_path / "old-topk-run"
+    shutil.copytree(run, old, ignore=shutil.ignore_patterns("checkpoints", "export", "*.onnx"))
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    assert config["task"] == "recommend"
+    (old / "config.yaml").write_text(yaml.safe_dump({**config, "task": "topk"}))
+    for argv in (["evaluate", "--run", str(old)], ["serve", "--run", str(old)]):
+        capsys.readouterr()
+        assert cli(*argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "trained as task 'topk'" in err and "train it again" in err and "\n" not in err, err
