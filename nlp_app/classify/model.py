@@ -8,8 +8,10 @@ behind one interface for evaluate, predict, serve, compare and the benchmarks::
 A run keeps each model it trained in ``models/<name>/`` (``baseline``: TF-IDF + LR files; ``bert``: a
 Hugging Face model directory) and names the one it serves in ``selection.json``; ``model=`` picks
 another (``serve.model``). A BERT runs through :mod:`shared.inference` (torch or ONNX Runtime;
-``export`` writes a missing ONNX file on first use). Texts are normalised here, as in training, so
-the served model and the offline scores are the same code path.
+``export`` writes a missing ONNX file on first use). The BERT's tokenizer normalises the text itself
+(:func:`nlp_app.common.tokenization.normalizing_tokenizer`, saved in its ``tokenizer.json``), so
+``transformers.pipeline`` on ``models/bert`` sees what the server sees; the baseline normalises in
+Python (:func:`nlp_app.common.normalize.normalize_text`), as its training data was.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from nlp_app.common.bert import bert_config, from_pretrained
 from nlp_app.common.config import BertArch
 from nlp_app.common.normalize import normalize_text
 from nlp_app.common.runners import bert_runner, pad_inputs
+from nlp_app.common.tokenization import normalizing_tokenizer
 from shared import runs
 from shared.errors import UserError
 
@@ -61,18 +64,18 @@ class BertClassifier:
         from transformers import AutoTokenizer
 
         self.folder, self.backend, self.batch_size = folder, backend, batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        # a run saved before the tokenizer normalised gets the same normaliser here, in memory
+        lowercase = bool(run_config["data"].get("lowercase", True))
+        self.tokenizer = normalizing_tokenizer(AutoTokenizer.from_pretrained(str(folder)), lowercase)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         self.max_length = int(run_config["model"]["max_length"])
-        self.lowercase = bool(run_config["data"].get("lowercase", True))
         self.runner = bert_runner(folder, "sequence_classification", backend, export=export, threads=threads)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.labels)))
-        clean = [normalize_text(t, self.lowercase) or " " for t in texts]
-        ids = self.tokenizer(clean, truncation=True, max_length=self.max_length)["input_ids"]
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort([len(x) for x in ids], kind="stable")  # similar lengths share a batch
         out = np.zeros((len(ids), len(self.labels)))
         for start in range(0, len(ids), self.batch_size):

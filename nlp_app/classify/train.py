@@ -40,6 +40,7 @@ from nlp_app.common.bert import (
     save_pretrained_files,
 )
 from nlp_app.common.corpus import load_splits
+from nlp_app.common.tokenization import normalizing_tokenizer
 from shared import distributed as dist
 from shared import metrics, runs
 from shared.batching import LengthGroupedBatchSampler
@@ -94,7 +95,8 @@ def train_bert(cfg: ClassifyConfig, folder: Path) -> dict:
     returns training figures (on every rank)."""
     seed_everything(cfg.train.seed)
     splits, labels, _ = load_splits(cfg.data)
-    tokenizer = build_tokenizer(cfg.model, splits["train"].texts)
+    # the text normalisation lives in the saved tokenizer: pipeline(models/bert) sees what the server sees
+    tokenizer = normalizing_tokenizer(build_tokenizer(cfg.model, splits["train"].texts), cfg.data.lowercase)
     model = build_classifier(cfg.model, labels, tokenizer)
     index = {name: i for i, name in enumerate(labels)}
     data = {name: TokenizedTexts(encode(tokenizer, splits[name].texts, cfg.model.max_length),
@@ -188,5 +190,6 @@ def card(cfg: ClassifyConfig, labels: list[str], counts: dict, served: str, tabl
         what += f", distilled from {m.distill.teacher} (alpha {m.distill.alpha}, temperature {m.distill.temperature})"
     return (f"\n## Text classification\n- served model: {served}: {what}\n- data: {cfg.data.source}, split {counts}\n"
             f"- labels: {labels}\n\nInputs are normalised (full-width to half-width, control characters out, "
-            "lower case) before scoring, in training and serving alike.\n\n## Models trained on this split\n\n"
+            "lower case) in training and serving alike; the BERT's own tokenizer does it (`tokenizer.json`), so "
+            "`transformers.pipeline` on `models/bert` gives the server's answers.\n\n## Models trained on this split\n\n"
             + table)

@@ -62,7 +62,10 @@ def from_pretrained(auto_class, arch: BertArch, **kwargs):
 
 def save_pretrained_files(run: Path, model, tokenizer) -> None:
     """``config.json`` and the tokenizer files beside the weights the training loop wrote, making
-    ``run`` a Hugging Face model directory."""
+    ``run`` a Hugging Face model directory. ``config.json`` names the model class under
+    ``architectures`` (a model built from a config has none), which ``transformers.pipeline`` and
+    the Hub read to pick the head."""
+    model.config.architectures = [type(model).__name__]
     runs.write_text(run / "config.json", model.config.to_json_string())
     tokenizer.save_pretrained(str(run))
 

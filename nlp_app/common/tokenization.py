@@ -5,10 +5,14 @@
   corpus (Chinese BERTs are character-level): every CJK character is a token, other runs
   (Latin words, numbers) are split into characters, the first as ``c`` and the rest as ``##c``;
 - :func:`load_tokenizer` / :func:`resolve_pretrained`: a tokenizer from a run directory, a local
-  Hugging Face directory or a hub id (offline runs need it on disk).
+  Hugging Face directory or a hub id (offline runs need it on disk);
+- :func:`normalizing_tokenizer`: a tokenizer whose own normaliser does the text normalisation
+  (full-width to half-width, lower case), saved in ``tokenizer.json``, so ``transformers.pipeline``
+  on a run's model folder and the server see the same text.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -110,6 +114,36 @@ def load_tokenizer(ref: str):
         return AutoTokenizer.from_pretrained(src)
     except OSError as exc:
         raise UserError(f"cannot load a tokenizer from {ref!r}: {exc}".splitlines()[0]) from None
+
+
+def text_normalizer(lowercase: bool = True):
+    """NFKC (full-width letters, digits and punctuation and the ideographic space to their ASCII
+    forms, like :func:`nlp_app.common.normalize.to_half_width`, and other compatibility forms such
+    as ① to 1), then lower case when ``lowercase``: the normalisation a classifier's BERT applies."""
+    from tokenizers import normalizers
+
+    return normalizers.Sequence([normalizers.NFKC(), *([normalizers.Lowercase()] if lowercase else [])])
+
+
+def normalizing_tokenizer(tokenizer, lowercase: bool = True):
+    """``tokenizer`` with :func:`text_normalizer` run before its own normaliser (a BERT's cleans
+    control characters and spaces out CJK characters). The result is a generic fast tokenizer
+    (``TokenizersBackend``), because ``BertTokenizer`` rebuilds its normaliser from its options
+    on loading and would drop ours; ``save_pretrained`` writes the whole chain to ``tokenizer.json``.
+    A tokenizer that normalises so already (a run trained since) is returned as it is: applied on
+    loading, this gives runs saved before it the normalisation they had in Python."""
+    from tokenizers import normalizers
+    from transformers import PreTrainedTokenizerFast
+
+    ours, own = text_normalizer(lowercase), tokenizer.backend_tokenizer.normalizer
+    probe = "Ａ\u3000Ｚ"  # full-width, upper case
+    if own is not None and own.normalize_str(probe) == own.normalize_str(ours.normalize_str(probe)):
+        return tokenizer
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    backend.normalizer = ours if own is None else normalizers.Sequence([ours, own])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=tokenizer.model_max_length,
+                                   model_input_names=list(tokenizer.model_input_names),
+                                   **tokenizer.special_tokens_map)
 
 
 def token_word_ids(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int | None]:

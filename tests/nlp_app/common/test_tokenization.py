@@ -1,9 +1,14 @@
-"""Segmentation, character vocabularies, token→word maps and dynamic padding."""
+"""Segmentation, character vocabularies, the tokenizer's own text normalisation, token→word maps
+and dynamic padding."""
+from transformers import AutoTokenizer
+
 from nlp_app.common.bert import DynamicPadding, pad_multiple_for
+from nlp_app.common.normalize import normalize_text
 from nlp_app.common.tokenization import (
     SPECIAL_TOKENS,
     build_char_vocab,
     char_tokenizer,
+    normalizing_tokenizer,
     segment,
     token_word_ids,
     word_spans,
@@ -24,6 +29,20 @@ def test_char_vocab_order_and_continuations():
     tok = char_tokenizer(vocab)
     assert tok.convert_ids_to_tokens(tok("好书ok")["input_ids"]) == ["[CLS]", "好", "书", "o", "##k", "[SEP]"]
     assert tok.convert_ids_to_tokens(tok("坏")["input_ids"])[1] == "[UNK]"
+
+
+def test_the_tokenizer_normalises_full_width_and_case_and_keeps_it_when_saved(tmp_path):
+    plain = char_tokenizer(build_char_vocab(["好书, ok! 12", "好书 ok 12", "坏, no!"], min_freq=1))
+    raw = ["好书，ＯＫ！\u3000１２", "坏\u200b，NO！"]  # full-width, upper case, a zero-width space
+    assert plain(raw[0])["input_ids"] != plain(normalize_text(raw[0]))["input_ids"]  # the gap this closes
+    tok = normalizing_tokenizer(plain, lowercase=True)
+    assert [tok(t)["input_ids"] for t in raw] == [tok(normalize_text(t))["input_ids"] for t in raw]
+    assert "[UNK]" not in tok.convert_ids_to_tokens(tok(raw[0])["input_ids"])
+    assert normalizing_tokenizer(tok, lowercase=True) is tok  # already normalising: unchanged, not wrapped twice
+    tok.save_pretrained(str(tmp_path))
+    again = AutoTokenizer.from_pretrained(str(tmp_path))  # what transformers.pipeline loads
+    assert [again(t)["input_ids"] for t in raw] == [tok(t)["input_ids"] for t in raw]
+    assert normalizing_tokenizer(again, lowercase=True) is again and len(again) == len(plain)
 
 
 def test_token_word_ids_follow_jieba_words():
