@@ -254,6 +254,7 @@ class _Loop:
         # loss sum, finite micro-batches and samples since the last train/loss record
         self.window = torch.zeros(3, dtype=torch.float64)
         self.window_seconds, self.consecutive_bad = 0.0, 0
+        self.epoch_loss = [0.0, 0.0, 0.0]  # loss sum, finite micro-batches, seconds: the epoch's log line
         if self.main:
             out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -392,6 +393,10 @@ class _Loop:
         end_of_epoch = self._count_step(i, loss_sum, n_finite)
         self._log_train(lr)
         evaluated, improved = self._maybe_evaluate(end_of_epoch)
+        if end_of_epoch:  # no validation line for this epoch: say it ran, once per epoch
+            if not evaluated:
+                self._log_epoch()
+            self.epoch_loss = [0.0, 0.0, 0.0]
         state = self.state
         if evaluated or end_of_epoch or state.step == self.plan.total or \
                 _due(state.step, self.cfg.checkpoint_every_steps):
@@ -423,6 +428,7 @@ class _Loop:
         state.samples += self.samples
         self.window += torch.tensor([loss_sum, n_finite, self.samples], dtype=torch.float64)
         self.window_seconds += seconds
+        self.epoch_loss = [a + b for a, b in zip(self.epoch_loss, (loss_sum, n_finite, seconds))]
         self.bar.update(1)
         return end_of_epoch
 
@@ -450,6 +456,16 @@ class _Loop:
                              refresh=False)
         self.window.zero_()
         self.window_seconds = 0.0
+
+    def _log_epoch(self) -> None:
+        """One line per epoch when no validation line stands for it (no validation split, or
+        ``eval_every_steps`` off the epoch's end): with ``train.progress=false`` a run is never silent."""
+        loss_sum, n_finite, seconds = self.epoch_loss
+        if self.main:
+            epochs = math.ceil(self.plan.total / self.plan.steps_per_epoch)
+            logger.info("epoch %d/%d step %d/%d train loss=%.4g (%.1f s)", self.state.epoch, epochs,
+                        self.state.step, self.plan.total, loss_sum / n_finite if n_finite else float("nan"),
+                        seconds)
 
     def _maybe_evaluate(self, end_of_epoch: bool) -> tuple[bool, bool]:
         """Validate when due (each epoch or every ``eval_every_steps``, and at the end);

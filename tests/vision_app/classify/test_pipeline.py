@@ -72,6 +72,23 @@ def test_without_a_validation_split_it_trains_and_serves_int8_exported_on_first_
     assert (run / "model.int8.onnx").exists()  # serving int8 exported (and calibrated) it
 
 
+def test_without_progress_or_validation_each_epoch_logs_one_line(tmp_path, make, cli, caplog):
+    """``train.progress=false`` and no validation split: still one line per epoch (issue 19.6: a run
+    was silent for minutes), and no more than one."""
+    recipe = make.classify_recipe(tmp_path, make.class_folder(tmp_path / "imgs"), name="t-classify-quiet",
+                                  valid_fraction=0.0)
+    data = yaml.safe_load(recipe.read_text())
+    data["model"] = {"arch": "smallcnn"}
+    data["train"] = {**data["train"], "max_steps": None, "epochs": 2, "log_every_steps": 1}
+    recipe.write_text(yaml.safe_dump(data))
+    with caplog.at_level("INFO", logger="shared.training"):
+        assert cli("train", "--config", recipe) == 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared.training"]
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split(" step")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"], lines
+    assert all("train loss=" in line for line in epochs)
+
+
 def test_served_equals_offline_and_bad_uploads_get_clear_errors(trained, data_dir, cli, make):
     run = trained["classify"]
     cfg = load_config(ClassifyConfig, run / "config.yaml")
