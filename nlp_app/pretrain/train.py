@@ -6,11 +6,14 @@ classification, QA and NER fine-tuning can start from::
     python -m nlp_app train --config configs/nlp_app/sentiment.yaml model.pretrained=runs/nlp_app/pretrain/latest
 
 An interrupted run resumes from its checkpoints (the same command, or ``--run DIR``).
+``snapshots.minutes=[0,5,10]`` also saves the encoder at those minutes of training and stops at
+the last (:mod:`nlp_app.pretrain.snapshots`).
 """
 from __future__ import annotations
 
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -25,12 +28,14 @@ from nlp_app.common.bert import (
 from nlp_app.pretrain.config import PretrainConfig
 from nlp_app.pretrain.data import corpus
 from nlp_app.pretrain.masking import MaskedLMTask, MaskedTexts, WholeWordMaskCollator
+from nlp_app.pretrain.snapshots import LastMarkReached, SnapshottingMLMTask, mark_dir
 from shared import distributed as dist
-from shared import metrics
+from shared import metrics, runs
 from shared.batching import LengthGroupedBatchSampler
 from shared.config import to_dict
 from shared.device import resolve_device, resolve_precision, seed_everything
-from shared.training import fit
+from shared.errors import UserError
+from shared.training import evaluate_model, fit
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +55,37 @@ def collator(cfg: PretrainConfig, tokenizer) -> WholeWordMaskCollator:
                                  pad_multiple_for(precision))
 
 
+def _task(cfg: PretrainConfig, run: Path, tokenizer) -> MaskedLMTask:
+    if not cfg.snapshots.minutes:
+        return MaskedLMTask()
+    if dist.get_world_size() > 1 or cfg.train.grad_accum_steps > 1:
+        raise UserError("snapshots.minutes needs one process and train.grad_accum_steps=1")
+    return SnapshottingMLMTask(run, tokenizer, cfg.snapshots.minutes)
+
+
+def _fit_until_last_mark(cfg: PretrainConfig, run: Path, model, task, train_ds, valid_ds, collate, sampler) -> dict:
+    """:func:`shared.training.fit`; when the last snapshot stops it, the run gets that snapshot's
+    weights and a validation score of them. Returns the training figures and validation metrics."""
+    try:
+        result = fit(model, task, train_ds, valid_ds, cfg.train, run, collate_fn=collate,
+                     train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
+    except LastMarkReached:
+        last = mark_dir(run, cfg.snapshots.minutes[-1])
+        with runs.atomic_path(run / "model.safetensors") as tmp:
+            shutil.copyfile(last / "model.safetensors", tmp)
+        valid = evaluate_model(model, MaskedLMTask(), valid_ds, cfg.train, collate_fn=collate)
+        done = task.written[-1]
+        return {"train/wall_seconds": done["seconds"], "train/steps": done["steps"],
+                "train/samples_per_second": done["sequences"] / max(done["seconds"], 1e-9),
+                "train/sequences": done["sequences"], **metrics.with_split("valid", valid)}
+    return {"train/wall_seconds": result.train_seconds, "train/samples_per_second": result.samples_per_second,
+            "train/steps": result.steps, **metrics.with_split("valid", result.best_metrics or result.last_metrics)}
+
+
 def train(cfg: PretrainConfig, run: Path) -> dict:
     """The ``train`` stage: pre-train a BERT with (whole-word) masked LM into ``run`` (resuming
-    from its checkpoints when they exist); returns the validation MLM loss, perplexity and masked
-    accuracy, and the training figures."""
+    from its checkpoints when they exist; saving ``snapshots.minutes`` along the way); returns the
+    validation MLM loss, perplexity and masked accuracy, and the training figures."""
     seed_everything(cfg.train.seed)
     t0 = time.perf_counter()
     texts, valid_texts = rank0_first(lambda: corpus(cfg))
@@ -65,14 +97,13 @@ def train(cfg: PretrainConfig, run: Path) -> dict:
     valid_ds.fix_masks(collate, random.Random(cfg.train.seed))
     sampler = LengthGroupedBatchSampler(train_ds.lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                         drop_last=cfg.train.drop_last)
-    result = fit(model, MaskedLMTask(), train_ds, valid_ds, cfg.train, run, collate_fn=collate,
-                 train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
+    task = _task(cfg, run, tokenizer)
+    figures = _fit_until_last_mark(cfg, run, model, task, train_ds, valid_ds, collate, sampler)
     if dist.is_main_process():
         save_pretrained_files(run, model, tokenizer)
     start = cfg.model.pretrained or f"random init ({cfg.model.num_layers} layers, hidden {cfg.model.hidden_size})"
-    return {"train/wall_seconds": result.train_seconds, "train/total_seconds": time.perf_counter() - t0,
-            "train/samples_per_second": result.samples_per_second, "train/steps": result.steps,
-            "train/texts": len(texts), **metrics.with_split("valid", result.best_metrics or result.last_metrics),
+    marks = f" Snapshots at {cfg.snapshots.minutes} min under `snapshots/`." if cfg.snapshots.minutes else ""
+    return {**figures, "train/total_seconds": time.perf_counter() - t0, "train/texts": len(texts),
             "card": (f"\n## Masked-LM pre-training\nStart: {start}; {len(texts)} texts, masking "
-                     f"{cfg.masking.probability:.0%} ({'whole jieba words' if cfg.masking.whole_word else 'tokens'}). "
-                     "Fine-tune from it with `model.pretrained=<this run>`.\n")}
+                     f"{cfg.masking.probability:.0%} ({'whole jieba words' if cfg.masking.whole_word else 'tokens'})."
+                     f"{marks} Fine-tune from it with `model.pretrained=<this run>`.\n")}
