@@ -14,6 +14,11 @@ logs (:func:`log_step`), the final ``metrics.json`` and the run folder as artifa
 gets the same scalars in ``<run>/tensorboard/``. ``<run>/tracking.json`` records where the run
 went, so resuming the run continues the same MLflow run. The hooks are called by
 :mod:`shared.runs` (:func:`begin`, :func:`end`) and the training loop (:func:`log_step`) only.
+
+A task whose predictor takes rows or texts opts in to an MLflow model from its ``train`` stage,
+``tracking.log_pyfunc_at_finish(run)`` (``column="text"`` for texts): the finished run is then
+also logged as the pyfunc model ``runs:/<id>/model`` (:mod:`shared.mlflow_model`), which
+``mlflow.pyfunc.load_model`` and ``mlflow models serve`` load.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ import logging
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,6 +80,17 @@ def log_step(metrics: Mapping[str, Any], step: int) -> None:
     _quietly("log step metrics", lambda: _open[-1][1].log_step(values, int(step)))
 
 
+def log_pyfunc_at_finish(run: Path, column: str | None = None) -> None:
+    """Ask for ``run`` to be logged as an MLflow pyfunc model (artifact ``model``) when it finishes:
+    a DataFrame row is one instance of the task's ``/predict`` (a record of the row's columns, or
+    the value of ``column``), the output the server's predictions. A no-op unless ``run`` is
+    tracked by MLflow; a task's ``train`` stage calls it (the run must load with the app's
+    ``load`` once finished)."""
+    for path, tracker in _open:
+        if path == Path(run) and isinstance(tracker, MlflowTracker):
+            tracker.pyfunc = {"column": column}
+
+
 def end(run: Path, metrics: Mapping[str, Any]) -> None:
     """Log the final metrics and the run folder, and close the tracker of ``run``. Called by
     ``finish_run`` after the run's files are written."""
@@ -108,8 +126,9 @@ class MlflowTracker:
     """One MLflow run per mlref run, through ``MlflowClient`` (no process-wide active run, so a
     stage that starts runs inside its own, like ``compare``, keeps each apart)."""
 
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, app: str):
+        self.client, self.run_id, self.app = client, run_id, app
+        self.pyfunc: dict | None = None  # set by log_pyfunc_at_finish
 
     @classmethod
     def open(cls, app: str, run: Path, config: dict) -> MlflowTracker:
@@ -125,7 +144,7 @@ class MlflowTracker:
             tags = {"mlref.app": app, "mlref.task": str(config.get("task")), "mlref.run_dir": str(run.resolve())}
             run_id = client.create_run(experiment, run_name=run.name, tags=tags).info.run_id
             _write_link(run, {"backend": "mlflow", "uri": uri, "run_id": run_id, "experiment_id": experiment})
-        tracker = cls(client, run_id)
+        tracker = cls(client, run_id, app)
         # a resumed run with other overrides changes parameter values, which MLflow refuses
         _quietly("log the config as parameters", lambda: tracker._log_params(flatten(config)))
         return tracker
@@ -145,14 +164,18 @@ class MlflowTracker:
 
     def finish(self, run: Path, metrics: dict[str, float]) -> None:
         self.log_step(metrics, 0)
-        for path in sorted(run.iterdir()):
-            if path.name in SKIPPED_ARTIFACTS or path.is_symlink():
-                continue
-            if path.is_dir():
-                self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
-            else:
-                self.client.log_artifact(self.run_id, str(path))
+        with tempfile.TemporaryDirectory(prefix="mlref-artifacts-") as tmp:
+            folder = artifact_copy(run, Path(tmp) / run.name)
+            self.client.log_artifacts(self.run_id, str(folder))
+            if self.pyfunc is not None:
+                _quietly("log the run as an MLflow model", lambda: self._log_model(run, folder, Path(tmp)))
         self.client.set_terminated(self.run_id, status="FINISHED")
+
+    def _log_model(self, run: Path, folder: Path, tmp: Path) -> None:
+        from shared.mlflow_model import ARTIFACT, save_run_model
+
+        path = save_run_model(tmp / ARTIFACT, self.app, run, folder, **self.pyfunc)
+        self.client.log_artifacts(self.run_id, str(path), artifact_path=ARTIFACT)
 
 
 class TensorBoardTracker:
@@ -182,6 +205,23 @@ class TensorBoardTracker:
     def finish(self, run: Path, metrics: dict[str, float]) -> None:
         self.log_step(metrics, self.step)  # the final metrics at the last training step
         self.writer.close()
+
+
+def artifact_copy(run: Path, dest: Path) -> Path:
+    """``run`` without resume state and event files (at any depth: a BERT keeps its checkpoints in
+    ``models/bert/``) or links, hard-linked where the file system allows, else copied."""
+    def skipped(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n in SKIPPED_ARTIFACTS or os.path.islink(os.path.join(folder, n))]
+
+    shutil.copytree(run, dest, ignore=skipped, copy_function=_link_or_copy)
+    return dest
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def _mlflow_client(uri: str):

@@ -42,7 +42,7 @@ from nlp_app.common.bert import (
 from nlp_app.common.corpus import load_splits
 from nlp_app.common.tokenization import normalizing_tokenizer
 from shared import distributed as dist
-from shared import metrics, runs
+from shared import metrics, runs, tracking
 from shared.batching import LengthGroupedBatchSampler
 from shared.config import to_dict
 from shared.device import resolve_device, resolve_precision, seed_everything
@@ -136,6 +136,7 @@ def train(cfg: ClassifyConfig, run: Path) -> dict:
         figures.update(out)
     if not dist.is_main_process():  # rank 0 scores and writes
         return figures
+    tracking.log_pyfunc_at_finish(run, column="text")  # MLflow: a pyfunc model of a `text` column
     splits = load_splits(cfg.data)[0]
     runs.write_json(run / "labels.json", labels)
     scores, served = score_and_select(cfg, run, splits)

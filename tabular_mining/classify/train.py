@@ -18,6 +18,7 @@ import logging
 import time
 from pathlib import Path
 
+from shared import tracking
 from shared.metrics import binary_classification
 from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 
 def train(cfg: ClassifyConfig, run: Path) -> dict:
     """The train stage: the candidates of ``cfg.model`` on the cached split, the best by
-    ``model.select_by`` on the validation rows served; returns the test and CV metrics."""
+    ``model.select_by`` on the validation rows served; returns the test and CV metrics. Tracked by
+    MLflow, the run is also logged as a pyfunc model of raw feature rows (``runs:/<id>/model``)."""
+    tracking.log_pyfunc_at_finish(run)
     if cfg.distributed == "dask":
         return train_on_dask(cfg, run)
     splits = load_splits(cfg.name, cfg.data)

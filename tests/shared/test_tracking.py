@@ -130,3 +130,94 @@ def test_flatten_gives_dotted_keys_and_json_values():
     config = {"name": "x", "train": {"lr": 0.1, "layers": [2, 3], "opt": {"beta": None}}, "extra": {}}
     assert tracking.flatten(config) == {"name": "x", "train.lr": "0.1", "train.layers": "[2, 3]",
                                         "train.opt.beta": "null", "extra": "{}"}
+
+
+# --- the run as an MLflow pyfunc model (shared/mlflow_model.py): churn rows and sentiment texts ---
+CHURN = ["--config", "configs/tabular_mining/churn-quick.yaml", "name=churn-mlflow", "data.sample=800",
+         "eval.cv_folds=0", "model.name=xgboost", "model.xgboost.n_estimators=30"]
+SENTIMENT = ["--config", "configs/nlp_app/sentiment-quick.yaml", "name=sentiment-mlflow", "model.name=bert",
+             "data.max_examples=300", "model.max_length=48", "train.batch_size=16", "train.max_steps=4",
+             "model.hidden_size=32", "model.num_layers=1", "model.num_heads=2", "model.intermediate_size=64",
+             "train.device=cpu", "train.progress=false"]
+
+
+@pytest.fixture
+def tracked_train(recipe, monkeypatch):
+    """``tracked_train(app, tasks, argv) -> (run dir, MLflow run id)``: train with MLflow tracking
+    into the embedded store under tmp_path (also what ``runs:/`` URIs resolve against)."""
+    pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLREF_TRACKING", "mlflow")
+    monkeypatch.setattr(tracking, "_open", [])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.default_uri())
+
+    def train(app: str, tasks, argv: list[str]) -> tuple[Path, str]:
+        assert run_app(app, tasks, argv=["train", *argv]) == 0
+        run = runs.latest_run(app, next(a.split("=", 1)[1] for a in argv if a.startswith("name=")))
+        return run, json.loads((run / tracking.LINK_FILE).read_text())["run_id"]
+
+    return train
+
+
+def load_and_invoke(uri: str, frame, params: dict | None = None):
+    """``(model, load_model(uri).predict(frame), answer)``: the answer is MLflow's scoring server's
+    (what ``mlflow models serve`` runs) to the same rows as JSON, in this process."""
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(uri)
+    rows = frame.astype(object).where(frame.notna(), None).values.tolist()
+    body = {"dataframe_split": {"columns": list(frame.columns), "data": rows}, **({"params": params} if params else {})}
+    reply = TestClient(scoring_server.init(model)).post("/invocations", json=body)
+    assert reply.status_code == 200, reply.text
+    return model, model.predict(frame, params=params), reply.json()["predictions"]
+
+
+def test_churn_is_logged_as_a_pyfunc_model_of_raw_rows_with_the_servers_answers(tracked_train):
+    import mlflow
+    import yaml
+
+    import tabular_mining
+    from shared.mlflow_model import RunModel
+    from tabular_mining.classify.data import load_splits
+    from tabular_mining.tasks import TASKS as TABULAR
+
+    run, run_id = tracked_train("tabular_mining", TABULAR, CHURN)
+    ours = tabular_mining.load(run)
+    names = ours.predictor.schema.names
+    rows = load_splits(ours.cfg.name, ours.cfg.data).test[names].head(12).reset_index(drop=True)
+    rows["tenure"] = rows["tenure"].astype("int64")  # an int column where the example had floats
+    rows.loc[0, "monthly_charges"] = None  # missing, as the server takes null
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    want = ours.predict(records, contributions=True)["predictions"]
+
+    model, got, answer = load_and_invoke(f"runs:/{run_id}/model", rows, {"contributions": True})
+    assert list(got["label"]) == [p["label"] for p in want] == [p["label"] for p in answer]
+    assert list(got["probability"]) == [p["probability"] for p in want] == [p["probability"] for p in answer]
+    assert list(got["contributions.(bias)"]) == [p["contributions"]["(bias)"] for p in want]
+    assert "contributions.(bias)" not in model.predict(rows)  # the params' defaults are the server's
+    assert type(model.unwrap_python_model()) is RunModel
+    mlmodel = yaml.safe_load(Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model/MLmodel")).read_text())
+    flavor = mlmodel["flavors"]["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.model" and flavor["code"] is None  # imports the installed mlref
+    assert [c["name"] for c in json.loads(mlmodel["signature"]["inputs"])] == names
+
+
+def test_sentiment_is_logged_as_a_pyfunc_model_of_a_text_column_with_the_servers_answers(tracked_train):
+    import mlflow
+    import pandas as pd
+
+    import nlp_app
+    from nlp_app.tasks import TASKS as NLP
+
+    run, run_id = tracked_train("nlp_app", NLP, SENTIMENT)
+    texts = ["这本书写得很好，值得一读。", "质量太差了，再也不买了！ＢＡＤ", "Ｈｅｌｌｏ　１２３"]
+    want = nlp_app.load(run).predict(texts)["predictions"]
+    _, got, answer = load_and_invoke(f"runs:/{run_id}/model", pd.DataFrame({"text": texts}))
+    assert list(got["label"]) == [p["label"] for p in want] == [p["label"] for p in answer]
+    for label in want[0]["probabilities"]:
+        assert list(got[f"probabilities.{label}"]) == [p["probabilities"][label] for p in want]
+    logged = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model"))
+    files = {p.relative_to(logged).as_posix() for p in logged.rglob("*")}
+    assert f"artifacts/{run.name}/models/bert/tokenizer.json" in files, sorted(files)
+    assert not any("checkpoints" in p for p in files)  # resume state stays out
