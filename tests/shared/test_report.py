@@ -27,3 +27,23 @@ def test_report_marks_quick_runs_and_shows_the_full_figure(tmp_path, capsys):
 def test_report_without_runs_and_help(tmp_path, capsys):
     assert main(["--runs", str(tmp_path)]) == 1
     assert "make demo" in capsys.readouterr().err
+
+
+def test_every_full_recipe_figure_stands_in_its_guide_after_its_anchor():
+    """The report's full-recipe figures are the guides' own: each stands within a few lines after its
+    anchor phrase (a guide's figure changed without the report, or the reverse, fails here)."""
+    import re
+    from pathlib import Path
+
+    from shared.report import REFERENCE
+
+    root = Path(__file__).resolve().parents[2]
+    for (app, recipe), ref in REFERENCE.items():
+        if ref.figure is None:
+            continue
+        float(ref.figure)
+        text = " ".join((root / ref.guide).read_text().split())
+        starts = [m.end() for m in re.finditer(re.escape(ref.anchor), text)]
+        assert starts, f"{app}/{recipe}: anchor {ref.anchor!r} not in {ref.guide}"
+        assert any(re.search(rf"(?<![\d.]){re.escape(ref.figure)}(?!\d)", text[s:s + 300]) for s in starts), \
+            f"{app}/{recipe}: {ref.figure} is not within 300 characters after {ref.anchor!r} in {ref.guide}"
