@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,56 +77,85 @@ def training(cfg: RecsysConfig, models: list[str]) -> list[dict]:
     return out
 
 
+SASREC_STEPS = 10  # training steps timed at each catalogue size; the epoch figure extrapolates them
+
+
+def _fit_row(cfg: RecsysConfig, ds, name: str, histories) -> dict:
+    """Fit ``name`` on ``ds`` and time it, or say why its guard refused; then time scoring."""
+    run_cfg = cfg.model_copy(deep=True)
+    if name == "sasrec":  # a few steps, no validation: one epoch is their mean × batches per epoch
+        run_cfg.train = run_cfg.train.model_copy(update={"max_steps": SASREC_STEPS, "monitor": None,
+                                                         "progress": False, "early_stopping_patience": None})
+    model = build_model(run_cfg, ds.n_items, name)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        try:
+            info = model.fit(ds, Path(tmp))
+        except UserError as exc:
+            return {"refused": str(exc)}
+        seconds = time.perf_counter() - t0
+    row = {"per": "fit"}
+    if name == "sasrec":
+        windows = len(training_windows(ds.sequences(("train",)), cfg.model.sasrec.max_len))
+        batches = -(-windows // cfg.train.batch_size)
+        # time in the optimizer steps only (the loop's own clock): set-up, checkpoints excluded
+        seconds = info["train_seconds"] / info["steps"] * batches
+        row = {"per": f"epoch (est.: {info['steps']} of {batches:,} steps)", "steps_timed": info["steps"],
+               "step_s": info["train_seconds"] / info["steps"], "batches_per_epoch": batches}
+    one, many = histories[:1], histories[:64]
+    model.score(one)
+    return {**row, "fit_s": seconds, "score_1_user_ms": _median_ms(lambda: model.score(one), 10),
+            "score_64_users_ms": _median_ms(lambda: model.score(many), 3)}
+
+
 def scale(cfg: RecsysConfig, sizes: list[int], models: list[str]) -> list[dict]:
     """Fit and per-user scoring time on generated data (:mod:`recsys_app.recommend.synthetic`) with
-    catalogues of ``sizes`` items (users = items / 2, ~60 interactions each). SASRec: 20 training
-    steps, extrapolated to one epoch. EASE beyond the machine's memory is refused (its guard)."""
+    catalogues of ``sizes`` items (users = items / 2, ~60 interactions each). SASRec: the mean of
+    ``SASREC_STEPS`` training steps × the batches of one epoch (validation not included). EASE
+    beyond the machine's memory is refused by its guard, whose message the row keeps."""
     rows = []
     for n_items in sizes:
+        t0 = time.perf_counter()
         ratings, _ = generate(users=n_items // 2, items=n_items, per_user=60, seed=0)
         ds = build_dataset(ratings.assign(row=np.arange(len(ratings))), None, cfg.data)
         histories = ds.sequences(("train", "valid"))
-        one, many = histories[:1], histories[:64]
-        print(f"{n_items} items: {ds.n_users} users, {len(ds.frame)} interactions", flush=True)
+        print(f"{n_items} items: {ds.n_users} users, {len(ds.frame)} interactions "
+              f"(generated and split in {time.perf_counter() - t0:.1f}s)", flush=True)
         for name in models:
-            run_cfg = cfg.model_copy(deep=True)
-            if name == "sasrec":
-                run_cfg.train = run_cfg.train.model_copy(update={"max_steps": 20, "monitor": None, "progress": False,
-                                                                 "early_stopping_patience": None})
-            row = {"items": ds.n_items, "users": ds.n_users, "interactions": len(ds.frame), "model": name}
-            model = build_model(run_cfg, ds.n_items, name)
-            with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                try:
-                    model.fit(ds, Path(tmp))
-                except UserError as exc:
-                    rows.append({**row, "refused": str(exc)})
-                    print(f"  {name:10} refused: {exc}", flush=True)
-                    continue
-                seconds = time.perf_counter() - t0
-            if name == "sasrec":
-                windows = len(training_windows(ds.sequences(("train",)), cfg.model.sasrec.max_len))
-                seconds *= -(-windows // cfg.train.batch_size) / 20  # 20 steps → one epoch
-            model.score(one)
-            rows.append({**row, "fit_s": seconds, "per": "epoch (est.)" if name == "sasrec" else "fit",
-                         "score_1_user_ms": _median_ms(lambda m=model, h=one: m.score(h), 10),
-                         "score_64_users_ms": _median_ms(lambda m=model, h=many: m.score(h), 3)})
-            print(f"  {name:10} fit {seconds:8.1f}s  score 1 user {rows[-1]['score_1_user_ms']:8.2f} ms  "
-                  f"64 users {rows[-1]['score_64_users_ms']:9.1f} ms", flush=True)
+            row = {"items": ds.n_items, "users": ds.n_users, "interactions": len(ds.frame), "model": name,
+                   **_fit_row(cfg, ds, name, histories), "load_average": os.getloadavg()[0]}
+            rows.append(row)
+            if "refused" in row:
+                print(f"  {name:10} refused: {row['refused']}", flush=True)
+            else:
+                print(f"  {name:10} fit {row['fit_s']:8.1f}s ({row['per']})  score 1 user "
+                      f"{row['score_1_user_ms']:8.2f} ms  64 users {row['score_64_users_ms']:9.1f} ms  "
+                      f"load {row['load_average']:.1f}", flush=True)
     return rows
 
 
 def scale_markdown(rows: list[dict]) -> str:
-    lines = ["| items | users | interactions | model | fit (s) | per | score 1 user (ms) | score 64 users (ms) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| items | users | interactions | model | fit (s) | per | score 1 user (ms) | score 64 users (ms) | load |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         head = f"| {r['items']:,} | {r['users']:,} | {r['interactions']:,} | {r['model']} |"
         if "refused" in r:
-            lines.append(head + f" refused: {r['refused'].split('. ')[0]} | | | |")
+            lines.append(head + f" refused by its memory guard | | | | {r['load_average']:.1f} |")
         else:
             lines.append(head + f" {r['fit_s']:.1f} | {r['per']} | {r['score_1_user_ms']:.2f} | "
-                                f"{r['score_64_users_ms']:.1f} |")
-    return "\n".join(lines)
+                                f"{r['score_64_users_ms']:.1f} | {r['load_average']:.1f} |")
+    refusals = [f"- {r['model']} at {r['items']:,} items: \"{r['refused']}\"" for r in rows if "refused" in r]
+    return "\n".join(lines + ([""] + refusals if refusals else []))
+
+
+def scale_header(command: str) -> str:
+    """Where the figures come from: the command, the machine, its threads and load."""
+    import torch
+
+    return (f"`{command}`\n\nMachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, torch threads "
+            f"{torch.get_num_threads()}; load average at the end {os.getloadavg()[0]:.1f} (1 min), "
+            f"{os.getloadavg()[1]:.1f} (5 min). The load column is the 1-minute load after each row.\n")
 
 
 def to_markdown(result: dict) -> str:
@@ -153,9 +183,9 @@ def main() -> None:
     cfg = load_config(RecsysConfig, args.config, args.overrides)
     if args.scale:
         rows = scale(cfg, [int(n) for n in args.scale.split(",")], [m.strip() for m in args.models.split(",")])
-        machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-        write_json(Path("bench/results/recsys_scale.json"), {"machine": machine, "rows": rows})
-        md = f"Machine: {machine}.\n\n" + scale_markdown(rows) + "\n"
+        header = scale_header("python -m bench.recsys " + " ".join(sys.argv[1:]))
+        write_json(Path("bench/results/recsys_scale.json"), {"header": header, "rows": rows})
+        md = header + "\n" + scale_markdown(rows) + "\n"
         write_text(Path("bench/results/recsys_scale.md"), md)
         print(md)
         return

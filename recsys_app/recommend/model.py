@@ -51,22 +51,21 @@ class ItemKNN(Recommender):
     def fit(self, ds: Interactions, out_dir: Path, block: int = 1024) -> dict:
         k, shrink = self.cfg.model.itemknn.k, self.cfg.model.itemknn.shrink
         x = ds.matrix(("train",)).tocsc()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-        xt = x.T.tocsr()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel()).astype(np.float32)
+        keep = min(k, self.n_items - 1)
         rows, cols, vals = [], [], []
-        for start in range(0, self.n_items, block):  # one dense block of columns at a time
+        for start in range(0, self.n_items if keep > 0 else 0, block):
+            # one dense block of target items, as rows (the similarity is symmetric): every pass
+            # below then runs along contiguous memory, which is what makes 50,000 items affordable
             stop = min(start + block, self.n_items)
-            dots = (xt @ x[:, start:stop]).toarray()
-            sims = dots / (norms[:, None] * norms[None, start:stop] + shrink + 1e-12)
-            sims[np.arange(start, stop), np.arange(stop - start)] = 0.0  # an item is not its own neighbour
-            keep = min(k, self.n_items - 1)
-            if keep <= 0:
-                continue
-            top = np.argpartition(-sims, keep - 1, axis=0)[:keep]
-            top_vals = np.take_along_axis(sims, top, axis=0)
+            sims = (x[:, start:stop].T @ x).toarray()
+            sims /= np.outer(norms[start:stop], norms) + (shrink + 1e-12)
+            sims[np.arange(stop - start), np.arange(start, stop)] = 0.0  # an item is not its own neighbour
+            top = np.argpartition(-sims, keep - 1, axis=1)[:, :keep]
+            top_vals = np.take_along_axis(sims, top, axis=1)
             nz = top_vals > 0
             rows.append(top[nz])
-            cols.append(np.broadcast_to(np.arange(start, stop), top.shape)[nz])
+            cols.append(np.broadcast_to(np.arange(start, stop)[:, None], top.shape)[nz])
             vals.append(top_vals[nz])
         cat = (lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt))
         self.sim = sp.csr_matrix((cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))),
@@ -91,13 +90,19 @@ def ease_peak_bytes(n_items: int) -> int:
 
 
 def free_memory_bytes(device: torch.device) -> int:
-    """What ``device`` has free now: CUDA's free memory, else the host's available RAM."""
+    """What ``device`` can give now: CUDA's free memory, else the host's available RAM (free pages
+    plus the page cache the kernel hands back on demand: ``MemAvailable``)."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # not Linux: trust the config's limit only
-        return 1 << 62
+        with open("/proc/meminfo") as f:
+            available = next(line for line in f if line.startswith("MemAvailable:"))
+        return int(available.split()[1]) * 1024
+    except (OSError, StopIteration, ValueError, IndexError):  # not Linux: free pages, else the config's limit
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return 1 << 62
 
 
 def check_ease_fits(n_items: int, device: torch.device, max_memory_gb: float | None) -> None:
@@ -105,7 +110,7 @@ def check_ease_fits(n_items: int, device: torch.device, max_memory_gb: float | N
     need = ease_peak_bytes(n_items)
     limit = max_memory_gb * 1e9 if max_memory_gb is not None else free_memory_bytes(device)
     if need > limit:
-        where = f"model.ease.max_memory_gb={max_memory_gb:g}" if max_memory_gb is not None else f"free on {device}"
+        where = f"model.ease.max_memory_gb={max_memory_gb:g}" if max_memory_gb is not None else f"available on {device}"
         raise UserError(f"EASE on {n_items:,} items solves a dense {n_items:,}² float32 system: ~{need / 1e9:.1f} GB "
                         f"at its peak, more than the {limit / 1e9:.1f} GB {where}. Use model.name=als or itemknn "
                         "(sparse), drop rare items with data.min_item_interactions, or a bigger device")
