@@ -4,7 +4,7 @@ Each instance names a known ``user`` (their whole history in the run's data is u
 ``items``, a list of recent item ids, oldest first (session-based: no user needed). ``k`` is
 bounded by ``serve.max_k`` and ``items`` by ``serve.max_history`` (422 beyond them; more than
 ``serve.max_instances`` instances is a 413 from the shared factory); ids are integers or strings,
-never coerced (``true`` is not user 1, ``1.0`` not item 1). ``exclude_seen`` (default true) drops
+never coerced (``true`` is not user 1, ``1.5`` not item 1; ``1.0`` is the integer 1, as in JSON Schema). ``exclude_seen`` (default true) drops
 the history's items. An unknown user, or a list with no known item, gets what the model scores
 highest for the average known user (:func:`average_scores`: the same score scale as every other
 answer; for ``popularity``, the most popular items), with ``fallback: true`` and the reason;
@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, Field, create_model, model_validator
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from recsys_app.recommend.base import Recommender
 from recsys_app.recommend.config import RecsysConfig
@@ -31,13 +33,33 @@ from shared.device import set_threads
 from shared.runs import load_metrics
 from shared.serving import Predictor, StrictRequest
 
-Id = int | str  # strict: a JSON true is not user 1, and 1.0 is not item 1
+
+def _integral(value: Any) -> Any:
+    """JSON has one kind of number, and JSON Schema counts ``5.0`` as the integer 5: take it as 5.
+    Anything else still meets the strict check (``true``, ``"5"`` and ``1.5`` are refused)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Ids are integers or strings, never coerced (a JSON true is not user 1, "1" is not the integer
+# 1); integers in the 64-bit range the JSON reader takes (shared.serving.jsonbody), in the schema.
+Id = Annotated[Annotated[int, Ge(-(2**63)), Le(2**64 - 1)] | str, BeforeValidator(_integral)]
+WholeNumber = Annotated[int, BeforeValidator(_integral)]
+
+
+def _exactly_one_of_user_or_items(schema: dict) -> None:
+    """The instance's JSON schema says what the validator below checks: ``user`` or ``items``,
+    exactly one, neither of them null."""
+    for key in ("user", "items"):
+        schema["properties"][key].pop("default", None)
+    schema["oneOf"] = [{"required": ["user"]}, {"required": ["items"]}]
 
 
 class _Instance(StrictRequest):
-    user: Id | None = None
-    items: list[Id] | None = None
-    k: int = 10
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of_user_or_items)
+
+    user: Id = Field(None, description="a known user id: their whole history in the run is used")
+    items: list[Id] = Field(None, description="recent item ids, oldest first (no user needed)")
+    k: WholeNumber = 10
     exclude_seen: bool = True
 
     @model_validator(mode="after")
@@ -71,9 +93,9 @@ def instance_model(cfg: RecsysConfig) -> type[_Instance]:
     s = cfg.serve
     return create_model(
         "Instance", __base__=_Instance,
-        items=(list[Id] | None, Field(None, min_length=1, max_length=s.max_history,
-                                      description="recent item ids, oldest first")),
-        k=(int, Field(s.default_k, ge=1, le=s.max_k, description="how many items to return")),
+        items=(list[Id], Field(None, min_length=1, max_length=s.max_history,
+                               description="recent item ids, oldest first (no user needed)")),
+        k=(WholeNumber, Field(s.default_k, ge=1, le=s.max_k, description="how many items to return")),
     )
 
 

@@ -151,7 +151,8 @@ def test_unknown_user_and_unknown_items_get_flagged_fallback_on_the_models_scale
     ({"instances": []}, "instances"),
     ({"instances": [{"user": "u00", "colour": "red"}]}, "colour"),
     ({"instances": [{"user": True}]}, "user"),  # strict ids: true is not user 1
-    ({"instances": [{"items": [3, 1.0]}]}, "items"),  # nor is 1.0 item 1
+    ({"instances": [{"items": [3, 1.5]}]}, "items"),  # nor is 1.5 item 1 (1.0 is: JSON has one kind of number)
+    ({"instances": [{"user": None, "items": [3]}]}, "user"),  # absent, not null
     ({"instances": [{"user": "u00", "k": "5"}]}, "k"),
 ])
 def test_bad_requests_get_422_naming_the_field(trained, body, field):
