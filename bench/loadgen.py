@@ -61,9 +61,18 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _run(host, port, request: bytes, concurrency: int, duration_s: float, warmup_s: float) -> LoadStats:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
+def _stats(concurrency: int, latencies: list[float], statuses: dict, seconds: float) -> LoadStats:
+    lat = np.array(latencies) * 1000.0
+    n = len(lat)
+    return LoadStats(concurrency, n, seconds, n / seconds,
+                     float(np.percentile(lat, 50)) if n else float("nan"),
+                     float(np.percentile(lat, 90)) if n else float("nan"),
+                     float(np.percentile(lat, 99)) if n else float("nan"),
+                     {str(k): v for k, v in sorted(statuses.items())})
+
+
+async def _run(host, port, request: bytes, concurrency: int, duration_s: float, warmup_s: float,
+               latencies: list[float], statuses: dict[int, int], done: list[int]) -> None:
     start = time.perf_counter()
     measure_from = start + warmup_s
     stop_at = measure_from + duration_s
@@ -78,6 +87,7 @@ async def _run(host, port, request: bytes, concurrency: int, duration_s: float, 
                 writer.write(request)
                 status = await _read_response(reader)
                 t1 = time.perf_counter()
+                done[0] += 1
                 if t0 >= measure_from:
                     latencies.append(t1 - t0)
                     statuses[status] = statuses.get(status, 0) + 1
@@ -85,27 +95,32 @@ async def _run(host, port, request: bytes, concurrency: int, duration_s: float, 
             writer.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    lat = np.array(latencies) * 1000.0
-    n = len(lat)
-    return LoadStats(concurrency, n, duration_s, n / duration_s,
-                     float(np.percentile(lat, 50)) if n else float("nan"),
-                     float(np.percentile(lat, 90)) if n else float("nan"),
-                     float(np.percentile(lat, 99)) if n else float("nan"),
-                     {str(k): v for k, v in sorted(statuses.items())})
+
+
+def _drive(host: str, port: int, path: str, body: bytes | dict, concurrency: int, duration_s: float, warmup_s: float,
+           latencies: list[float], statuses: dict[int, int], done: list[int], content_type: str = "application/json",
+           headers: dict | None = None) -> None:
+    """One closed-loop run; adds its measured latencies (s) and statuses to those given, and every
+    answered request, warm-up included, to ``done[0]``."""
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    request = _request_bytes(host, port, path, body, content_type, headers or {})
+    run = _run(host, port, request, concurrency, duration_s, warmup_s, latencies, statuses, done)
+    try:
+        import uvloop
+
+        uvloop.run(run)
+    except ImportError:
+        asyncio.run(run)
 
 
 def load(host: str, port: int, path: str, body: bytes | dict, concurrency: int = 1, duration_s: float = 5.0,
          warmup_s: float = 1.0, content_type: str = "application/json", headers: dict | None = None) -> LoadStats:
     """Drive ``POST path`` at ``concurrency`` for ``duration_s`` seconds; latency percentiles in ms."""
-    if isinstance(body, dict):
-        body = json.dumps(body).encode()
-    request = _request_bytes(host, port, path, body, content_type, headers or {})
-    try:
-        import uvloop
-
-        return uvloop.run(_run(host, port, request, concurrency, duration_s, warmup_s))
-    except ImportError:
-        return asyncio.run(_run(host, port, request, concurrency, duration_s, warmup_s))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    _drive(host, port, path, body, concurrency, duration_s, warmup_s, latencies, statuses, [0], content_type, headers)
+    return _stats(concurrency, latencies, statuses, duration_s)
 
 
 def free_port() -> int:
@@ -138,6 +153,20 @@ class ServerProcess:
         self.__exit__(None, None, None)
         raise RuntimeError(f"server on port {self.port} not ready after {self.timeout_s}s")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server has used so far, its worker processes included."""
+        import psutil
+
+        proc = psutil.Process(self.proc.pid)
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -164,55 +193,61 @@ def run_or_quick(app: str, task: str, quick_config: str, run: str | None = None)
     return resolve_run(latest)
 
 
-def ceiling_sweep(body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0) -> list[dict]:
-    """Drive :mod:`bench.ceiling` (bare FastAPI + uvicorn parsing the same body, answering a
-    constant) at each concurrency; rows carry ``batching: "ceiling"`` to sit in the same table."""
-    port = free_port()
+CEILING_CMD = [python(), "-m", "bench.ceiling"]
+
+
+def interleaved_sweep(servers: dict, key: str, body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0,
+                      rounds: int = 3) -> list[dict]:
+    """Start every server of ``servers`` (label → serve command without ``--port``) at once, then
+    at each concurrency drive them in turn, ``rounds`` times ``duration_s / rounds`` seconds each,
+    and pool each one's latencies: on a shared machine whose load drifts, every server sees the
+    same load, so their ratios hold even where the absolute figures do not. Rows carry ``key``: the
+    label."""
+    from contextlib import ExitStack
+
+    ports = {label: free_port() for label in servers}
     rows = []
-    with ServerProcess([python(), "-m", "bench.ceiling", "--port", str(port)], port):
+    with ExitStack() as stack:
+        procs = {label: stack.enter_context(ServerProcess([*cmd, "--port", str(ports[label])], ports[label]))
+                 for label, cmd in servers.items()}
         for conc in concurrencies:
-            s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
-            rows.append({"batching": "ceiling", **s.as_dict()})
-            print(f"ceiling        c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
-                  f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
+            pooled: dict = {label: ([], {}, [0]) for label in servers}
+            cpu = dict.fromkeys(servers, 0.0)
+            for r in range(rounds):
+                for label in servers:
+                    before = procs[label].cpu_seconds()
+                    _drive("127.0.0.1", ports[label], "/predict", body, conc, duration_s / rounds,
+                           1.0 if r == 0 else 0.2, *pooled[label])
+                    cpu[label] += procs[label].cpu_seconds() - before
+            for label in servers:
+                latencies, statuses, done = pooled[label]
+                s = _stats(conc, latencies, statuses, duration_s)
+                # the server's CPU over every request it answered (warm-up too): its cost, which
+                # unlike latency does not grow with what else the machine is running
+                rows.append({key: label, **s.as_dict(), "server_cpu_ms": 1000 * cpu[label] / max(done[0], 1)})
+                print(f"{key}={label!s:7} c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
+                      f"p99 {s.p99_ms:7.2f} ms  cpu {rows[-1]['server_cpu_ms']:.3f} ms/req  {s.statuses}", flush=True)
     return rows
 
 
 def batching_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 16), duration_s: float = 5.0,
                    ceiling: bool = True, extra: tuple[str, ...] = ()) -> list[dict]:
-    """Start ``serve_cmd`` twice, micro-batching on then off, and drive ``POST /predict`` at each
-    concurrency; first the ceiling (:func:`ceiling_sweep`) when ``ceiling``. ``serve_cmd`` is the
-    serve command without ``--port``; ``extra`` are more ``key=value`` overrides. Rows carry
-    ``batching`` (True, False or "ceiling")."""
-    rows = ceiling_sweep(body, concurrencies, duration_s) if ceiling else []
+    """``serve_cmd`` (without ``--port``; ``extra``: more ``key=value`` overrides) with micro-batching
+    on and off, and the ceiling (:mod:`bench.ceiling`: bare FastAPI + uvicorn parsing the same body,
+    answering a constant) when ``ceiling``, driven side by side (:func:`interleaved_sweep`) at each
+    concurrency. Rows carry ``batching``: True, False or "ceiling"."""
+    servers: dict = {"ceiling": CEILING_CMD} if ceiling else {}
     for batching in (True, False):
-        port = free_port()
-        cmd = [*serve_cmd, "--port", str(port), f"serve.batching={str(batching).lower()}", "serve.max_queue=4096",
-               *extra]
-        with ServerProcess(cmd, port):
-            for conc in concurrencies:
-                s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
-                rows.append({"batching": batching, **s.as_dict()})
-                print(f"batching={batching!s:5} c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
-                      f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
-    return rows
+        servers[batching] = [*serve_cmd, f"serve.batching={str(batching).lower()}", "serve.max_queue=4096", *extra]
+    return interleaved_sweep(servers, "batching", body, concurrencies, duration_s)
 
 
 def workers_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 32), duration_s: float = 5.0,
                   workers=(1, 2)) -> list[dict]:
-    """Start ``serve_cmd`` with each ``serve.workers`` count (batching on) and drive ``POST /predict``
-    at each concurrency; rows carry ``workers``."""
-    rows = []
-    for n in workers:
-        port = free_port()
-        cmd = [*serve_cmd, "--port", str(port), f"serve.workers={n}", "serve.max_queue=4096"]
-        with ServerProcess(cmd, port):
-            for conc in concurrencies:
-                s = load("127.0.0.1", port, "/predict", body, concurrency=conc, duration_s=duration_s)
-                rows.append({"workers": n, **s.as_dict()})
-                print(f"workers={n} c={conc:2}: {s.throughput_rps:8.1f} req/s  p50 {s.p50_ms:7.2f} ms  "
-                      f"p99 {s.p99_ms:7.2f} ms  {s.statuses}", flush=True)
-    return rows
+    """``serve_cmd`` with each ``serve.workers`` count (batching on), driven side by side
+    (:func:`interleaved_sweep`); rows carry ``workers``."""
+    servers = {n: [*serve_cmd, f"serve.workers={n}", "serve.max_queue=4096"] for n in workers}
+    return interleaved_sweep(servers, "workers", body, concurrencies, duration_s)
 
 
 def _label(batching) -> str:

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from shared.serving.batcher import MicroBatcher
 from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
@@ -64,8 +65,10 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     state: dict[str, Any] = {"predictor": None, "failed": False}
     batcher = MicroBatcher(
         lambda items: state["predictor"].predict_batch(items), cfg.max_batch_size, cfg.max_wait_ms,
-        cfg.max_queue, enabled=cfg.batching, on_batch=telemetry.batch_size.observe, on_queue=telemetry.queue_depth.set,
+        cfg.max_queue, enabled=cfg.batching, on_batch=telemetry.batch_size.observe,
+        on_loop=lambda items: state["predictor"].infer_on_loop(items),
     )
+    telemetry.queue_depth.set_function(lambda: batcher.depth)  # read when scraped, not set per request
     decode_pool = ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="decode")
 
     @asynccontextmanager
@@ -83,18 +86,22 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     # outermost last: telemetry sees every response; auth before reading any body
     app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes, read_timeout_s=cfg.read_timeout_s)
     token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
-    app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
+    if token:  # without one every route is open: no layer to pass through
+        app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
     app.add_middleware(ObserveRequests, telemetry=telemetry)
     _install_error_handlers(app)
-    _install_routes(app, state, telemetry, title, predictor_type, auth=token is not None)
 
-    @app.post("/predict")
     async def predict(request: Request):
-        """A list of instances in, a list of predictions out, in order."""
         predictor: Predictor | None = state["predictor"]
         if predictor is None:
             return error_response(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
         return await handle_predict(request, predictor, batcher, cfg, decode_pool)
+
+    # A plain Starlette route, not a FastAPI one: the handler reads its own body, so FastAPI's
+    # per-request dependency solving would do nothing but cost (about a sixth of a one-row request);
+    # openapi.py documents it. First in the list: the router tries the routes in order.
+    app.router.routes.insert(0, Route("/predict", predict, methods=["POST"], include_in_schema=False))
+    _install_routes(app, state, telemetry, title, predictor_type, auth=bool(token))
 
     app.state.batcher, app.state.serve_state, app.state.serve_config = batcher, state, cfg
     install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type)

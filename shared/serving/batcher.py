@@ -3,7 +3,9 @@
 Requests (each a list of prepared instances) wait in a bounded FIFO queue; one worker drains it,
 joins the waiting requests into one batch of at most ``max_batch_size`` instances, runs the model
 once in a worker thread, and hands each request its slice of the outputs. A request larger than
-``max_batch_size`` runs in chunks, one model call each, so no call is unbounded.
+``max_batch_size`` runs in chunks, one model call each, so no call is unbounded. A batch that
+``on_loop(items)`` says is cheap (a tree ensemble on a few rows: tens of microseconds) runs on the
+event loop instead: handing it to the thread and back would cost more than the call.
 
 It never waits when idle: the worker takes whatever is queued the moment it is free, so at
 concurrency 1 a request goes straight through. Only under load (more requests arrived while the
@@ -64,7 +66,7 @@ class MicroBatcher:
         max_queue: int = 256,
         enabled: bool = True,
         on_batch: Callable[[int], None] | None = None,
-        on_queue: Callable[[int], None] | None = None,
+        on_loop: Callable[[list], bool] | None = None,
     ):
         self.fn = fn
         self.max_batch_size = max(1, max_batch_size)
@@ -72,7 +74,7 @@ class MicroBatcher:
         self.max_queue = max_queue
         self.enabled = enabled
         self._on_batch = on_batch or (lambda n: None)
-        self._on_queue = on_queue or (lambda n: None)
+        self._on_loop = on_loop or (lambda items: False)
         self._jobs: deque[_Job] = deque()
         self._pending = 0  # items not yet handed to the model, over all queued jobs
         self._wakeup: asyncio.Event | None = None
@@ -110,7 +112,6 @@ class MicroBatcher:
         job = _Job(items, asyncio.get_running_loop().create_future(), [None] * len(items))
         self._jobs.append(job)
         self._pending += len(items)
-        self._on_queue(len(self._jobs))
         self._wakeup.set()
         try:
             return await job.future
@@ -125,7 +126,6 @@ class MicroBatcher:
         except ValueError:  # already fully handed out
             return
         self._pending -= job.remaining
-        self._on_queue(len(self._jobs))
 
     async def _worker(self) -> None:
         assert self._wakeup is not None
@@ -139,14 +139,19 @@ class MicroBatcher:
             segments = self._take()
             if not segments:
                 continue
-            self._on_batch(sum(end - start for _, start, end in segments))
+            batch = [item for job, start, end in segments for item in job.items[start:end]]
+            self._on_batch(len(batch))
             try:
-                results = await loop.run_in_executor(self._executor, self._run, segments)
+                if self._on_loop(batch):
+                    results = self._run(segments, batch)
+                    await asyncio.sleep(0)  # let the loop read and answer before the next call
+                else:
+                    results = await loop.run_in_executor(self._executor, self._run, segments, batch)
             except Exception:  # a bug here must not stop the worker: fail this batch, keep serving
                 log.exception("micro-batcher failed to run a batch")
                 results = [(job, start, end, None, RuntimeError("inference failed")) for job, start, end in segments]
             self._deliver(results)
-            del segments, results  # the items (decoded images...) are freed as soon as answered
+            del segments, batch, results  # the items (decoded images...) are freed as soon as answered
 
     async def _let_more_arrive(self) -> None:
         """Under load (two or more requests queued, room left in the batch) yield to the event loop
@@ -178,13 +183,11 @@ class MicroBatcher:
                 self._jobs.popleft()
             if not self.enabled:
                 break
-        self._on_queue(len(self._jobs))
         return segments
 
-    def _run(self, segments: list[_Segment]) -> list[tuple]:
-        """In the inference thread: one call for the joined batch; if it raises and several
-        requests share it, each request's part again alone. ``(job, start, end, outputs, error)``."""
-        batch = [item for job, start, end in segments for item in job.items[start:end]]
+    def _run(self, segments: list[_Segment], batch: list) -> list[tuple]:
+        """In the inference thread (or on the loop): one call for the joined ``batch``; if it raises
+        and several requests share it, each request's part again alone. ``(job, start, end, outputs, error)``."""
         try:
             outputs = self._call(batch)
         except Exception as exc:  # noqa: BLE001 - handed to the request(s) it belongs to

@@ -22,6 +22,9 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_INT_CHARS = 21  # "-9223372036854775808" has 20; anything longer is out of range anyway
 # a \uD800-\uDFFF escape; the walk below only runs when one appears, so plain bodies pay one regex scan
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# a number that may not fit: 20+ digits in a row, or an exponent of 100 or more. Only a body that has
+# one is parsed with the number checks (a Python call per number); others cannot overflow a float or 64 bits
+_LONG_NUMBER = re.compile(rb"[0-9]{20}|[eE][+-]?0*[1-9][0-9]{2}")
 
 
 class BadJSON(ValueError):
@@ -48,8 +51,9 @@ def _constant(name: str) -> Any:
 
 def parse_json(raw: bytes) -> Any:
     """``raw`` as strict JSON (see the module doc); raises :class:`BadJSON`."""
+    checks = {"parse_int": _int, "parse_float": _float} if _LONG_NUMBER.search(raw) else {}
     try:
-        data = json.loads(raw, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        data = json.loads(raw, parse_constant=_constant, **checks)
     except BadJSON:
         raise
     except RecursionError:

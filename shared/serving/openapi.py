@@ -1,7 +1,7 @@
 """The app's OpenAPI document and its offline Swagger UI.
 
-``POST /predict`` reads its body itself (strict JSON, or a multipart form), so FastAPI cannot
-infer its schema from the route; :func:`install_openapi` writes it in: the request body from the
+``POST /predict`` reads its body itself (strict JSON, or a multipart form) on a plain Starlette
+route, so FastAPI neither infers nor lists it; :func:`install_openapi` writes it in: the request body from the
 predictor's ``request_model`` (JSON, plus multipart when the predictor takes uploads), the 200
 response from its ``response_model``, every error status with :class:`ErrorBody`, and the
 predictor's ``example()`` once loaded. The models come, first found, from what ``create_app``
@@ -99,9 +99,11 @@ def _document_predict(schema: dict, request: type[BaseModel], response: type[Bas
     responses: dict[str, Any] = {"200": {"description": "one prediction per instance, in order",
                                          "content": {"application/json": {"schema": refs[(response, "serialization")]}}}}
     responses.update({code: {"description": text, "content": error} for code, text in _ERRORS.items()})
-    operation = schema["paths"]["/predict"]["post"]
-    operation.update(requestBody={"required": True, "content": content}, responses=responses)
-    operation.setdefault("description", "A list of instances in, a list of predictions out, in order.")
+    # a plain Starlette route (see app.py), so FastAPI's generator left it out: written here whole
+    schema.setdefault("paths", {})["/predict"] = {"post": {
+        "summary": "Predict", "operationId": "predict",
+        "description": "A list of instances in, a list of predictions out, in order.",
+        "requestBody": {"required": True, "content": content}, "responses": responses}}
 
 
 def docs_assets() -> Path | None:

@@ -8,7 +8,8 @@ One request goes through these hooks, in this order (the factory calls them; see
     limits : len(raw) <= serve.max_instances, cost(item) <= serve.max_item_cost,
              sum(cost) <= serve.max_request_cost       # 413, before anything heavy runs
     item   = prepare(raw_item)                         # validate + encode ONE instance (4xx: that request)
-    outputs = predict_batch(items of several requests) # through the micro-batcher
+    outputs = predict_batch(items of several requests) # through the micro-batcher (on the loop
+                                                       # when infer_on_loop(items) says it is cheap)
     respond(body, outputs)                             # the response body
 
 With ``prepare_in_thread = True`` the parsing hooks (``from_form``, ``items``, ``cost``,
@@ -103,6 +104,13 @@ class Predictor:
     def predict_batch(self, items: list) -> list:
         """One output per prepared item, in order; the items may come from several requests."""
         raise NotImplementedError
+
+    def infer_on_loop(self, items: list) -> bool:
+        """Whether ``predict_batch(items)`` is so short (tens of microseconds: a tree ensemble on a
+        few rows) that it should run on the event loop rather than be handed to the inference
+        thread and back, which costs more than that. Never for a call that can take milliseconds:
+        the loop answers nothing else meanwhile."""
+        return False
 
     def respond(self, body: BaseModel, outputs: list) -> dict:
         """The response body for one request, given its outputs in order."""

@@ -40,10 +40,16 @@ class Telemetry:
         self.batch_size = Histogram("mlref_batch_size", "instances per model call",
                                     buckets=_BATCH_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("mlref_queue_depth", "requests waiting for the model", registry=self.registry)
+        self._children: dict[tuple[str, int], tuple] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        try:
+            count, latency = self._children[route, status]
+        except KeyError:  # prometheus_client's labels() costs more than the update: look each pair up once
+            count, latency = self._children.setdefault((route, status), (self.requests.labels(route, str(status)),
+                                                                         self.latency.labels(route)))
+        count.inc()
+        latency.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

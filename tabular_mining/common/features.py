@@ -58,6 +58,12 @@ class FeatureSchema:
     def categorical_mask(self) -> list[bool]:
         return [f.kind == CATEGORICAL for f in self.features]
 
+    @cached_property
+    def record_plan(self) -> list[tuple[str, dict[str, int] | None]]:
+        """Per feature, its name and its category index (None for a numeric): what
+        :func:`encode_record` walks, built once rather than on every request."""
+        return [(f.name, f.index if f.kind == CATEGORICAL else None) for f in self.features]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -172,23 +178,23 @@ def encode_record(record: Mapping[str, Any], schema: FeatureSchema) -> np.ndarra
     A number a float32 cannot hold (``1e308``, which would become infinity) is refused with a
     ``ValueError`` naming the field: the model would score it as infinite, or refuse the whole
     batch it was joined into."""
-    row = np.empty(len(schema.features), dtype=np.float32)
-    for j, feat in enumerate(schema.features):
-        value = record.get(feat.name)
-        if _missing(value):
-            row[j] = np.nan
-        elif feat.kind == NUMERIC:
+    row = []
+    for name, index in schema.record_plan:  # the server's hot path: plain Python, one numpy call
+        value = record.get(name)
+        if value is None or (type(value) is float and math.isnan(value)):  # missing
+            row.append(math.nan)
+        elif index is None:
             try:
                 number = float(value)
             except OverflowError:  # an integer too large for any float (the Python API has no JSON limit)
                 number = math.inf
             if not abs(number) <= FLOAT32_MAX:
-                raise ValueError(f"{feat.name}: {value!r} is out of range; numbers must be finite and within "
+                raise ValueError(f"{name}: {value!r} is out of range; numbers must be finite and within "
                                  f"±{FLOAT32_MAX:.4g} (float32)")
-            row[j] = number
+            row.append(number)
         else:
-            row[j] = feat.index.get(str(value), np.nan)
-    return row
+            row.append(index.get(str(value), math.nan))
+    return np.array(row, dtype=np.float32)
 
 
 def design_matrix(X: np.ndarray, schema: FeatureSchema) -> np.ndarray:
