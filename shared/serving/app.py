@@ -104,7 +104,8 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     _install_routes(app, state, telemetry, title, predictor_type, auth=bool(token))
 
     app.state.batcher, app.state.serve_state, app.state.serve_config = batcher, state, cfg
-    install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type)
+    install_openapi(app, lambda: state["predictor"], request_model, response_model, predictor_type,
+                    max_instances=cfg.max_instances)
     if cfg.docs:
         install_docs(app, title)
     return app

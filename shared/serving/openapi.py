@@ -1,8 +1,9 @@
 """The app's OpenAPI document and its offline Swagger UI.
 
 ``POST /predict`` reads its body itself (strict JSON, or a multipart form) on a plain Starlette
-route, so FastAPI neither infers nor lists it; :func:`install_openapi` writes it in: the request body from the
-predictor's ``request_model`` (JSON, plus multipart when the predictor takes uploads), the 200
+route, so FastAPI neither infers nor lists it; :func:`install_openapi` writes it in: the request
+body from the predictor's ``request_model`` (JSON, plus multipart when the predictor takes
+uploads; ``maxItems`` on the instances is ``serve.max_instances``, checked by the factory), the 200
 response from its ``response_model``, every error status with :class:`ErrorBody`, and the
 predictor's ``example()`` once loaded. The models come, first found, from what ``create_app``
 was given (``request_model=``, ``response_model=``), the ``predictor_type``'s class attributes,
@@ -47,8 +48,9 @@ _ERRORS = {
 
 def install_openapi(app: FastAPI, get_predictor: Callable[[], Predictor | None],
                     request_model: type[BaseModel] | None = None, response_model: type[BaseModel] | None = None,
-                    predictor_type: type[Predictor] | None = None) -> None:
-    """Replace ``app.openapi`` with one that documents ``POST /predict`` (see the module doc)."""
+                    predictor_type: type[Predictor] | None = None, max_instances: int | None = None) -> None:
+    """Replace ``app.openapi`` with one that documents ``POST /predict`` (see the module doc);
+    ``max_instances`` (``serve.max_instances``) is published as the ``instances`` array's ``maxItems``."""
 
     def openapi() -> dict:
         if app.openapi_schema:
@@ -59,7 +61,7 @@ def install_openapi(app: FastAPI, get_predictor: Callable[[], Predictor | None],
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         example = _example(predictor)
         _document_predict(schema, req or GenericRequest, resp or GenericResponse, example,
-                          accepts_form(predictor_type or predictor))
+                          accepts_form(predictor_type or predictor), max_instances)
         if predictor is not None:  # final once loaded: cache it
             app.openapi_schema = schema
         return schema
@@ -83,18 +85,22 @@ def _example(predictor: Predictor | None) -> dict | None:
 
 
 def _document_predict(schema: dict, request: type[BaseModel], response: type[BaseModel], example: dict | None,
-                      takes_form: bool) -> None:
+                      takes_form: bool, max_instances: int | None) -> None:
     refs, defs = models_json_schema([(request, "validation"), (response, "serialization"),
                                      (ErrorBody, "serialization")], ref_template="#/components/schemas/{model}")
-    schema.setdefault("components", {}).setdefault("schemas", {}).update(defs.get("$defs", {}))
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(defs.get("$defs", {}))
+    request_schema = components.get(refs[(request, "validation")]["$ref"].rsplit("/", 1)[-1], {})
+    _cap_items(request_schema.get("properties", {}).get("instances"), max_instances)
     json_body: dict[str, Any] = {"schema": refs[(request, "validation")]}
     if example is not None:
         json_body["examples"] = {"example": {"summary": "the model's own example", "value": example}}
     content: dict[str, Any] = {"application/json": json_body}
     if takes_form:
+        files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+        _cap_items(files, max_instances)
         content["multipart/form-data"] = {"schema": {
-            "type": "object", "description": "one or more file parts, any field name",
-            "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}
+            "type": "object", "description": "one or more file parts, any field name", "properties": {"file": files}}}
     error = {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}
     responses: dict[str, Any] = {"200": {"description": "one prediction per instance, in order",
                                          "content": {"application/json": {"schema": refs[(response, "serialization")]}}}}
@@ -104,6 +110,12 @@ def _document_predict(schema: dict, request: type[BaseModel], response: type[Bas
         "summary": "Predict", "operationId": "predict",
         "description": "A list of instances in, a list of predictions out, in order.",
         "requestBody": {"required": True, "content": content}, "responses": responses}}
+
+
+def _cap_items(array: dict | None, limit: int | None) -> None:
+    """Give an array schema ``maxItems = limit`` (keeping a smaller one the model declares)."""
+    if array is not None and limit is not None and array.get("type") == "array":
+        array["maxItems"] = min(limit, array.get("maxItems", limit))
 
 
 def docs_assets() -> Path | None:

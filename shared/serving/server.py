@@ -106,15 +106,12 @@ def uvicorn_settings(cfg: ServeConfig) -> dict:
     return settings
 
 
-def serve(app: FastAPI | Callable[[], FastAPI], cfg: ServeConfig | str | None = None, host: str | None = None,
+def serve(app: FastAPI | Callable[[], FastAPI], cfg: ServeConfig | None = None, host: str | None = None,
           port: int | None = None) -> None:
     """Run ``app`` (or ``build()``) with uvicorn until stopped. ``host``/``port`` given (not None)
-    override ``cfg.host``/``cfg.port``; ``cfg`` defaults to the one the app was created with.
-    ``serve(app, "0.0.0.0", 8000)`` (host and port positional, the old form) still works."""
+    override ``cfg.host``/``cfg.port``; ``cfg`` defaults to the one the app was created with."""
     import uvicorn
 
-    if isinstance(cfg, str):  # the old serve(app, host, port): shift the positional arguments
-        cfg, host, port = None, cfg, host if port is None else port
     if cfg is None:
         cfg = getattr(getattr(app, "state", None), "serve_config", None) or ServeConfig()
     host = cfg.host if host is None else host

@@ -40,7 +40,7 @@ def served_scorer(model, schema: FeatureSchema) -> tuple[Scorer, str]:
         def score(X: np.ndarray) -> np.ndarray:
             return session.run(["probabilities"], {"input": X})[0][:, 1]
 
-        X = check_rows(_xgboost_thresholds(model.booster, len(schema.features)), schema)
+        X = check_rows(split_thresholds(model.booster, len(schema.features)), schema)
         diff = float(np.max(np.abs(score(X) - model.predict_proba(X))))
     except Exception:  # a converter's limits: the native model still serves
         log.warning("serving %s natively: its ONNX conversion failed", model.name, exc_info=True)
@@ -61,7 +61,7 @@ def _session(onnx_bytes: bytes):
     return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
 
 
-def _xgboost_thresholds(booster, n_features: int) -> list[np.ndarray]:
+def split_thresholds(booster, n_features: int) -> list[np.ndarray]:
     """Per feature, the thresholds of the booster's numeric splits (float32, unique)."""
     trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
     found: list[list[float]] = [[] for _ in range(n_features)]

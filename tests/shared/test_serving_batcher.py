@@ -141,3 +141,29 @@ def test_a_model_returning_the_wrong_count_fails_that_request_only():
     short, ok = run(scenario)
     assert isinstance(short, RuntimeError) and "1 outputs for 2 inputs" in str(short)
     assert ok == ["ok"]
+
+
+def test_a_cheap_batch_runs_on_the_event_loop_with_the_same_promises():
+    model = Recorder()
+    threads: list[int] = []
+
+    def fn(items):
+        threads.append(threading.get_ident())
+        return model(items)
+
+    async def scenario():
+        b = MicroBatcher(fn, max_batch_size=64, max_wait_ms=50, on_loop=lambda items: "slow" not in items)
+        await b.start()
+        requests = [[f"g{i}"] for i in range(4)] + [["x", "bad"]]
+        cheap = await asyncio.gather(*(b.submit(r) for r in requests), return_exceptions=True)
+        slow = await b.submit(["slow"])
+        await b.stop()
+        return cheap, slow, threading.get_ident()
+
+    cheap, slow, loop_thread = run(scenario)
+    assert cheap[:4] == [[f"out:g{i}"] for i in range(4)] and isinstance(cheap[4], ValueError)
+    assert slow == ["out:slow"]
+    assert model.calls[0] == ["g0", "g1", "g2", "g3", "x", "bad"], "one joined call, or this test proves nothing"
+    where = {tuple(call): thread == loop_thread for call, thread in zip(model.calls, threads)}
+    assert where == {("g0", "g1", "g2", "g3", "x", "bad"): True, ("g0",): True, ("g1",): True, ("g2",): True,
+                     ("g3",): True, ("x", "bad"): True, ("slow",): False}

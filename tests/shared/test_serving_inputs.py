@@ -69,6 +69,8 @@ BAD_BODIES = {
     "Infinity": row("Infinity"),
     "-Infinity": row("-Infinity"),
     "1e400": row("1e400"),
+    "1E+0400": row("1E+0400"),
+    "a 400-digit float, no exponent": row("1" + "0" * 400 + ".5"),
     "lone surrogate": row(tag=r'"\ud800"'),
     "lone low surrogate": row(tag=r'"a\udc00b"'),
     "surrogate as a key": b'{"instances": [{"x": 1, "y": 1}], "\\ud800": 1}',
@@ -94,6 +96,16 @@ def test_bad_json_is_a_4xx_with_a_message_and_the_server_keeps_serving(name):
         r.content.decode("utf-8")  # the answer itself is valid UTF-8
         assert c.post("/predict", content=row(), headers={"content-type": "application/json"}).status_code == 200
         assert 'status="500"' not in c.get("/metrics").text
+
+
+@pytest.mark.parametrize("x", ["1e99", "1.5E+307", "1e-400", "18446744073709551615", "12345678901234567890",
+                               "0." + "0" * 30 + "1", "3"])
+def test_numbers_in_range_are_accepted_with_or_without_the_long_number_checks(x):
+    # bodies without a long number skip the per-number checks; both paths must read the same numbers
+    with client() as c:
+        r = c.post("/predict", content=row(x), headers={"content-type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"][0]["score"] == pytest.approx(float(x) + 1)
 
 
 @pytest.mark.parametrize("tag", [r'"\ud83d\ude00"', r'"\\ud800"', '"\u00e9\u4e2d"'])

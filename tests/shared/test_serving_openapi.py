@@ -142,3 +142,24 @@ def test_too_many_uploaded_files_is_a_413_naming_the_limit():
         r = c.post("/predict", files=files)
         assert r.status_code == 413 and "serve.max_instances" in r.json()["error"]
         assert c.post("/predict", files=files[:2]).status_code == 200
+
+
+def test_the_instance_limit_is_published_as_max_items():
+    class Capped(StrictRequest):  # a model's own, smaller cap is kept
+        instances: list[Text] = Field(min_length=1, max_length=3)
+
+    class Uploads(TextPredictor):
+        def from_form(self, form):
+            return TextsRequest(instances=[Text(text="x")])
+
+    for predictor, request_model, limit in ((TextPredictor, None, 7), (Uploads, None, 7), (TextPredictor, Capped, 3)):
+        app = create_app(predictor, ServeConfig(load_in_background=False, max_instances=7), request_model=request_model)
+        with TestClient(app) as c:
+            schema = c.get("/openapi.json").json()
+            r = c.post("/predict", json={"instances": [{"text": "a"}] * 8})
+        content = _predict_op(schema)["requestBody"]["content"]
+        request = schema["components"]["schemas"][_ref_name(content["application/json"]["schema"])]
+        assert request["properties"]["instances"]["maxItems"] == limit
+        if predictor is Uploads:
+            assert content["multipart/form-data"]["schema"]["properties"]["file"]["maxItems"] == 7
+        assert r.status_code in (413, 422)  # what the document promises is what the server enforces

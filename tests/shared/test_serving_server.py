@@ -207,7 +207,7 @@ def test_serve_uses_the_config_unless_the_command_line_says_otherwise(monkeypatc
     app = create_app(SlowPredictor, cfg)
     serve(app)
     serve(app, cfg, host=None, port=9100)
-    serve(app, "127.0.0.2", 9200)  # the old positional form
+    serve(app, host="127.0.0.2", port=9200)  # the app's own config, host and port overridden
     (_, first), (_, second), (_, third) = calls
     assert (first["host"], first["port"], first["timeout_keep_alive"], first["limit_concurrency"]) == (
         "0.0.0.0", 9001, 7, 50)
