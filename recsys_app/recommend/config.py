@@ -142,13 +142,17 @@ class EvalConfig(StrictModel):
 
 class TuneConfig(StrictModel):
     """The ``tune`` extra: Optuna TPE per model, scored by NDCG@10 on each user's last ``holdout``
-    interactions before the test item (the test split is never seen)."""
+    interactions before the test item (the test split is never seen), searched on half of the users
+    and confirmed on the other half."""
 
     models: list[Literal["itemknn", "ease", "als", "sasrec"]] = Field(
         default_factory=lambda: ["itemknn", "ease", "als"], min_length=1)
     n_trials: int = Field(30, ge=1)  # per model
     timeout_s: float | None = Field(None, gt=0)  # per model: no new trial after this long
     holdout: int = Field(5, ge=1)  # targets per user for tuning (1: just the validation item; noisy)
+    # TPE searches on half of the users; its best values replace the recipe's only if, on the
+    # other half, they beat the recipe's by at least this many standard errors (paired, per user)
+    min_gain_se: float = Field(2.0, ge=0)
     seed: int = 0
 
 
