@@ -8,7 +8,9 @@
   Hugging Face directory or a hub id (offline runs need it on disk);
 - :func:`normalizing_tokenizer`: a tokenizer whose own normaliser does the text normalisation
   (full-width to half-width, lower case), saved in ``tokenizer.json``, so ``transformers.pipeline``
-  on a run's model folder and the server see the same text.
+  on a run's model folder and the server see the same text;
+- :func:`character_tokenizer`: that normalisation (NFKC only: lower case stays the tokenizer's own
+  choice) and a pre-tokeniser that cuts the text into single characters, as the NER taggers read it.
 """
 from __future__ import annotations
 
@@ -133,7 +135,6 @@ def normalizing_tokenizer(tokenizer, lowercase: bool = True):
     A tokenizer that normalises so already (a run trained since) is returned as it is: applied on
     loading, this gives runs saved before it the normalisation they had in Python."""
     from tokenizers import normalizers
-    from transformers import PreTrainedTokenizerFast
 
     ours, own = text_normalizer(lowercase), tokenizer.backend_tokenizer.normalizer
     probe = "Ａ\u3000Ｚ"  # full-width, upper case
@@ -141,9 +142,37 @@ def normalizing_tokenizer(tokenizer, lowercase: bool = True):
         return tokenizer
     backend = copy.deepcopy(tokenizer.backend_tokenizer)
     backend.normalizer = ours if own is None else normalizers.Sequence([ours, own])
+    return _generic_fast(tokenizer, backend)
+
+
+def _generic_fast(tokenizer, backend):
+    """A ``PreTrainedTokenizerFast`` over ``backend`` with ``tokenizer``'s length and special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=tokenizer.model_max_length,
                                    model_input_names=list(tokenizer.model_input_names),
                                    **tokenizer.special_tokens_map)
+
+
+def character_tokenizer(tokenizer):
+    """``tokenizer`` as the NER taggers read text: :func:`normalizing_tokenizer`'s NFKC before its
+    own normaliser (lower case only if that one lowers), then its own pre-tokeniser (a BERT's drops
+    whitespace and control characters) followed by a split into single characters, so a whole
+    text (``transformers.pipeline``) is cut into the same tokens as the list of its characters
+    (``is_split_into_words``, what mlref feeds): one token per character, ``1`` and ``a`` as word
+    starts, whitespace none. Saved with the tokenizer in ``tokenizer.json``; a tokenizer that cuts
+    so already is returned as it is (applied on loading, it gives older runs the same cut)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    tokenizer = normalizing_tokenizer(tokenizer, lowercase=False)
+    own = tokenizer.backend_tokenizer.pre_tokenizer
+    probe = "ab12 c"
+    if own is not None and [p for p, _ in own.pre_tokenize_str(probe)] == list(probe.replace(" ", "")):
+        return tokenizer
+    backend = copy.deepcopy(tokenizer.backend_tokenizer)
+    one_each = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    backend.pre_tokenizer = pre_tokenizers.Sequence([own or pre_tokenizers.WhitespaceSplit(), one_each])
+    return _generic_fast(tokenizer, backend)
 
 
 def token_word_ids(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[int | None]:

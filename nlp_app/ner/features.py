@@ -2,14 +2,15 @@
 sub-token, and, with ``model.word_features``, each token's position in its jieba word.
 
 Both taggers (BERT and the character BiLSTM/CNN) read the same ids from the same kind of
-tokenizer (a character vocabulary, or a pre-trained model's), so one encoder serves both.
+tokenizer (a character vocabulary, or a pre-trained model's, made to cut text into characters and
+to normalise it by :func:`nlp_app.common.tokenization.character_tokenizer`), so one encoder serves
+both, and no text is converted here: the tokenizer does it, for ``transformers.pipeline`` too.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nlp_app.common.normalize import to_half_width
-from nlp_app.common.tokenization import word_spans
+from nlp_app.common.tokenization import text_normalizer, word_spans
 from nlp_app.ner.char_model import WORD_POSITIONS
 
 IGNORE = -100  # label of special tokens and continuation sub-tokens: not scored, not trained
@@ -25,7 +26,10 @@ def input_names(model_cfg) -> tuple[str, ...]:
 
 def word_positions(tokens: Sequence[str]) -> list[int]:
     """For each token, where its first character sits in the jieba word around it
-    (:data:`WORD_POSITIONS`: B, M, E or S); 0 for whitespace."""
+    (:data:`WORD_POSITIONS`: B, M, E or S); 0 for whitespace. jieba reads the tokens as the
+    tokenizer's NFKC leaves them (full-width digits and letters half-width, as it segments best)."""
+    nfkc = text_normalizer(lowercase=False)
+    tokens = [nfkc.normalize_str(t) for t in tokens]
     text = "".join(tokens)
     per_char = [0] * len(text)
     for start, end in word_spans(text):
@@ -47,8 +51,6 @@ def encode(sentences: Sequence[tuple[list[str], list[str]]] | Sequence[list[str]
     """Token lists (+ tags) → model inputs; each token's tag goes on its first sub-token, every other
     position is :data:`IGNORE`. Also returns ``word_ids`` to map predictions back to tokens."""
     token_lists = [list(s[0] if isinstance(s, tuple) else s) for s in sentences]
-    # half-width forms as in pre-training (a one-to-one map: one token stays one token)
-    token_lists = [[to_half_width(t) for t in tokens] for tokens in token_lists]
     enc = tokenizer(token_lists, is_split_into_words=True, truncation=True, max_length=max_length)
     out = []
     for i, sent in enumerate(sentences):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from nlp_app.common import token_tasks
 from nlp_app.common.bert import pad_sequences
 from nlp_app.common.runners import load_model as load_bert
-from nlp_app.common.tokenization import load_tokenizer
+from nlp_app.common.tokenization import character_tokenizer, load_tokenizer
 from nlp_app.ner.char_model import CharTagger
 from nlp_app.ner.crf import CRF, masked_scores, viterbi
 from nlp_app.ner.features import IGNORE
@@ -141,12 +141,13 @@ def load_model(run: Path) -> torch.nn.Module:
 
 def load_run_tokenizer(run: Path):
     """The tokenizer saved in the run (a character tagger's run has no ``config.json``, so it is
-    read as a tokenizer directory, not as a model's)."""
+    read as a tokenizer directory, not as a model's). A run saved before its tokenizer normalised
+    and cut text into characters itself (:func:`character_tokenizer`) gets both here, in memory."""
     if (Path(run) / ARCH_FILE).exists():
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(run))
-    return load_tokenizer(str(run))
+        return character_tokenizer(AutoTokenizer.from_pretrained(str(run)))
+    return character_tokenizer(load_tokenizer(str(run)))
 
 
 @contextlib.contextmanager

@@ -37,6 +37,10 @@ class Tagger:
 
     def tag(self, token_lists: Sequence[list[str]]) -> list[list[str]]:
         """BIO tags for each token list; tokens that got no sub-token (whitespace) are ``O``."""
+        return [[t or "O" for t in tags] for tags in self._tags(token_lists)]
+
+    def _tags(self, token_lists: Sequence[list[str]]) -> list[list[str | None]]:
+        """:meth:`tag`, with ``None`` for the tokens that got no sub-token."""
         step = self.max_length - 2
         chunks, owner = [], []
         for i, tokens in enumerate(token_lists):
@@ -45,9 +49,9 @@ class Tagger:
                 owner.append(i)
         feats = encode(chunks, self.tokenizer, None, self.max_length, self.word_features)
         outputs = run_batches(self.runner, feats, self.batch_size, names=self.names)
-        out: list[list[str]] = [[] for _ in token_lists]
+        out: list[list[str | None]] = [[] for _ in token_lists]
         for i, chunk, feat, (scores,) in zip(owner, chunks, feats, outputs):
-            tags = ["O"] * len(chunk)
+            tags: list[str | None] = [None] * len(chunk)
             positions, tokens = first_subtokens(feat["word_ids"])
             for w, t in zip(tokens, self.decode(scores[positions])):
                 tags[w] = self.labels[t]
@@ -56,14 +60,20 @@ class Tagger:
 
     def entities(self, texts: Sequence[str]) -> list[list[dict]]:
         """The entities of each text (see :func:`entities`)."""
-        return [entities(t, tags) for t, tags in zip(texts, self.tag([list(t) for t in texts]))]
+        return [entities(t, tags) for t, tags in zip(texts, self._tags([list(t) for t in texts]))]
 
 
-def entities(text: str, tags: Sequence[str]) -> list[dict]:
-    """``[{"type", "text", "start", "end"}]`` (character offsets, ``end`` exclusive) from per-character tags."""
+def entities(text: str, tags: Sequence[str | None]) -> list[dict]:
+    """``[{"type", "text", "start", "end"}]`` (character offsets, ``end`` exclusive) from per-character
+    tags. A character the model never saw (tag ``None``: whitespace, control characters, which the
+    tokenizer drops) is skipped, so an entity spans it when the tags on either side continue it
+    (``B-PER``, space, ``I-PER``): the model read those characters as neighbours, and
+    ``transformers.pipeline(..., aggregation_strategy="simple")`` groups them so too."""
     from seqeval.metrics.sequence_labeling import get_entities
 
-    return [{"type": t, "text": text[a:b + 1], "start": a, "end": b + 1} for t, a, b in get_entities(list(tags))]
+    seen = [i for i, tag in enumerate(tags) if tag is not None]
+    return [{"type": t, "text": text[seen[a]:seen[b] + 1], "start": seen[a], "end": seen[b] + 1}
+            for t, a, b in get_entities([tags[i] for i in seen])]
 
 
 def load_tagger(cfg: NERConfig, run: Path) -> Tagger:

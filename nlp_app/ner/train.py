@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nlp_app.common import token_tasks
 from nlp_app.common.bert import build_tokenizer, rank0_first
+from nlp_app.common.tokenization import character_tokenizer, text_normalizer
 from nlp_app.ner.config import NERConfig
 from nlp_app.ner.crf import repair_bio
 from nlp_app.ner.data import load_splits
@@ -35,8 +36,12 @@ def train(cfg: NERConfig, run: Path) -> dict:
     splits, labels = rank0_first(lambda: load_splits(cfg))
     if cfg.model.crf:  # a CRF scores valid sequences only: read slips in users' files as seqeval does
         splits = {k: [(tokens, repair_bio(tags)) for tokens, tags in part] for k, part in splits.items()}
-    # characters as separate words, so each is in the vocabulary as a word start
-    tokenizer = build_tokenizer(cfg.model, [" ".join(t) for t, _ in splits["train"]])
+    # characters as separate words, so each is in the vocabulary as a word start, in the forms the
+    # tokenizer's NFKC gives them (１ → 1). The saved tokenizer normalises and cuts text into
+    # characters itself, so transformers.pipeline tags what the server does.
+    nfkc = text_normalizer(lowercase=False)
+    corpus = [nfkc.normalize_str(" ".join(tokens)) for tokens, _ in splits["train"]]
+    tokenizer = character_tokenizer(build_tokenizer(cfg.model, corpus))
     model = build_model(cfg.model, tokenizer, labels, cfg.train.seed)
     label2id = {t: i for i, t in enumerate(labels)}
     word_features = cfg.model.encoder != "bert" and cfg.model.word_features
