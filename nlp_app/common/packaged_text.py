@@ -18,8 +18,9 @@ stopwords.txt, zh.py        table
 ==========================  ==========================================================  ============
 
 **Leak guard.** A candidate text is dropped when it equals a held-out text (validation or test of
-any recipe the corpus serves) or contains one of at least ``min_chars`` characters; texts are
-compared after :func:`~nlp_app.common.normalize.normalize_text`, so full-width digits and case do
+any recipe the corpus serves), contains one of at least ``min_chars`` characters, or is texts
+already taken and held-out texts end to end (a long sentence one of whose short pieces is held
+out); texts are compared after :func:`~nlp_app.common.normalize.normalize_text`, so full-width digits and case do
 not hide a match. Then duplicates are dropped (the first source listed keeps a text): a text seen
 before, or one that is texts seen before end to end (a long People's Daily sentence that the NER
 split holds as pieces cut at ``；``/``，``).
@@ -127,12 +128,12 @@ class Corpus:
         return {"texts": len(self.texts), "characters": sum(map(len, self.texts)), "sources": self.sources}
 
 
-def covered(key: str, seen: set[str], longest: int = 128) -> bool:
-    """Whether ``key`` is a run of texts already in ``seen`` end to end (greedy, longest first):
-    a long sentence whose pieces, cut at ``；``/``，``, are each in the corpus already."""
+def covered(key: str, *pieces: set[str], longest: int = 128) -> bool:
+    """Whether ``key`` is a run of texts in ``pieces`` end to end (greedy, longest first): a long
+    sentence whose parts, cut at ``；``/``，``, are each in the corpus already."""
     i = 0
     while i < len(key):
-        j = next((j for j in range(min(len(key), i + longest), i, -1) if key[i:j] in seen), None)
+        j = next((j for j in range(min(len(key), i + longest), i, -1) if any(key[i:j] in p for p in pieces)), None)
         if j is None:
             return False
         i = j
@@ -155,6 +156,9 @@ def assemble(sources: dict[str, list[str]], guard: LeakGuard) -> Corpus:
             key = comparison_key(text)
             if key in seen or covered(key, seen):
                 counts["dropped_duplicate"] += 1
+                continue
+            if covered(key, seen, guard.exact):  # taken texts end to end with a (short) held-out one
+                counts["dropped_overlap"] += 1
                 continue
             seen.add(key)
             corpus.texts.append(text)

@@ -66,6 +66,14 @@ def test_assemble_counts_overlap_and_duplicates_per_source():
     assert built.report()["characters"] == 16
 
 
+def test_a_long_sentence_with_a_short_held_out_piece_is_overlap():
+    # the NER split cuts long sentences at "，": one piece trains, the short other one is a test sentence
+    guard = LeakGuard(["任其自然。"])
+    built = assemble({"train": ["一个地方的领导不能一树了之，"], "seg": ["一个地方的领导不能一树了之，任其自然。"]}, guard)
+    assert built.texts == ["一个地方的领导不能一树了之，"]
+    assert built.sources["seg"]["dropped_overlap"] == 1
+
+
 def _sentence(i: int) -> tuple[list[str], list[str]]:
     name, place = SURNAMES[i % 10] + "先生", PLACES[i % 6]
     chars = list(f"{name}第{i}次来到{place}参加会议。")
