@@ -4,11 +4,12 @@ Each instance names a known ``user`` (their whole history in the run's data is u
 ``items``, a list of recent item ids, oldest first (session-based: no user needed). ``k`` is
 bounded by ``serve.max_k`` and ``items`` by ``serve.max_history`` (422 beyond them; more than
 ``serve.max_instances`` instances is a 413 from the shared factory); ids are integers or strings,
-never coerced (``true`` is not user 1, ``1.5`` not item 1; ``1.0`` is the integer 1, as in JSON Schema). ``exclude_seen`` (default true) drops
-the history's items. An unknown user, or a list with no known item, gets what the model scores
-highest for the average known user (:func:`average_scores`: the same score scale as every other
-answer; for ``popularity``, the most popular items), with ``fallback: true`` and the reason;
-unknown ids in a list are skipped and echoed in ``unknown_items``.
+never coerced (``true`` is not user 1, ``1.5`` not item 1; ``1.0`` is the integer 1, as in JSON
+Schema). ``exclude_seen`` (default true) drops the history's items. An unknown user, or a list
+with no known item, gets what the model scores highest for the average known user
+(:func:`average_scores`: the same score scale as every other answer; for ``popularity``, the most
+popular items), with ``fallback: true`` and the reason; unknown ids in a list are skipped and
+echoed in ``unknown_items``.
 
     python -m recsys_app serve [--run runs/recsys_app/movielens/latest] [--port 8000]
     curl -s localhost:8000/predict -H 'content-type: application/json' \\
