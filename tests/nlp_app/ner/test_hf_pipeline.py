@@ -129,4 +129,13 @@ def test_a_run_saved_before_the_tokenizer_normalised_serves_the_same(run, tmp_pa
     vocab = AutoTokenizer.from_pretrained(str(run)).get_vocab()
     BertTokenizer(vocab=vocab, do_lower_case=True).save_pretrained(str(old))
     assert "NFKC" not in (old / "tokenizer.json").read_text(encoding="utf-8")
-    assert _server(old, TEXTS) == _server(run, TEXTS)
+    served = _server(old, TEXTS)
+    assert served == _server(run, TEXTS)
+    # the pipeline on such a folder, given the tokenizer mlref makes of it (as the guide says)
+    from transformers import pipeline
+
+    pipe = pipeline("token-classification", model=str(old), aggregation_strategy="simple", device="cpu",
+                    tokenizer=character_tokenizer(AutoTokenizer.from_pretrained(str(old))))
+    for text, answer, server in zip(TEXTS, pipe(TEXTS), served, strict=True):
+        assert [(a["entity_group"], a["start"], a["end"]) for a in answer] == [
+            (e["type"], e["start"], e["end"]) for e in server]
