@@ -1,5 +1,5 @@
-"""A small closed-loop HTTP load generator for loopback benchmarks, plus a helper that starts a
-real server process and waits until it is ready.
+"""A small closed-loop HTTP load generator for loopback benchmarks, a helper that starts a real
+server process and waits until it is ready, and the serving sweeps every app's bench runs.
 
 Each of ``concurrency`` workers keeps one keep-alive HTTP/1.1 connection and sends the same
 request back to back, for ``duration_s`` seconds after ``warmup_s`` (so it stops by itself).
@@ -9,6 +9,11 @@ generator itself costs little CPU next to the server it measures on the same mac
     from bench.loadgen import load, ServerProcess
     with ServerProcess([python, "-m", "tabular_mining", "serve", "--port", "8765"], port=8765):
         stats = load("127.0.0.1", 8765, "/predict", body_bytes, concurrency=8, duration_s=5)
+
+The sweeps (:func:`batching_sweep`: batching on, off and the ceiling; :func:`workers_sweep`) start
+their servers together and drive them in turn, a few rounds each, so that on a machine shared with
+other jobs every server sees the same load; each row also has the server's CPU time per request,
+which load changes much less than latency.
 """
 from __future__ import annotations
 
@@ -250,6 +255,10 @@ def workers_sweep(serve_cmd: list[str], body: bytes | dict, concurrencies=(1, 32
     return interleaved_sweep(servers, "workers", body, concurrencies, duration_s)
 
 
+def _cpu(row: dict) -> str:
+    return f"{row['server_cpu_ms']:.3f}" if "server_cpu_ms" in row else "—"
+
+
 def _label(batching) -> str:
     return "ceiling (bare FastAPI)" if batching == "ceiling" else ("batching on" if batching else "batching off")
 
@@ -257,10 +266,10 @@ def _label(batching) -> str:
 def sweep_markdown(rows: list[dict]) -> str:
     """The sweep as a table, plus the ratios that matter: ours against the ceiling (p50 at the
     lowest concurrency, throughput at the highest) and batching on against off."""
-    lines = ["| server | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    lines = ["| server | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {_label(r['batching'])} | {r['concurrency']} | {r['throughput_rps']:,.1f} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {_cpu(r)} |")
     by = {(r["batching"], r["concurrency"]): r for r in rows}
     top, low = max(r["concurrency"] for r in rows), min(r["concurrency"] for r in rows)
     notes = []
@@ -271,6 +280,9 @@ def sweep_markdown(rows: list[dict]) -> str:
     if ceil_top.get("throughput_rps") and on_top.get("throughput_rps"):
         notes.append(f"throughput at concurrency {top}: {on_top['throughput_rps'] / ceil_top['throughput_rps']:.0%} "
                      "of the ceiling's (batching on)")
+    if ceil_top.get("server_cpu_ms") and on_top.get("server_cpu_ms"):
+        notes.append(f"server CPU per request at concurrency {top}: "
+                     f"{on_top['server_cpu_ms'] / ceil_top['server_cpu_ms']:.2f}× the ceiling's")
     if by.get((False, top), {}).get("throughput_rps") and on_top:
         ratio = on_top["throughput_rps"] / by[(False, top)]["throughput_rps"]
         notes.append(f"batching on/off throughput at concurrency {top}: {ratio:.2f}×; p99 "
@@ -283,9 +295,9 @@ def sweep_markdown(rows: list[dict]) -> str:
 
 def workers_markdown(rows: list[dict]) -> str:
     """The workers sweep as a table, plus the throughput ratio of the most workers to one."""
-    lines = ["| workers | concurrency | req/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+    lines = ["| workers | concurrency | req/s | p50 ms | p99 ms | server CPU ms/req |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['workers']} | {r['concurrency']} | {r['throughput_rps']:,.1f} | {r['p50_ms']:.2f} | "
-              f"{r['p99_ms']:.2f} |" for r in rows]
+              f"{r['p99_ms']:.2f} | {_cpu(r)} |" for r in rows]
     by = {(r["workers"], r["concurrency"]): r for r in rows}
     top, most = max(r["concurrency"] for r in rows), max(r["workers"] for r in rows)
     if by.get((1, top), {}).get("throughput_rps") and (1, top) != (most, top):

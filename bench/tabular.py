@@ -3,7 +3,9 @@
 1. in-process predict latency (1 row) and throughput (10k rows) per model, from records through
    our encoder, next to the library's own pandas path (``predict`` on a one-row DataFrame);
 2. ``POST /predict`` over loopback HTTP against a real uvicorn server: p50/p99 at concurrency 1,
-   throughput and p99 at concurrency 8 and 32, micro-batching on vs off (one instance per request).
+   throughput and p99 at concurrency 8 and 32, micro-batching on vs off (one instance per request),
+   next to the ceiling (:mod:`bench.ceiling`), all driven side by side (:mod:`bench.loadgen`);
+3. ``serve.workers`` 1 vs 2 (batching on) at concurrency 1 and 32.
 
     python -m bench.tabular [--duration 5] [--run runs/tabular_mining/churn/latest]
 
@@ -18,7 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.loadgen import batching_sweep, python, run_or_quick, sweep_markdown
+from bench.loadgen import (
+    batching_sweep,
+    python,
+    run_or_quick,
+    sweep_markdown,
+    workers_markdown,
+    workers_sweep,
+)
 from shared.runs import load_run_config, write_json, write_text
 from tabular_mining.classify.data import load_splits
 from tabular_mining.classify.evaluate import load_classify_run
@@ -79,8 +88,9 @@ def to_markdown(result: dict) -> str:
     for r in result["in_process"]:
         lines.append(f"| {r['model']} | {r['one_row_ms']:.3f} | {r['pandas_one_row_ms']:.3f} | "
                      f"{r['rows_per_s_10k']:,.0f} |")
-    lines += ["", f"### POST /predict over loopback ({result['served_model']}, one instance per request)", "",
-              sweep_markdown(result["http"]), ""]
+    title = f"### POST /predict over loopback ({result['served_model']}, scored with {result['scoring']}, one per request)"
+    lines += ["", title, "", sweep_markdown(result["http"]), "",
+              "### serve.workers (batching on)", "", workers_markdown(result["workers"]), ""]
     return "\n".join(lines)
 
 
@@ -93,11 +103,13 @@ def main() -> None:
     loaded = load_classify_run(run, only_served=True)
     config = load_run_config(run)
     rows = load_splits(config["name"], TableData.model_validate(config["data"])).test
-    body = ClassifyPredictor(loaded, config["eval"]["threshold"]).example()
+    predictor = ClassifyPredictor(loaded, config["eval"]["threshold"])
+    body = predictor.example()
     body["contributions"] = False
-    result = {"run": str(run), "served_model": loaded.served, "in_process": in_process(run, rows),
-              "http": batching_sweep([python(), "-m", "tabular_mining", "serve", "--run", str(run)], body,
-                                     (1, 8, 32), args.duration)}
+    serve = [python(), "-m", "tabular_mining", "serve", "--run", str(run)]
+    result = {"run": str(run), "served_model": loaded.served, "scoring": predictor.scoring,
+              "in_process": in_process(run, rows), "http": batching_sweep(serve, body, (1, 8, 32), args.duration),
+              "workers": workers_sweep(serve, body, (1, 32), args.duration)}
     out = Path("bench/results")
     write_json(out / "tabular.json", result)
     md = to_markdown(result)

@@ -8,10 +8,12 @@ once in a worker thread, and hands each request its slice of the outputs. A requ
 event loop instead: handing it to the thread and back would cost more than the call.
 
 It never waits when idle: the worker takes whatever is queued the moment it is free, so at
-concurrency 1 a request goes straight through. Only under load (more requests arrived while the
-batch was being gathered) does it wait up to ``max_wait_ms`` for the batch to fill. With
-``enabled=False`` every model call holds one request's items only, through the same thread and
-queue, which is the fair "batching off" baseline for benchmarks.
+concurrency 1 a request goes straight through; a cheap one (``on_loop``) that finds the batcher
+idle, and is still alone after one turn of the event loop, is run by its own task without the
+worker. Only under load (more requests arrived while the batch was being gathered) does it wait up
+to ``max_wait_ms`` for the batch to fill. With ``enabled=False`` every model call holds one
+request's items only, through the same queue, which is the fair "batching off" baseline for
+benchmarks.
 
 Two promises:
 
@@ -78,6 +80,7 @@ class MicroBatcher:
         self._jobs: deque[_Job] = deque()
         self._pending = 0  # items not yet handed to the model, over all queued jobs
         self._wakeup: asyncio.Event | None = None
+        self._busy = False  # the worker is gathering or running a batch
         self._task: asyncio.Task | None = None
         # one inference thread: the model libraries parallelise inside a call
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer")
@@ -112,12 +115,32 @@ class MicroBatcher:
         job = _Job(items, asyncio.get_running_loop().create_future(), [None] * len(items))
         self._jobs.append(job)
         self._pending += len(items)
-        self._wakeup.set()
         try:
+            if self._alone(job) and self._on_loop(job.items):
+                await asyncio.sleep(0)  # requests that came in with this one join it through the worker
+                if self._alone(job):
+                    return self._run_here(job)
+            self._wakeup.set()
             return await job.future
         except asyncio.CancelledError:
             self._discard(job)
             raise
+
+    def _alone(self, job: _Job) -> bool:
+        """Nothing queued but ``job``, nothing running, and it fits in one call."""
+        return not self._busy and len(self._jobs) == 1 and self._jobs[0] is job and job.remaining <= self.max_batch_size
+
+    def _run_here(self, job: _Job) -> list:
+        """A lone cheap request, run by its own task: no worker wake-up, no hand-back (each is a turn
+        of the event loop, together more than the call). Its error, if any, is its own."""
+        self._jobs.popleft()
+        self._pending -= job.remaining
+        job.taken = len(job.items)
+        self._on_batch(len(job.items))
+        try:
+            return self._call(list(job.items))
+        finally:
+            job.items = ()
 
     def _discard(self, job: _Job) -> None:
         """Forget a job given up on or failed: its chunks not yet started never run."""
@@ -132,8 +155,10 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         while True:
             while not self._jobs:
+                self._busy = False
                 self._wakeup.clear()
                 await self._wakeup.wait()
+            self._busy = True
             if self.enabled:
                 await self._let_more_arrive()
             segments = self._take()

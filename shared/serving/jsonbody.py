@@ -22,9 +22,17 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_INT_CHARS = 21  # "-9223372036854775808" has 20; anything longer is out of range anyway
 # a \uD800-\uDFFF escape; the walk below only runs when one appears, so plain bodies pay one regex scan
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# a number that may not fit: 20+ digits in a row, or an exponent of 100 or more. Only a body that has
-# one is parsed with the number checks (a Python call per number); others cannot overflow a float or 64 bits
-_LONG_NUMBER = re.compile(rb"[0-9]{20}|[eE][+-]?0*[1-9][0-9]{2}")
+# A number that may not fit has 20+ digits in a row, or an exponent of 3+ digits. Only a body with
+# one (or with text that looks like one) is parsed with the number checks, a Python call per number;
+# the others cannot overflow a float or 64 bits. Found with bytes.translate and substring search:
+# a regex over the body costs more than the checks it saves.
+_NUMBER_SHAPE = bytes.maketrans(b"0123456789E+-", b"DDDDDDDDDDess")
+_LONG_SHAPES = (b"D" * 20, b"eDDD", b"esDDD")
+
+
+def _may_overflow(raw: bytes) -> bool:
+    shape = raw.translate(_NUMBER_SHAPE)
+    return any(long in shape for long in _LONG_SHAPES)
 
 
 class BadJSON(ValueError):
@@ -49,11 +57,18 @@ def _constant(name: str) -> Any:
     raise BadJSON(f"{name} is not JSON; send numbers only (or null for a missing value)")
 
 
+# built once: json.loads with any keyword builds a new decoder (and its scanner) on every call
+_DECODER = json.JSONDecoder(parse_constant=_constant)
+_CHECKING_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant)
+
+
 def parse_json(raw: bytes) -> Any:
     """``raw`` as strict JSON (see the module doc); raises :class:`BadJSON`."""
-    checks = {"parse_int": _int, "parse_float": _float} if _LONG_NUMBER.search(raw) else {}
     try:
-        data = json.loads(raw, parse_constant=_constant, **checks)
+        # strict UTF-8 (a leading byte-order mark is dropped): json.loads would let UTF-8-encoded
+        # surrogates through ("surrogatepass") and guess UTF-16 or UTF-32 from the first bytes
+        text = raw.decode("utf-8-sig")
+        data = (_CHECKING_DECODER if _may_overflow(raw) else _DECODER).decode(text)
     except BadJSON:
         raise
     except RecursionError:

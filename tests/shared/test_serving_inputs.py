@@ -74,6 +74,7 @@ BAD_BODIES = {
     "lone surrogate": row(tag=r'"\ud800"'),
     "lone low surrogate": row(tag=r'"a\udc00b"'),
     "surrogate as a key": b'{"instances": [{"x": 1, "y": 1}], "\\ud800": 1}',
+    "a surrogate as UTF-8 bytes": row(tag='"X"').replace(b"X", b"\xed\xa0\x80"),
     "not UTF-8": row(tag=b'"\xff\xfe"'.decode("latin-1")).replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"),
     "not JSON": b"{not json",
     "empty": b"",
