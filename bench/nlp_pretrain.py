@@ -15,7 +15,9 @@
 Results: ``bench/results/nlp_pretrain.json`` and ``.md`` (a row per mark: minutes, steps and
 sequences of pre-training, masked-LM figures, fine-tuned scores and the lift over mark 0) and
 ``bench/results/nlp_pretrain_lift-vs-minutes.png``. ``--pretrain-run DIR`` reuses a run's snapshots;
-``--pretrain-set``, ``--sentiment-set``, ``--ner-set`` add recipe overrides (key=value).
+``--pretrain-set``, ``--sentiment-set``, ``--ner-set`` add recipe overrides (key=value); ``--reuse``
+takes finished fine-tuning runs of the same names as they are (to finish an interrupted sweep, or to
+tabulate some marks of one: ``--pretrain-run DIR --marks 0 5 --reuse``).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ import torch
 from nlp_app.pretrain.config import PretrainConfig
 from nlp_app.pretrain.data import packaged_cache
 from nlp_app.tasks import TASKS
+from shared import runs
 from shared.cli import run_app
 from shared.config import load_config, resolve_recipe
 from shared.runs import latest_run, read_json, write_json, write_text
@@ -45,8 +48,11 @@ QUIET = ["train.progress=false"]
 RESULTS = Path("bench/results")
 
 
-def _train(argv: list[str], name: str) -> tuple[Path, float]:
-    """``python -m nlp_app train ARGV name=NAME`` in this process; the run and its wall seconds."""
+def _train(argv: list[str], name: str, reuse: bool = False) -> tuple[Path, float | None]:
+    """``python -m nlp_app train ARGV name=NAME`` in this process; the run and its wall seconds
+    (with ``reuse``, a finished run of that name is taken as it is: seconds ``None``)."""
+    if reuse and (runs.task_dir("nlp_app", name) / "latest").exists():
+        return latest_run("nlp_app", name), None
     t0 = time.perf_counter()
     status = run_app("nlp_app", TASKS, argv=["train", *argv, f"name={name}", *QUIET])
     if status:
@@ -66,14 +72,14 @@ def finetune(snapshot: Path, seeds: list[int], args) -> dict:
     sentiment = []
     for seed in seeds:
         run, secs = _train([*SENTIMENT, f"model.pretrained={snapshot}", f"train.seed={seed}", *args.sentiment_set],
-                           f"ptlift-sentiment-{mark}-s{seed}")
+                           f"ptlift-sentiment-{mark}-s{seed}", args.reuse)
         m = read_json(run / "metrics.json")
         sentiment.append({"seed": seed, "accuracy": m["test/accuracy"], "roc_auc": m.get("test/roc_auc"),
-                          "seconds": round(secs, 1), "run": str(run)})
-    run, secs = _train([*NER, f"model.pretrained={snapshot}", *args.ner_set], f"ptlift-ner-{mark}")
+                          "seconds": secs and round(secs, 1), "run": str(run)})
+    run, secs = _train([*NER, f"model.pretrained={snapshot}", *args.ner_set], f"ptlift-ner-{mark}", args.reuse)
     m = read_json(run / "metrics.json")
     ner = {"f1": m["test/f1"], **{t: m.get(f"test/{t}/f1") for t in ("PER", "LOC", "ORG")},
-           "seconds": round(secs, 1), "run": str(run)}
+           "seconds": secs and round(secs, 1), "run": str(run)}
     return {"sentiment": sentiment, "sentiment_accuracy": statistics.mean(r["accuracy"] for r in sentiment),
             "ner": ner, "ner_f1": ner["f1"]}
 
@@ -141,6 +147,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pretrain-set", nargs="*", default=[], help="overrides of the pre-training recipe")
     parser.add_argument("--sentiment-set", nargs="*", default=[], help="overrides of the sentiment fine-tuning")
     parser.add_argument("--ner-set", nargs="*", default=[], help="overrides of the NER fine-tuning")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take finished fine-tuning runs of the same names as they are (an interrupted sweep)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline line")
     parser.add_argument("--out", type=Path, default=RESULTS)
     return parser.parse_args(argv)
@@ -151,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     started, load_start = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), os.getloadavg()
     run = args.pretrain_run or pretrain(sorted(args.marks), args.pretrain_set)
-    snapshots = sorted((p for p in (run / "snapshots").iterdir() if (p / "mark.json").exists()),
+    snapshots = sorted((p for p in (run / "snapshots").iterdir()
+                        if (p / "mark.json").exists() and read_json(p / "mark.json")["minutes"] in args.marks),
                        key=lambda p: read_json(p / "mark.json")["minutes"])
     rows = []
     for snap in snapshots:
@@ -163,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
         r["ner_lift"] = r["ner_f1"] - rows[0]["ner_f1"]
     baseline = None
     if not args.no_baseline:
-        base_run, _ = _train(["--config", "configs/nlp_app/sentiment.yaml", "model.name=baseline"], "ptlift-baseline")
+        base_run, _ = _train(["--config", "configs/nlp_app/sentiment.yaml", "model.name=baseline"], "ptlift-baseline",
+                             args.reuse)
         baseline = read_json(base_run / "metrics.json")["test/accuracy"]
     cfg = load_config(PretrainConfig, resolve_recipe("nlp_app", PRETRAIN), args.pretrain_set)
     manifest = packaged_cache(cfg) / "manifest.json"
