@@ -36,12 +36,12 @@ from starlette.routing import Route
 
 from shared.serving.batcher import MicroBatcher
 from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
-from shared.serving.limits import BearerAuth, BodySizeLimit
+from shared.serving.limits import RequestGuard
 from shared.serving.openapi import install_docs, install_openapi
 from shared.serving.pages import page_config, render_page
 from shared.serving.pipeline import error_response, handle_predict
 from shared.serving.predictor import ErrorBody, Predictor
-from shared.serving.telemetry import ObserveRequests, Telemetry
+from shared.serving.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +83,9 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         decode_pool.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
-    # outermost last: telemetry sees every response; auth before reading any body
-    app.add_middleware(BodySizeLimit, max_bytes=cfg.max_body_bytes, read_timeout_s=cfg.read_timeout_s)
     token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
-    if token:  # without one every route is open: no layer to pass through
-        app.add_middleware(BearerAuth, token=token, open_paths=[*PROBES, *cfg.public_routes])
-    app.add_middleware(ObserveRequests, telemetry=telemetry)
+    app.add_middleware(RequestGuard, telemetry=telemetry, max_bytes=cfg.max_body_bytes,
+                       read_timeout_s=cfg.read_timeout_s, token=token, open_paths=[*PROBES, *cfg.public_routes])
     _install_error_handlers(app)
 
     async def predict(request: Request):

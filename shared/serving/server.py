@@ -16,7 +16,7 @@ Slow clients: uvicorn closes idle keep-alive connections (``serve.timeout_keep_a
 work past ``serve.limit_concurrency`` (503), but it waits for a request's head forever; the
 protocol here closes a connection whose head has not arrived ``serve.read_timeout_s`` after it
 opened (or after its previous response), with a 408. The body's deadline is the
-:class:`~shared.serving.limits.BodySizeLimit` middleware's.
+:class:`~shared.serving.limits.RequestGuard` middleware's.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import pytest
 from tabular_mining.classify.evaluate import load_classify_run
 from tabular_mining.classify.export import CONVERTERS, MAX_ABS_DIFF
 from tabular_mining.classify.scoring import check_rows, served_scorer, split_thresholds
-from tabular_mining.classify.serve import ClassifyPredictor
+from tabular_mining.classify.serve import ON_LOOP_ROWS, ClassifyPredictor
 from tabular_mining.common.features import clean, encode_frame
 from tabular_mining.common.table import load_telco
 
@@ -71,4 +71,5 @@ def test_only_batches_without_contributions_run_on_the_event_loop(churn_run):
     without = [(x, False) for x, _ in items]
     assert not predictor.infer_on_loop(with_contributions) and not predictor.infer_on_loop(without + with_contributions)
     assert predictor.infer_on_loop(without) == (predictor.scoring == "onnxruntime")
+    assert not predictor.infer_on_loop(without * (ON_LOOP_ROWS + 1))  # a large batch: in the thread
     assert predictor.metadata()["scoring"] == predictor.scoring
