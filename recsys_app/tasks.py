@@ -22,7 +22,7 @@ TASKS = {
         export=export,
         predictor=RecsysPredictor.from_run,
         extra={"compare": Extra(compare, "train every model of eval.compare_models on one split and rank them"),
-               "tune": Extra(tune, "Optuna per model of tune.models on the validation split; train with "
+               "tune": Extra(tune, "Optuna per model of tune.models on held-out training interactions (searched on half the users, confirmed on the other half); train with "
                                    "model.params_from=<tune run>")},
         resolve_config=apply_tuned,
     ),
