@@ -109,3 +109,50 @@ def same_answer(a, b, rel: float = 1e-6, abs_: float = 1e-9, where: str = "body"
             return f"{where}: {len(a)} items != {len(b)}"
         return next((d for i, (x, y) in enumerate(zip(a, b)) if (d := same_answer(x, y, rel, abs_, f"{where}[{i}]"))), None)
     return None if a == b else f"{where}: {a!r} != {b!r}"
+
+
+def poisoned_batch(url: str, good: dict, bad: dict, n: int = 32, rel: float = 1e-6, abs_: float = 1e-9):
+    """POST ``n`` copies of ``good`` and one ``bad`` body to ``/predict`` at once (the bad one in the
+    middle, so it shares a batch), assert that every good one is a 200 with the same answer (floats to
+    ``rel``/``abs_``: batches differ in size), that the server is still ready and counted no 500, and
+    return the bad one's response for the caller's checks."""
+    import asyncio
+
+    import httpx
+
+    async def scenario():
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            calls = [client.post("/predict", json=good) for _ in range(n)]
+            calls.insert(n // 2, client.post("/predict", json=bad))
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(scenario())
+    poisoned = responses.pop(n // 2)
+    assert [r.status_code for r in responses] == [200] * n, [r.text[:200] for r in responses if r.status_code != 200]
+    first = responses[0].json()
+    differences = [d for r in responses if (d := same_answer(first, r.json(), rel, abs_))]
+    assert not differences, differences[:3]
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    assert 'status="500"' not in httpx.get(f"{url}/metrics").text
+    return poisoned
+
+
+def fuzz_openapi(url: str, max_examples: int = 25, excluded_checks: tuple = ()) -> None:
+    """schemathesis against the server's own ``/openapi.json``, requests valid and invalid by the
+    schema (``max_examples`` each, derandomised): no 5xx, every response as documented."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+        @settings(max_examples=max_examples, deadline=None, database=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=schema.as_strategy(generation_mode=mode))
+        def check(case):
+            response = case.call(base_url=url)
+            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+            case.validate_response(response, excluded_checks=list(excluded_checks))
+
+        check()

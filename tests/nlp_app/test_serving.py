@@ -2,11 +2,9 @@
 in the ``{"error": ...}`` shape and the server keeps serving; one bad instance among 32 concurrent
 valid requests fails its own request alone; the OpenAPI document describes request and response,
 and a schema-driven fuzzer (schemathesis) finds no 5xx and no undocumented answer."""
-import asyncio
 import functools
 import json
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,7 +12,7 @@ from nlp_app.tasks import TASKS
 from shared.cli import run_config
 from shared.errors import UserError
 from shared.serving import create_app
-from shared.serving.testing import running_server, same_answer
+from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
 
 SERVED = ["classify", "qa", "ner"]
 RESPONSES = {"classify": "TextsResponse", "qa": "QAResponse", "ner": "NERResponse"}
@@ -151,21 +149,8 @@ def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(task, traine
     good, bad = _poison(task, predictor)
     app = create_app(functools.partial(lambda p: p, predictor), cfg.serve, title=task)
     with running_server(app, cfg.serve) as url:
-
-        async def scenario():
-            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                calls = [client.post("/predict", json=good) for _ in range(32)]
-                calls.insert(16, client.post("/predict", json=bad))
-                return await asyncio.gather(*calls)
-
-        responses = asyncio.run(scenario())
-        poisoned = responses.pop(16)
+        poisoned = poisoned_batch(url, good, bad)
         assert 400 <= poisoned.status_code < 500 and _names_instance_1(poisoned), poisoned.text
-        assert [r.status_code for r in responses] == [200] * 32
-        first = responses[0].json()  # the same answer each, floats to rounding (batches differ in size)
-        assert not any(same_answer(first, r.json()) for r in responses), [same_answer(first, r.json()) for r in responses]
-        assert httpx.get(f"{url}/readyz").status_code == 200
-        assert 'status="500"' not in httpx.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize("task", SERVED)
@@ -173,22 +158,8 @@ def test_schemathesis_against_the_apps_own_openapi(task, trained):
     """Generated requests (valid and invalid by the schema) to every route: no 5xx, responses as
     documented. The tiny test recipes' limits (2-3 instances, short texts) are raised here: a limit
     of the config is a documented 413, not in the schema. A bounded example count keeps it fast."""
-    schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis import GenerationMode
-
+    pytest.importorskip("schemathesis")
     limits = ["serve.max_instances=64", "serve.max_item_cost=100000"]
     cfg, predictor = _setup(task, trained(task), limits + (["serve.max_question_chars=100000"] if task == "qa" else []))
     with running_server(create_app(lambda: predictor, cfg.serve, title=task), cfg.serve) as url:
-        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=schema.as_strategy(generation_mode=mode))
-            def check(case):
-                response = case.call(base_url=url)
-                assert response.status_code < 500, (case.method, case.path, response.text[:300])
-                case.validate_response(response)
-
-            check()
+        fuzz_openapi(url)

@@ -1,17 +1,15 @@
 """The issue-13 catalogue against each tabular_mining server (classify, segment, rules): every bad
 request is a 4xx in the ``{"error": ...}`` shape and the server keeps serving; one bad request
 among 32 concurrent valid ones fails alone; the OpenAPI document describes request and response."""
-import asyncio
 import functools
 import json
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from shared.cli import run_config
 from shared.serving import create_app
-from shared.serving.testing import running_server, same_answer
+from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
 from tabular_mining.tasks import TASKS
 
 RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run"}
@@ -175,42 +173,15 @@ def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(task, reques
     good, bad = _poison(task, predictor)
     app = create_app(functools.partial(lambda p: p, predictor), cfg.serve, title=task)
     with running_server(app, cfg.serve) as url:
-
-        async def scenario():
-            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-                calls = [client.post("/predict", json=good) for _ in range(32)]
-                calls.insert(16, client.post("/predict", json=bad))
-                return await asyncio.gather(*calls)
-
-        responses = asyncio.run(scenario())
-        poisoned = responses.pop(16)
+        poisoned = poisoned_batch(url, good, bad)
         assert 400 <= poisoned.status_code < 500 and "instances[1]" in poisoned.json()["error"]
-        assert [r.status_code for r in responses] == [200] * 32
-        first = responses[0].json()  # the same answer each, floats to rounding (batches differ in size)
-        assert not any(same_answer(first, r.json()) for r in responses), [same_answer(first, r.json()) for r in responses]
-        assert httpx.get(f"{url}/readyz").status_code == 200
-        assert 'status="500"' not in httpx.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize("task", sorted(RUNS))
 def test_schemathesis_against_the_apps_own_openapi(task, request):
     """Generated requests (valid and invalid by the schema) to every route: no 5xx, responses as
     documented. A bounded example count keeps it in the fast suite."""
-    schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis import GenerationMode
-
+    pytest.importorskip("schemathesis")
     cfg, predictor = _setup(task, request.getfixturevalue(RUNS[task]))
     with running_server(create_app(lambda: predictor, cfg.serve, title=task), cfg.serve) as url:
-        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=schema.as_strategy(generation_mode=mode))
-            def check(case):
-                response = case.call(base_url=url)
-                assert response.status_code < 500, (case.method, case.path, response.text[:300])
-                case.validate_response(response)
-
-            check()
+        fuzz_openapi(url)

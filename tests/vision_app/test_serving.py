@@ -3,7 +3,6 @@ is a 4xx in the ``{"error": ...}`` shape and the server keeps serving; one corru
 concurrent valid requests fails alone; a request's decoded pixels are bounded
 (``serve.max_request_cost``); ``/livez`` answers while an image decodes; a raw image body is a 415
 naming the two accepted forms; the OpenAPI document describes request and response."""
-import asyncio
 import base64
 import io
 import json
@@ -17,7 +16,7 @@ from PIL import Image
 
 from shared.cli import run_config
 from shared.serving import create_app
-from shared.serving.testing import running_server, same_answer
+from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
 from vision_app.tasks import TASKS
 
 TASK_KEYS = {"classify": "classify", "segment": "segment", "detect": "yolo"}  # task -> trained recipe
@@ -219,21 +218,8 @@ def test_one_corrupt_image_among_32_concurrent_valid_requests_fails_alone(task, 
     cfg, predictor = _setup(task, trained, ["serve.max_wait_ms=50"])
     good, bad = body(png()), body(png(), png()[:80])
     with running_server(create_app(lambda: predictor, cfg.serve, title=task), cfg.serve) as url:
-
-        async def scenario():
-            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-                calls = [client.post("/predict", json=good) for _ in range(32)]
-                calls.insert(16, client.post("/predict", json=bad))
-                return await asyncio.gather(*calls)
-
-        responses = asyncio.run(scenario())
-        poisoned = responses.pop(16)
+        poisoned = poisoned_batch(url, good, bad)
         assert 400 <= poisoned.status_code < 500 and "instances[1]" in poisoned.json()["error"]
-        assert [r.status_code for r in responses] == [200] * 32
-        first = responses[0].json()  # the same answer each, floats to rounding (batches differ in size)
-        assert not any(same_answer(first, r.json()) for r in responses), [same_answer(first, r.json()) for r in responses]
-        assert httpx.get(f"{url}/readyz").status_code == 200
-        assert 'status="500"' not in httpx.get(f"{url}/metrics").text
 
 
 def test_livez_answers_while_an_image_decodes(trained, monkeypatch):
@@ -273,22 +259,9 @@ def test_schemathesis_against_the_apps_own_openapi(task, trained):
     image (a schema-valid base64 string or file part is almost never one, and a form of many parts
     is over the recipes' serve.max_instances of 3), so "schema-valid data is accepted" is not asked
     of these servers, and the instance limit is raised (its 413 is tested above)."""
-    schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, given, settings
-    from schemathesis import GenerationMode
+    pytest.importorskip("schemathesis")
     from schemathesis.checks import positive_data_acceptance
 
     cfg, predictor = _setup(task, trained, ["serve.max_instances=64"])
     with running_server(create_app(lambda: predictor, cfg.serve, title=task), cfg.serve) as url:
-        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @settings(max_examples=25, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=schema.as_strategy(generation_mode=mode))
-            def check(case):
-                response = case.call(base_url=url)
-                assert response.status_code < 500, (case.method, case.path, response.text[:300])
-                case.validate_response(response, excluded_checks=[positive_data_acceptance])
-
-            check()
+        fuzz_openapi(url, excluded_checks=(positive_data_acceptance,))
