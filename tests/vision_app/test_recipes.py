@@ -18,8 +18,9 @@ def test_recipe_loads_into_its_task(path):
     assert cfg.task == task and cfg.name == path.stem.removesuffix("-quick")
 
 
-# the model keys a quick twin may shrink (segment-quick: a half-width U-Net buys twice the steps)
-QUICK_MODEL_KEYS = {"segment-quick": {"width"}}
+# the model keys a quick twin may shrink (segment-quick: a half-width U-Net buys twice the steps;
+# detect-quick: 96² input, about half the cost of a 128² step)
+QUICK_MODEL_KEYS = {"segment-quick": {"width"}, "detect-quick": {"input_size"}}
 
 
 @pytest.mark.parametrize("path", [p for p in RECIPES if p.stem.endswith("-quick")], ids=lambda p: p.name)
