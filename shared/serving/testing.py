@@ -156,3 +156,10 @@ def fuzz_openapi(url: str, max_examples: int = 25, excluded_checks: tuple = ()) 
             case.validate_response(response, excluded_checks=list(excluded_checks))
 
         check()
+
+
+def names_instance(response, i: int) -> bool:
+    """Whether an error response names instance ``i`` (in its message, or in its per-field list)."""
+    body = response.json()
+    fields = [f["field"] for f in body.get("fields") or []]
+    return f"instances[{i}]" in body["error"] or any(f.startswith(f"instances.{i}") for f in fields)

@@ -12,7 +12,7 @@ from nlp_app.tasks import TASKS
 from shared.cli import run_config
 from shared.errors import UserError
 from shared.serving import create_app
-from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
+from shared.serving.testing import fuzz_openapi, names_instance, poisoned_batch, running_server
 
 SERVED = ["classify", "qa", "ner"]
 RESPONSES = {"classify": "TextsResponse", "qa": "QAResponse", "ner": "NERResponse"}
@@ -137,12 +137,6 @@ def _poison(task: str, predictor) -> tuple[dict, dict]:
     return good, {**good, "instances": [first, bad_instance]}
 
 
-def _names_instance_1(response) -> bool:
-    body = response.json()
-    fields = [f["field"] for f in body.get("fields") or []]
-    return "instances[1]" in body["error"] or any(f.startswith("instances.1") for f in fields)
-
-
 @pytest.mark.parametrize("task", SERVED)
 def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(task, trained):
     cfg, predictor = _setup(task, trained(task), ["serve.max_wait_ms=50"])
@@ -150,7 +144,7 @@ def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(task, traine
     app = create_app(functools.partial(lambda p: p, predictor), cfg.serve, title=task)
     with running_server(app, cfg.serve) as url:
         poisoned = poisoned_batch(url, good, bad)
-        assert 400 <= poisoned.status_code < 500 and _names_instance_1(poisoned), poisoned.text
+        assert 400 <= poisoned.status_code < 500 and names_instance(poisoned, 1), poisoned.text
 
 
 @pytest.mark.parametrize("task", SERVED)

@@ -1,4 +1,6 @@
 """Tiny generated interaction data for the recsys tests."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,13 +36,18 @@ TINY_SASREC = ["model.sasrec.max_len=8", "model.sasrec.dim=16", "train.epochs=2"
                "train.progress=false", "train.device=cpu", "eval.plot=false"]
 
 
-@pytest.fixture
-def tiny_files(tmp_path):
+def write_interactions(folder: Path) -> tuple[Path, Path]:
+    """``make_interactions()`` written as ``interactions.csv`` and ``items.csv`` in ``folder``."""
     frame, items = make_interactions()
-    path, items_path = tmp_path / "interactions.csv", tmp_path / "items.csv"
+    path, items_path = folder / "interactions.csv", folder / "items.csv"
     frame.to_csv(path, index=False)
     items.to_csv(items_path, index=False)
     return path, items_path
+
+
+@pytest.fixture
+def tiny_files(tmp_path):
+    return write_interactions(tmp_path)
 
 
 @pytest.fixture

@@ -15,15 +15,13 @@ from recsys_app.tasks import TASKS
 from shared.cli import run_app
 from shared.runs import read_json, runs_root
 
-from .conftest import FILE_KEYS, TINY_SASREC, make_interactions, served_app
+from .conftest import FILE_KEYS, TINY_SASREC, make_interactions, served_app, write_interactions
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     base = tmp_path_factory.mktemp("recsys")
-    frame, items = make_interactions()
-    frame.to_csv(base / "interactions.csv", index=False)
-    items.to_csv(base / "items.csv", index=False)
+    write_interactions(base)
     return base
 
 

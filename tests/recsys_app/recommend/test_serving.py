@@ -10,9 +10,9 @@ from recsys_app.tasks import TASKS
 from shared.cli import run_app, run_config
 from shared.runs import runs_root
 from shared.serving import create_app
-from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
+from shared.serving.testing import fuzz_openapi, names_instance, poisoned_batch, running_server
 
-from .conftest import FILE_KEYS, TINY_SASREC, make_interactions
+from .conftest import FILE_KEYS, TINY_SASREC, write_interactions
 
 MODELS = ("ease", "sasrec")
 
@@ -21,9 +21,7 @@ MODELS = ("ease", "sasrec")
 def trained(tmp_path_factory):
     """A tiny trained run per model of ``MODELS``."""
     base = tmp_path_factory.mktemp("recsys-serving")
-    frame, items = make_interactions()
-    frame.to_csv(base / "interactions.csv", index=False)
-    items.to_csv(base / "items.csv", index=False)
+    write_interactions(base)
     runs = {}
     for model in MODELS:
         argv = (["train", "--config", "configs/recsys_app/movielens.yaml"]
@@ -40,12 +38,6 @@ def _setup(run, overrides=()):
     return cfg, task.predictor(cfg, run)
 
 
-def _names_instance_1(response) -> bool:
-    body = response.json()
-    fields = [f["field"] for f in body.get("fields") or []]
-    return "instances[1]" in body["error"] or any(f.startswith("instances.1") for f in fields)
-
-
 @pytest.mark.parametrize("model", MODELS)
 def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(model, trained):
     cfg, predictor = _setup(trained[model], ["serve.max_wait_ms=50"])
@@ -57,7 +49,7 @@ def test_one_bad_request_among_32_concurrent_valid_ones_fails_alone(model, train
     rounding = {"rel": 1e-5, "abs_": 1e-6} if model == "sasrec" else {}
     with running_server(app, cfg.serve) as url:
         poisoned = poisoned_batch(url, good, bad, **rounding)
-        assert 400 <= poisoned.status_code < 500 and _names_instance_1(poisoned), poisoned.text
+        assert 400 <= poisoned.status_code < 500 and names_instance(poisoned, 1), poisoned.text
         assert len(good["instances"]) == 2 and httpx.post(f"{url}/predict", json=good).json()["predictions"][0]["items"]
 
 
