@@ -287,6 +287,9 @@ def sweep_markdown(rows: list[dict]) -> str:
         ratio = on_top["throughput_rps"] / by[(False, top)]["throughput_rps"]
         notes.append(f"batching on/off throughput at concurrency {top}: {ratio:.2f}×; p99 "
                      f"{on_top['p99_ms']:.2f} vs {by[(False, top)]['p99_ms']:.2f} ms")
+        if ceil_top.get("throughput_rps"):  # on/off = (on/ceiling) × (ceiling/off): the second factor bounds it
+            notes.append(f"a server at the ceiling would give {ceil_top['throughput_rps'] / by[(False, top)]['throughput_rps']:.2f}× "
+                         "on/off (the most batching can add when the model call is nearly free)")
     if on_low and by.get((False, low)):
         notes.append(f"p50 added by batching at concurrency {low}: "
                      f"{on_low['p50_ms'] - by[(False, low)]['p50_ms']:+.2f} ms")

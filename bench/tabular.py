@@ -5,7 +5,9 @@
 2. ``POST /predict`` over loopback HTTP against a real uvicorn server: p50/p99 at concurrency 1,
    throughput and p99 at concurrency 8 and 32, micro-batching on vs off (one instance per request),
    next to the ceiling (:mod:`bench.ceiling`), all driven side by side (:mod:`bench.loadgen`);
-3. ``serve.workers`` 1 vs 2 (batching on) at concurrency 1 and 32.
+3. the same with ``"contributions": true`` (TreeSHAP through the native booster, which costs per
+   call: where micro-batching has a model call to amortise), batching on vs off;
+4. ``serve.workers`` 1 vs 2 (batching on) at concurrency 1 and 32.
 
     python -m bench.tabular [--duration 5] [--run runs/tabular_mining/churn/latest]
 
@@ -89,8 +91,11 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['one_row_ms']:.3f} | {r['pandas_one_row_ms']:.3f} | "
                      f"{r['rows_per_s_10k']:,.0f} |")
     title = f"### POST /predict over loopback ({result['served_model']}, scored with {result['scoring']}, one per request)"
-    lines += ["", title, "", sweep_markdown(result["http"]), "",
-              "### serve.workers (batching on)", "", workers_markdown(result["workers"]), ""]
+    lines += ["", title, "", sweep_markdown(result["http"]), ""]
+    if result.get("contributions"):
+        lines += ["### The same with `\"contributions\": true` (TreeSHAP through the native booster, a cost per call)",
+                  "", sweep_markdown(result["contributions"]), ""]
+    lines += ["### serve.workers (batching on)", "", workers_markdown(result["workers"]), ""]
     return "\n".join(lines)
 
 
@@ -109,6 +114,8 @@ def main() -> None:
     serve = [python(), "-m", "tabular_mining", "serve", "--run", str(run)]
     result = {"run": str(run), "served_model": loaded.served, "scoring": predictor.scoring,
               "in_process": in_process(run, rows), "http": batching_sweep(serve, body, (1, 8, 32), args.duration),
+              "contributions": batching_sweep(serve, {**body, "contributions": True}, (1, 32), args.duration,
+                                              ceiling=False),
               "workers": workers_sweep(serve, body, (1, 32), args.duration)}
     out = Path("bench/results")
     write_json(out / "tabular.json", result)

@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from shared.serving.batcher import MicroBatcher
 from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
+from shared.serving.deadlines import Deadlines
 from shared.serving.limits import RequestGuard
 from shared.serving.openapi import install_docs, install_openapi
 from shared.serving.pages import page_config, render_page
@@ -70,6 +71,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     )
     telemetry.queue_depth.set_function(lambda: batcher.depth)  # read when scraped, not set per request
     decode_pool = ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="decode")
+    deadlines = Deadlines(cfg.timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -92,7 +94,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         predictor: Predictor | None = state["predictor"]
         if predictor is None:
             return error_response(503, "model is not loaded yet; poll GET /readyz", headers={"Retry-After": "1"})
-        return await handle_predict(request, predictor, batcher, cfg, decode_pool)
+        return await handle_predict(request, predictor, batcher, cfg, decode_pool, deadlines)
 
     # A plain Starlette route, not a FastAPI one: the handler reads its own body, so FastAPI's
     # per-request dependency solving would do nothing but cost (about a sixth of a one-row request);

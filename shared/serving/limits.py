@@ -14,17 +14,15 @@ coroutine and send/receive wrappers per request, which a one-row model request n
 """
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterable
-from contextlib import asynccontextmanager
 
 from starlette.requests import ClientDisconnect
 
+from shared.serving.deadlines import Deadline, Deadlines
 from shared.serving.telemetry import CLIENT_CLOSED, Telemetry
 
 log = logging.getLogger(__name__)
@@ -36,26 +34,6 @@ class BodyTooLarge(Exception):
 
 class BodyTooSlow(Exception):
     """Raised from ``receive`` past the read deadline; the middleware answers 408."""
-
-
-# ``async with deadline_at(loop_time):`` raises TimeoutError at that time (asyncio.timeout_at on 3.11+)
-if sys.version_info >= (3, 11):
-    deadline_at = asyncio.timeout_at
-else:  # pragma: no cover - Python 3.10
-
-    @asynccontextmanager
-    async def deadline_at(when: float):
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        handle = loop.call_at(when, task.cancel)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if loop.time() >= when:
-                raise TimeoutError from None
-            raise
-        finally:
-            handle.cancel()
 
 
 def _json_response(status: int, message: str, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> tuple:
@@ -74,6 +52,7 @@ class RequestGuard:
     def __init__(self, app, telemetry: Telemetry, max_bytes: int, read_timeout_s: float | None = None,
                  token: str | None = None, open_paths: Iterable[str] = ()):
         self.app, self.telemetry, self.max_bytes, self.read_timeout_s = app, telemetry, max_bytes, read_timeout_s
+        self.body_deadlines = Deadlines(read_timeout_s) if read_timeout_s else None
         self.token = token.encode() if token else None
         paths = set(open_paths)
         self.exact = frozenset(paths)
@@ -99,8 +78,11 @@ class RequestGuard:
             refusal = self._refusal(scope)
             if refusal is not None:
                 await _send(tracking_send, *refusal)
+            elif self.body_deadlines is None:
+                await self.app(scope, self._guarded(receive, None), tracking_send)
             else:
-                await self.app(scope, self._guarded(receive), tracking_send)
+                with self.body_deadlines.watch(expired=BodyTooSlow) as deadline:
+                    await self.app(scope, self._guarded(receive, deadline), tracking_send)
         except BodyTooLarge:
             if not started:
                 await _send(tracking_send, *self._too_large())
@@ -141,24 +123,18 @@ class RequestGuard:
         return 413, (f"request body is larger than the {self.max_bytes}-byte limit (serve.max_body_bytes); "
                      "send fewer or smaller instances"), []
 
-    def _guarded(self, receive):
-        """``receive``, counting the body against the limit and holding it to the read deadline."""
-        deadline = asyncio.get_running_loop().time() + self.read_timeout_s if self.read_timeout_s else None
-        seen, body_done = 0, False
+    def _guarded(self, receive, deadline: Deadline | None):
+        """``receive``, counting the body against the limit; the body's ``deadline`` (the
+        request's, from :meth:`__call__`) is cleared once the whole body has arrived."""
+        seen = 0
 
         async def guarded_receive():
-            nonlocal seen, body_done
-            if body_done or deadline is None:  # later receives wait for a disconnect: no deadline
-                message = await receive()
-            else:
-                try:
-                    async with deadline_at(deadline):
-                        message = await receive()
-                except TimeoutError:
-                    raise BodyTooSlow from None
+            nonlocal seen
+            message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                body_done = not message.get("more_body", False)
+                if not message.get("more_body", False) and deadline is not None:
+                    deadline.clear()
                 if seen > self.max_bytes:
                     raise BodyTooLarge
             return message

@@ -25,8 +25,9 @@ from starlette.requests import ClientDisconnect
 from shared.errors import UserError
 from shared.serving.batcher import MicroBatcher, QueueFull
 from shared.serving.config import ServeConfig
+from shared.serving.deadlines import Deadlines
 from shared.serving.jsonbody import is_json_media, media_type, parse_json
-from shared.serving.limits import BodyTooLarge, BodyTooSlow, deadline_at
+from shared.serving.limits import BodyTooLarge, BodyTooSlow
 from shared.serving.predictor import HTTPError, Predictor, accepts_form
 
 log = logging.getLogger(__name__)
@@ -139,12 +140,13 @@ def _check_cost(predictor: Predictor, raw: list, cfg: ServeConfig) -> float:
 
 
 async def handle_predict(request: Request, predictor: Predictor, batcher: MicroBatcher, cfg: ServeConfig,
-                         pool: Executor) -> JSONResponse:
-    """Parse, check, prepare, batch and answer one request; every failure is a JSON error."""
+                         pool: Executor, deadlines: Deadlines) -> JSONResponse:
+    """Parse, check, prepare, batch and answer one request; every failure is a JSON error. The
+    model's part must end within ``deadlines`` (``serve.timeout_s``: a 504)."""
     try:
         body = await read_body(request, predictor, cfg, pool)
         prepared = await _maybe_in_thread(predictor, pool, prepare_request, predictor, body, cfg)
-        async with deadline_at(asyncio.get_running_loop().time() + cfg.timeout_s):
+        with deadlines.watch():
             outputs = await batcher.submit(prepared.items)
     except _PASS_THROUGH:
         raise
