@@ -71,7 +71,7 @@ logger = logging.getLogger(__name__)
 
 
 class Task(Protocol):
-    """What an app hands to :func:`fit`: two required methods, two optional ones.
+    """What an app hands to :func:`fit`: two required methods, three optional ones.
 
     ``loss(model, batch) -> Tensor``: the scalar training loss. ``batch`` is the collated batch
     already on the device. Call the model as ``model(...)``: it may be wrapped by DDP or
@@ -86,6 +86,10 @@ class Task(Protocol):
     Optional: ``batch_size_of(batch) -> int`` (for samples/s; default
     :func:`shared.batching.default_batch_size`) and ``param_groups(model) -> list[dict]``
     (optimizer groups, e.g. a smaller ``lr`` for a backbone; default: decay on matrices only).
+    ``after_update(model, step) -> bool``: called after each optimizer update (``step`` counts
+    them); True ends training there, as if it were the planned end: validated, saved, curves drawn
+    (a time budget, snapshots at minute marks). With several processes the loop stops when any
+    rank says so.
     """
 
     def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor: ...
@@ -130,6 +134,7 @@ class LoopState:
     last_metrics: dict = dataclasses.field(default_factory=dict)
     bad_evals: int = 0
     stopped_early: bool = False
+    stopped_by_task: bool = False  # the task's after_update asked to stop
     skipped_steps: int = 0
     train_seconds: float = 0.0
     samples: int = 0
@@ -249,6 +254,7 @@ class _Loop:
         self.history, self.weights = out_dir / "history.jsonl", out_dir / "model.safetensors"
         self.last_ckpt, self.best_ckpt = out_dir / "checkpoints/last.pt", out_dir / "checkpoints/best.pt"
         self.batch_size_of = getattr(task, "batch_size_of", default_batch_size)
+        self.after_update = getattr(task, "after_update", None)
         self.state = LoopState()
         self.pending_rng: dict | None = None  # a mid-epoch checkpoint's RNG, restored after iter(loader)
         # loss sum, finite micro-batches and samples since the last train/loss record
@@ -331,7 +337,7 @@ class _Loop:
         self.model.train()
         try:
             with redirect:
-                while self.state.step < self.plan.total and not self.state.stopped_early:
+                while not self._done():
                     self._run_epoch()
         finally:
             self.bar.close()
@@ -391,6 +397,7 @@ class _Loop:
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
             self.scheduler.step()
         end_of_epoch = self._count_step(i, loss_sum, n_finite)
+        self.state.stopped_by_task = self._task_says_stop()
         self._log_train(lr)
         evaluated, improved = self._maybe_evaluate(end_of_epoch)
         if end_of_epoch:  # no validation line for this epoch: say it ran, once per epoch
@@ -398,10 +405,27 @@ class _Loop:
                 self._log_epoch()
             self.epoch_loss = [0.0, 0.0, 0.0]
         state = self.state
-        if evaluated or end_of_epoch or state.step == self.plan.total or \
-                _due(state.step, self.cfg.checkpoint_every_steps):
+        if evaluated or end_of_epoch or self._at_end() or _due(state.step, self.cfg.checkpoint_every_steps):
             self._save(improved)
-        return state.step >= self.plan.total or state.stopped_early
+        return self._done()
+
+    def _at_end(self) -> bool:
+        """The last update: the planned one, or the one after which the task asked to stop."""
+        return self.state.step >= self.plan.total or self.state.stopped_by_task
+
+    def _done(self) -> bool:
+        return self._at_end() or self.state.stopped_early
+
+    def _task_says_stop(self) -> bool:
+        """The task's ``after_update`` verdict (any rank's True stops every rank)."""
+        if self.after_update is None:
+            return False
+        stop = bool(self.after_update(self.model, self.state.step))
+        if self.world > 1:
+            stop = bool(dist.all_reduce_sum(torch.tensor([float(stop)], device=self.device)).item())
+        if stop and self.main:
+            logger.info("step %d/%d: the task asked to stop here", self.state.step, self.plan.total)
+        return stop
 
     def _skip_update(self) -> None:
         """Drop a group's gradients after a NaN/inf loss; give up after too many in a row."""
@@ -445,7 +469,7 @@ class _Loop:
     def _log_train(self, lr: float) -> None:
         """Every ``log_every_steps`` (and at the end): mean loss, LR and speed since the last record."""
         step = self.state.step
-        if step % self.cfg.log_every_steps != 0 and step != self.plan.total:
+        if step % self.cfg.log_every_steps != 0 and not self._at_end():
             return
         loss_sum, n_finite, samples = self.window.tolist()
         train_loss = loss_sum / n_finite if n_finite else float("nan")
@@ -472,7 +496,7 @@ class _Loop:
         returns (evaluated, improved)."""
         state, cfg = self.state, self.cfg
         every = end_of_epoch if cfg.eval_every_steps is None else _due(state.step, cfg.eval_every_steps)
-        if self.valid_loader is None or not (every or state.step == self.plan.total):
+        if self.valid_loader is None or not (every or self._at_end()):
             return False, False
         metrics = run_evaluation(self.net, self.task, self.valid_loader, self.device, self.precision)
         state.last_metrics = metrics

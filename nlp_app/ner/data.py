@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from nlp_app.common.packaged_text import DOC_ID, read_lines
 from nlp_app.ner.config import NERConfig
 from shared import runs
 from shared.errors import UserError
@@ -73,7 +74,7 @@ def _words(line: str) -> Iterator[tuple[str, str, str | None, int]]:
     """``(word, pos, compound_tag, compound_no)`` for each ``word/pos`` in a People's Daily line;
     ``compound_tag`` is the outer tag of the bracket the word is in (None outside brackets) and
     ``compound_no`` numbers the brackets of the line."""
-    tokens = line.split()
+    tokens = [t for t in line.split() if not DOC_ID.match(t)]
     i = n_compounds = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -161,10 +162,9 @@ def read_peoples_daily(path: str | os.PathLike, max_chars: int = 128) -> list[Se
     """Every sentence of a People's Daily file as character BIO."""
     path = Path(path)
     out: list[Sentence] = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                out.extend(split_sentences(*convert_line(line), max_chars))
+    for line in read_lines(path):
+        if line.strip():
+            out.extend(split_sentences(*convert_line(line), max_chars))
     if not out:
         raise UserError(f"{path}: no sentences found (People's Daily 'word/pos' format expected)")
     return out
@@ -186,7 +186,7 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
     tokens: list[str] = []
     tags: list[str] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not UTF-8 text: {exc}") from None
     for n, line in enumerate(lines, 1):

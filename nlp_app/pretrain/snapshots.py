@@ -5,7 +5,9 @@ The clock starts at the first training batch (tokenising the corpus is not count
 validation. Each mark writes ``<run>/snapshots/<m>min/``: a Hugging Face model directory
 (``config.json``, ``model.safetensors``, tokenizer files) that fine-tuning takes as
 ``model.pretrained``, and ``mark.json`` (minutes asked, seconds, optimizer steps, sequences seen).
-Mark 0 is the initial weights. Passing the last mark ends training (:class:`LastMarkReached`).
+Mark 0 is the initial weights. Passing the last mark ends training there (the task's
+``after_update`` hook of :func:`shared.training.fit`): the run is validated, saved and drawn as
+at a planned end (its weights: the last snapshot's, or its best validation's under ``train.monitor``).
 """
 from __future__ import annotations
 
@@ -20,10 +22,6 @@ from nlp_app.pretrain.masking import MaskedLMTask
 from shared import runs
 
 log = logging.getLogger(__name__)
-
-
-class LastMarkReached(Exception):
-    """Raised from inside the training loop when the last snapshot has been written."""
 
 
 def mark_dir(run: Path, minutes: float) -> Path:
@@ -50,8 +48,8 @@ def save_snapshot(folder: Path, model, tokenizer, record: dict) -> Path:
 
 
 class SnapshottingMLMTask(MaskedLMTask):
-    """The masked-LM task, checking the clock before each training batch: a mark that has passed
-    saves the model as it is then (after the updates so far)."""
+    """The masked-LM task, checking the clock after each update (and before the first, for mark
+    0): a mark that has passed saves the model as it is then; after the last, training stops."""
 
     def __init__(self, run: Path, tokenizer, minutes: list[float]):
         self.run, self.tokenizer, self.pending = run, tokenizer, list(minutes)
@@ -60,13 +58,17 @@ class SnapshottingMLMTask(MaskedLMTask):
         self.written: list[dict] = []
 
     def loss(self, model, batch):
-        if self.start is None:
+        if self.start is None:  # the clock starts at the first batch; mark 0 is the initial weights
             self.start = time.perf_counter()
-        self._save_due(getattr(model, "module", model))
-        out = super().loss(model, batch)
-        self.steps += 1  # one micro-batch per update (snapshots refuse gradient accumulation)
+            self._save_due(getattr(model, "module", model))
         self.sequences += int(batch["input_ids"].shape[0])
-        return out
+        return super().loss(model, batch)
+
+    def after_update(self, model, step: int) -> bool:
+        """Save the marks that have passed; True (stop) once the last one is written."""
+        self.steps = step  # one micro-batch per update (snapshots refuse gradient accumulation)
+        self._save_due(model)
+        return not self.pending
 
     def _save_due(self, model) -> None:
         elapsed = time.perf_counter() - self.start
@@ -78,5 +80,3 @@ class SnapshottingMLMTask(MaskedLMTask):
             self.written.append(record)
             log.info("snapshot at %.1f min: step %d, %d sequences -> %s", elapsed / 60, self.steps,
                      self.sequences, record["path"])
-            if not self.pending:
-                raise LastMarkReached

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import shutil
 import time
 from pathlib import Path
 
@@ -28,14 +27,14 @@ from nlp_app.common.bert import (
 from nlp_app.pretrain.config import PretrainConfig
 from nlp_app.pretrain.data import corpus
 from nlp_app.pretrain.masking import MaskedLMTask, MaskedTexts, WholeWordMaskCollator
-from nlp_app.pretrain.snapshots import LastMarkReached, SnapshottingMLMTask, mark_dir
+from nlp_app.pretrain.snapshots import SnapshottingMLMTask
 from shared import distributed as dist
-from shared import metrics, runs
+from shared import metrics
 from shared.batching import LengthGroupedBatchSampler
 from shared.config import to_dict
 from shared.device import resolve_device, resolve_precision, seed_everything
 from shared.errors import UserError
-from shared.training import evaluate_model, fit
+from shared.training import fit
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +62,11 @@ def _task(cfg: PretrainConfig, run: Path, tokenizer) -> MaskedLMTask:
     return SnapshottingMLMTask(run, tokenizer, cfg.snapshots.minutes)
 
 
-def _fit_until_last_mark(cfg: PretrainConfig, run: Path, model, task, train_ds, valid_ds, collate, sampler) -> dict:
-    """:func:`shared.training.fit`; when the last snapshot stops it, the run gets that snapshot's
-    weights and a validation score of them. Returns the training figures and validation metrics."""
-    try:
-        result = fit(model, task, train_ds, valid_ds, cfg.train, run, collate_fn=collate,
-                     train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
-    except LastMarkReached:
-        last = mark_dir(run, cfg.snapshots.minutes[-1])
-        with runs.atomic_path(run / "model.safetensors") as tmp:
-            shutil.copyfile(last / "model.safetensors", tmp)
-        valid = evaluate_model(model, MaskedLMTask(), valid_ds, cfg.train, collate_fn=collate)
-        done = task.written[-1]
-        return {"train/wall_seconds": done["seconds"], "train/steps": done["steps"],
-                "train/samples_per_second": done["sequences"] / max(done["seconds"], 1e-9),
-                "train/sequences": done["sequences"], **metrics.with_split("valid", valid)}
+def _fit(cfg: PretrainConfig, run: Path, model, task, train_ds, valid_ds, collate, sampler) -> dict:
+    """:func:`shared.training.fit` (which the last snapshot, if any, ends); returns the training
+    figures and validation metrics."""
+    result = fit(model, task, train_ds, valid_ds, cfg.train, run, collate_fn=collate,
+                 train_batch_sampler=sampler, extra_state={"config": to_dict(cfg)})
     return {"train/wall_seconds": result.train_seconds, "train/samples_per_second": result.samples_per_second,
             "train/steps": result.steps, **metrics.with_split("valid", result.best_metrics or result.last_metrics)}
 
@@ -98,7 +87,7 @@ def train(cfg: PretrainConfig, run: Path) -> dict:
     sampler = LengthGroupedBatchSampler(train_ds.lengths, cfg.train.batch_size, seed=cfg.train.seed,
                                         drop_last=cfg.train.drop_last)
     task = _task(cfg, run, tokenizer)
-    figures = _fit_until_last_mark(cfg, run, model, task, train_ds, valid_ds, collate, sampler)
+    figures = _fit(cfg, run, model, task, train_ds, valid_ds, collate, sampler)
     if dist.is_main_process():
         save_pretrained_files(run, model, tokenizer)
     start = cfg.model.pretrained or f"random init ({cfg.model.num_layers} layers, hidden {cfg.model.hidden_size})"

@@ -142,6 +142,32 @@ def test_early_stopping_stops_when_the_metric_stalls(tmp_path):
     assert result.best_step == 4 and result.best_metric == 0.5
 
 
+class StopAt(Classify):
+    """A task whose ``after_update`` ends training after update ``n`` (a time budget would)."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, []
+
+    def after_update(self, model, step):
+        self.seen.append(step)
+        return step >= self.n
+
+
+def test_a_task_can_end_training_after_an_update(tmp_path):
+    task = StopAt(5)
+    result = fit(make_model(), task, make_data(128, 0), make_data(32, 1), cfg(epochs=10, monitor="accuracy"), tmp_path)
+    assert task.seen == [1, 2, 3, 4, 5] and result.steps == 5 and not result.stopped_early
+    # ended as a planned end is: validated at that step, checkpointed, curves drawn
+    assert [r["step"] for r in history(tmp_path) if "valid/accuracy" in r] == [5]
+    assert load_checkpoint(tmp_path / "checkpoints/last.pt")["loop"]["step"] == 5
+    assert (tmp_path / "curves.png").exists()
+    # the same command again finds the run finished: no more updates
+    again = StopAt(5)
+    assert fit(make_model(), again, make_data(128, 0), make_data(32, 1), cfg(epochs=10, monitor="accuracy"),
+               tmp_path).steps == 5
+    assert again.seen == []
+
+
 def test_monitoring_an_unknown_metric_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="f1"):
         fit(make_model(), Classify(), make_data(32, 0), make_data(16, 1), cfg(monitor="f1"), tmp_path)

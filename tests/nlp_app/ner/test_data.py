@@ -86,6 +86,16 @@ def test_read_peoples_daily_file(tmp_path):
     assert ["".join(c) for c, _ in sents] == ["江泽民发表讲话。", "新华社报道。", "北京。"]
 
 
+def test_read_peoples_daily_full_corpus_layout(tmp_path):
+    # the full 1998 files: a paragraph id first on each line, brackets, blank lines, CRLF, a BOM
+    path = tmp_path / "199801.txt"
+    path.write_bytes("\ufeff19980101-01-001-002/m  [中国/ns 政府/n]nt  成立/v  。/w  \r\n\r\n"
+                     "19980101-01-001-003/m  江/nr  泽民/nr  讲话/v  。/w  \r\n".encode("utf-8"))
+    sents = read_peoples_daily(path)
+    assert ["".join(c) for c, _ in sents] == ["中国政府成立。", "江泽民讲话。"]
+    assert sents[0][1][:4] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"] and sents[1][1][:3] == ["B-PER", "I-PER", "I-PER"]
+
+
 def test_entity_f1_per_type():
     m = entity_f1([["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "I-PER", "O", "B-ORG"]])
     assert m["PER/f1"] == 1.0 and m["LOC/recall"] == 0.0 and m["f1"] == pytest.approx(0.5)

@@ -18,6 +18,7 @@ from nlp_app.ner.data import write_bio
 from nlp_app.pretrain.config import PretrainConfig
 from nlp_app.pretrain.data import build_packaged, ner_split_texts
 from shared.config import load_config
+from shared.errors import UserError
 
 SURNAMES, PLACES = "张王李刘陈杨赵黄周吴", ["北京", "上海", "广州", "深圳", "杭州", "南京"]
 
@@ -36,6 +37,26 @@ def test_read_tagged_sentences_and_bio_texts(tmp_path):
     assert read_tagged_sentences(tmp_path / "seg.txt") == ["今天好。", "明天呢？"]
     write_bio([(list("张伟好"), ["B-PER", "I-PER", "O"]), (list("再见"), ["O", "O"])], tmp_path / "a.bio")
     assert read_bio_texts(tmp_path / "a.bio") == ["张伟好", "再见"]
+
+
+def test_readers_skip_blank_lines_and_take_bom_and_crlf_files(tmp_path):
+    # People's Daily layout: a date token, blank lines between paragraphs, Windows line ends, a BOM
+    (tmp_path / "pd.txt").write_bytes("\ufeff19980101-01-001-001/m  迈向/v  充满/v  希望/n  。/w  \r\n\r\n"
+                                      "   \r\n[中国/ns 政府/n]nt  成立/v  。/w\r\n".encode("utf-8"))
+    assert read_tagged_sentences(tmp_path / "pd.txt") == ["迈向充满希望。", "中国政府成立。"]
+    # BIO: several blank (or whitespace-only) lines between sentences, none at the end, a BOM
+    (tmp_path / "b.bio").write_bytes("\ufeff张 B-PER\r\n伟 I-PER\r\n\r\n \r\n\r\n好 O\r\n的 O".encode("utf-8"))
+    assert read_bio_texts(tmp_path / "b.bio") == ["张伟", "好的"]
+    (tmp_path / "empty.bio").write_text("\n\n", encoding="utf-8")
+    assert read_bio_texts(tmp_path / "empty.bio") == []
+
+
+def test_readers_name_a_missing_or_non_utf8_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        read_tagged_sentences(tmp_path / "missing.txt")
+    (tmp_path / "gbk.txt").write_bytes("迈向/v 充满/v 。/w\n".encode("gbk"))
+    with pytest.raises(UserError, match="gbk.txt is not UTF-8"):
+        read_tagged_sentences(tmp_path / "gbk.txt")
 
 
 def test_leak_guard_equal_contained_full_width_and_short_texts():
