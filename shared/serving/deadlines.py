@@ -19,20 +19,32 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+
+from typing_extensions import Self
 
 
 class Deadline:
-    """One task's deadline (loop time ``when``); :meth:`clear` it once it no longer applies."""
+    """One task's deadline (loop time ``when``), a context manager (see :meth:`Deadlines.watch`);
+    :meth:`clear` it once it no longer applies."""
 
-    __slots__ = ("fired", "task", "when")
+    __slots__ = ("expired", "fired", "task", "when")
 
-    def __init__(self, task: asyncio.Task | None, when: float):
-        self.task, self.when, self.fired = task, when, False
+    def __init__(self, task: asyncio.Task | None, when: float, expired: type[Exception]):
+        self.task, self.when, self.expired, self.fired = task, when, expired, False
 
     def clear(self) -> None:
         self.task = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        task, self.task = self.task, None
+        if self.fired and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            uncancel = getattr(task or asyncio.current_task(), "uncancel", None)
+            if uncancel is not None:  # Python 3.11+: the task is no longer being cancelled
+                uncancel()
+            raise self.expired from None
 
 
 class Deadlines:
@@ -45,30 +57,20 @@ class Deadlines:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    @contextmanager
-    def watch(self, expired: type[Exception] = TimeoutError) -> Iterator[Deadline]:
-        """Cancel the current task if the block is still running ``seconds`` from now, raising
-        ``expired`` from the ``with``; the deadline is cleared when the block ends (or earlier,
-        with :meth:`Deadline.clear`)."""
+    def watch(self, expired: type[Exception] = TimeoutError) -> Deadline:
+        """``with deadlines.watch():`` cancels the current task if the block is still running
+        ``seconds`` from now, raising ``expired`` from the ``with``; the deadline is cleared when
+        the block ends (or earlier, with :meth:`Deadline.clear`). A plain class, not a generator:
+        this runs twice a request."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (an app served again): start afresh
             self._loop, self._timer = loop, None
             self._queue.clear()
-        deadline = Deadline(asyncio.current_task(), loop.time() + self.seconds)
+        deadline = Deadline(asyncio.current_task(), loop.time() + self.seconds, expired)
         self._queue.append(deadline)
         if self._timer is None:
             self._timer = loop.call_at(deadline.when + self.slack, self._expire, loop)
-        try:
-            yield deadline
-        except asyncio.CancelledError:
-            if not deadline.fired:
-                raise
-            uncancel = getattr(deadline.task or asyncio.current_task(), "uncancel", None)
-            if uncancel is not None:  # Python 3.11+: the task is no longer being cancelled
-                uncancel()
-            raise expired from None
-        finally:
-            deadline.task = None
+        return deadline
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Cancel the tasks whose deadline has passed, drop the cleared ones at the head of the

@@ -18,6 +18,8 @@ import math
 import re
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_INT_CHARS = 21  # "-9223372036854775808" has 20; anything longer is out of range anyway
 # a \uD800-\uDFFF escape; the walk below only runs when one appears, so plain bodies pay one regex scan
@@ -80,6 +82,22 @@ def parse_json(raw: bytes) -> Any:
     if _SURROGATE_ESCAPE.search(raw):
         _refuse_lone_surrogates(data)
     return data
+
+
+def validate_body(model: type[BaseModel], raw: bytes) -> BaseModel:
+    """``raw`` as strict JSON (:func:`parse_json`) validated as ``model``.
+
+    Fast path: pydantic's own JSON parser validates straight from the bytes (a third of the
+    time of parsing then validating, on a one-row request). It is lax where :func:`parse_json` is
+    strict (it reads ``NaN``, ``Infinity``, ``1e400`` and 30-digit integers), so it is taken only
+    for a body where none of those can appear; and any error it finds is found again by the strict
+    path, so that every refusal reads the same whichever path the body took."""
+    if b"NaN" not in raw and b"Infinity" not in raw and not _may_overflow(raw):
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            pass  # the strict path below raises the canonical error
+    return model.model_validate(parse_json(raw))
 
 
 def _refuse_lone_surrogates(data: Any) -> None:

@@ -26,7 +26,7 @@ from shared.errors import UserError
 from shared.serving.batcher import MicroBatcher, QueueFull
 from shared.serving.config import ServeConfig
 from shared.serving.deadlines import Deadlines
-from shared.serving.jsonbody import is_json_media, media_type, parse_json
+from shared.serving.jsonbody import is_json_media, media_type, validate_body
 from shared.serving.limits import BodyTooLarge, BodyTooSlow
 from shared.serving.predictor import HTTPError, Predictor, accepts_form
 
@@ -86,7 +86,7 @@ async def read_body(request: Request, predictor: Predictor, cfg: ServeConfig, po
     raw = await request.body()
     if not raw:
         raise HTTPError(422, "empty request body; send JSON like the example on GET /")
-    return predictor.request_model.model_validate(parse_json(raw))
+    return validate_body(predictor.request_model, raw)
 
 
 async def _read_form(request: Request, predictor: Predictor, cfg: ServeConfig, pool: Executor) -> BaseModel:

@@ -4,10 +4,11 @@ import threading
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from shared.errors import UserError
 from shared.serving import HTTPError, Predictor, ServeConfig, StrictRequest, create_app
+from shared.serving.jsonbody import BadJSON, parse_json, validate_body
 
 
 class Row(StrictRequest):
@@ -97,6 +98,23 @@ def test_bad_json_is_a_4xx_with_a_message_and_the_server_keeps_serving(name):
         r.content.decode("utf-8")  # the answer itself is valid UTF-8
         assert c.post("/predict", content=row(), headers={"content-type": "application/json"}).status_code == 200
         assert 'status="500"' not in c.get("/metrics").text
+
+
+GOOD_BODIES = [row(), row("1e99"), row("-0"), row("18446744073709551615"), row(tag=r'"\ud83d\ude00"'),
+               row(tag='"NaN"'), b'\xef\xbb\xbf' + row(), b' {"instances": [{"x": 1, "y": 2}], "verbose": true} ']
+
+
+def _outcome(fn):
+    try:
+        return "ok", fn().model_dump()
+    except (ValidationError, BadJSON) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize("raw", [*BAD_BODIES.values(), *GOOD_BODIES], ids=[*BAD_BODIES, *map(str, range(len(GOOD_BODIES)))])
+def test_the_fast_validation_path_answers_as_the_strict_one(raw):
+    # validate_body reads most bodies with pydantic's JSON parser; every answer must be the strict path's
+    assert _outcome(lambda: validate_body(Body, raw)) == _outcome(lambda: Body.model_validate(parse_json(raw)))
 
 
 @pytest.mark.parametrize("x", ["1e99", "1.5E+307", "1e-400", "18446744073709551615", "12345678901234567890",
