@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from shared.serving.batcher import MicroBatcher
-from shared.serving.config import PROBES, READ_TIMEOUT_STATE, ServeConfig
+from shared.serving.config import HEAD_DEADLINES_STATE, PROBES, ServeConfig
 from shared.serving.deadlines import Deadlines
 from shared.serving.limits import RequestGuard
 from shared.serving.openapi import install_docs, install_openapi
@@ -79,7 +79,8 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         loader = asyncio.create_task(asyncio.to_thread(_load_and_warm, load, state))
         if not cfg.load_in_background:
             await loader
-        yield {READ_TIMEOUT_STATE: cfg.read_timeout_s}
+        # the request heads' deadlines, read by the server's protocol (shared/serving/server.py)
+        yield {HEAD_DEADLINES_STATE: Deadlines(cfg.read_timeout_s)}
         loader.cancel()
         await batcher.stop()
         decode_pool.shutdown(wait=False, cancel_futures=True)

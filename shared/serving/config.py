@@ -11,8 +11,8 @@ from pydantic import Field
 from shared.config import StrictModel
 
 PROBES = ("/livez", "/readyz")
-# the lifespan state key the server's protocol reads the head deadline from (shared.serving.server)
-READ_TIMEOUT_STATE = "mlref.read_timeout_s"
+# the lifespan state key under which the server's protocol finds the request heads' Deadlines (shared.serving.server)
+HEAD_DEADLINES_STATE = "mlref.head_deadlines"
 
 
 class ServeConfig(StrictModel):

@@ -18,37 +18,42 @@ Expiry cancels the task and turns the cancellation into the error at the ``with`
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
+from collections.abc import Callable
 
 from typing_extensions import Self
 
+log = logging.getLogger(__name__)
+
 
 class Deadline:
-    """One task's deadline (loop time ``when``), a context manager (see :meth:`Deadlines.watch`);
-    :meth:`clear` it once it no longer applies."""
+    """One deadline (loop time ``when``): at expiry ``action()`` runs unless :meth:`clear` came
+    first. From :meth:`Deadlines.watch` it is a context manager that cancels its task."""
 
-    __slots__ = ("expired", "fired", "task", "when")
+    __slots__ = ("action", "expired", "fired", "task", "when")
 
-    def __init__(self, task: asyncio.Task | None, when: float, expired: type[Exception]):
-        self.task, self.when, self.expired, self.fired = task, when, expired, False
+    def __init__(self, action: Callable[[], object] | None, when: float, task: asyncio.Task | None = None,
+                 expired: type[Exception] = TimeoutError):
+        self.action, self.when, self.task, self.expired, self.fired = action, when, task, expired, False
 
     def clear(self) -> None:
-        self.task = None
+        self.action = None
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        task, self.task = self.task, None
+        self.action = None
         if self.fired and exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
-            uncancel = getattr(task or asyncio.current_task(), "uncancel", None)
+            uncancel = getattr(self.task, "uncancel", None)
             if uncancel is not None:  # Python 3.11+: the task is no longer being cancelled
                 uncancel()
             raise self.expired from None
 
 
 class Deadlines:
-    """Deadlines of ``seconds`` for any number of tasks of one event loop (see the module doc)."""
+    """Deadlines of ``seconds`` on one event loop, any number of them (see the module doc)."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
@@ -62,26 +67,36 @@ class Deadlines:
         ``seconds`` from now, raising ``expired`` from the ``with``; the deadline is cleared when
         the block ends (or earlier, with :meth:`Deadline.clear`). A plain class, not a generator:
         this runs twice a request."""
+        task = asyncio.current_task()
+        return self.start(task.cancel, task, expired)
+
+    def start(self, action: Callable[[], object], task: asyncio.Task | None = None,
+              expired: type[Exception] = TimeoutError) -> Deadline:
+        """A deadline ``seconds`` from now that runs ``action()`` unless cleared first (from a
+        coroutine or a callback of the running loop)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # a new event loop (an app served again): start afresh
             self._loop, self._timer = loop, None
             self._queue.clear()
-        deadline = Deadline(asyncio.current_task(), loop.time() + self.seconds, expired)
+        deadline = Deadline(action, loop.time() + self.seconds, task, expired)
         self._queue.append(deadline)
         if self._timer is None:
             self._timer = loop.call_at(deadline.when + self.slack, self._expire, loop)
         return deadline
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Cancel the tasks whose deadline has passed, drop the cleared ones at the head of the
-        queue, and arm the timer for the next one still pending."""
+        """Run the actions whose deadline has passed, drop the cleared deadlines at the head of
+        the queue, and arm the timer for the next one still pending."""
         self._timer = None
         now, queue = loop.time(), self._queue
-        while queue and (queue[0].task is None or queue[0].when <= now):
+        while queue and (queue[0].action is None or queue[0].when <= now):
             deadline = queue.popleft()
-            if deadline.task is not None:
-                deadline.fired = True
-                deadline.task.cancel()
+            if deadline.action is not None:
+                action, deadline.action, deadline.fired = deadline.action, None, True
+                try:
+                    action()
+                except Exception:  # one failing action must not leave the others unwatched
+                    log.exception("a deadline's action failed")
         if queue:
             self._timer = loop.call_at(queue[0].when + self.slack, self._expire, loop)
 

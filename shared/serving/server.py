@@ -31,7 +31,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from shared.errors import UserError
-from shared.serving.config import READ_TIMEOUT_STATE, ServeConfig
+from shared.serving.config import HEAD_DEADLINES_STATE, ServeConfig
+from shared.serving.deadlines import Deadline
 
 log = logging.getLogger(__name__)
 
@@ -52,39 +53,40 @@ if HttpToolsProtocol is not None:
 
     class HeaderTimeoutProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol, plus a deadline on the request head (see the module doc):
-        armed when the connection opens and when a request begins, cancelled when its head is
-        complete; between requests uvicorn's keep-alive timer is the one that runs."""
+        set when the connection opens and when a request begins, cleared when its head is
+        complete; between requests uvicorn's keep-alive timer is the one that runs. The deadlines
+        are the app's (:class:`~shared.serving.deadlines.Deadlines`: one timer for all connections)."""
 
-        _head_timer: Any = None
+        _head_deadline: Deadline | None = None
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._arm_head_timer()
+            self._arm_head_deadline()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._arm_head_timer()
+            self._arm_head_deadline()
 
         def on_headers_complete(self) -> None:
-            self._cancel_head_timer()
+            self._clear_head_deadline()
             super().on_headers_complete()
 
         def connection_lost(self, exc) -> None:
-            self._cancel_head_timer()
+            self._clear_head_deadline()
             super().connection_lost(exc)
 
-        def _arm_head_timer(self) -> None:
-            timeout = self.app_state.get(READ_TIMEOUT_STATE)
-            if timeout and self._head_timer is None:
-                self._head_timer = self.loop.call_later(timeout, self._head_timed_out)
+        def _arm_head_deadline(self) -> None:
+            deadlines = self.app_state.get(HEAD_DEADLINES_STATE)
+            if deadlines is not None and self._head_deadline is None:
+                self._head_deadline = deadlines.start(self._head_timed_out)
 
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
+        def _clear_head_deadline(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.clear()
+                self._head_deadline = None
 
         def _head_timed_out(self) -> None:
-            self._head_timer = None
+            self._head_deadline = None
             if not self.transport.is_closing():
                 self.transport.write(_timeout_response())
                 self.transport.close()
