@@ -26,6 +26,8 @@ from typing_extensions import Self
 
 log = logging.getLogger(__name__)
 
+_MIN_COMPACT = 1024  # queue length past which cleared deadlines are filtered out
+
 
 class Deadline:
     """One deadline (loop time ``when``): at expiry ``action()`` runs unless :meth:`clear` came
@@ -61,6 +63,7 @@ class Deadlines:
         self._queue: deque[Deadline] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._compact_at = _MIN_COMPACT
 
     def watch(self, expired: type[Exception] = TimeoutError) -> Deadline:
         """``with deadlines.watch():`` cancels the current task if the block is still running
@@ -78,11 +81,24 @@ class Deadlines:
         if loop is not self._loop:  # a new event loop (an app served again): start afresh
             self._loop, self._timer = loop, None
             self._queue.clear()
+        self._trim()
         deadline = Deadline(action, loop.time() + self.seconds, task, expired)
         self._queue.append(deadline)
         if self._timer is None:
             self._timer = loop.call_at(deadline.when + self.slack, self._expire, loop)
         return deadline
+
+    def _trim(self) -> None:
+        """Keep the queue about as long as the deadlines still set: drop the cleared ones at its
+        head (most are: they clear in the order they were set), and when one long-lived deadline
+        at the head holds many cleared ones behind it, filter them out (at most once per as many
+        new deadlines as are left, so the cost per deadline stays constant)."""
+        queue = self._queue
+        while queue and queue[0].action is None:
+            queue.popleft()
+        if len(queue) > self._compact_at:
+            self._queue = queue = deque(d for d in queue if d.action is not None)
+            self._compact_at = max(_MIN_COMPACT, 2 * len(queue))
 
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the actions whose deadline has passed, drop the cleared deadlines at the head of

@@ -107,3 +107,25 @@ def test_one_instance_serves_one_event_loop_after_another():
 
     asyncio.run(main())
     asyncio.run(main())  # the first loop's timer is gone with it; the second arms its own
+
+
+def test_the_queue_stays_as_short_as_the_deadlines_still_set():
+    # a server sets ~10k deadlines a second of 30 s each: cleared ones must not pile up for 30 s
+    deadlines = Deadlines(30.0)
+
+    async def main():
+        for _ in range(10_000):
+            with deadlines.watch():
+                pass
+        short = len(deadlines)
+        stuck = deadlines.watch()  # a slow client's deadline at the head, set all along
+        for _ in range(10_000):
+            with deadlines.watch():
+                pass
+        behind_a_stuck_one = len(deadlines)
+        stuck.__exit__(None, None, None)
+        return short, behind_a_stuck_one
+
+    short, behind_a_stuck_one = asyncio.run(main())
+    assert short <= 1
+    assert behind_a_stuck_one <= 2 * 1024 + 1
