@@ -89,7 +89,7 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
     if cfg.min_rating is not None and "rating" not in cols:
         raise UserError(f"{source}: data.min_rating={cfg.min_rating} needs a rating column; the file has none "
                         f"by data.columns / data.rating_col")
-    df = pd.DataFrame({"user": raw[cols["user"]].to_numpy(), "item": raw[cols["item"]].to_numpy()})
+    df = pd.DataFrame({"user": as_ids(raw[cols["user"]]), "item": as_ids(raw[cols["item"]])})
     for name in ("user", "item"):
         missing = df[name].isna().to_numpy()
         if missing.any():
@@ -127,16 +127,36 @@ def standardize_items(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.Dat
         cols = {"item": cfg.items_id_col, "title": cfg.title_col, "genres": cfg.genres_col}
         require_columns(raw, {"items_id_col": cfg.items_id_col, "title_col": cfg.title_col,
                               "genres_col": cfg.genres_col}, source)
-    items = pd.DataFrame({"item": raw[cols["item"]].to_numpy()})
+    items = pd.DataFrame({"item": as_ids(raw[cols["item"]])})
     for key in ("title", "genres"):
         items[key] = raw[cols[key]].astype("string").to_numpy() if cols.get(key) is not None else None
     return items.dropna(subset=["item"]).drop_duplicates("item", keep="first")
 
 
+def id_text(positional: list[str] | None, names: tuple[str, ...], roles: tuple[str, ...]) -> tuple:
+    """The id columns to read as text: by position with ``data.columns``, else by name and, for a
+    file without a header, the default positions (MovieLens order)."""
+    if positional is not None:
+        return tuple(i for i, r in enumerate(positional) if r in roles)
+    return (*names, *range(len(roles)))
+
+
+def as_ids(values: pd.Series) -> np.ndarray:
+    """Ids as read: whole numbers without leading zeros become int64 (sorted as numbers), anything
+    else stays text, so ``007`` and ``7`` stay two ids and a column of ISBNs keeps its zeros."""
+    if not pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return values.to_numpy()
+    text = values.astype("string").str.strip()
+    if text.str.fullmatch(r"0|-?[1-9]\d{0,17}").fillna(False).all():
+        return text.astype("int64").to_numpy()
+    return text.to_numpy(dtype=object, na_value=None)
+
+
 def read_interactions_file(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
     """One interactions file in the recipe's layout, with standard columns."""
     names = {str(c).lower() for c in (cfg.user_col, cfg.item_col, cfg.rating_col, cfg.timestamp_col) if c}
-    raw = read_table(path, cfg.separator, cfg.header, names | set(ROLES) if cfg.columns else None)
+    raw = read_table(path, cfg.separator, cfg.header, names | set(ROLES) if cfg.columns else None,
+                     text=id_text(cfg.columns, (cfg.user_col, cfg.item_col), ("user", "item")))
     return standardize_interactions(raw, cfg, str(path))
 
 
@@ -155,6 +175,7 @@ def read_interactions(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame | Non
         interactions = read_interactions_file(cfg.path, cfg)
     if cfg.items_path is not None:
         names = {str(c).lower() for c in (cfg.items_id_col, cfg.title_col, cfg.genres_col) if c}
-        raw = read_table(cfg.items_path, "auto", "auto", names | set(ITEM_ROLES) if cfg.items_columns else None)
+        raw = read_table(cfg.items_path, "auto", "auto", names | set(ITEM_ROLES) if cfg.items_columns else None,
+                         text=id_text(cfg.items_columns, (cfg.items_id_col,), ("item",)))
         items = standardize_items(raw, cfg, str(cfg.items_path))
     return interactions, items

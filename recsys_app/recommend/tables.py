@@ -38,15 +38,16 @@ def split_line(line: str, separator: str) -> list[str]:
 
 def looks_like_header(fields: list[str], names: set[str] | None) -> bool:
     """A header names columns: with ``names`` (the column names the recipe expects), any field
-    among them; without, any field that is not a number (so a numeric MovieLens dump has none)."""
+    among them; without, a line with no number in it (so neither a numeric MovieLens dump nor a
+    header-less ``user,item,rating,timestamp`` file with string ids has one)."""
     if names:
         return any(f.lower() in names for f in fields)
-    return not all(_NUMBER.match(f) for f in fields if f)
+    return not any(_NUMBER.match(f) for f in fields if f)
 
 
 def _first_line(path: Path) -> tuple[str, str]:
     """The first non-empty line, and the encoding that reads the file."""
-    for encoding in ("utf-8", "latin-1"):
+    for encoding in ("utf-8-sig", "latin-1"):  # utf-8-sig: UTF-8, a byte-order mark dropped
         try:
             with open(path, encoding=encoding) as f:
                 for line in f:
@@ -59,9 +60,11 @@ def _first_line(path: Path) -> tuple[str, str]:
 
 
 def read_table(path: str | Path, separator: str = "auto", header: bool | str = "auto",
-               names: set[str] | None = None) -> pd.DataFrame:
+               names: set[str] | None = None, text: tuple[str | int, ...] = ()) -> pd.DataFrame:
     """A table file as a DataFrame (see the module docstring). ``names``: lower-case column names
-    that mark a header line when ``header="auto"`` and the recipe gives columns by position."""
+    that mark a header line when ``header="auto"`` and the recipe gives columns by position;
+    ``text``: columns read as text, not numbers (ids: ``007`` stays ``007``): names, used in a file
+    with a header, and positions, used in a file without one (or with one if ``text`` has no name)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
@@ -81,11 +84,15 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
     if not line:
         raise UserError(f"{path} is empty")
     sep = sniff_separator(line) if separator == "auto" else separator
-    has_header = looks_like_header(split_line(line, sep), names) if header == "auto" else bool(header)
+    fields = split_line(line, sep)
+    has_header = looks_like_header(fields, names) if header == "auto" else bool(header)
+    by_name = has_header and any(isinstance(c, str) for c in text)
+    keep = [c for c in text if isinstance(c, str) == by_name and (c in fields if by_name else c < len(fields))]
     try:
         frame = pd.read_csv(path, sep=r"\s+" if sep == "whitespace" else sep, header=0 if has_header else None,
                             engine="python" if len(sep) > 1 and sep != "whitespace" else "c",
-                            encoding=encoding, skipinitialspace=True, skip_blank_lines=True)
+                            encoding=encoding, skipinitialspace=True, skip_blank_lines=True,
+                            dtype={fields[c] if has_header and not by_name else c: str for c in keep})
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise UserError(f"cannot read {path} as a {_describe(sep)}-separated table: "
                         f"{str(exc).splitlines()[0]} (set data.separator)") from None

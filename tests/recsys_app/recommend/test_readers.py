@@ -89,10 +89,13 @@ def test_columns_by_position_skip_and_threshold(tmp_path):
 def test_headerless_string_ids_and_header_override(tmp_path):
     frame = ratings().assign(user=lambda f: "u" + f["user"].astype(str), item=lambda f: "m" + f["item"].astype(str))
     path = write(tmp_path / "events.csv", frame, ",", header=False)
+    raw, _ = read_interactions(data_cfg(path))  # a first line with numbers in it is data, not a header
+    assert len(raw) == len(frame) and raw["user"].iloc[0] == frame["user"].iloc[0]
+    implicit = write(tmp_path / "pairs.csv", frame[["user", "item"]], ",", header=False)
     with pytest.raises(UserError, match=r"missing column\(s\).*data.header=false"):
-        read_interactions(data_cfg(path))  # the first line is taken for a header: the error says what to do
-    raw, _ = read_interactions(data_cfg(path, header=False))
-    assert len(raw) == len(frame) and raw["user"].iloc[0].startswith("u")
+        read_interactions(data_cfg(implicit))  # no number: taken for a header, and the error says what to do
+    raw, _ = read_interactions(data_cfg(implicit, header=False))
+    assert len(raw) == len(frame) and list(raw.columns) == ["user", "item", "row"]
 
 
 def test_movielens_item_file_in_latin1(tmp_path):
@@ -113,7 +116,8 @@ def test_movielens_item_file_in_latin1(tmp_path):
     (b"\n\n", {}, "is empty"),
     (b"1\t2\t5\t100\n1\t3\tfive\t100\n", {}, "line 2: rating 'five'"),
     (b"1\t2\t5\t100\n2\t3\t4\tyesterday\n", {}, "line 2: timestamp 'yesterday'"),
-    (b"1\t2\tfive\t100\n", {}, r"the file has \['1', '2', 'five', '100'\].*data.header=false"),
+    (b"1\t2\tfive\t100\n", {}, r"line 1: rating 'five'.*data.header=true"),
+    (b"userId\tmovieId\trating\n1\t2\tfive\n", {}, r"the file has \['userId', 'movieId', 'rating'\].*data.header"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, content, keys, message):
     (tmp_path / "bad.data").write_bytes(content)

@@ -1,0 +1,79 @@
+"""More interaction layouts people have, written by the test: a UTF-8 byte-order mark and CRLF,
+Amazon-reviews CSVs (extra quoted columns; header-less ratings with string ids), ids with leading
+zeros (ISBN-style ASINs), e-mail ids, repeated (user, item) pairs, implicit ``user,item`` pairs
+through the ``preprocess`` stage."""
+import pandas as pd
+
+from recsys_app.recommend.config import DataConfig
+from recsys_app.recommend.data import build_dataset
+from recsys_app.recommend.readers import read_interactions
+from recsys_app.tasks import TASKS
+from shared.cli import run_app
+
+
+def rows(n_users: int = 4, per_user: int = 4) -> list[tuple[str, str, float, int]]:
+    """Each user rates ``per_user`` items, one a minute; ids with leading zeros and e-mails."""
+    return [(f"user{u}@mail.example", f"0{i:09d}" if i % 2 else f"B00{i:07d}X", float(1 + (u + i) % 5),
+             1_370_000_000 + 60 * (u * per_user + i)) for u in range(n_users) for i in range(u, u + per_user)]
+
+
+def read(path, **keys) -> pd.DataFrame:
+    raw, _ = read_interactions(DataConfig(source="file", path=str(path), **keys))
+    return raw
+
+
+def test_byte_order_mark_and_crlf_with_and_without_header(tmp_path):
+    lines = ["1,10,5,100", "1,11,4,101", "", "2,10,3,102"]
+    for name, header in (("plain.csv", []), ("named.csv", ["userId,movieId,rating,timestamp"])):
+        (tmp_path / name).write_bytes(("\ufeff" + "\r\n".join(header + lines) + "\r\n").encode("utf-8"))
+        raw = read(tmp_path / name)
+        assert raw["user"].tolist() == [1, 1, 2] and raw["item"].tolist() == [10, 11, 10], name
+        assert raw["timestamp"].tolist() == [100.0, 101.0, 102.0], name
+
+
+def test_amazon_reviews_csv_with_extra_quoted_columns(tmp_path):
+    head = "reviewerID,asin,reviewerName,helpful,reviewText,overall,summary,unixReviewTime,reviewTime"
+    body = [f'{u},{i},"Smith, J","[0, 1]","Good, ""really"" good",{r},Nice,{t},"06 2, 2013"' for u, i, r, t in rows()]
+    (tmp_path / "reviews.csv").write_text("\n".join([head, *body]) + "\n", encoding="utf-8")
+    raw = read(tmp_path / "reviews.csv", user_col="reviewerID", item_col="asin", rating_col="overall",
+               timestamp_col="unixReviewTime")
+    expected = rows()
+    assert raw["user"].tolist() == [r[0] for r in expected] and raw["item"].tolist() == [r[1] for r in expected]
+    assert raw["rating"].tolist() == [r[2] for r in expected] and raw["timestamp"].tolist() == [r[3] for r in expected]
+
+
+def test_headerless_amazon_ratings_keep_leading_zeros(tmp_path):
+    """SNAP's ``ratings_Books.csv``: user,item,rating,timestamp, no header, string ids."""
+    (tmp_path / "ratings_Books.csv").write_text("".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows()))
+    raw = read(tmp_path / "ratings_Books.csv")
+    assert raw["item"].iloc[1] == "0000000001" and raw["item"].nunique() == len({r[1] for r in rows()})
+
+
+def test_numeric_ids_stay_numbers_and_007_is_not_7(tmp_path):
+    (tmp_path / "u.data").write_text("7\t007\t5\t1\n7\t7\t4\t2\n7\t2\t4\t3\n10\t2\t3\t3\n9\t2\t3\t4\n")
+    raw = read(tmp_path / "u.data")
+    assert raw["user"].tolist() == [7, 7, 7, 10, 9] and raw["item"].tolist() == ["007", "7", "2", "2", "2"]
+    ds = build_dataset(raw, None, DataConfig(source="file", path="x"))
+    assert ds.user_ids == [7, 9, 10]  # numbers sort as numbers, not as text
+    assert ds.n_items == 3
+
+
+def test_repeated_pairs_are_kept_once_at_the_latest(tmp_path):
+    lines = ["userId,movieId,rating,timestamp", "1,10,5,100", "1,11,4,101", "1,10,2,105", "1,12,3,103"]
+    (tmp_path / "ratings.csv").write_text("\n".join(lines) + "\n")
+    cfg = DataConfig(source="file", path=str(tmp_path / "ratings.csv"))
+    raw, _ = read_interactions(cfg)
+    ds = build_dataset(raw, None, cfg)
+    assert len(raw) == 4 and len(ds.frame) == 3
+    test_row = ds.frame[ds.frame["split"] == "test"]
+    assert [ds.item_ids[i] for i in test_row["item"]] == [10] and test_row["timestamp"].tolist() == [105.0]
+
+
+def test_preprocess_implicit_pairs_with_string_ids(tmp_path, capsys):
+    (tmp_path / "pairs.tsv").write_text("".join(f"{u}\t{i}\n" for u, i, _, _ in rows()))
+    argv = ["preprocess", "--config", "configs/recsys_app/movielens-quick.yaml", "data.source=file",
+            f"data.path={tmp_path / 'pairs.tsv'}", "data.header=false", "data.min_item_interactions=1",
+            "name=pairs"]
+    assert run_app("recsys_app", TASKS, argv=argv) == 0
+    out = capsys.readouterr().out
+    assert '"users": 4' in out and f'"items": {len({r[1] for r in rows()})}' in out
