@@ -46,7 +46,8 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
 def predict(cfg: ClassifyConfig, run: Path, input: Path, output: Path | str) -> dict:
     """Batch-score ``input`` (CSV/JSONL with ``data.text_column``, or .txt one text a line) into
     ``output`` (JSONL: text, label, probabilities; ``-`` = stdout); empty texts follow ``data.on_empty``."""
-    texts = read_texts(input, cfg.data.text_column, lowercase=False, on_empty=cfg.data.on_empty)
+    texts = read_texts(input, cfg.data.text_column, lowercase=False, on_empty=cfg.data.on_empty,
+                       column_names=cfg.data.column_names)
     clf = classifier_for(cfg, run)
     proba = clf.predict_proba(texts)
     rows = [{"text": text, "label": clf.labels[int(p.argmax())],

@@ -26,6 +26,10 @@ class DataConfig(StrictModel):
     test: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    column_names: list[str] = Field(default_factory=list, description="a headerless CSV/TSV's column names, in "
+                                    "order (e.g. [label,text]); empty = the first row is the header")
+    label_map: dict[str, str] = Field(default_factory=dict, description="labels renamed after surrounding "
+                                      "spaces are stripped, e.g. {'POS': 'pos', 'positive.': 'positive'}")
     lowercase: bool = True
     valid_fraction: float = Field(0.1, gt=0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0, lt=0.5)

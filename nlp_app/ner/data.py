@@ -3,7 +3,10 @@
 **File format** (what ``evaluate --data`` and ``data.train_file`` read): one token per line, the
 token and its tag separated by whitespace (a tab or spaces), a blank line between sentences.
 Tokens are usually single characters. Tags are ``O`` or ``B-TYPE`` / ``I-TYPE`` (BIO), or with
-``scheme: bmes`` ``B-`` / ``M-`` / ``E-`` / ``S-TYPE`` (read as BIO: ``S``→``B``, ``M``/``E``→``I``)::
+``scheme: bmes`` ``B-`` / ``M-`` / ``E-`` / ``S-TYPE`` (read as BIO: ``S``→``B``, ``M``/``E``→``I``;
+BIOES files, ``I-`` in place of ``M-``, read the same). A UTF-8 BOM, CRLF, trailing spaces and
+several blank lines between sentences are fine; a CoNLL ``-DOCSTART-`` line ends a sentence and
+is not a token. ``B_PER`` (an underscore) is an error naming the line: tags join with a hyphen::
 
     江 B-PER
     泽 I-PER
@@ -172,7 +175,7 @@ def read_peoples_daily(path: str | os.PathLike, max_chars: int = 128) -> list[Se
 
 def bmes_to_bio(tag: str) -> str:
     prefix, _, etype = tag.partition("-")
-    return {"S": "B", "B": "B", "M": "I", "E": "I"}[prefix] + "-" + etype
+    return {"S": "B", "B": "B", "M": "I", "I": "I", "E": "I"}[prefix] + "-" + etype
 
 
 def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
@@ -181,7 +184,7 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"NER data file not found: {path}")
-    valid = "BI" if scheme == "bio" else "BMES"
+    valid = "BI" if scheme == "bio" else "BMESI"
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -196,15 +199,18 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
                 tokens, tags = [], []
             continue
         parts = line.split()
+        if parts[0] == "-DOCSTART-":  # CoNLL: a document boundary, not a token
+            if tokens:
+                sentences.append((tokens, tags))
+                tokens, tags = [], []
+            continue
         if len(parts) != 2:
             raise UserError(f"{path}:{n}: expected 'token tag' (two fields separated by whitespace), got {line!r}")
         token, tag = parts
         if tag != "O":
             prefix, dash, etype = tag.partition("-")
             if not dash or prefix not in valid or not etype:
-                allowed = "O, B-TYPE, I-TYPE" if scheme == "bio" else "O, B-/M-/E-/S-TYPE"
-                raise UserError(f"{path}:{n}: tag {tag!r} is not {scheme.upper()} ({allowed}); "
-                                "set data.scheme if the file uses the other scheme")
+                raise UserError(_tag_error(path, n, tag, scheme))
             if scheme == "bmes":
                 tag = bmes_to_bio(tag)
         tokens.append(token)
@@ -214,6 +220,15 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
     if not sentences:
         raise UserError(f"{path}: no sentences found (one 'token tag' per line, blank lines between sentences)")
     return sentences
+
+
+def _tag_error(path: Path, n: int, tag: str, scheme: str) -> str:
+    allowed = "O, B-TYPE, I-TYPE" if scheme == "bio" else "O, B-/M-/E-/S-TYPE (or BIOES)"
+    if tag[:1] in "BIMES" and tag[1:2] in ("_", ":", "."):
+        return (f"{path}:{n}: tag {tag!r}: the prefix and the type join with a hyphen ({tag[0]}-{tag[2:]}); "
+                f"replace the {tag[1]!r} in the file's tags")
+    return (f"{path}:{n}: tag {tag!r} is not {scheme.upper()} ({allowed}); "
+            "set data.scheme if the file uses the other scheme")
 
 
 def write_bio(sentences: Iterable[Sentence], path: str | os.PathLike) -> Path:

@@ -32,7 +32,8 @@ def evaluate(cfg: PretrainConfig, run: Path, data: Path | None = None) -> dict:
 
     if not (run / "config.json").exists():
         raise UserError(f"{run} has no model (config.json): train it first")
-    texts = read_texts(data, cfg.data.text_column, cfg.data.lowercase) if data else held_out(cfg)
+    texts = (read_texts(data, cfg.data.text_column, cfg.data.lowercase, column_names=cfg.data.column_names)
+             if data else held_out(cfg))
     if not texts:
         raise UserError("no held-out text to score: pass --data FILE (one text a line)")
     tokenizer = load_tokenizer(str(run))

@@ -11,6 +11,10 @@ not point at their text (CMRC 2018 dev has 200 of 9,657, most with ``answer_star
 the text occurs in the context the nearest occurrence is used instead, otherwise the answer is
 kept as a reference for scoring but cannot teach a span (see :attr:`QAExample.span`).
 
+SQuAD 2.0 files are read too: a question marked ``"is_impossible": true`` has no answer to
+extract, and the models here always extract one, so training and evaluation skip it (counted in
+the log); ``predict`` keeps it (it has a question to answer). A UTF-8 BOM is fine.
+
 The ``preprocess`` stage (:func:`preprocess`) reads, validates and splits (by context, so no
 passage is in two splits) and caches the splits; :func:`load_splits` reads them back.
 """
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlp_app.qa.config import QAConfig
-from shared import runs
+from shared import runs, textfiles
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -90,7 +94,7 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
     path = Path(path)
     data = _need(doc, "data", list, "the top level", path)
     examples: list[QAExample] = []
-    repaired = unusable = skipped = 0
+    repaired = unusable = skipped = impossible = 0
     seen: set[str] = set()
     for i, article in enumerate(data):
         title = str(article.get("title", "")) if isinstance(article, dict) else ""
@@ -109,6 +113,9 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
                 if qid in seen:
                     raise UserError(f"{path}: {qwhere}.id {qid!r} is used twice; ids must be unique")
                 seen.add(qid)
+                if require_answers and qa.get("is_impossible") is True:
+                    impossible += 1  # SQuAD 2.0: nothing to extract
+                    continue
                 answers = []
                 for m, ans in enumerate(qa.get("answers") or []):
                     text = _need(ans, "text", str, f"{qwhere}.answers[{m}]", path)
@@ -127,9 +134,10 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
                 examples.append(QAExample(qid, question.strip(), context, tuple(answers), title))
     if not examples:
         raise UserError(f"{path}: no questions found")
-    if repaired or unusable or skipped:
+    if repaired or unusable or skipped or impossible:
         log.info("%s: %d answer offsets repaired, %d answers not in their context (kept for scoring only), "
-                 "%d questions with no text skipped", path, repaired, unusable, skipped)
+                 "%d questions with no text and %d unanswerable (is_impossible) questions skipped", path,
+                 repaired, unusable, skipped, impossible)
     return examples
 
 
@@ -140,9 +148,9 @@ def read_squad(path: str | os.PathLike, require_answers: bool = True) -> list[QA
         raise UserError(f"QA data file not found: {path} (SQuAD v1.1 JSON; CMRC 2018: "
                         "https://github.com/ymcui/cmrc2018, files squad-style-data/cmrc2018_*.json)")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid UTF-8 JSON: {exc}") from None
+        doc = json.loads(textfiles.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
     return parse_squad(doc, path, require_answers)
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import Field
 
+from shared import textfiles
 from shared.config import StrictModel, to_dict
 from shared.errors import UserError
 from shared.runs import atomic_path, cache_dir
@@ -68,8 +69,8 @@ def load_telco() -> pd.DataFrame:
 
 def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (),
                column_names: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV or Parquet file; blank cells and ``na_values`` become missing values; a CSV with
-    ``column_names`` has no header row (those are its columns)."""
+    """Read a CSV/TSV or Parquet file (see :func:`_csv_args` for the CSV layouts); blank cells and
+    ``na_values`` become missing values; rows with every cell missing are dropped (logged)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
@@ -79,20 +80,52 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
         if fmt == "parquet":
             df = _parquet_na(pd.read_parquet(path), na_values)
         else:
-            df = pd.read_csv(path, skipinitialspace=True, na_values=["", " ", *na_values], keep_default_na=True,
-                             **_header(column_names))
+            args = _csv_args(path, na_values, column_names)
+            df = _tidy(pd.read_csv(path, **args), na_values, args["sep"])
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
+    except UnicodeDecodeError as exc:
+        raise textfiles.not_utf8(path, exc, offset=None) from None
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a parser's message is the most useful thing we can show
         raise UserError(f"could not read {path} as {fmt}: {exc}".splitlines()[0]) from None
+    empty = df.isna().all(axis=1)
+    if empty.any():
+        log.warning("%s: dropped %d row(s) with every cell empty", path, int(empty.sum()))
+        df = df[~empty].reset_index(drop=True)
     if df.empty:
         raise UserError(f"{path} has a header but no rows")
     return df
 
 
-def _header(column_names: Sequence[str]) -> dict:
-    """``pd.read_csv`` arguments for a file with a header row, or a headerless one with these names."""
-    return {"header": None, "names": list(column_names)} if column_names else {}
+def _csv_args(path: Path, na_values: Sequence[str], column_names: Sequence[str]) -> dict:
+    """``pd.read_csv`` arguments: UTF-8 (a BOM dropped), the delimiter sniffed (``,`` ``;`` tab
+    ``|``; ``.tsv``: tab), a headerless file named by ``column_names``."""
+    header = {"header": None, "names": list(column_names)} if column_names else {}
+    return {"sep": textfiles.sniff_delimiter(path), "encoding": textfiles.ENCODING, "skipinitialspace": True,
+            "na_values": ["", " ", *na_values], "keep_default_na": True, **header}
+
+
+def _tidy(df: pd.DataFrame, na_values: Sequence[str], sep: str) -> pd.DataFrame:
+    """Text cells stripped of surrounding spaces (``"Yes "`` is ``"Yes"``; a cell left empty, or a
+    ``na_values`` marker after stripping, is missing); with ``;`` as the delimiter, text columns of
+    decimal-comma numbers (``1,5``; European exports) become numbers."""
+    markers = {"", *na_values}
+    for col in df.select_dtypes(include=["object", "string"]).columns:
+        values = df[col]
+        try:
+            stripped = values.str.strip()
+        except AttributeError:  # no text in the column (booleans …)
+            continue
+        values = stripped.where(stripped.notna() | values.isna(), values)  # non-text cells as they were
+        values = values.mask(values.isin(markers))
+        if sep == ";":
+            text = values.dropna().astype(str)
+            if len(text) and text.str.contains(",").any() and text.str.fullmatch(r"[+-]?\d*,?\d+").all():
+                values = pd.to_numeric(values.astype("string").str.replace(",", ".", regex=False))
+        df[col] = values
+    return df
 
 
 def _parquet_na(df: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
@@ -180,7 +213,8 @@ def binary_target(y: pd.Series, positive_class: str | None, source: str, column:
                         "a classifier needs two")
     if len(counts) > 2:
         raise UserError(f"{source}: target column {column!r} has {len(counts)} classes "
-                        f"({', '.join(map(str, counts.index[:5]))} …); the classify task is binary")
+                        f"({', '.join(map(str, counts.index[:5]))} …); the classify task is binary (spellings of "
+                        "one class, 'Yes'/'yes.', merge with data.label_map={\"yes.\": \"Yes\"})")
     if positive_class is None:
         positive = str(counts.index[-1])  # the minority class
     elif str(positive_class) not in counts.index:
@@ -204,11 +238,14 @@ def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield _parquet_na(batch.to_pandas(), na_values)
     else:
+        args = _csv_args(path, na_values, column_names)
         try:
-            yield from pd.read_csv(path, chunksize=chunk_rows, skipinitialspace=True, na_values=["", " ", *na_values],
-                                   **_header(column_names))
+            for chunk in pd.read_csv(path, chunksize=chunk_rows, **args):
+                yield _tidy(chunk, na_values, args["sep"])
         except pd.errors.EmptyDataError:
             raise UserError(f"{path} is empty") from None
+        except UnicodeDecodeError as exc:
+            raise textfiles.not_utf8(path, exc, offset=None) from None
 
 
 def score_file(score: Callable[[pd.DataFrame], pd.DataFrame], input_path: str | Path, output_path: str | Path,

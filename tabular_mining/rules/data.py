@@ -6,9 +6,13 @@ the seeded train/test split and its cache, and the one-hot encoding.
 A basket is a list of distinct item names. The formats (``data.format`` in ``rules.yaml``):
 
 - ``baskets``: a text file, one basket per line, items separated by ``data.delimiter``
-  (``milk,bread,eggs``). Blank lines are skipped; whitespace around items is dropped.
-- ``long``: a CSV/Parquet table of ``(transaction id, item)`` rows (``data.transaction_col``,
-  ``data.item_col``); rows with the same id form one basket.
+  (``milk,bread,eggs``; ``' '`` for ``1 2 3`` lines). Blank lines, empty items (a trailing comma)
+  and whitespace around items are dropped; a UTF-8 BOM is fine. A file whose every basket is one
+  item holding another delimiter is an error naming it (a space-separated file read with ``,``).
+- ``long``: a CSV/TSV/Parquet table of ``(transaction id, item)`` rows with a header
+  (``data.transaction_col``, ``data.item_col``; the Kaggle Groceries / Online Retail shape, read
+  as :func:`~tabular_mining.common.table.read_table` reads tables); rows with the same id form one
+  basket; rows missing either value are dropped.
 - ``wide``: a CSV/Parquet table, one basket per row. A column whose value is true/yes/1 adds the
   item ``<column>``; a false/no/0/blank value (or one of ``data.false_values``) adds nothing; any
   other value adds ``<column>=<value>`` (so ``internet_service: DSL`` becomes ``internet_service=DSL``).
@@ -27,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from shared import textfiles
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, read_json, write_json, write_text
@@ -52,13 +57,15 @@ def read_basket_file(path: str | Path, delimiter: str = ",") -> list[list[str]]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"basket file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    baskets = parse_baskets(text.splitlines(), delimiter)
+    lines = textfiles.read_text(path).splitlines()  # UTF-8, a BOM dropped (not glued to the first item)
+    baskets = parse_baskets(lines, delimiter)
     if not baskets:
         raise UserError(f"{path} holds no baskets (every line is blank)")
+    if all(len(b) == 1 for b in baskets):
+        other = next((d for d in (",", "\t", ";", " ") if d != delimiter and any(d in b[0] for b in baskets)), None)
+        if other is not None:
+            raise UserError(f"{path}: every basket is one item when split by {delimiter!r}, and the items hold "
+                            f"{other!r}: set data.delimiter={other!r} (e.g. data.delimiter=' ' for '1 2 3' lines)")
     return baskets
 
 
