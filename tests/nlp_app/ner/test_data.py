@@ -79,6 +79,24 @@ def test_read_bio_errors_name_file_and_line(tmp_path, text, message):
         read_bio(path)
 
 
+def test_read_conll_layouts_docstart_bom_crlf_blank_runs_and_trailing_spaces(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(("\ufeff-DOCSTART- -X- -X- O\r\n\r\n江 B-PER  \r\n泽\tI-PER\r\n\r\n\r\n\r\n去 O\t\r\n"
+                      "-DOCSTART- O\r\n北 B-LOC\r\n").encode("utf-8"))
+    assert read_bio(path) == [(["江", "泽"], ["B-PER", "I-PER"]), (["去"], ["O"]), (["北"], ["B-LOC"])]
+
+
+def test_bioes_reads_with_the_bmes_scheme_and_an_underscore_tag_is_named(tmp_path):
+    path = tmp_path / "a.bioes"
+    path.write_text("江 B-PER\n泽 I-PER\n民 E-PER\n京 S-LOC\n去 O\n", encoding="utf-8")
+    assert read_bio(path, scheme="bmes") == [(["江", "泽", "民", "京", "去"], ["B-PER", "I-PER", "I-PER", "B-LOC", "O"])]
+    with pytest.raises(UserError, match=r"a.bioes:3: tag 'E-PER' is not BIO.*set data.scheme"):
+        read_bio(path)
+    path.write_text("江 B_PER\n泽 I_PER\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"a.bioes:1: tag 'B_PER': the prefix and the type join with a hyphen \(B-PER\)"):
+        read_bio(path)
+
+
 def test_read_peoples_daily_file(tmp_path):
     path = tmp_path / "pd.txt"
     path.write_text("江/nr  泽民/nr  发表/v  讲话/n  。/w  新华社/nt  报道/v  。/w\n\n北京/ns  。/w\n", encoding="utf-8")

@@ -49,6 +49,25 @@ def test_read_squad_validates_and_repairs(tmp_path):
         read_squad(tmp_path / "missing.json")
 
 
+def test_squad_v2_unanswerable_questions_are_skipped_for_training_and_kept_for_predict(tmp_path):
+    doc = {"version": "v2.0", "data": [{"title": "t", "paragraphs": [{"context": "张伟出生于北京。", "qas": [
+        {"id": "a", "question": "张伟出生于哪里？", "answers": [{"text": "北京", "answer_start": 5}], "is_impossible": False},
+        {"id": "b", "question": "王芳出生于哪里？", "answers": [], "is_impossible": True,
+         "plausible_answers": [{"text": "北京", "answer_start": 5}]},
+    ]}]}]}
+    path = tmp_path / "train-v2.0.json"
+    path.write_bytes(("\ufeff" + json.dumps(doc, ensure_ascii=False) + "\r\n").encode("utf-8"))  # a BOM too
+    assert [e.id for e in read_squad(path)] == ["a"]
+    assert [e.id for e in read_squad(path, require_answers=False)] == ["a", "b"]
+    doc["data"][0]["paragraphs"][0]["qas"][1]["is_impossible"] = False  # no answers and not marked: an error
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(UserError, match=r"qas\[1\] has no answers"):
+        read_squad(path)
+    path.write_bytes(json.dumps(doc, ensure_ascii=False).encode("gbk"))
+    with pytest.raises(UserError, match="is not UTF-8 text.*GBK"):
+        read_squad(path)
+
+
 def test_squad_round_trip_and_context_split():
     examples = generate_examples(30, seed=0)
     doc = to_squad(examples)
