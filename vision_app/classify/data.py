@@ -17,7 +17,7 @@ from shared.errors import UserError
 from shared.runs import atomic_path, data_root
 from vision_app.common import data as common
 from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad
-from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image
+from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, data_dirs, image_files, read_image
 from vision_app.common.manifest import write_manifest
 from vision_app.common.transforms import ClassificationEval, ClassificationTrain
 
@@ -55,7 +55,7 @@ def write_digits(root: Path | None = None) -> Path:
 def split_folders(root: Path) -> dict[str, Path] | None:
     """``{split: folder}`` when ``root`` holds ``train/`` and ``val/`` or ``test/`` (each a folder per
     class) and nothing else; ``None`` for a plain folder per class."""
-    subs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    subs = data_dirs(root)
     named = {SPLIT_NAMES.get(d.name.lower()): d for d in subs}
     if None in named or "train" not in named or len(named) < 2 or len(named) != len(subs):
         return None
@@ -64,14 +64,13 @@ def split_folders(root: Path) -> dict[str, Path] | None:
 
 def folder_records(root: Path, split: str | None = None) -> tuple[list[str], list[tuple[str, str, str | None]]]:
     """``root/<class>/<image>`` as ``(classes, [(path, class, split), …])``."""
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = [d.name for d in data_dirs(root)]
     if not classes:
         raise UserError(f"{root} has no class sub-folders; expected {root}/<class>/<image>")
-    records = [(str(f), c, split) for c in classes for f in sorted((root / c).iterdir())
-               if f.suffix.lower() in IMAGE_SUFFIXES]
+    records = [(str(f), c, split) for c in classes for f in image_files(root / c)]
     empty = [c for c in classes if not any(r[1] == c for r in records)]
     if empty:
-        nested = [c for c in empty if any(d.is_dir() for d in (root / c).iterdir())]
+        nested = [c for c in empty if data_dirs(root / c)]
         hint = (f"; {nested[:3]} hold folders, not images: name the split folders train/, val/ and test/ "
                 "(each a folder per class) to use the data set's own split") if nested else ""
         raise UserError(f"class folder(s) with no images in {root}: {empty[:10]} "

@@ -30,6 +30,9 @@ from shared.errors import UserError
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
+# what a copy from macOS, Windows or Jupyter leaves beside the data: never images, never classes
+JUNK_NAMES = ("__MACOSX", "Thumbs.db", "desktop.ini")
+
 # a truncated file must fail loudly, never decode half an image as if it were whole
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -117,21 +120,24 @@ def image_size(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
 
 
 MASK_MODES = ("class_ids", "nonzero_foreground", "instances")
+VOID = 255  # a mask pixel to ignore (Pascal VOC's object borders); the loss and the metrics skip it
 _ID_MODES = ("P", "L", "I", "I;16", "I;16B", "1")  # single-channel images whose values are ids
 
 
 def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None,
               num_classes: int | None = None, limits: ImageLimits = ImageLimits(),
-              mode: str = "class_ids") -> np.ndarray:
+              mode: str = "class_ids", image: str | os.PathLike | None = None) -> np.ndarray:
     """A per-pixel class mask as an ``HxW`` int64 array.
 
     ``mode`` says what the file's values are: ``class_ids`` (a palette PNG whose indices are the
     class ids, or a single-channel 8/16-bit image of them), ``nonzero_foreground`` (anything not
     black or 0 is the one foreground class: 0/255 masks, colour masks) or ``instances`` (a
     single-channel image with 0 for background and one id per object, e.g. PennFudan's
-    ``*_mask.png``: every object becomes the one foreground class). ``expected_size`` is the
-    image's ``(width, height)``; ``num_classes`` bounds the ids (0 … num_classes-1). Each
-    violation is a :class:`BadImage` naming the file.
+    ``*_mask.png``: every object becomes the one foreground class). In ``class_ids`` and
+    ``instances`` masks :data:`VOID` (255, Pascal VOC's border) stays 255: a pixel to ignore.
+    ``expected_size`` is the ``(width, height)`` of the ``image`` (named in the error);
+    ``num_classes`` bounds the ids (0 … num_classes-1, and :data:`VOID`). Each violation is a
+    :class:`BadImage` naming the file.
     """
     path = Path(path)
     img = read_image(path, limits, mode="")
@@ -140,19 +146,22 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
         raise BadImage(f"{path}: mask has mode {img.mode}; use a palette or single-channel integer PNG "
                        f"whose pixel values are {'object' if mode == 'instances' else 'class'} ids{hint}", 422)
     if expected_size is not None and img.size != tuple(expected_size):
-        raise BadImage(f"{path}: mask is {img.size[0]}x{img.size[1]} but its image is "
-                       f"{expected_size[0]}x{expected_size[1]}", 422)
+        raise BadImage(f"{path}: mask is {img.size[0]}x{img.size[1]} but its image {image or ''}"
+                       f"{' ' if image else ''}is {expected_size[0]}x{expected_size[1]}; masks need their "
+                       "image's size", 422)
     values = np.asarray(img)
     if mode == "class_ids":
         mask = values.astype(np.int64)
     else:  # one foreground class: every object, every non-black pixel
         mask = ((values[..., :3] != 0).any(-1) if values.ndim == 3 else values != 0).astype(np.int64)
+        if mode == "instances":
+            mask[values == VOID] = VOID
     if num_classes is not None:
-        top = int(mask.max()) if mask.size else 0
-        if top >= num_classes or mask.min() < 0:
-            bad = sorted(set(np.unique(mask).tolist()) - set(range(num_classes)))
+        ids = mask[mask != VOID] if num_classes <= VOID else mask
+        if ids.size and (int(ids.max()) >= num_classes or int(ids.min()) < 0):
+            bad = sorted(set(np.unique(ids).tolist()) - set(range(num_classes)))
             raise BadImage(f"{path}: mask holds class id(s) {bad[:10]} outside the class list "
-                           f"(0..{num_classes - 1})", 422)
+                           f"(0..{num_classes - 1}, and {VOID} for pixels to ignore)", 422)
     return mask
 
 
@@ -169,6 +178,22 @@ def encode_png(img: Image.Image | np.ndarray, palette: list[int] | None = None) 
     return buf.getvalue()
 
 
+def is_junk(path: Path) -> bool:
+    """A hidden file or folder (``.DS_Store``, ``._cat.jpg`` AppleDouble, ``.ipynb_checkpoints``) or
+    one of :data:`JUNK_NAMES`."""
+    return path.name.startswith(".") or path.name in JUNK_NAMES
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, any case), junk left out, sorted."""
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not is_junk(f) and f.is_file())
+
+
+def data_dirs(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that can hold data (hidden and ``__MACOSX`` left out), sorted."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not is_junk(d))
+
+
 def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
     """The image files a ``predict`` reads: one image, a folder (recursively) or a CSV with a
     ``path`` column (paths relative to the CSV's folder)."""
@@ -176,7 +201,8 @@ def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
         raise UserError("predict needs --input: an image, a folder of images, or a CSV with a path column")
     p = Path(input_path)
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
+                       and not any(is_junk(Path(part)) for part in f.relative_to(p).parts))
     elif p.suffix.lower() == ".csv":
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)

@@ -23,9 +23,12 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from vision_app.common.images import VOID
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-IGNORE_INDEX = 255  # mask value for pixels a geometric step invented (rotation corners); the loss skips it
+# mask value for pixels a geometric step invented (rotation corners) or the data marks void; the loss skips it
+IGNORE_INDEX = VOID
 
 
 def as_image(image: Any) -> tv_tensors.Image:

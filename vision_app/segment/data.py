@@ -14,7 +14,7 @@ from shared.errors import UserError
 from shared.runs import data_root
 from vision_app.common import data as common
 from vision_app.common.data import SPLITS, file_hash, raise_if_bad
-from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, read_image, read_mask
+from vision_app.common.images import BadImage, ImageLimits, image_files, read_image, read_mask
 from vision_app.common.manifest import write_manifest
 from vision_app.common.shapes import ensure_shapes
 from vision_app.common.transforms import SegmentationEval, SegmentationTrain
@@ -45,12 +45,11 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
         raise UserError(f"{root} must hold {images.name}/ and {masks_dir.name}/ folders (a mask per image, "
                         "same file stem; data.image_folder / data.mask_folder name them)")
     classes = class_list(cfg, root)
-    masks = {m.stem: m for m in masks_dir.iterdir() if m.suffix.lower() in IMAGE_SUFFIXES}
+    masks = {m.stem: m for m in image_files(masks_dir)}
     records, missing = [], []
     together = images.resolve() == masks_dir.resolve()  # cat.jpg beside cat_mask.png
-    for img in sorted(images.iterdir()):
-        if img.suffix.lower() not in IMAGE_SUFFIXES or (together and cfg.mask_suffix
-                                                         and img.stem.endswith(cfg.mask_suffix)):
+    for img in image_files(images):
+        if together and cfg.mask_suffix and img.stem.endswith(cfg.mask_suffix):
             continue
         if img.stem + cfg.mask_suffix in masks:
             records.append((str(img), str(masks[img.stem + cfg.mask_suffix])))
@@ -91,7 +90,8 @@ def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mod
     for img_path, mask_path in records:
         try:
             size = read_image(img_path, limits).size
-            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits, mode=mask_mode)
+            read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits, mode=mask_mode,
+                      image=img_path)
         except BadImage as exc:
             bad.append(str(exc))
         hashes.append(file_hash(img_path))

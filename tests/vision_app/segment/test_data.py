@@ -97,3 +97,42 @@ def test_masks_beside_their_images(tmp_path):
     cfg = _cfg(root, image_folder="all", mask_folder="all", mask_suffix="_mask", classes=["background", "cell"])
     masks = _masks(cfg)
     assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1} for m in masks)
+
+
+def voc_segmentation(root: Path, n: int = 8) -> Path:
+    """Pascal VOC's layout: ``JPEGImages/*.jpg``, palette ``SegmentationClass/*.png`` (class ids,
+    255 on object borders), ``SegmentationObject/*.png`` (object ids, 255 borders), and junk."""
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]
+    (root / "SegmentationClass").mkdir(parents=True)
+    for i in range(n):
+        name = f"2007_{i:06d}"
+        ids = np.zeros((20, 24), np.uint8)
+        ids[3:10, 3:10], ids[12:18, 10:20] = 1, 2
+        objects = np.where(ids > 0, np.uint8(1 + i % 2), np.uint8(0))
+        for values in (ids, objects):
+            values[2, 2:11] = values[10, 2:11] = 255  # the void border of the first object
+        _pair(root / "JPEGImages" / f"{name}.jpg", root / "SegmentationObject" / f"{name}.png", objects)
+        mask = Image.fromarray(ids, "P")
+        mask.putpalette(palette)
+        mask.save(root / "SegmentationClass" / f"{name}.png")
+    for folder in ("JPEGImages", "SegmentationClass"):
+        (root / folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (root / folder / "._2007_000000.png").write_bytes(b"\x00\x05\x16\x07")
+    return root
+
+
+def test_voc_palette_masks_keep_255_as_void(tmp_path):
+    root = voc_segmentation(tmp_path / "VOC2012")
+    cfg = _cfg(root, image_folder="JPEGImages", mask_folder="SegmentationClass",
+               classes=["background", "aeroplane", "bicycle"])
+    masks = _masks(cfg)
+    assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1, 2, 255} for m in masks)
+    assert all(int((m == 255).sum()) == 18 for m in masks)
+    objects = _masks(_cfg(root, image_folder="JPEGImages", mask_folder="SegmentationObject", mask_mode="instances",
+                          classes=["background", "object"]))
+    assert all(set(np.unique(m)) == {0, 1, 255} for m in objects)
+    bad = np.asarray(Image.open(root / "SegmentationClass" / "2007_000003.png")).copy()
+    bad[0, 0] = 254
+    Image.fromarray(bad).save(root / "SegmentationClass" / "2007_000003.png")
+    with pytest.raises(UserError, match=r"2007_000003.png: mask holds class id\(s\) \[254\].*255 for pixels to ignore"):
+        _masks(cfg)

@@ -1,0 +1,91 @@
+"""A class-per-folder set as people copy it off their machines, made here: upper-case and mixed
+suffixes (``.JPG``, ``.PNG``, ``.jpeg``, ``.webp``, ``.bmp``), grey, RGBA, palette, 16-bit and
+CMYK images, an EXIF-rotated photo, a class only ``train/`` has, and the junk macOS, Windows and
+editors leave (``.DS_Store``, ``._x.JPG`` AppleDouble files, ``__MACOSX/``, ``Thumbs.db``, notes)."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from shared.config import load_config
+from shared.errors import UserError
+from vision_app.classify.config import ClassifyConfig
+from vision_app.common.images import list_inputs, read_image
+from vision_app.common.manifest import load_manifest
+from vision_app.tasks import TASKS
+
+RNG = np.random.default_rng(5)
+APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+
+
+def _rgb(w: int = 48, h: int = 40) -> Image.Image:
+    return Image.fromarray(RNG.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def _save(path: Path, img: Image.Image, fmt: str, **kw) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format=fmt, **kw)
+
+
+def _junk(folder: Path) -> None:
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "._0.JPG").write_bytes(APPLEDOUBLE)
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (folder / "notes.txt").write_text("taken in May")
+
+
+def odd_images(folder: Path) -> dict[str, str]:
+    """One image per odd kind into ``folder``; returns file name → the mode it was saved in."""
+    kinds = {"grey.PNG": ("L", "PNG"), "alpha.png": ("RGBA", "PNG"), "palette.png": ("P", "PNG"),
+             "photo.jpeg": ("RGB", "JPEG"), "web.WEBP": ("RGB", "WEBP"), "old.bmp": ("RGB", "BMP"),
+             "print.jpg": ("CMYK", "JPEG")}
+    for name, (mode, fmt) in kinds.items():
+        _save(folder / name, _rgb().convert(mode), fmt)
+    deep = (np.arange(40 * 48, dtype=np.uint16).reshape(40, 48) * 30)
+    Image.fromarray(deep).save(folder / "deep.png")  # 16-bit grey ("I;16")
+    photo = _rgb()
+    exif = photo.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to view
+    _save(folder / "phone.JPG", photo, "JPEG", exif=exif)
+    return {**{k: v[0] for k, v in kinds.items()}, "deep.png": "I;16", "phone.JPG": "RGB"}
+
+
+def _manifest(tmp_path, make, root, **data):
+    cfg = load_config(ClassifyConfig, make.classify_recipe(tmp_path, root, **data))
+    TASKS["classify"].preprocess(cfg)
+    return load_manifest(cfg, TASKS["classify"].preprocess)
+
+
+def test_odd_images_and_junk_in_a_split_root(tmp_path, make):
+    root = make.split_root(tmp_path / "photos", {"train": 4, "val": 2}, classes=("Cats", "dogs"))
+    odd = odd_images(root / "train" / "Cats")
+    for c in ("Cats", "dogs"):
+        _junk(root / "train" / c)
+    for i in range(3):
+        _save(root / "train" / "Bird Photos" / f"{i}.JPG", _rgb(), "JPEG")  # a class val/ lacks
+    (root / "__MACOSX" / "train" / "Cats").mkdir(parents=True)
+    (root / "__MACOSX" / "train" / "Cats" / "._0.jpg").write_bytes(APPLEDOUBLE)
+    (root / ".ipynb_checkpoints").mkdir()
+    m = _manifest(tmp_path, make, root, min_per_class=1, test_fraction=0.2)
+    assert m["classes"] == ["Bird Photos", "Cats", "dogs"] and m["split"] == "given"
+    assert sum(m["counts"].values()) == 4 * 2 + len(odd) + 3 + 2 * 2
+    names = {Path(r["image"]).name for s in m["splits"].values() for r in s}
+    assert set(odd) <= names and not {n for n in names if n.startswith(".")}
+    assert read_image(root / "train" / "Cats" / "phone.JPG").size == (40, 48)  # EXIF rotation applied
+    deep = np.asarray(read_image(root / "train" / "Cats" / "deep.png"))
+    assert deep.shape == (40, 48, 3) and deep.max() == 255 and deep.min() == 0  # 16 bits scaled, not clipped
+    inputs = list_inputs(root)
+    assert len(inputs) == sum(m["counts"].values()) and not any(p.name.startswith("._") for p in inputs)
+
+
+def test_a_truncated_image_is_named_in_one_line(tmp_path, make):
+    root = make.split_root(tmp_path / "photos", {"all": 4})
+    good = (root / "all" / "cats" / "0.jpg").read_bytes()
+    (root / "all" / "cats" / "0.jpg").write_bytes(good[: len(good) // 2])
+    (root / "all" / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    with pytest.raises(UserError) as err:
+        _manifest(tmp_path, make, root / "all")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("2 bad file(s)")
+    assert "cats/0.jpg: cannot read image" in message and "dogs/broken.png: cannot read image" in message
