@@ -123,7 +123,7 @@ def _tidy(df: pd.DataFrame, na_values: Sequence[str], sep: str) -> pd.DataFrame:
         if sep == ";":
             text = values.dropna().astype(str)
             if len(text) and text.str.contains(",").any() and text.str.fullmatch(r"[+-]?\d*,?\d+").all():
-                values = pd.to_numeric(values.astype("string").str.replace(",", ".", regex=False))
+                values = pd.to_numeric(values.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v))
         df[col] = values
     return df
 

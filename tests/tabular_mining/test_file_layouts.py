@@ -1,0 +1,103 @@
+"""Tables and baskets in the layouts people already have: a BOM, European ``;`` exports with
+decimal commas, TSV, missing-value markers, all-empty rows, Parquet, a GBK export, decorated
+target labels (through ``preprocess`` on the command line), and basket files (a BOM, trailing
+commas, blank lines, spaces between items, the long Groceries layout)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shared.errors import UserError
+from tabular_mining.common.table import iter_chunks, read_table
+from tabular_mining.rules.config import BasketData
+from tabular_mining.rules.data import read_basket_file, read_baskets
+
+CHURN = "configs/tabular_mining/churn-quick.yaml"
+RULES = "configs/tabular_mining/rules-quick.yaml"
+EXPECTED = pd.DataFrame({"id": [1, 2, 3], "tenure": [1.5, np.nan, 30.25], "plan": ["basic", np.nan, "pro"],
+                         "churn": ["Yes", "No", "No"]})
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+TABLES = {
+    "csv with a BOM and CRLF": ("t.csv", "\ufeffid,tenure,plan,churn\r\n1,1.5,basic,Yes\r\n2,,,No\r\n3,30.25,pro,No\r\n"),
+    "semicolons, decimal commas": ("t.csv", "id;tenure;plan;churn\n1;1,5;basic;Yes\n2;;;No\n3;30,25;pro;No\n"),
+    "tsv": ("t.tsv", "id\ttenure\tplan\tchurn\n1\t1.5\tbasic\tYes\n2\t\t\tNo\n3\t30.25\tpro\tNo\n"),
+    "tab-separated .csv": ("t.csv", "id\ttenure\tplan\tchurn\n1\t1.5\tbasic\tYes\n2\tNA\t \tNo\n3\t30.25\tpro\tNo\n"),
+    "markers ? NA blank space": ("t.csv", "id,tenure,plan,churn\n1,1.5,basic,Yes\n2,?, ,No\n3,30.25,pro,No\n"),
+    "all-empty rows, spaces around cells": (
+        "t.csv", "id,tenure,plan,churn\n,,,\n1,1.5, basic ,Yes \n\n2,NA,,No\n,,,\n3,30.25,pro, No\n"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_each_table_layout_reads_the_same_frame(tmp_path, name):
+    filename, text = TABLES[name]
+    path = _write(tmp_path / filename, text)
+    df = read_table(path, na_values=["?"])
+    pd.testing.assert_frame_equal(df, EXPECTED, check_dtype=False)
+    chunks = pd.concat(list(iter_chunks(path, 2, na_values=["?"])), ignore_index=True)  # predict's reader
+    assert chunks.dropna(how="all")["churn"].tolist() == ["Yes", "No", "No"]
+
+
+def test_parquet_with_markers(tmp_path):
+    EXPECTED.assign(plan=["basic", "?", "pro"]).to_parquet(tmp_path / "t.parquet")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet", na_values=["?"]), EXPECTED)
+
+
+def test_a_gbk_export_is_one_line_naming_the_encoding(tmp_path):
+    path = _write(tmp_path / "t.csv", "id,plan,churn\n1,基本,是\n", encoding="gbk")
+    with pytest.raises(UserError, match=r"t.csv is not UTF-8 text \(byte 0x\w\w at offset 16.*GBK.*iconv") as err:
+        read_table(path)
+    assert "\n" not in str(err.value)
+
+
+def _churn_table(path: Path, labels: list[str], n: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"tenure": rng.integers(1, 60, n), "plan": rng.choice(["basic", "pro"], n),
+                       "churn": [labels[i % len(labels)] for i in range(n)]})
+    df.to_csv(path, index=False, sep=";")
+    return path
+
+
+def test_decorated_target_labels_are_one_class_per_meaning_or_named(tmp_path, cli, cli_json, capsys):
+    spaced = _churn_table(tmp_path / "spaced.csv", ["Yes", " No", "No ", " No "])
+    out = cli_json("preprocess", "--config", CHURN, "name=layout-spaced", f"data.path={spaced}")
+    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["No", "Yes"]
+    dotted = _churn_table(tmp_path / "dotted.csv", ["Yes", "No", "yes.", "No", "No"])
+    assert cli("preprocess", "--config", CHURN, "name=layout-dotted", f"data.path={dotted}") == 2
+    err = capsys.readouterr().err
+    assert "'churn' has 3 classes" in err and "data.label_map" in err and len(err.strip().splitlines()) == 1
+    out = cli_json("preprocess", "--config", CHURN, "name=layout-dotted", f"data.path={dotted}",
+                   'data.label_map={"yes.": "Yes"}')
+    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["No", "Yes"]
+
+
+def test_basket_lines_with_a_bom_trailing_commas_and_blank_lines(tmp_path):
+    path = _write(tmp_path / "groceries.csv", "\ufeffmilk,bread,\r\n\r\n eggs , milk,milk\r\n\r\nbeer\r\n")
+    assert read_basket_file(path) == [["milk", "bread"], ["eggs", "milk"], ["beer"]]
+
+
+def test_space_separated_baskets_need_the_delimiter_and_the_error_says_so(tmp_path):
+    path = _write(tmp_path / "retail.dat", "0 1 2 \n3 1\n\n4\n")
+    assert read_basket_file(path, " ") == [["0", "1", "2"], ["3", "1"], ["4"]]
+    with pytest.raises(UserError, match=r"retail.dat: every basket is one item when split by ','.*data.delimiter=' '"):
+        read_basket_file(path)
+
+
+def test_the_long_groceries_layout_through_preprocess(tmp_path, cli_json):
+    rows = [(m, "2015-01-01", item) for m in range(1000, 1040) for item in ("whole milk", "rolls/buns", "yogurt")[:m % 3 + 1]]
+    text = "\ufeffMember_number,Date,itemDescription\r\n" + "".join(f"{m},{d},{i}\r\n" for m, d, i in rows) + ",,\r\n"
+    path = _write(tmp_path / "Groceries_dataset.csv", text)
+    baskets, _ = read_baskets(BasketData(format="long", path=str(path), transaction_col="Member_number",
+                                         item_col="itemDescription"))
+    assert len(baskets) == 40 and baskets[1] == ["whole milk", "rolls/buns", "yogurt"]
+    out = cli_json("preprocess", "--config", RULES, "name=layout-groceries", "data.format=long", f"data.path={path}",
+                   "data.transaction_col=Member_number", "data.item_col=itemDescription")
+    assert sum(out["baskets"].values()) == 40 and out["items"] == 3
