@@ -27,9 +27,9 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError, offset: int | None = 0) 
     path = Path(path)
     byte = exc.object[exc.start:exc.start + 1].hex()
     at = "" if offset is None else f" at offset {offset + exc.start}"
-    return UserError(f"{path} is not UTF-8 text (byte 0x{byte}{at}: {exc.reason}); "
-                     f"a Chinese Windows export is usually GBK: re-save it as UTF-8, e.g. "
-                     f"iconv -f GBK -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}")
+    return UserError(f"{path} is not UTF-8 text (byte 0x{byte}{at}: {exc.reason}); re-save it as UTF-8, e.g. "
+                     f"iconv -f GBK -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix} (GBK: a Chinese Windows "
+                     "export; -f LATIN1 for a Western one)")
 
 
 def read_text(path: str | Path) -> str:

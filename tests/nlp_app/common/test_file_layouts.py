@@ -80,7 +80,7 @@ def test_malformed_rows_name_the_file_and_line(tmp_path, text, message):
 @pytest.mark.parametrize("name", ["d.csv", "d.jsonl", "d.txt"])
 def test_a_gbk_file_is_one_line_naming_the_encoding(tmp_path, name):
     path = _write(tmp_path / name, "text,label\n很好,pos\n", encoding="gbk")
-    with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 0x\w\w at offset 11.*GBK.*iconv") as err:
+    with pytest.raises(UserError, match=r"is not UTF-8 text \(byte 0x\w\w at offset 11.*iconv -f GBK -t UTF-8") as err:
         read_labelled(path, DataConfig()) if name != "d.txt" else read_texts(path)
     assert "\n" not in str(err.value)
 
