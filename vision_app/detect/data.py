@@ -29,7 +29,8 @@ from vision_app.common.data import SPLIT_NAMES
 from vision_app.common.images import read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
-from vision_app.detect.formats import DetectionSet, read_classes_file, read_coco, read_voc, read_yolo
+from vision_app.detect.formats import DetectionSet, read_coco, read_voc
+from vision_app.detect.yolo_txt import read_classes_file, read_yolo, read_yolo_folders
 
 log = logging.getLogger(__name__)
 APP = "vision_app"
@@ -61,13 +62,12 @@ def read_source(data: DetectData) -> tuple[DetectionSet, str | dict | None]:
         ds = read_coco(root / "annotations.json", root / "images", data.bad_boxes)
         return ds, data.split or str(root / "split.json")
     if data.format == "coco":
-        ds = read_coco(data.annotations, data.images, data.bad_boxes)
-    elif data.format == "voc":
+        return read_coco(data.annotations, data.images, data.bad_boxes), data.split
+    if data.format == "voc":
         ds = read_voc(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
         return ds, data.split or voc_split_files(Path(data.annotations))
-    else:
-        ds = read_yolo(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
-    return ds, data.split
+    ds, folders = read_yolo_folders(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
+    return ds, data.split or folders
 
 
 def voc_split_files(annotations: Path) -> dict[str, str] | None:
@@ -108,7 +108,7 @@ def read_split_spec(spec: str | dict | None) -> dict[str, list[str]]:
             raise UserError(f"{path}: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}")
         named = {k: list(v) for k, v in spec_data.items()}
     else:
-        named = {k: _read_name_list(Path(v)) for k, v in spec.items()}
+        named = {k: list(v) if isinstance(v, list) else _read_name_list(Path(v)) for k, v in spec.items()}
     unknown = sorted(k for k in named if k.lower() not in SPLIT_NAMES)
     if unknown:
         raise UserError(f"unknown split name(s) {unknown}: use train, valid (or val) and test")

@@ -1,4 +1,5 @@
-"""Annotation formats users bring (COCO JSON, Pascal VOC XML, YOLO txt) and the one internal form.
+"""Annotation formats users bring (COCO JSON, Pascal VOC XML; YOLO txt in
+:mod:`~vision_app.detect.yolo_txt`) and the one internal form.
 
 Everything is read into a :class:`DetectionSet`: class names in index order, and per image its
 file (relative to ``images_dir``), size and boxes as absolute ``xyxy`` pixels with 0-based class
@@ -25,6 +26,7 @@ from PIL import Image
 
 from shared.errors import UserError
 from shared.runs import write_json, write_text
+from vision_app.common.images import is_junk
 
 log = logging.getLogger(__name__)
 TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped, not refused
@@ -115,7 +117,8 @@ def box_problem(x1: float, y1: float, x2: float, y2: float, width: int, height: 
     return None
 
 
-def _image_size(path: Path, where: str) -> tuple[int, int]:
+def header_size(path: Path, where: str) -> tuple[int, int]:
+    """An image's ``(width, height)`` from its header; ``where`` names the annotation in errors."""
     if not path.is_file():
         raise UserError(f"{where}: image {path} is listed but missing")
     try:
@@ -125,10 +128,15 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
         raise UserError(f"{where}: cannot read image {path}: {exc}") from None
 
 
-def _check_size(path: Path, width: int, height: int, where: str) -> None:
-    real = _image_size(path, where)
+def _check_size(path: Path, width: int, height: int, where: str) -> tuple[int, int]:
+    """The image's ``(width, height)``: the annotation's, checked against the file; the file's
+    when the annotation has none (a size of 0, or missing)."""
+    real = header_size(path, where)
+    if not width or not height:
+        return real
     if real != (width, height):
         raise UserError(f"{where}: annotation says {width}x{height} but image {path} is {real[0]}x{real[1]}")
+    return real
 
 
 # ---- COCO ------------------------------------------------------------------------------------
@@ -151,14 +159,21 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
     records, by_id = [], {}
     for img in data["images"]:
         where = f"{path} image id {img.get('id')}"
-        rec = ImageRecord(str(img["file_name"]), int(img["width"]), int(img["height"]))
-        _check_size(images_dir / rec.file, rec.width, rec.height, where)
+        if "file_name" not in img:
+            raise UserError(f"{where}: no 'file_name'")
+        rec = ImageRecord(str(img["file_name"]), 0, 0)
+        rec.width, rec.height = _check_size(images_dir / rec.file, int(img.get("width") or 0),
+                                            int(img.get("height") or 0), where)
         records.append(rec)
         by_id[img["id"]] = rec
     for ann in data["annotations"]:
         where = f"{path} annotation id {ann.get('id')}"
         if ann.get("iscrowd", 0):
             continue
+        missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
+        if missing:
+            raise UserError(f"{where}: no {', '.join(repr(k) for k in missing)} (a box-less segmentation cannot "
+                            "train a detector; give every annotation a bbox)")
         rec = by_id.get(ann["image_id"])
         if rec is None:
             raise UserError(f"{where}: image_id {ann['image_id']} is not in 'images'")
@@ -192,7 +207,7 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
              classes: list[str] | None = None, bad_boxes: str = "error") -> DetectionSet:
     """One VOC XML per image. Without ``classes`` the names found are sorted alphabetically."""
     annotations_dir, images_dir = Path(annotations_dir), Path(images_dir)
-    files = sorted(annotations_dir.glob("*.xml")) if annotations_dir.is_dir() else []
+    files = sorted(f for f in annotations_dir.glob("*.xml") if not is_junk(f)) if annotations_dir.is_dir() else []
     if not files:
         raise UserError(f"no VOC .xml files in {annotations_dir}")
     parsed = []
@@ -201,11 +216,10 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
             root = ET.parse(xml_path).getroot()
         except ET.ParseError as exc:
             raise UserError(f"{xml_path} is not valid XML: {exc}") from None
-        name = root.findtext("filename") or ""
+        name = _voc_image_name(root.findtext("filename") or "", xml_path, images_dir)
         size = root.find("size")
-        if not name or size is None:
-            raise UserError(f"{xml_path}: a VOC file needs <filename> and <size>")
-        w, h = int(float(size.findtext("width", "0"))), int(float(size.findtext("height", "0")))
+        w, h = (0, 0) if size is None else (int(float(size.findtext("width") or 0)),
+                                            int(float(size.findtext("height") or 0)))
         objects = []
         for k, obj in enumerate(root.iter("object")):
             bb = obj.find("bndbox")
@@ -218,7 +232,7 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
     index = {n: i for i, n in enumerate(names)}
     records, check = [], BoxChecker(bad_boxes)
     for xml_path, name, w, h, objects in parsed:
-        _check_size(images_dir / name, w, h, str(xml_path))
+        w, h = _check_size(images_dir / name, w, h, str(xml_path))  # no <size>: the image's
         rec = ImageRecord(name, w, h)
         for cls, box, where in objects:
             if cls not in index:
@@ -229,6 +243,21 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
         records.append(rec)
     check.finish(annotations_dir)
     return DetectionSet(names, records, str(images_dir))
+
+
+def _voc_image_name(name: str, xml_path: Path, images_dir: Path) -> str:
+    """``<filename>``, or, when no such image exists (a name without its extension, a renamed
+    file), the one image named like the .xml file."""
+    name = name.strip()
+    if name and (images_dir / name).is_file():
+        return name
+    for stem in dict.fromkeys(s for s in (Path(name).stem, xml_path.stem) if s):
+        found = [p.name for p in images_dir.glob(f"{stem}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        if len(found) == 1:
+            return found[0]
+    if not name:
+        raise UserError(f"{xml_path}: no <filename> and no image {images_dir}/{xml_path.stem}.*")
+    return name  # reported as listed but missing
 
 
 def write_voc(ds: DetectionSet, annotations_dir: str | os.PathLike) -> Path:
@@ -248,69 +277,4 @@ def write_voc(ds: DetectionSet, annotations_dir: str | os.PathLike) -> Path:
             for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), box):
                 ET.SubElement(bb, tag).text = f"{v:g}"
         write_text(out / (Path(rec.file).stem + ".xml"), ET.tostring(root, encoding="unicode"))
-    return out
-
-
-# ---- YOLO txt --------------------------------------------------------------------------------
-
-def read_classes_file(path: str | os.PathLike) -> list[str]:
-    """Class names, one per line (YOLO's ``classes.txt``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"class names file not found: {path} (one class name per line)")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not names:
-        raise UserError(f"{path} lists no class names")
-    return names
-
-
-def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, classes: list[str],
-              bad_boxes: str = "error") -> DetectionSet:
-    """Every image in ``images_dir``; its labels in ``labels_dir/<stem>.txt`` (none = no objects)."""
-    labels_dir, images_dir = Path(labels_dir), Path(images_dir)
-    if not images_dir.is_dir():
-        raise UserError(f"image folder not found: {images_dir}")
-    images = {p.stem: p for p in sorted(images_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-    label_files = sorted(labels_dir.glob("*.txt")) if labels_dir.is_dir() else []
-    for txt in label_files:
-        if txt.stem not in images and txt.name != "classes.txt":
-            raise UserError(f"{txt}: image {images_dir / txt.stem}.* is listed but missing")
-    records, check = [], BoxChecker(bad_boxes)
-    for stem, img_path in images.items():
-        w, h = _image_size(img_path, str(img_path))
-        rec = ImageRecord(img_path.name, w, h)
-        txt = labels_dir / f"{stem}.txt"
-        lines = txt.read_text(encoding="utf-8").splitlines() if txt.is_file() else []
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{txt} line {n}"
-            parts = line.split()
-            if len(parts) != 5:
-                raise UserError(f"{where}: expected 'class cx cy w h', got {line.strip()!r}")
-            try:
-                cls, cx, cy, bw, bh = int(parts[0]), *(float(p) for p in parts[1:])
-            except ValueError:
-                raise UserError(f"{where}: not numbers: {line.strip()!r}") from None
-            if not 0 <= cls < len(classes):
-                raise UserError(f"{where}: unknown class index {cls} ({len(classes)} classes: 0..{len(classes) - 1})")
-            box = check([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], w, h, where)
-            if box is not None:
-                rec.boxes.append(box)
-                rec.labels.append(cls)
-        records.append(rec)
-    check.finish(labels_dir)
-    return DetectionSet(list(classes), records, str(images_dir))
-
-
-def write_yolo(ds: DetectionSet, labels_dir: str | os.PathLike) -> Path:
-    """``<stem>.txt`` per image and ``classes.txt`` into ``labels_dir``."""
-    out = Path(labels_dir)
-    for rec in ds.images:
-        lines = []
-        for (x1, y1, x2, y2), label in zip(rec.boxes, rec.labels):
-            cx, cy = (x1 + x2) / 2 / rec.width, (y1 + y2) / 2 / rec.height
-            lines.append(f"{label} {cx:.6f} {cy:.6f} {(x2 - x1) / rec.width:.6f} {(y2 - y1) / rec.height:.6f}")
-        write_text(out / (Path(rec.file).stem + ".txt"), "".join(line + "\n" for line in lines))
-    write_text(out / "classes.txt", "".join(c + "\n" for c in ds.classes))
     return out

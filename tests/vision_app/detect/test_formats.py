@@ -13,11 +13,10 @@ from vision_app.detect.formats import (
     ImageRecord,
     read_coco,
     read_voc,
-    read_yolo,
     write_coco,
     write_voc,
-    write_yolo,
 )
+from vision_app.detect.yolo_txt import read_yolo, write_yolo
 
 CLASSES = ["cat", "dog"]
 
