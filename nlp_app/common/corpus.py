@@ -79,8 +79,10 @@ def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bo
 
 
 def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
-    """Normalised (text, label) rows of a CSV/JSONL. A row with an empty text or label is skipped
-    (``data.on_empty: skip``; counted in ``empty_rows`` and the log) or an error naming the row."""
+    """Normalised (text, label) rows of a file in any layout of :mod:`nlp_app.common.file_rows`.
+    Labels lose surrounding spaces, then ``data.label_map`` renames them. A row with an empty text
+    or label is skipped (``data.on_empty: skip``; counted in ``empty_rows`` and the log) or an
+    error naming the row."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
