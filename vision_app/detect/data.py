@@ -30,7 +30,7 @@ from vision_app.common.images import read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
 from vision_app.detect.formats import DetectionSet, read_coco, read_voc
-from vision_app.detect.yolo_txt import read_classes_file, read_yolo, read_yolo_folders
+from vision_app.detect.yolo_txt import read_classes_file, read_yolo_folders
 
 log = logging.getLogger(__name__)
 APP = "vision_app"
@@ -221,7 +221,8 @@ def load_processed(cfg: DetectConfig) -> tuple[list[str], dict[str, DetectionSet
 
 def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error") -> DetectionSet:
     """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), a folder holding
-    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + classes.txt) next to ``images/``, or a
+    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + ``labels/classes.txt`` or ``data.yaml``;
+    flat or in split folders, all read) next to ``images/``, or a
     VOC devkit folder (``Annotations/``, ``JPEGImages/``; only the images its
     ``ImageSets/Main/test.txt`` lists, when it has one); its labels are mapped to the model's class
     order."""
@@ -238,7 +239,8 @@ def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error
     elif (p / "annotations").is_dir():
         ds = read_voc(p / "annotations", p / "images", bad_boxes=bad_boxes)
     elif (p / "labels").is_dir():
-        ds = read_yolo(p / "labels", p / "images", read_classes_file(p / "labels" / "classes.txt"), bad_boxes)
+        names = p / "data.yaml" if (p / "data.yaml").is_file() else p / "labels" / "classes.txt"
+        ds, _ = read_yolo_folders(p / "labels", p / "images", read_classes_file(names), bad_boxes)
     else:
         raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
                         "or labels/ (YOLO), or a VOC devkit folder (Annotations/, JPEGImages/)")

@@ -14,7 +14,7 @@ from PIL import Image
 from shared.config import validate
 from shared.errors import UserError
 from vision_app.detect.config import DetectConfig
-from vision_app.detect.data import load_processed, preprocess
+from vision_app.detect.data import load_processed, preprocess, read_eval_data
 
 RNG = np.random.default_rng(11)
 
@@ -142,6 +142,9 @@ def test_the_ultralytics_yolo_layout_and_its_data_yaml(tmp_path):
     boxes = _boxes(cfg)
     assert boxes["train/train_a.jpg"] == ([[5, 5, 15, 15], [20, 0, 40, 20]], ["red light", "Person"])
     assert boxes["val/val_b.jpg"] == ([], []) and boxes["val/val_c.jpg"] == ([], [])
+    scored = read_eval_data(root, ["Person", "red light"])  # evaluate --data: every split, the model's order
+    assert len(scored.images) == 6 and scored.classes == ["Person", "red light"]
+    assert {r.file: r.labels for r in scored.images}["train/train_a.jpg"] == [1, 0]
     (root / "bad.yaml").write_text("names: {0: a, 2: b}\n")
     with pytest.raises(UserError, match="bad.yaml: 'names' must be a list"):
         preprocess(cfg.model_copy(update={"name": "layouts-yolo-bad", "data": cfg.data.model_copy(
