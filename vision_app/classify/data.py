@@ -80,7 +80,7 @@ def folder_records(root: Path, split: str | None = None) -> tuple[list[str], lis
 
 def csv_records(path: Path) -> tuple[list[str], list[tuple[str, str, str | None]]]:
     """A ``path,label[,split]`` CSV (paths relative to its folder) as ``(classes, [(path, class, split), …])``."""
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise UserError(f"{path}: needs a header with columns path,label (and optionally split); "

@@ -204,7 +204,7 @@ def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
                        and not any(is_junk(Path(part)) for part in f.relative_to(p).parts))
     elif p.suffix.lower() == ".csv":
-        with open(p, newline="", encoding="utf-8") as f:
+        with open(p, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise UserError(f"{p}: needs a 'path' column")

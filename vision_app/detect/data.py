@@ -87,12 +87,12 @@ def _read_name_list(path: Path) -> list[str]:
     if not path.is_file():
         raise UserError(f"split file not found: {path}")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
         if rows and "filename" not in rows[0]:
             raise UserError(f"{path}: a split CSV needs a 'filename' column (has {list(rows[0])})")
         return [r["filename"] for r in rows]
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
 
 
 def read_split_spec(spec: str | dict | None) -> dict[str, list[str]]:
@@ -103,7 +103,7 @@ def read_split_spec(spec: str | dict | None) -> dict[str, list[str]]:
         path = Path(spec)
         if not path.is_file():
             raise UserError(f"split file not found: {path}")
-        spec_data = json.loads(path.read_text(encoding="utf-8"))
+        spec_data = json.loads(path.read_text(encoding="utf-8-sig"))
         if not isinstance(spec_data, dict):
             raise UserError(f"{path}: expected {{\"train\": [...], \"valid\": [...], \"test\": [...]}}")
         named = {k: list(v) for k, v in spec_data.items()}

@@ -147,7 +147,7 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
     if not path.is_file():
         raise UserError(f"COCO annotation file not found: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path} is not valid JSON: {exc}") from None
     for key in ("images", "annotations", "categories"):
@@ -161,7 +161,7 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
         where = f"{path} image id {img.get('id')}"
         if "file_name" not in img:
             raise UserError(f"{where}: no 'file_name'")
-        rec = ImageRecord(str(img["file_name"]), 0, 0)
+        rec = ImageRecord(_coco_file(str(img["file_name"]), images_dir), 0, 0)
         rec.width, rec.height = _check_size(images_dir / rec.file, int(img.get("width") or 0),
                                             int(img.get("height") or 0), where)
         records.append(rec)
@@ -187,6 +187,14 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
             rec.labels.append(cat_index[ann["category_id"]])
     check.finish(path)
     return DetectionSet([str(c["name"]) for c in cats], records, str(images_dir))
+
+
+def _coco_file(name: str, images_dir: Path) -> str:
+    """``file_name`` relative to ``images_dir``; a name with a folder in front (``train2017/x.jpg``,
+    Label Studio's ``images/x.jpg``) when ``images_dir`` is that folder already: its last part."""
+    if not (images_dir / name).is_file() and Path(name).parent != Path(".") and (images_dir / Path(name).name).is_file():
+        return Path(name).name
+    return name
 
 
 def write_coco(ds: DetectionSet, path: str | os.PathLike) -> Path:
@@ -225,8 +233,11 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
             bb = obj.find("bndbox")
             if bb is None:
                 raise UserError(f"{xml_path} object {k}: no <bndbox>")
-            box = [float(bb.findtext(t, "nan")) for t in ("xmin", "ymin", "xmax", "ymax")]
-            objects.append(((obj.findtext("name") or "").strip(), box, f"{xml_path} object {k}"))
+            box = [_number(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")]
+            cls = (obj.findtext("name") or "").strip()
+            if not cls:
+                raise UserError(f"{xml_path} object {k}: no <name> (the object's class)")
+            objects.append((cls, box, f"{xml_path} object {k}"))
         parsed.append((xml_path, name, w, h, objects))
     names = sorted({o[0] for p in parsed for o in p[4]}) if classes is None else list(classes)
     index = {n: i for i, n in enumerate(names)}
@@ -243,6 +254,14 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
         records.append(rec)
     check.finish(annotations_dir)
     return DetectionSet(names, records, str(images_dir))
+
+
+def _number(text: str | None) -> float:
+    """A coordinate as written (``12``, ``12.0``); NaN (reported as a bad box) when missing or not a number."""
+    try:
+        return float(text) if text is not None else math.nan
+    except ValueError:
+        return math.nan
 
 
 def _voc_image_name(name: str, xml_path: Path, images_dir: Path) -> str:

@@ -60,7 +60,7 @@ def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, clas
         w, h = header_size(img_path, str(img_path))
         rec = ImageRecord(img_path.name, w, h)
         txt = labels_dir / f"{stem}.txt"
-        lines = txt.read_text(encoding="utf-8").splitlines() if txt.is_file() else []
+        lines = txt.read_text(encoding="utf-8-sig").splitlines() if txt.is_file() else []
         for n, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

@@ -61,7 +61,7 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
                         f"{missing[:5]} (masks there are e.g. {shown}; set data.mask_suffix)")
     split = None
     if (root / "split.json").exists():
-        names = json.loads((root / "split.json").read_text(encoding="utf-8"))
+        names = json.loads((root / "split.json").read_text(encoding="utf-8-sig"))
         where = {n: s for s, files in names.items() for n in files}
         split = {s: [i for i, (img, _) in enumerate(records) if where.get(Path(img).name) == s] for s in SPLITS}
     return classes, records, split
@@ -73,7 +73,7 @@ def class_list(cfg, root: Path) -> list[str]:
     if cfg.classes:
         classes = list(cfg.classes)
     elif (root / "classes.json").exists():
-        classes = json.loads((root / "classes.json").read_text(encoding="utf-8"))
+        classes = json.loads((root / "classes.json").read_text(encoding="utf-8-sig"))
     elif binary:
         classes = ["background", "foreground"]
     else:

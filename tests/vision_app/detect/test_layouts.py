@@ -69,6 +69,15 @@ def test_a_voc_devkit_as_annotation_tools_write_it(tmp_path):
     assert sorted(boxes) == [f"img_{i}.jpg" for i in range(6)]
     assert boxes["img_1.jpg"] == ([[2.0, 12.0, 20.5, 30.5], [21.0, 12.0, 47.0, 30.5]], ["Traffic Light", "Dog"])
     assert boxes["img_3.jpg"][1] == ["Traffic Light", "Dog"]  # difficult objects are kept as boxes
+    xml = root / "Annotations" / "img_4.xml"
+    good = xml.read_text()
+    xml.write_text(good.replace("<xmin>2.0</xmin>", "<xmin>2px</xmin>"))
+    with pytest.raises(UserError, match=r"img_4.xml object 0: box \[x1=nan.*non-numeric"):
+        preprocess(cfg.model_copy(update={"name": "layouts-voc-nan"}))
+    xml.write_text(xml.read_text().replace("<name> Traffic Light </name>", "<name></name>"))
+    with pytest.raises(UserError, match=r"img_4.xml object 0: no <name>"):
+        preprocess(cfg.model_copy(update={"name": "layouts-voc-unnamed"}))
+    xml.write_text(good)
     (root / "JPEGImages" / "img_2.jpg").unlink()
     with pytest.raises(UserError, match="img_2.xml: image .*img_2 is listed but missing"):
         preprocess(cfg.model_copy(update={"name": "layouts-voc-missing"}))
@@ -79,6 +88,7 @@ def coco_export(root: Path) -> Path:
         _image(root / "images" / f"{i:012d}.jpg")
     images = [{"id": 10 + i, "file_name": f"{i:012d}.jpg", "width": 48, "height": 32} for i in range(4)]
     del images[3]["width"], images[3]["height"]  # some exporters leave the size out
+    images[1]["file_name"] = f"images/{images[1]['file_name']}"  # Label Studio: the folder in front
     polygon = [[2.0, 2.0, 10.0, 2.0, 10.0, 9.0]]
     rle = {"counts": [0, 5, 10], "size": [32, 48]}
     annotations = [
@@ -92,8 +102,8 @@ def coco_export(root: Path) -> Path:
                   {"id": 3, "name": "car"}]
     path = root / "annotations" / "instances_default.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"info": {}, "licenses": [], "images": images, "annotations": annotations,
-                                "categories": categories}))
+    path.write_text("\ufeff" + json.dumps({"info": {}, "licenses": [], "images": images,  # a byte-order mark
+                                            "annotations": annotations, "categories": categories}))
     return path
 
 
@@ -105,7 +115,7 @@ def test_a_coco_export_with_sparse_ids_crowds_and_segmentations(tmp_path):
     assert boxes["000000000000.jpg"] == ([[2, 2, 10, 9], [20.5, 4, 30.5, 16]], ["zebra", "person"])
     assert boxes["000000000001.jpg"] == ([[5, 5, 15, 15]], ["car"])  # the crowd region is skipped
     assert boxes["000000000002.jpg"] == ([], []) and boxes["000000000003.jpg"] == ([[1, 1, 5, 5]], ["person"])
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8-sig"))
     data["annotations"][1]["bbox"] = [20, 4, 0, 12]  # zero width
     del data["annotations"][3]["bbox"]
     path.write_text(json.dumps(data))
