@@ -1,5 +1,6 @@
-"""Users' delimited text files, read alike by every app: UTF-8 (a leading BOM dropped), or a
-one-line :class:`UserError` naming the encoding problem; the delimiter of a CSV-like file sniffed
+"""Users' delimited text files, read alike by every app: UTF-8 (a leading BOM dropped; a file
+with a UTF-16 BOM, Excel's "Unicode Text", as UTF-16), or a one-line :class:`UserError` naming
+the encoding problem; the delimiter of a CSV-like file sniffed
 from its first lines (``.tsv``/``.tab``: a tab).
 
 The sniff parses the head of the file with each candidate delimiter (quotes honoured, so a quoted
@@ -32,11 +33,19 @@ def not_utf8(path: str | Path, exc: UnicodeDecodeError, offset: int | None = 0) 
                      "export; -f LATIN1 for a Western one)")
 
 
+def encoding_of(path: str | Path) -> str:
+    """``utf-16`` for a file that starts with a UTF-16 BOM (Excel's "Unicode Text" export), else
+    UTF-8 with an optional BOM."""
+    with open(path, "rb") as f:
+        start = f.read(2)
+    return "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else ENCODING
+
+
 def read_text(path: str | Path) -> str:
-    """The whole file as text (UTF-8, BOM dropped; universal newlines), or :func:`not_utf8`."""
+    """The whole file as text (UTF-8, BOM dropped, or BOM-marked UTF-16), or :func:`not_utf8`."""
     data = Path(path).read_bytes()
     try:
-        return data.decode(ENCODING)
+        return data.decode(encoding_of(path))
     except UnicodeDecodeError as exc:
         raise not_utf8(path, exc) from None
 
@@ -47,12 +56,12 @@ def head(path: str | Path, size: int = _HEAD_BYTES) -> tuple[str, bool]:
     with open(path, "rb") as f:
         data = f.read(size + 1)
     whole = len(data) <= size
-    data = data[:size]
+    data, encoding = data[:size], encoding_of(path)
     try:
-        return data.decode(ENCODING), whole
+        return data.decode(encoding), whole
     except UnicodeDecodeError as exc:
         if not whole and exc.start >= len(data) - 3:  # a multi-byte character cut by the head
-            return data[:exc.start].decode(ENCODING), whole
+            return data[:exc.start].decode(encoding), whole
         raise not_utf8(path, exc) from None
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from nlp_app.common.packaged_text import DOC_ID, read_lines
 from nlp_app.ner.config import NERConfig
-from shared import runs
+from shared import runs, textfiles
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -188,10 +188,7 @@ def read_bio(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text: {exc}") from None
+    lines = textfiles.read_text(path).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             if tokens:

@@ -100,10 +100,10 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
 
 
 def _csv_args(path: Path, na_values: Sequence[str], column_names: Sequence[str]) -> dict:
-    """``pd.read_csv`` arguments: UTF-8 (a BOM dropped), the delimiter sniffed (``,`` ``;`` tab
+    """``pd.read_csv`` arguments: UTF-8 (a BOM dropped; UTF-16 with its BOM), the delimiter sniffed (``,`` ``;`` tab
     ``|``; ``.tsv``: tab), a headerless file named by ``column_names``."""
     header = {"header": None, "names": list(column_names)} if column_names else {}
-    return {"sep": textfiles.sniff_delimiter(path), "encoding": textfiles.ENCODING, "skipinitialspace": True,
+    return {"sep": textfiles.sniff_delimiter(path), "encoding": textfiles.encoding_of(path), "skipinitialspace": True,
             "na_values": ["", " ", *na_values], "keep_default_na": True, **header}
 
 

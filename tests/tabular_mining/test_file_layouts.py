@@ -46,6 +46,12 @@ def test_each_table_layout_reads_the_same_frame(tmp_path, name):
     assert chunks.dropna(how="all")["churn"].tolist() == ["Yes", "No", "No"]
 
 
+def test_excel_unicode_text_utf16_is_read(tmp_path):
+    text = "\ufeffid\ttenure\tplan\tchurn\r\n1\t1.5\tbasic\tYes\r\n2\t\t\tNo\r\n3\t30.25\tpro\tNo\r\n"
+    path = _write(tmp_path / "t.txt", text, encoding="utf-16-le")
+    pd.testing.assert_frame_equal(read_table(path), EXPECTED, check_dtype=False)
+
+
 def test_parquet_with_markers(tmp_path):
     EXPECTED.assign(plan=["basic", "?", "pro"]).to_parquet(tmp_path / "t.parquet")
     pd.testing.assert_frame_equal(read_table(tmp_path / "t.parquet", na_values=["?"]), EXPECTED)

@@ -85,6 +85,16 @@ def test_a_gbk_file_is_one_line_naming_the_encoding(tmp_path, name):
     assert "\n" not in str(err.value)
 
 
+def test_excel_unicode_text_utf16_tsv_reads(tmp_path):
+    path = _write(tmp_path / "d.txt", "\ufefflabel\ttext\r\n" + "".join(f"{y}\t{t}\r\n" for t, y in ROWS), "utf-16-le")
+    assert read_labelled(path, DataConfig()).labels == [y for _, y in ROWS]
+
+
+def test_predict_reads_the_text_column_of_a_headerless_tsv(tmp_path):
+    path = _write(tmp_path / "d.tsv", "".join(f"{y}\t{t}\n" for t, y in ROWS))
+    assert read_texts(path, column_names=["label", "text"]) == [normalize_text(t) for t, _ in ROWS]
+
+
 def test_predict_reads_fasttext_lines_without_their_labels(tmp_path):
     path = _write(tmp_path / "d.txt", "__label__pos 质量很好\n\n__label__neg\t太差了\n没有标签的一行\n")
     assert read_texts(path) == ["质量很好", "太差了", "没有标签的一行"]

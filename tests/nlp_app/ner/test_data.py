@@ -84,6 +84,9 @@ def test_read_conll_layouts_docstart_bom_crlf_blank_runs_and_trailing_spaces(tmp
     path.write_bytes(("\ufeff-DOCSTART- -X- -X- O\r\n\r\n江 B-PER  \r\n泽\tI-PER\r\n\r\n\r\n\r\n去 O\t\r\n"
                       "-DOCSTART- O\r\n北 B-LOC\r\n").encode("utf-8"))
     assert read_bio(path) == [(["江", "泽"], ["B-PER", "I-PER"]), (["去"], ["O"]), (["北"], ["B-LOC"])]
+    path.write_bytes("江 B-PER\n".encode("gbk"))
+    with pytest.raises(UserError, match=r"train.txt is not UTF-8 text \(byte 0x\w\w at offset 0.*iconv -f GBK"):
+        read_bio(path)
 
 
 def test_bioes_reads_with_the_bmes_scheme_and_an_underscore_tag_is_named(tmp_path):
