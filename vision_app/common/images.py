@@ -134,13 +134,19 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
     black or 0 is the one foreground class: 0/255 masks, colour masks) or ``instances`` (a
     single-channel image with 0 for background and one id per object, e.g. PennFudan's
     ``*_mask.png``: every object becomes the one foreground class). In ``class_ids`` and
-    ``instances`` masks :data:`VOID` (255, Pascal VOC's border) stays 255: a pixel to ignore.
+    ``instances`` masks :data:`VOID` (255, Pascal VOC's border) stays 255: a pixel to ignore. A JPEG
+    mask is refused for ids (compression changes them); as ``nonzero_foreground`` (Kvasir-SEG's
+    0/255 JPEGs) a pixel is foreground when a channel is at least 128.
     ``expected_size`` is the ``(width, height)`` of the ``image`` (named in the error);
     ``num_classes`` bounds the ids (0 … num_classes-1, and :data:`VOID`). Each violation is a
     :class:`BadImage` naming the file.
     """
     path = Path(path)
     img = read_image(path, limits, mode="")
+    lossy = path.suffix.lower() in (".jpg", ".jpeg")  # compression artefacts: values near 0 and 255
+    if lossy and mode != "nonzero_foreground":
+        raise BadImage(f"{path}: a JPEG mask: its lossy compression changes pixel values, so they cannot be "
+                       "ids; save masks as PNG, or set data.mask_mode=nonzero_foreground for a 0/255 mask", 422)
     if img.mode not in _ID_MODES and mode != "nonzero_foreground":
         hint = "; or set data.mask_mode=nonzero_foreground for a colour mask" if mode == "class_ids" else ""
         raise BadImage(f"{path}: mask has mode {img.mode}; use a palette or single-channel integer PNG "
@@ -152,8 +158,9 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
     values = np.asarray(img)
     if mode == "class_ids":
         mask = values.astype(np.int64)
-    else:  # one foreground class: every object, every non-black pixel
-        mask = ((values[..., :3] != 0).any(-1) if values.ndim == 3 else values != 0).astype(np.int64)
+    else:  # one foreground class: every object, every non-black pixel (a JPEG's: at least half bright)
+        low = 128 if lossy else 1
+        mask = ((values[..., :3] >= low).any(-1) if values.ndim == 3 else values >= low).astype(np.int64)
         if mode == "instances":
             mask[values == VOID] = VOID
     if num_classes is not None:

@@ -136,3 +136,22 @@ def test_voc_palette_masks_keep_255_as_void(tmp_path):
     Image.fromarray(bad).save(root / "SegmentationClass" / "2007_000003.png")
     with pytest.raises(UserError, match=r"2007_000003.png: mask holds class id\(s\) \[254\].*255 for pixels to ignore"):
         _masks(cfg)
+
+
+def test_kvasir_jpeg_masks_read_by_threshold_and_refused_as_ids(tmp_path):
+    """Kvasir-SEG: ``images/*.jpg`` with 0/255 ``masks/*.jpg``; JPEG blurs the edge (values 1-254)."""
+    yy, xx = np.mgrid[:40, :40]
+    truth = []
+    for i in range(8):
+        disc = ((yy - 15 - i) ** 2 + (xx - 21) ** 2) < 100
+        _pair(tmp_path / "kvasir" / "images" / f"cju{i}.jpg", tmp_path / "kvasir" / "masks" / f"cju{i}.png", disc * 255)
+        Image.open(tmp_path / "kvasir" / "masks" / f"cju{i}.png").save(tmp_path / "kvasir" / "masks" / f"cju{i}.jpg",
+                                                                        quality=75)
+        (tmp_path / "kvasir" / "masks" / f"cju{i}.png").unlink()
+        truth.append(int(disc.sum()))
+    edges = np.asarray(Image.open(tmp_path / "kvasir" / "masks" / "cju0.jpg"))
+    assert int((edges != 0).sum()) > truth[0]  # the artefacts a "not black" rule would take for foreground
+    masks = _masks(_cfg(tmp_path / "kvasir", mask_mode="nonzero_foreground"))
+    assert all(abs(a - b) <= 3 for a, b in zip(sorted(int(m.sum()) for m in masks), sorted(truth)))
+    with pytest.raises(UserError, match="cju0.jpg: a JPEG mask.*save masks as PNG"):
+        _masks(_cfg(tmp_path / "kvasir", classes=["background", "polyp"]))
