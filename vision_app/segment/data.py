@@ -13,7 +13,7 @@ from pathlib import Path
 from shared.errors import UserError
 from shared.runs import data_root
 from vision_app.common import data as common
-from vision_app.common.data import SPLITS, file_hash, raise_if_bad
+from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad
 from vision_app.common.images import BadImage, ImageLimits, image_files, read_image, read_mask
 from vision_app.common.manifest import write_manifest
 from vision_app.common.shapes import ensure_shapes
@@ -48,8 +48,9 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
     masks = {m.stem: m for m in image_files(masks_dir)}
     records, missing = [], []
     together = images.resolve() == masks_dir.resolve()  # cat.jpg beside cat_mask.png
+    listed = voc_lists(root) if cfg.source == "folder" else None
     for img in image_files(images):
-        if together and cfg.mask_suffix and img.stem.endswith(cfg.mask_suffix):
+        if (together and cfg.mask_suffix and img.stem.endswith(cfg.mask_suffix)) or (listed and img.stem not in listed):
             continue
         if img.stem + cfg.mask_suffix in masks:
             records.append((str(img), str(masks[img.stem + cfg.mask_suffix])))
@@ -64,7 +65,24 @@ def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | 
         names = json.loads((root / "split.json").read_text(encoding="utf-8-sig"))
         where = {n: s for s, files in names.items() for n in files}
         split = {s: [i for i, (img, _) in enumerate(records) if where.get(Path(img).name) == s] for s in SPLITS}
+    elif listed:
+        split = {s: [i for i, (img, _) in enumerate(records) if listed[Path(img).stem] == s] for s in SPLITS}
     return classes, records, split
+
+
+def voc_lists(root: Path) -> dict[str, str] | None:
+    """Pascal VOC's own segmentation split, ``ImageSets/Segmentation/{train,val,test}.txt`` (or
+    ``trainval.txt`` without ``train.txt``): image stem → split, or ``None`` without those lists.
+    Only listed images are read (VOC's ``JPEGImages`` holds many more than have masks)."""
+    folder = root / "ImageSets" / "Segmentation"
+    files = {n: folder / f"{n}.txt" for n in ("train", "trainval", "val", "test") if (folder / f"{n}.txt").is_file()}
+    if "train" in files:
+        files.pop("trainval", None)
+    if not files:
+        return None
+    log.info("using the VOC split lists %s", ", ".join(str(f) for f in files.values()))
+    return {line.strip(): SPLIT_NAMES[n] for n, f in files.items()
+            for line in f.read_text(encoding="utf-8-sig").splitlines() if line.strip()}
 
 
 def class_list(cfg, root: Path) -> list[str]:
@@ -105,18 +123,21 @@ def _record(image: str, mask: str, mask_mode: str) -> dict:
 
 def preprocess(cfg) -> dict:
     """Check every image and mask (decodable, same size, ids inside the class list), drop
-    duplicate images, and split: the set's own ``split.json`` when it has one, else seeded."""
+    duplicate images, and split: the set's own ``split.json`` or VOC ``ImageSets/Segmentation``
+    lists when it has them (a split they lack carved out of train), else seeded."""
     d = cfg.data
     classes, records, fixed = segmentation_records(d)
     if len(classes) < 2:
         raise UserError(f"the class list needs background and at least one class, got {classes}")
     hashes = validate_segmentation(records, len(classes), d.limits(), d.mask_mode)
     keep, dropped = common.dedupe(hashes)
-    if fixed is None or dropped:
+    if fixed is None:
         kept_split = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed)
-        idx = {s: [keep[i] for i in ix] for s, ix in kept_split.items()}
-    else:
-        idx = fixed
+    else:  # the set's own split, a split it lacks carved out of train; images it does not name left out
+        tag = {i: s for s, ix in fixed.items() for i in ix}
+        kept_split = common.given_split([tag.get(i, "unlisted") for i in keep], d.test_fraction,
+                                        d.valid_fraction, d.seed)
+    idx = {s: [keep[i] for i in ix] for s, ix in kept_split.items()}
     common.check_splits(idx, need_valid=d.valid_fraction > 0 or fixed is not None)
     splits = {s: [_record(*records[i], d.mask_mode) for i in ix] for s, ix in idx.items()}
     manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped}, [hashes[i] for i in keep])

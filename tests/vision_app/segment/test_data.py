@@ -100,8 +100,9 @@ def test_masks_beside_their_images(tmp_path):
 
 
 def voc_segmentation(root: Path, n: int = 8) -> Path:
-    """Pascal VOC's layout: ``JPEGImages/*.jpg``, palette ``SegmentationClass/*.png`` (class ids,
-    255 on object borders), ``SegmentationObject/*.png`` (object ids, 255 borders), and junk."""
+    """Pascal VOC's layout: ``JPEGImages/*.jpg`` (more images than masks), palette
+    ``SegmentationClass/*.png`` (class ids, 255 on object borders), ``SegmentationObject/*.png``
+    (object ids, 255 borders), ``ImageSets/Segmentation/{train,val}.txt``, and junk."""
     palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * (3 * 252) + [224, 224, 192]
     (root / "SegmentationClass").mkdir(parents=True)
     for i in range(n):
@@ -115,6 +116,11 @@ def voc_segmentation(root: Path, n: int = 8) -> Path:
         mask = Image.fromarray(ids, "P")
         mask.putpalette(palette)
         mask.save(root / "SegmentationClass" / f"{name}.png")
+    Image.fromarray(RNG.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(root / "JPEGImages" / "2008_000001.jpg")
+    lists = root / "ImageSets" / "Segmentation"  # a detection-only image above: no mask, in no list
+    lists.mkdir(parents=True)
+    (lists / "train.txt").write_text("".join(f"2007_{i:06d}\n" for i in range(n - 3)))
+    (lists / "val.txt").write_text("".join(f"2007_{i:06d}\n" for i in range(n - 3, n)))
     for folder in ("JPEGImages", "SegmentationClass"):
         (root / folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
         (root / folder / "._2007_000000.png").write_bytes(b"\x00\x05\x16\x07")
@@ -127,6 +133,8 @@ def test_voc_palette_masks_keep_255_as_void(tmp_path):
                classes=["background", "aeroplane", "bicycle"])
     masks = _masks(cfg)
     assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1, 2, 255} for m in masks)
+    counts = load_manifest(cfg, TASKS["segment"].preprocess)["counts"]
+    assert counts == {"train": 3, "valid": 3, "test": 2}  # val.txt as given, test carved out of train.txt
     assert all(int((m == 255).sum()) == 18 for m in masks)
     objects = _masks(_cfg(root, image_folder="JPEGImages", mask_folder="SegmentationObject", mask_mode="instances",
                           classes=["background", "object"]))
