@@ -57,7 +57,7 @@ def _manifest(tmp_path, make, root, **data):
     return load_manifest(cfg, TASKS["classify"].preprocess)
 
 
-def test_odd_images_and_junk_in_a_split_root(tmp_path, make):
+def test_odd_images_and_junk_in_a_split_root(tmp_path, make, caplog):
     root = make.split_root(tmp_path / "photos", {"train": 4, "val": 2}, classes=("Cats", "dogs"))
     odd = odd_images(root / "train" / "Cats")
     for c in ("Cats", "dogs"):
@@ -67,16 +67,20 @@ def test_odd_images_and_junk_in_a_split_root(tmp_path, make):
     (root / "__MACOSX" / "train" / "Cats").mkdir(parents=True)
     (root / "__MACOSX" / "train" / "Cats" / "._0.jpg").write_bytes(APPLEDOUBLE)
     (root / ".ipynb_checkpoints").mkdir()
+    _save(root / "train" / "loose.jpg", _rgb(), "JPEG")  # not read, and said so
+    _save(root / "train" / "dogs" / "2019" / "old.jpg", _rgb(), "JPEG")
     m = _manifest(tmp_path, make, root, min_per_class=1, test_fraction=0.2)
     assert m["classes"] == ["Bird Photos", "Cats", "dogs"] and m["split"] == "given"
     assert sum(m["counts"].values()) == 4 * 2 + len(odd) + 3 + 2 * 2
     names = {Path(r["image"]).name for s in m["splits"].values() for r in s}
-    assert set(odd) <= names and not {n for n in names if n.startswith(".")}
+    assert set(odd) <= names and not {n for n in names if n.startswith(".")} and not {"loose.jpg", "old.jpg"} & names
+    assert "1 image(s) directly in it and the images in sub-folders of class folder(s) ['dogs'] are not read" \
+        in caplog.text
     assert read_image(root / "train" / "Cats" / "phone.JPG").size == (40, 48)  # EXIF rotation applied
     deep = np.asarray(read_image(root / "train" / "Cats" / "deep.png"))
     assert deep.shape == (40, 48, 3) and deep.max() == 255 and deep.min() == 0  # 16 bits scaled, not clipped
     inputs = list_inputs(root)
-    assert len(inputs) == sum(m["counts"].values()) and not any(p.name.startswith("._") for p in inputs)
+    assert len(inputs) == sum(m["counts"].values()) + 2 and not any(p.name.startswith("._") for p in inputs)
 
 
 def test_a_truncated_image_is_named_in_one_line(tmp_path, make):
