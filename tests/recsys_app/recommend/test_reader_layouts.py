@@ -49,6 +49,18 @@ def test_headerless_amazon_ratings_keep_leading_zeros(tmp_path):
     assert raw["item"].iloc[1] == "0000000001" and raw["item"].nunique() == len({r[1] for r in rows()})
 
 
+def test_item_titles_join_on_ids_with_leading_zeros(tmp_path):
+    isbn = [r for r in rows(per_user=8) if r[1].isdigit()]  # every item id all digits, with leading zeros
+    (tmp_path / "ratings.csv").write_text("".join(f"{u},{i},{r},{t}\n" for u, i, r, t in isbn))
+    items = sorted({r[1] for r in isbn})
+    (tmp_path / "meta.csv").write_text("asin,title\n" + "".join(f"{i},Book {i}\n" for i in items))
+    cfg = DataConfig(source="file", path=str(tmp_path / "ratings.csv"), items_path=str(tmp_path / "meta.csv"),
+                     items_id_col="asin", genres_col=None)
+    raw, meta = read_interactions(cfg)
+    ds = build_dataset(raw, meta, cfg)
+    assert ds.item_ids == items and ds.titles == [f"Book {i}" for i in items]
+
+
 def test_numeric_ids_stay_numbers_and_007_is_not_7(tmp_path):
     (tmp_path / "u.data").write_text("7\t007\t5\t1\n7\t7\t4\t2\n7\t2\t4\t3\n10\t2\t3\t3\n9\t2\t3\t4\n")
     raw = read(tmp_path / "u.data")
