@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys_app.recommend.config import ITEM_ROLES, ROLES, DataConfig
 from recsys_app.recommend.tables import read_table, where
@@ -94,14 +96,14 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
         missing = df[name].isna().to_numpy()
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
-            raise UserError(f"{where(source, raw, i)}: empty {name} id (column {cols[name]!r})")
+            raise UserError(f"{where(source, raw, i)}: empty {name} id (column {_shown(cols[name])})")
     if "rating" in cols:
         rating = pd.to_numeric(raw[cols["rating"]], errors="coerce")
         bad = rating.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise UserError(f"{where(source, raw, i)}: rating {raw[cols['rating']].iloc[i]!r} in column "
-                            f"{cols['rating']!r} is not a number (a header line? set data.header=true)")
+                            f"{_shown(cols['rating'])} is not a number (a header line? set data.header=true)")
         df["rating"] = rating.to_numpy(dtype="float64")
     if "timestamp" in cols:
         df["timestamp"] = parse_timestamps(raw[cols["timestamp"]].reset_index(drop=True), source,
@@ -110,6 +112,11 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
     if df.empty:
         raise UserError(f"{source} has no interactions")
     return df
+
+
+def _shown(column) -> str:
+    """A column for messages: its header name, or its position counted from 1."""
+    return repr(column) if isinstance(column, str) else f"{int(column) + 1} of the line"
 
 
 def standardize_items(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.DataFrame:
@@ -146,10 +153,10 @@ def as_ids(values: pd.Series) -> np.ndarray:
     else stays text, so ``007`` and ``7`` stay two ids and a column of ISBNs keeps its zeros."""
     if not pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
         return values.to_numpy()
-    text = values.astype("string").str.strip()
-    if text.str.fullmatch(r"0|-?[1-9]\d{0,17}").fillna(False).all():
-        return text.astype("int64").to_numpy()
-    return text.to_numpy(dtype=object, na_value=None)
+    text = pc.utf8_trim_whitespace(pa.array(values.astype("string"), type=pa.large_string()))
+    if text.null_count == 0 and pc.all(pc.match_substring_regex(text, r"^(0|-?[1-9]\d{0,17})$")).as_py():
+        return pc.cast(text, pa.int64()).to_numpy()
+    return text.to_numpy(zero_copy_only=False)
 
 
 def read_interactions_file(path: str | Path, cfg: DataConfig) -> pd.DataFrame:

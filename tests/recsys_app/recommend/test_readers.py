@@ -116,7 +116,8 @@ def test_movielens_item_file_in_latin1(tmp_path):
     (b"\n\n", {}, "is empty"),
     (b"1\t2\t5\t100\n1\t3\tfive\t100\n", {}, "line 2: rating 'five'"),
     (b"1\t2\t5\t100\n2\t3\t4\tyesterday\n", {}, "line 2: timestamp 'yesterday'"),
-    (b"1\t2\tfive\t100\n", {}, r"line 1: rating 'five'.*data.header=true"),
+    (b"1\t2\tfive\t100\n", {}, r"line 1: rating 'five' in column 3 of the line.*data.header=true"),
+    (b"A\t2\t5\t100\n\t3\t4\t101\n", {}, r"line 2: empty user id \(column 1 of the line\)"),
     (b"userId\tmovieId\trating\n1\t2\tfive\n", {}, r"the file has \['userId', 'movieId', 'rating'\].*data.header"),
 ])
 def test_bad_files_are_one_line_errors(tmp_path, content, keys, message):
