@@ -25,8 +25,8 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
 from vision_app.common import shapes
-from vision_app.common.data import SPLIT_NAMES
-from vision_app.common.images import read_image
+from vision_app.common.data import SPLIT_NAMES, raise_if_bad
+from vision_app.common.images import BadImage, decode_image, read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
 from vision_app.detect.formats import DetectionSet, read_coco, read_voc
@@ -167,15 +167,24 @@ def assign_splits(files: list[str], named: dict[str, list[str]], valid_fraction:
 
 
 def drop_duplicates(ds: DetectionSet) -> tuple[DetectionSet, list[str]]:
-    """Keep the first of images with identical bytes (a duplicate across splits would leak)."""
-    seen, keep, dropped = set(), [], []
+    """Keep the first of images with identical bytes (a duplicate across splits would leak).
+    Every image is decoded on the way: a truncated or unreadable one stops here, all of them
+    listed in one message, not in the middle of training."""
+    seen, keep, dropped, bad = set(), [], [], []
     for rec in ds.images:
-        digest = hashlib.sha256((Path(ds.images_dir) / rec.file).read_bytes()).hexdigest()
+        path = Path(ds.images_dir) / rec.file
+        data = path.read_bytes()
+        try:
+            decode_image(data, str(path))
+        except BadImage as exc:
+            bad.append(str(exc))
+        digest = hashlib.sha256(data).hexdigest()
         if digest in seen:
             dropped.append(rec.file)
         else:
             seen.add(digest)
             keep.append(rec)
+    raise_if_bad(bad)
     return DetectionSet(ds.classes, keep, ds.images_dir), dropped
 
 

@@ -125,6 +125,11 @@ def test_a_coco_export_with_sparse_ids_crowds_and_segmentations(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"annotation id 2: zero-area box.*data.bad_boxes=drop"):
         preprocess(cfg.model_copy(update={"name": "layouts-coco-zero"}))
+    image = tmp_path / "coco" / "images" / "000000000002.jpg"
+    image.write_bytes(image.read_bytes()[:-400])  # truncated: the header still reads
+    with pytest.raises(UserError, match=r"^1 bad file\(s\): .*000000000002.jpg: "):
+        preprocess(cfg.model_copy(update={"name": "layouts-coco-cut", "data": cfg.data.model_copy(
+            update={"bad_boxes": "drop"})}))
 
 
 def ultralytics(root: Path) -> Path:
