@@ -142,7 +142,7 @@ def validate_classification(records, classes, limits: ImageLimits) -> tuple[list
         try:
             read_image(path, limits)
         except BadImage as exc:
-            bad.append(str(exc))
+            bad.append(common.bad_file(exc))
         hashes.append(file_hash(path))
     raise_if_bad(bad)
     return [index[r[1]] for r in records], hashes

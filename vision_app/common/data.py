@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from shared.errors import UserError
-from vision_app.common.images import ImageLimits, read_image, read_mask
+from vision_app.common.images import BadImage, ImageLimits, read_image, read_mask
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
@@ -33,6 +33,14 @@ def raise_if_bad(bad: list[str]) -> None:
     if bad:
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
         raise UserError(f"{len(bad)} bad file(s): " + "; ".join(bad[:5]) + more)
+
+
+def bad_file(exc: BadImage) -> str:
+    """A bad training file's message; one over a size limit says which keys raise it (the upload
+    wording, "send a smaller image", is for the server)."""
+    if exc.status == 413:
+        return f"{exc} (or raise data.max_image_bytes / data.max_image_pixels)"
+    return str(exc)
 
 
 def file_hash(path: str) -> str:

@@ -111,7 +111,7 @@ def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mod
             read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits, mode=mask_mode,
                       image=img_path)
         except BadImage as exc:
-            bad.append(str(exc))
+            bad.append(common.bad_file(exc))
         hashes.append(file_hash(img_path))
     raise_if_bad(bad)
     return hashes

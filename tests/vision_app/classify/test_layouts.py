@@ -102,3 +102,12 @@ def test_a_csv_with_a_byte_order_mark(tmp_path, make):
     m = _manifest(tmp_path, make, root / "labels.csv", source="csv")
     assert m["classes"] == ["cats", "dogs"] and sum(m["counts"].values()) == 8
     assert len(list_inputs(root / "labels.csv")) == 8
+
+
+def test_a_photo_over_the_pixel_limit_names_the_keys_that_raise_it(tmp_path, make):
+    root = make.split_root(tmp_path / "photos", {"all": 3})
+    _save(root / "all" / "cats" / "big.png", _rgb(64, 48), "PNG")
+    with pytest.raises(UserError, match=r"big.png: image is 64x48 = 3,072 pixels.*raise data.max_image_bytes / "
+                                        r"data.max_image_pixels"):
+        _manifest(tmp_path, make, root / "all", max_image_pixels=3000)
+    assert sum(_manifest(tmp_path, make, root / "all", max_image_pixels=4000)["counts"].values()) == 7
