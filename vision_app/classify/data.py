@@ -170,6 +170,10 @@ def preprocess(cfg) -> dict:
     else:
         idx = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed, stratify=labels)
     common.check_splits(idx, need_valid=d.valid_fraction > 0 or "valid" in tags)
+    untrained = sorted(set(range(len(classes))) - {labels[i] for i in idx["train"]})
+    if untrained:
+        log.warning("class(es) %s have no train images (only in %s): the model cannot learn them",
+                    [classes[c] for c in untrained][:10], "/".join(s for s in SPLITS if s != "train"))
     splits = {s: [{"image": records[keep[i]][0], "label": labels[i]} for i in ix] for s, ix in idx.items()}
     manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped,
                                                      "split": "given" if given else "random"},

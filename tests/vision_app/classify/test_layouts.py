@@ -76,6 +76,7 @@ def test_odd_images_and_junk_in_a_split_root(tmp_path, make, caplog):
     assert set(odd) <= names and not {n for n in names if n.startswith(".")} and not {"loose.jpg", "old.jpg"} & names
     assert "1 image(s) directly in it and the images in sub-folders of class folder(s) ['dogs'] are not read" \
         in caplog.text
+    assert "have no train images" not in caplog.text
     assert read_image(root / "train" / "Cats" / "phone.JPG").size == (40, 48)  # EXIF rotation applied
     deep = np.asarray(read_image(root / "train" / "Cats" / "deep.png"))
     assert deep.shape == (40, 48, 3) and deep.max() == 255 and deep.min() == 0  # 16 bits scaled, not clipped
@@ -111,3 +112,12 @@ def test_a_photo_over_the_pixel_limit_names_the_keys_that_raise_it(tmp_path, mak
                                         r"data.max_image_pixels"):
         _manifest(tmp_path, make, root / "all", max_image_pixels=3000)
     assert sum(_manifest(tmp_path, make, root / "all", max_image_pixels=4000)["counts"].values()) == 7
+
+
+def test_a_class_only_val_holds_is_warned_about(tmp_path, make, caplog):
+    root = make.split_root(tmp_path / "photos", {"train": 4, "val": 2})
+    for i in range(2):
+        _save(root / "val" / "owls" / f"{i}.jpg", _rgb(), "JPEG")
+    m = _manifest(tmp_path, make, root, test_fraction=0.2)
+    assert m["classes"] == ["cats", "dogs", "owls"]
+    assert "class(es) ['owls'] have no train images" in caplog.text
