@@ -98,7 +98,7 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
             i = int(np.flatnonzero(missing)[0])
             raise UserError(f"{where(source, raw, i)}: empty {name} id (column {_shown(cols[name])})")
     if "rating" in cols:
-        rating = pd.to_numeric(raw[cols["rating"]], errors="coerce")
+        rating = pd.to_numeric(_decimal_point(raw[cols["rating"]]), errors="coerce")
         bad = rating.isna().to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
@@ -112,6 +112,13 @@ def standardize_interactions(raw: pd.DataFrame, cfg: DataConfig, source: str) ->
     if df.empty:
         raise UserError(f"{source} has no interactions")
     return df
+
+
+def _decimal_point(values: pd.Series) -> pd.Series:
+    """Ratings as a European spreadsheet writes them (``3,5`` in a ``;``-separated file) with a point."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values
+    return values.astype("string").str.replace(r"^(\s*[+-]?\d+),(\d+\s*)$", r"\1.\2", regex=True)
 
 
 def _shown(column) -> str:

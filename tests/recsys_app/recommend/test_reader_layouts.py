@@ -89,3 +89,10 @@ def test_preprocess_implicit_pairs_with_string_ids(tmp_path, capsys):
     assert run_app("recsys_app", TASKS, argv=argv) == 0
     out = capsys.readouterr().out
     assert '"users": 4' in out and f'"items": {len({r[1] for r in rows()})}' in out
+
+
+def test_a_european_spreadsheet_export(tmp_path):
+    """Excel in a German or French locale: ``;`` between fields, a decimal comma, a BOM, CRLF."""
+    lines = ["userId;movieId;rating;timestamp", "1;10;3,5;100", "1;11;4;101", "2;10;0,5;102"]
+    (tmp_path / "export.csv").write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
+    assert read(tmp_path / "export.csv")["rating"].tolist() == [3.5, 4.0, 0.5]
