@@ -159,8 +159,8 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
     records, by_id = [], {}
     for img in data["images"]:
         where = f"{path} image id {img.get('id')}"
-        if "file_name" not in img:
-            raise UserError(f"{where}: no 'file_name'")
+        if "file_name" not in img or "id" not in img:
+            raise UserError(f"{where}: an image needs an 'id' and a 'file_name'")
         rec = ImageRecord(_coco_file(str(img["file_name"]), images_dir), 0, 0)
         rec.width, rec.height = _check_size(images_dir / rec.file, int(img.get("width") or 0),
                                             int(img.get("height") or 0), where)
@@ -171,9 +171,9 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
         if ann.get("iscrowd", 0):
             continue
         missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
-        if missing:
-            raise UserError(f"{where}: no {', '.join(repr(k) for k in missing)} (a box-less segmentation cannot "
-                            "train a detector; give every annotation a bbox)")
+        if missing or not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
+            raise UserError(f"{where}: no {', '.join(repr(k) for k in missing) or 'bbox [x, y, w, h]'} (a box-less "
+                            f"segmentation cannot train a detector; give every annotation a bbox [x, y, w, h])")
         rec = by_id.get(ann["image_id"])
         if rec is None:
             raise UserError(f"{where}: image_id {ann['image_id']} is not in 'images'")

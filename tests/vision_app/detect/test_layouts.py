@@ -121,6 +121,10 @@ def test_a_coco_export_with_sparse_ids_crowds_and_segmentations(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"annotation id 4: no 'bbox'"):
         preprocess(cfg.model_copy(update={"name": "layouts-coco-bad"}))
+    data["annotations"][3]["bbox"] = [5, 5, 10]
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=r"annotation id 4: no bbox \[x, y, w, h\]"):
+        preprocess(cfg.model_copy(update={"name": "layouts-coco-short"}))
     data["annotations"][3]["bbox"] = [5, 5, 10, 10]
     path.write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"annotation id 2: zero-area box.*data.bad_boxes=drop"):
