@@ -2,15 +2,21 @@
 
 Interaction dumps come as ``ratings.csv`` (a header, commas), MovieLens 100k's ``u.data`` (no
 header, tabs), MovieLens 1M's ``ratings.dat`` (``::``), whitespace-aligned ``.txt``, ``.tsv``…
-:func:`read_table` takes them all. The separator and whether the first line is a header are
-sniffed from the first line unless the recipe says (``data.separator``, ``data.header``); text is
-read as UTF-8, else Latin-1 (MovieLens' ``u.item``). A headerless table comes back with integer
+:func:`read_table` takes them all, also compressed (``.gz``, ``.bz2``, ``.xz``), and JSON lines
+(Amazon reviews' ``.json``, one object per line). The separator and whether the first line is a
+header are sniffed from the first line unless the recipe says (``data.separator``,
+``data.header``); text is read as UTF-8 when the whole file is UTF-8, else Latin-1 (MovieLens'
+``u.item``). A headerless table comes back with integer
 column labels (the positions); ``frame.attrs["first_line"]`` is the file line of data row 0 (for
 error messages), ``None`` for Parquet.
 """
 from __future__ import annotations
 
+import bz2
+import codecs
+import gzip
 import logging
+import lzma
 import re
 from pathlib import Path
 
@@ -45,18 +51,38 @@ def looks_like_header(fields: list[str], names: set[str] | None) -> bool:
     return not any(_NUMBER.match(f) for f in fields if f)
 
 
-def _first_line(path: Path) -> tuple[str, str]:
-    """The first non-empty line, and the encoding that reads the file."""
-    for encoding in ("utf-8-sig", "latin-1"):  # utf-8-sig: UTF-8, a byte-order mark dropped
-        try:
-            with open(path, encoding=encoding) as f:
-                for line in f:
-                    if line.strip():
-                        return line.rstrip("\r\n"), encoding
-                return "", encoding
-        except UnicodeDecodeError:
-            continue
-    raise UserError(f"{path}: not a text file")  # latin-1 decodes anything; kept for clarity
+# compressed text, by suffix: sniffed through these, read by pandas (which infers the same)
+OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _encoding(path: Path, opener) -> str:
+    """``utf-8-sig`` when the whole file is UTF-8 (a byte-order mark dropped), else ``latin-1``
+    (MovieLens' ``u.item``, whose first non-ASCII title is far into the file)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8-sig"
+
+
+def _first_line(path: Path, opener, encoding: str) -> str:
+    """The first non-empty line ("" for an empty file)."""
+    with opener(path, "rt", encoding=encoding) as f:
+        return next((line.rstrip("\r\n") for line in f if line.strip()), "")
+
+
+def _read_json(path: Path, encoding: str, lines: bool) -> pd.DataFrame:
+    """JSON lines (Amazon reviews' ``.json``: one object per line) or a JSON list of objects."""
+    try:
+        frame = pd.read_json(path, lines=lines, dtype=False, encoding=encoding)
+    except ValueError as exc:
+        raise UserError(f"cannot read {path} as JSON{' lines' if lines else ''}: {str(exc).splitlines()[0]}") from None
+    frame.attrs["first_line"] = 1 if lines else None
+    return frame
 
 
 def read_table(path: str | Path, separator: str = "auto", header: bool | str = "auto",
@@ -77,12 +103,21 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
             raise UserError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
         frame.attrs["first_line"] = None
         return frame
-    with open(path, "rb") as f:
-        if b"\0" in f.read(4096):
-            raise UserError(f"{path}: binary, not a text table (use .csv/.tsv/.txt/.data/.dat or .parquet)")
-    line, encoding = _first_line(path)
+    opener = OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rb") as f:
+            binary = b"\0" in f.read(4096)
+    except OSError as exc:  # a .gz that is not gzip
+        raise UserError(f"cannot read {path}: {exc}") from None
+    if binary:
+        raise UserError(f"{path}: binary, not a text table (use .csv/.tsv/.txt/.data/.dat/.json, .gz of them, "
+                        "or .parquet)")
+    encoding = _encoding(path, opener)
+    line = _first_line(path, opener, encoding)
     if not line:
         raise UserError(f"{path} is empty")
+    if line.lstrip()[:1] in ("{", "["):
+        return _read_json(path, encoding, lines=line.lstrip()[:1] == "{")
     sep = sniff_separator(line) if separator == "auto" else separator
     fields = split_line(line, sep)
     has_header = looks_like_header(fields, names) if header == "auto" else bool(header)

@@ -1,14 +1,21 @@
 """More interaction layouts people have, written by the test: a UTF-8 byte-order mark and CRLF,
-Amazon-reviews CSVs (extra quoted columns; header-less ratings with string ids), ids with leading
-zeros (ISBN-style ASINs), e-mail ids, repeated (user, item) pairs, implicit ``user,item`` pairs
-through the ``preprocess`` stage."""
+Amazon-reviews CSVs (extra quoted columns; header-less ratings with string ids) and JSON lines,
+gzip, ids with leading zeros (ISBN-style ASINs), e-mail ids, repeated (user, item) pairs, implicit
+``user,item`` pairs through the ``preprocess`` stage, a European spreadsheet export, Latin-1 late
+in a file."""
+import gzip
+import json
+
 import pandas as pd
+import pytest
 
 from recsys_app.recommend.config import DataConfig
 from recsys_app.recommend.data import build_dataset
 from recsys_app.recommend.readers import read_interactions
+from recsys_app.recommend.tables import read_table
 from recsys_app.tasks import TASKS
 from shared.cli import run_app
+from shared.errors import UserError
 
 
 def rows(n_users: int = 4, per_user: int = 4) -> list[tuple[str, str, float, int]]:
@@ -96,3 +103,29 @@ def test_a_european_spreadsheet_export(tmp_path):
     lines = ["userId;movieId;rating;timestamp", "1;10;3,5;100", "1;11;4;101", "2;10;0,5;102"]
     (tmp_path / "export.csv").write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8"))
     assert read(tmp_path / "export.csv")["rating"].tolist() == [3.5, 4.0, 0.5]
+
+
+def test_latin1_far_into_the_file(tmp_path):
+    """ml-100k's ``u.item``: ASCII titles for tens of kilobytes, then ``Misérables`` in Latin-1."""
+    ascii_part = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995\n" for i in range(1, 2000)).encode()
+    (tmp_path / "u.item").write_bytes(ascii_part + "2000|Les Mis\xe9rables (1995)|01-Jan-1995\n".encode("latin-1"))
+    assert read_table(tmp_path / "u.item").iloc[-1, 1] == "Les Mis\xe9rables (1995)"
+
+
+def test_amazon_json_lines_and_compressed_files(tmp_path):
+    reviews = [{"reviewerID": u, "asin": i, "overall": r, "unixReviewTime": t, "reviewText": "Good,\nreally",
+                "style": {"Format:": " Kindle Edition"}} for u, i, r, t in rows()]
+    text = "".join(json.dumps(r) + "\n" for r in reviews)
+    (tmp_path / "Books_5.json").write_text(text)
+    with gzip.open(tmp_path / "Books_5.json.gz", "wt") as f:
+        f.write(text)
+    keys = {"user_col": "reviewerID", "item_col": "asin", "rating_col": "overall", "timestamp_col": "unixReviewTime"}
+    for name in ("Books_5.json", "Books_5.json.gz"):
+        raw = read(tmp_path / name, **keys)
+        assert raw["item"].tolist() == [r[1] for r in rows()] and raw["rating"].tolist() == [r[2] for r in rows()]
+    with gzip.open(tmp_path / "ratings.csv.gz", "wt") as f:
+        f.write("userId,movieId,rating,timestamp\n1,10,5,100\n1,11,4,101\n")
+    assert read(tmp_path / "ratings.csv.gz")["item"].tolist() == [10, 11]
+    (tmp_path / "fake.csv.gz").write_bytes(b"userId,movieId\n1,2\n")
+    with pytest.raises(UserError, match="fake.csv.gz: Not a gzipped file"):
+        read(tmp_path / "fake.csv.gz")
