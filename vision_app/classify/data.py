@@ -97,7 +97,7 @@ def csv_records(path: Path) -> tuple[list[str], list[tuple[str, str, str | None]
             given = (row.get("split") or "").strip()
             if given and given.lower() not in SPLIT_NAMES:
                 bad_splits.add(given)
-            p = Path(row["path"])
+            p = Path(row["path"].strip().replace("\\", "/"))  # a CSV written on Windows: imgs\cat\1.jpg
             records.append((str(p if p.is_absolute() else path.parent / p), row["label"].strip(),
                             SPLIT_NAMES.get(given.lower()) if given else None))
     if bad_splits:

@@ -215,7 +215,8 @@ def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
             reader = csv.DictReader(f)
             if not reader.fieldnames or "path" not in reader.fieldnames:
                 raise UserError(f"{p}: needs a 'path' column")
-            files = [Path(r["path"]) if Path(r["path"]).is_absolute() else p.parent / r["path"] for r in reader]
+            listed = [Path(r["path"].strip().replace("\\", "/")) for r in reader]  # Windows separators too
+            files = [f if f.is_absolute() else p.parent / f for f in listed]
     elif p.exists():
         files = [p]
     else:

@@ -96,9 +96,9 @@ def test_a_truncated_image_is_named_in_one_line(tmp_path, make):
     assert "cats/0.jpg: cannot read image" in message and "dogs/broken.png: cannot read image" in message
 
 
-def test_a_csv_with_a_byte_order_mark(tmp_path, make):
+def test_a_csv_from_windows_with_a_byte_order_mark(tmp_path, make):
     root = make.split_root(tmp_path / "flat", {"all": 4})
-    rows = [f"all/{c}/{i}.jpg,{c}" for c in ("cats", "dogs") for i in range(4)]
+    rows = [f"all\\{c}\\{i}.jpg,{c}" for c in ("cats", "dogs") for i in range(4)]  # written on Windows
     (root / "labels.csv").write_bytes(("\ufeffpath,label\r\n" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
     m = _manifest(tmp_path, make, root / "labels.csv", source="csv")
     assert m["classes"] == ["cats", "dogs"] and sum(m["counts"].values()) == 8
