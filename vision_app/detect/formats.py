@@ -218,13 +218,13 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
     files = sorted(f for f in annotations_dir.glob("*.xml") if not is_junk(f)) if annotations_dir.is_dir() else []
     if not files:
         raise UserError(f"no VOC .xml files in {annotations_dir}")
-    parsed = []
+    parsed, by_stem = [], {}
     for xml_path in files:
         try:
             root = ET.parse(xml_path).getroot()
         except ET.ParseError as exc:
             raise UserError(f"{xml_path} is not valid XML: {exc}") from None
-        name = _voc_image_name(root.findtext("filename") or "", xml_path, images_dir)
+        name = _voc_image_name(root.findtext("filename") or "", xml_path, images_dir, by_stem)
         size = root.find("size")
         w, h = (0, 0) if size is None else (int(float(size.findtext("width") or 0)),
                                             int(float(size.findtext("height") or 0)))
@@ -259,21 +259,24 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
 def _number(text: str | None) -> float:
     """A coordinate as written (``12``, ``12.0``); NaN (reported as a bad box) when missing or not a number."""
     try:
-        return float(text) if text is not None else math.nan
-    except ValueError:
+        return float(text)
+    except (TypeError, ValueError):
         return math.nan
 
 
-def _voc_image_name(name: str, xml_path: Path, images_dir: Path) -> str:
+def _voc_image_name(name: str, xml_path: Path, images_dir: Path, by_stem: dict[str, list[str]]) -> str:
     """``<filename>``, or, when no such image exists (a name without its extension, a renamed
-    file), the one image named like the .xml file."""
+    file), the one image of that stem or the .xml's (``by_stem``: filled on first need, per read)."""
     name = name.strip()
     if name and (images_dir / name).is_file():
         return name
-    for stem in dict.fromkeys(s for s in (Path(name).stem, xml_path.stem) if s):
-        found = [p.name for p in images_dir.glob(f"{stem}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
-        if len(found) == 1:
-            return found[0]
+    if not by_stem and images_dir.is_dir():
+        for p in images_dir.iterdir():
+            if p.suffix.lower() in IMAGE_SUFFIXES and not is_junk(p):
+                by_stem.setdefault(p.stem, []).append(p.name)
+    found = [by_stem.get(s, []) for s in (name, Path(name).stem, xml_path.stem) if s]
+    if one := next((f[0] for f in found if len(f) == 1), None):
+        return one
     if not name:
         raise UserError(f"{xml_path}: no <filename> and no image {images_dir}/{xml_path.stem}.*")
     return name  # reported as listed but missing
