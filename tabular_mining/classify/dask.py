@@ -55,7 +55,14 @@ from tabular_mining.common.features import (
     encode_target,
     infer_schema,
 )
-from tabular_mining.common.table import TableData, binary_target, check_columns, load_telco, split_cache_dir
+from tabular_mining.common.table import (
+    TableData,
+    binary_target,
+    check_columns,
+    csv_args,
+    load_telco,
+    split_cache_dir,
+)
 
 log = logging.getLogger(__name__)
 SCHEMA_SAMPLE_ROWS = 20_000
@@ -91,9 +98,11 @@ def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
         fmt = "parquet" if Path(files[0]).suffix.lower() in {".parquet", ".pq"} else "csv"
     if fmt == "parquet":
         return dd.read_parquet(files), data.path
-    return dd.read_csv(files, blocksize=dask_cfg.blocksize, skipinitialspace=True,
-                       na_values=["", " ", *data.na_values], assume_missing=True,
-                       **({"header": None, "names": list(data.column_names)} if data.column_names else {})), data.path
+    # the single-process reader's arguments (delimiter sniffed, BOM dropped, headerless names), from
+    # the first file; a UTF-16 file cannot be cut into byte blocks, so it is one partition per file
+    args = csv_args(Path(files[0]), data.na_values, data.column_names)
+    blocksize = None if args["encoding"] == "utf-16" else dask_cfg.blocksize
+    return dd.read_csv(files, blocksize=blocksize, assume_missing=True, **args), data.path
 
 
 def preprocess_dask(cfg: ClassifyConfig) -> dict:

@@ -69,7 +69,7 @@ def load_telco() -> pd.DataFrame:
 
 def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (),
                column_names: Sequence[str] = ()) -> pd.DataFrame:
-    """Read a CSV/TSV or Parquet file (see :func:`_csv_args` for the CSV layouts); blank cells and
+    """Read a CSV/TSV or Parquet file (see :func:`csv_args` for the CSV layouts); blank cells and
     ``na_values`` become missing values; rows with every cell missing are dropped (logged)."""
     path = Path(path)
     if not path.exists():
@@ -80,7 +80,7 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
         if fmt == "parquet":
             df = _parquet_na(pd.read_parquet(path), na_values)
         else:
-            args = _csv_args(path, na_values, column_names)
+            args = csv_args(path, na_values, column_names)
             df = _tidy(pd.read_csv(path, **args), na_values, args["sep"])
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
@@ -99,7 +99,7 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
     return df
 
 
-def _csv_args(path: Path, na_values: Sequence[str], column_names: Sequence[str]) -> dict:
+def csv_args(path: Path, na_values: Sequence[str], column_names: Sequence[str]) -> dict:
     """``pd.read_csv`` arguments: UTF-8 (a BOM dropped; UTF-16 with its BOM), the delimiter sniffed (``,`` ``;`` tab
     ``|``; ``.tsv``: tab), a headerless file named by ``column_names``."""
     header = {"header": None, "names": list(column_names)} if column_names else {}
@@ -238,7 +238,7 @@ def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
             yield _parquet_na(batch.to_pandas(), na_values)
     else:
-        args = _csv_args(path, na_values, column_names)
+        args = csv_args(path, na_values, column_names)
         try:
             for chunk in pd.read_csv(path, chunksize=chunk_rows, **args):
                 yield _tidy(chunk, na_values, args["sep"])

@@ -115,3 +115,20 @@ def test_the_dask_split_is_stratified_and_cached_apart(dask_run):
 
 def test_model_all_says_the_logistic_model_is_skipped(dask_run, dask_warnings):
     assert any("skipping logistic" in line for line in dask_warnings), dask_warnings
+
+
+def test_the_dask_reader_reads_csv_layouts_like_the_single_process_one(tmp_path, parts):
+    # a European export (';', BOM, CRLF) and a headerless TSV: the same frame as read_table gives
+    from tabular_mining.common.table import read_table
+
+    df = pd.read_csv(parts / "part-0.csv").head(40)
+    (tmp_path / "eu").mkdir()
+    (tmp_path / "eu/part-0.csv").write_bytes(b"\xef\xbb\xbf" + df.to_csv(sep=";", index=False, lineterminator="\r\n").encode())
+    df.to_csv(tmp_path / "plain.tsv", sep="\t", index=False, header=False)
+    for data in (TableData(path=str(tmp_path / "eu/*.csv")),
+                 TableData(path=str(tmp_path / "plain.tsv"), column_names=list(df.columns))):
+        ddf, _ = read_dask_frame(data, ClassifyConfig().dask)
+        got = ddf.compute().reset_index(drop=True)
+        single = read_table(data.path.replace("*", "part-0"), na_values=data.na_values, column_names=data.column_names)
+        assert list(got.columns) == list(df.columns) == list(single.columns)
+        assert len(got) == 40 and (got[df.columns[0]].astype(str) == single[df.columns[0]].astype(str)).all()
