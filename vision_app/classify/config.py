@@ -13,10 +13,16 @@ from vision_app.common.config import AugmentConfig, ImageLimitsConfig, VisionSer
 class ClassifyData(ImageLimitsConfig):
     """``digits``: scikit-learn's 8×8 digits written once as PNGs in the ImageFolder layout.
     ``folder``: ``path/<class>/<image>``, or ``path/{train,val,test}/<class>/<image>`` (the data's
-    own split). ``csv``: a file of ``path,label[,split]`` rows (paths relative to the CSV's folder)."""
+    own split). ``csv``: a file of ``path,label[,split]`` rows (paths relative to the CSV's folder,
+    or to ``images_dir``); other column names (Kaggle's ``image_id,label``, HAM10000's
+    ``image_id,dx``) by ``path_column``/``label_column``; a path without an image suffix finds the
+    image of that name (``ISIC_0024306`` → ``ISIC_0024306.jpg``)."""
 
     source: Literal["digits", "folder", "csv"] = "digits"
     path: str | None = None
+    path_column: str = "path"  # csv: the column of image paths (or names)
+    label_column: str = "label"  # csv: the column of class labels
+    images_dir: str | None = None  # csv: the folder its paths are relative to (default: the CSV's own)
     # auto: the data's own split when it has one (train/ val/ test/ folders, a CSV split column; a
     # split it lacks is carved out of train by the fractions below); random: ignore it, split at random
     split: Literal["auto", "random"] = "auto"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,22 +84,39 @@ def folder_records(root: Path, split: str | None = None) -> tuple[list[str], lis
     return classes, records
 
 
-def csv_records(path: Path) -> tuple[list[str], list[tuple[str, str, str | None]]]:
-    """A ``path,label[,split]`` CSV (paths relative to its folder) as ``(classes, [(path, class, split), …])``."""
+@dataclass(frozen=True)
+class CsvColumns:
+    """How a classification CSV names its columns and where its images are (``data.*`` keys)."""
+
+    path: str = "path"
+    label: str = "label"
+    images_dir: str | None = None
+
+    @classmethod
+    def of(cls, data) -> CsvColumns:
+        return cls(data.path_column, data.label_column, data.images_dir)
+
+
+def csv_records(path: Path, columns: CsvColumns = CsvColumns()) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+    """A ``path,label[,split]`` CSV (paths relative to its folder or ``columns.images_dir``; other
+    column names by ``columns``) as ``(classes, [(path, class, split), …])``."""
+    base = Path(columns.images_dir) if columns.images_dir else path.parent
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
-            raise UserError(f"{path}: needs a header with columns path,label (and optionally split); "
-                            f"found {reader.fieldnames}")
+        if not reader.fieldnames or not {columns.path, columns.label} <= set(reader.fieldnames):
+            raise UserError(f"{path}: needs a header with columns {columns.path},{columns.label} (and optionally "
+                            f"split); found {reader.fieldnames}: name yours with data.path_column and "
+                            "data.label_column")
         records, bad_splits = [], set()
         for row_no, row in enumerate(reader, start=2):
-            if not row["path"] or not row["label"]:
-                raise UserError(f"{path}, row {row_no}: empty path or label")
+            image, label = (row[columns.path] or "").strip(), (row[columns.label] or "").strip()
+            if not image or not label:
+                raise UserError(f"{path}, row {row_no}: empty {columns.path} or {columns.label}")
             given = (row.get("split") or "").strip()
             if given and given.lower() not in SPLIT_NAMES:
                 bad_splits.add(given)
-            p = Path(row["path"].strip().replace("\\", "/"))  # a CSV written on Windows: imgs\cat\1.jpg
-            records.append((str(p if p.is_absolute() else path.parent / p), row["label"].strip(),
+            p = Path(image.replace("\\", "/"))  # a CSV written on Windows: imgs\cat\1.jpg
+            records.append((_with_suffix(p if p.is_absolute() else base / p), label,
                             SPLIT_NAMES.get(given.lower()) if given else None))
     if bad_splits:
         raise UserError(f"{path}: split value(s) {sorted(bad_splits)[:5]} are not train, val or test "
@@ -108,7 +126,20 @@ def csv_records(path: Path) -> tuple[list[str], list[tuple[str, str, str | None]
     return sorted({r[1] for r in records}), records
 
 
-def classification_records(source: str, path: str | None) -> tuple[list[str], list[tuple[str, str, str | None]]]:
+def _with_suffix(path: Path) -> str:
+    """``path``, or for a name without its image suffix (Kaggle CSVs list ids) the image file of
+    that name; left as given when there is none (validation then names it as missing)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES or path.exists():
+        return str(path)
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (path.with_name(path.name + suffix), path.with_name(path.name + suffix.upper())):
+            if candidate.exists():
+                return str(candidate)
+    return str(path)
+
+
+def classification_records(source: str, path: str | None, columns: CsvColumns = CsvColumns(),
+                           ) -> tuple[list[str], list[tuple[str, str, str | None]]]:
     """``(class names, [(image path, class name, given split or None), …])`` from a folder per class,
     a root of ``train/ val/ test/`` folders per class, or a CSV (with an optional ``split`` column)."""
     if source == "digits":
@@ -123,8 +154,8 @@ def classification_records(source: str, path: str | None) -> tuple[list[str], li
         parts = [folder_records(folder, split) for split, folder in sorted(splits.items(), key=_split_order)]
         return sorted({c for classes, _ in parts for c in classes}), [r for _, recs in parts for r in recs]
     if not root.is_file():
-        raise UserError(f"data.path {root} is not a file (expected a CSV with columns path,label)")
-    return csv_records(root)
+        raise UserError(f"data.path {root} is not a file (expected a CSV with columns {columns.path},{columns.label})")
+    return csv_records(root, columns)
 
 
 def _split_order(item: tuple[str, Path]) -> int:
@@ -141,8 +172,9 @@ def validate_classification(records, classes, limits: ImageLimits) -> tuple[list
     for path, *_ in records:
         try:
             read_image(path, limits)
-        except BadImage as exc:
+        except BadImage as exc:  # a missing file too: listed with the others, never hashed
             bad.append(common.bad_file(exc))
+            continue
         hashes.append(file_hash(path))
     raise_if_bad(bad)
     return [index[r[1]] for r in records], hashes
@@ -154,7 +186,7 @@ def preprocess(cfg) -> dict:
     the data's own split when it has one (``data.split: auto``; a split it lacks is carved out of
     train), else stratified and seeded into train/valid/test."""
     d = cfg.data
-    found, records = classification_records(d.source, d.path)
+    found, records = classification_records(d.source, d.path, CsvColumns.of(d))
     classes = list(d.classes) if d.classes else found
     labels, hashes = validate_classification(records, classes, d.limits())
     keep, dropped = common.dedupe(hashes, labels)
@@ -183,10 +215,11 @@ def preprocess(cfg) -> dict:
     return {"classes": len(classes), "counts": manifest["counts"], "duplicates_dropped": dropped}
 
 
-def labelled_records(path: Path, classes: list[str], limits: ImageLimits) -> list[dict]:
-    """``evaluate --data``: a folder per class or a ``path,label`` CSV, labels in the run's class
-    order (every image of it: point ``--data`` at ``root/test`` to score one split of a split root)."""
-    _, raw = classification_records("csv" if path.suffix.lower() == ".csv" else "folder", str(path))
+def labelled_records(path: Path, classes: list[str], limits: ImageLimits,
+                     columns: CsvColumns = CsvColumns()) -> list[dict]:
+    """``evaluate --data``: a folder per class or a CSV (named by ``columns``: the recipe's), labels in
+    the run's class order (every image of it: point ``--data`` at ``root/test`` to score one split)."""
+    _, raw = classification_records("csv" if path.suffix.lower() == ".csv" else "folder", str(path), columns)
     if any(r[2] is not None for r in raw):
         log.warning("%s has its own train/val/test split; scoring all %d images", path, len(raw))
     labels, _ = validate_classification(raw, classes, limits)

@@ -19,7 +19,7 @@ from shared import plots
 from shared.inference import Runner
 from shared.metrics import confusion, multiclass_classification, with_split
 from shared.runs import evaluation_dir, read_json
-from vision_app.classify.data import eval_preset, labelled_records, preprocess
+from vision_app.classify.data import CsvColumns, eval_preset, labelled_records, preprocess
 from vision_app.classify.export import export
 from vision_app.classify.model import load_model
 from vision_app.common.backend import dataset_logits, run_backend
@@ -77,7 +77,7 @@ def evaluate(cfg, run: Path, data: Path | None = None) -> dict:
         manifest = load_manifest(cfg, preprocess)
         metrics = score(cfg, run, manifest["splits"]["test"], runner, out, split_name(cfg), manifest)
     else:
-        records = labelled_records(Path(data), read_json(run / "labels.json"), cfg.data.limits())
+        records = labelled_records(Path(data), read_json(run / "labels.json"), cfg.data.limits(), CsvColumns.of(cfg.data))
         metrics = score(cfg, run, records, runner, out, split_name(cfg, "data"))
     write_evaluation(out, metrics)
     return summary(metrics, out)

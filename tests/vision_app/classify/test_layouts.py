@@ -121,3 +121,25 @@ def test_a_class_only_val_holds_is_warned_about(tmp_path, make, caplog):
     m = _manifest(tmp_path, make, root, test_fraction=0.2)
     assert m["classes"] == ["cats", "dogs", "owls"]
     assert "class(es) ['owls'] have no train images" in caplog.text
+
+
+def test_a_kaggle_style_csv_of_ids_with_its_own_column_names_and_images_folder(tmp_path, make):
+    # Kaggle's train.csv of image ids (no suffix) beside train_images/, HAM10000-like label column
+    images = tmp_path / "kaggle/train_images"
+    rows = []
+    for i in range(12):
+        name = f"ISIC_{i:07d}"
+        _save(images / (name + (".jpg" if i % 3 else ".JPG")), _rgb(), "JPEG")
+        rows.append(f"{name},{'nv' if i % 2 else 'mel'}")
+    csv_path = tmp_path / "kaggle/train.csv"
+    csv_path.write_text("image_id,dx\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UserError, match="data.path_column and data.label_column"):
+        _manifest(tmp_path, make, csv_path, source="csv", images_dir=str(images))
+    m = _manifest(tmp_path, make, csv_path, source="csv", images_dir=str(images), path_column="image_id",
+                  label_column="dx")
+    assert m["classes"] == ["mel", "nv"] and sum(m["counts"].values()) == 12
+    # an id with no image of that name is named, not guessed
+    csv_path.write_text("image_id,dx\n" + "\n".join(rows) + "\nISIC_9999999,nv\n")
+    with pytest.raises(UserError, match="ISIC_9999999"):
+        _manifest(tmp_path, make, csv_path, source="csv", images_dir=str(images), path_column="image_id",
+                  label_column="dx")
