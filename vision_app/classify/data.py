@@ -18,7 +18,15 @@ from shared.errors import UserError
 from shared.runs import atomic_path, data_root
 from vision_app.common import data as common
 from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad
-from vision_app.common.images import IMAGE_SUFFIXES, BadImage, ImageLimits, data_dirs, image_files, read_image
+from vision_app.common.images import (
+    IMAGE_SUFFIXES,
+    BadImage,
+    ImageLimits,
+    data_dirs,
+    image_files,
+    read_image,
+    with_image_suffix,
+)
 from vision_app.common.manifest import write_manifest
 from vision_app.common.transforms import ClassificationEval, ClassificationTrain
 
@@ -116,7 +124,7 @@ def csv_records(path: Path, columns: CsvColumns = CsvColumns()) -> tuple[list[st
             if given and given.lower() not in SPLIT_NAMES:
                 bad_splits.add(given)
             p = Path(image.replace("\\", "/"))  # a CSV written on Windows: imgs\cat\1.jpg
-            records.append((_with_suffix(p if p.is_absolute() else base / p), label,
+            records.append((str(with_image_suffix(p if p.is_absolute() else base / p)), label,
                             SPLIT_NAMES.get(given.lower()) if given else None))
     if bad_splits:
         raise UserError(f"{path}: split value(s) {sorted(bad_splits)[:5]} are not train, val or test "
@@ -124,18 +132,6 @@ def csv_records(path: Path, columns: CsvColumns = CsvColumns()) -> tuple[list[st
     if not records:
         raise UserError(f"{path} has a header but no rows")
     return sorted({r[1] for r in records}), records
-
-
-def _with_suffix(path: Path) -> str:
-    """``path``, or for a name without its image suffix (Kaggle CSVs list ids) the image file of
-    that name; left as given when there is none (validation then names it as missing)."""
-    if path.suffix.lower() in IMAGE_SUFFIXES or path.exists():
-        return str(path)
-    for suffix in IMAGE_SUFFIXES:
-        for candidate in (path.with_name(path.name + suffix), path.with_name(path.name + suffix.upper())):
-            if candidate.exists():
-                return str(candidate)
-    return str(path)
 
 
 def classification_records(source: str, path: str | None, columns: CsvColumns = CsvColumns(),

@@ -35,7 +35,7 @@ def predict(cfg, run: Path, input: Path, output: Path | str) -> dict:
     """Label every image of ``input``; JSON lines ``{"path", "label", "probability", "top"}`` to ``output``."""
     classes = read_json(run / "labels.json")
     runner = run_backend(cfg, run, lambda: load_model(run, cfg), lambda: export(cfg, run))
-    files = list_inputs(input)
+    files = list_inputs(input, cfg.data.path_column, cfg.data.images_dir)  # a CSV named like the training one
     rows = []
     for start in range(0, len(files), 64):
         chunk = files[start:start + 64]

@@ -201,9 +201,23 @@ def data_dirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not is_junk(d))
 
 
-def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
+def with_image_suffix(path: Path) -> Path:
+    """``path``, or for a name without its image suffix (Kaggle CSVs list ids) the image file of that
+    name, any suffix case; left as given when there is none (reading it then names it as missing)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES or path.exists():
+        return path
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (path.with_name(path.name + suffix), path.with_name(path.name + suffix.upper())):
+            if candidate.exists():
+                return candidate
+    return path
+
+
+def list_inputs(input_path: str | os.PathLike | None, path_column: str = "path",
+                images_dir: str | os.PathLike | None = None) -> list[Path]:
     """The image files a ``predict`` reads: one image, a folder (recursively) or a CSV with a
-    ``path`` column (paths relative to the CSV's folder)."""
+    ``path_column`` (paths relative to ``images_dir``, else to the CSV's folder; names without an
+    image suffix found as by :func:`with_image_suffix`)."""
     if not input_path:
         raise UserError("predict needs --input: an image, a folder of images, or a CSV with a path column")
     p = Path(input_path)
@@ -211,12 +225,13 @@ def list_inputs(input_path: str | os.PathLike | None) -> list[Path]:
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
                        and not any(is_junk(Path(part)) for part in f.relative_to(p).parts))
     elif p.suffix.lower() == ".csv":
+        base = Path(images_dir) if images_dir else p.parent
         with open(p, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            if not reader.fieldnames or "path" not in reader.fieldnames:
-                raise UserError(f"{p}: needs a 'path' column")
-            listed = [Path(r["path"].strip().replace("\\", "/")) for r in reader]  # Windows separators too
-            files = [f if f.is_absolute() else p.parent / f for f in listed]
+            if not reader.fieldnames or path_column not in reader.fieldnames:
+                raise UserError(f"{p}: needs a {path_column!r} column (found {reader.fieldnames})")
+            listed = [Path(r[path_column].strip().replace("\\", "/")) for r in reader]  # Windows separators too
+            files = [with_image_suffix(f if f.is_absolute() else base / f) for f in listed]
     elif p.exists():
         files = [p]
     else:

@@ -138,6 +138,9 @@ def test_a_kaggle_style_csv_of_ids_with_its_own_column_names_and_images_folder(t
     m = _manifest(tmp_path, make, csv_path, source="csv", images_dir=str(images), path_column="image_id",
                   label_column="dx")
     assert m["classes"] == ["mel", "nv"] and sum(m["counts"].values()) == 12
+    # predict reads a CSV of the same layout (a test.csv of ids) with the recipe's keys
+    listed = list_inputs(csv_path, "image_id", images)
+    assert len(listed) == 12 and all(f.exists() for f in listed)
     # an id with no image of that name is named, not guessed
     csv_path.write_text("image_id,dx\n" + "\n".join(rows) + "\nISIC_9999999,nv\n")
     with pytest.raises(UserError, match="ISIC_9999999"):
