@@ -146,3 +146,15 @@ class ImageDataset(Dataset):
             return {"image": self.preset(image), "label": torch.tensor(target)}
         x, mask = self.preset(image, target)
         return {"image": x, "mask": mask.as_subclass(torch.Tensor)}
+
+
+def voc_image_sets(folder: Path) -> dict[str, Path] | None:
+    """A Pascal VOC ``ImageSets/<Main|Segmentation>`` folder's split lists, split name → file:
+    ``train``, ``val``, ``test`` (``trainval`` only when there is no ``train``); ``None`` without any."""
+    found = {n: folder / f"{n}.txt" for n in ("train", "trainval", "val", "test") if (folder / f"{n}.txt").is_file()}
+    if "train" in found:
+        found.pop("trainval", None)
+    if not found:
+        return None
+    log.info("using the VOC split lists %s", ", ".join(str(f) for f in found.values()))
+    return found

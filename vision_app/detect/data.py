@@ -25,7 +25,7 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
 from vision_app.common import shapes
-from vision_app.common.data import SPLIT_NAMES, raise_if_bad
+from vision_app.common.data import SPLIT_NAMES, raise_if_bad, voc_image_sets
 from vision_app.common.images import BadImage, decode_image, read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
@@ -73,14 +73,8 @@ def read_source(data: DetectData) -> tuple[DetectionSet, str | dict | None]:
 def voc_split_files(annotations: Path) -> dict[str, str] | None:
     """A VOC set's own split: ``ImageSets/Main/{train,val,test}.txt`` (or ``trainval.txt`` when there
     is no ``train.txt``) beside its annotation folder; ``None`` when it has none."""
-    main = annotations.parent / "ImageSets" / "Main"
-    found = {name: main / f"{name}.txt" for name in ("train", "trainval", "val", "test") if (main / f"{name}.txt").is_file()}
-    if "train" in found:
-        found.pop("trainval", None)
-    if not found:
-        return None
-    log.info("using the VOC split files %s", ", ".join(str(p) for p in found.values()))
-    return {name: str(path) for name, path in found.items()}
+    found = voc_image_sets(annotations.parent / "ImageSets" / "Main")
+    return None if found is None else {name: str(path) for name, path in found.items()}
 
 
 def _read_name_list(path: Path) -> list[str]:

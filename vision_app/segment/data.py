@@ -13,7 +13,7 @@ from pathlib import Path
 from shared.errors import UserError
 from shared.runs import data_root
 from vision_app.common import data as common
-from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad
+from vision_app.common.data import SPLIT_NAMES, SPLITS, file_hash, raise_if_bad, voc_image_sets
 from vision_app.common.images import BadImage, ImageLimits, image_files, read_image, read_mask
 from vision_app.common.manifest import write_manifest
 from vision_app.common.shapes import ensure_shapes
@@ -74,13 +74,9 @@ def voc_lists(root: Path) -> dict[str, str] | None:
     """Pascal VOC's own segmentation split, ``ImageSets/Segmentation/{train,val,test}.txt`` (or
     ``trainval.txt`` without ``train.txt``): image stem → split, or ``None`` without those lists.
     Only listed images are read (VOC's ``JPEGImages`` holds many more than have masks)."""
-    folder = root / "ImageSets" / "Segmentation"
-    files = {n: folder / f"{n}.txt" for n in ("train", "trainval", "val", "test") if (folder / f"{n}.txt").is_file()}
-    if "train" in files:
-        files.pop("trainval", None)
-    if not files:
+    files = voc_image_sets(root / "ImageSets" / "Segmentation")
+    if files is None:
         return None
-    log.info("using the VOC split lists %s", ", ".join(str(f) for f in files.values()))
     return {line.strip(): SPLIT_NAMES[n] for n, f in files.items()
             for line in f.read_text(encoding="utf-8-sig").splitlines() if line.strip()}
 
