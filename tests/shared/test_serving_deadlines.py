@@ -17,9 +17,8 @@ def test_a_block_past_its_deadline_raises_within_the_slack():
     async def main():
         loop = asyncio.get_running_loop()
         start = loop.time()
-        with pytest.raises(TimeoutError):
-            with deadlines.watch():
-                await asyncio.sleep(10)
+        with pytest.raises(TimeoutError), deadlines.watch():
+            await asyncio.sleep(10)
         return loop.time() - start
 
     took = asyncio.run(main())
@@ -88,9 +87,8 @@ def test_a_cancellation_from_elsewhere_passes_through_and_after_expiry_the_task_
             await task
 
         short = Deadlines(0.02)
-        with pytest.raises(TimeoutError):
-            with short.watch():
-                await asyncio.sleep(10)
+        with pytest.raises(TimeoutError), short.watch():
+            await asyncio.sleep(10)
         await asyncio.sleep(0.01)  # a task still marked as cancelling would be cancelled here
         return getattr(asyncio.current_task(), "cancelling", lambda: 0)()  # Python 3.11+
 
@@ -101,9 +99,8 @@ def test_one_instance_serves_one_event_loop_after_another():
     deadlines = Deadlines(0.03)
 
     async def main():
-        with pytest.raises(TimeoutError):
-            with deadlines.watch():
-                await asyncio.sleep(10)
+        with pytest.raises(TimeoutError), deadlines.watch():
+            await asyncio.sleep(10)
 
     asyncio.run(main())
     asyncio.run(main())  # the first loop's timer is gone with it; the second arms its own
