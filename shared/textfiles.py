@@ -19,6 +19,7 @@ from shared.errors import UserError
 
 DELIMITERS = ("\t", ";", ",", "|")
 ENCODING = "utf-8-sig"  # UTF-8; a BOM at the start is dropped, never glued to the first column name
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _HEAD_BYTES = 64 * 1024
 
 
@@ -38,7 +39,7 @@ def encoding_of(path: str | Path) -> str:
     UTF-8 with an optional BOM."""
     with open(path, "rb") as f:
         start = f.read(2)
-    return "utf-16" if start in (b"\xff\xfe", b"\xfe\xff") else ENCODING
+    return "utf-16" if start in UTF16_BOMS else ENCODING
 
 
 def read_text(path: str | Path) -> str:

@@ -6,7 +6,8 @@ header, tabs), MovieLens 1M's ``ratings.dat`` (``::``), whitespace-aligned ``.tx
 (Amazon reviews' ``.json``, one object per line). The separator and whether the first line is a
 header are sniffed from the first line unless the recipe says (``data.separator``,
 ``data.header``); text is read as UTF-8 when the whole file is UTF-8, else Latin-1 (MovieLens'
-``u.item``). A headerless table comes back with integer
+``u.item``), or as UTF-16 when it starts with a UTF-16 byte-order mark (Excel's "Unicode Text",
+the same rule as :mod:`shared.textfiles`). A headerless table comes back with integer
 column labels (the positions); ``frame.attrs["first_line"]`` is the file line of data row 0 (for
 error messages), ``None`` for Parquet.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shared import textfiles
 from shared.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -106,13 +108,14 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
     opener = OPENERS.get(path.suffix.lower(), open)
     try:
         with opener(path, "rb") as f:
-            binary = b"\0" in f.read(4096)
+            start = f.read(4096)
     except OSError as exc:  # a .gz that is not gzip
         raise UserError(f"cannot read {path}: {exc}") from None
-    if binary:
+    utf16 = start[:2] in textfiles.UTF16_BOMS  # Excel's "Unicode Text" export
+    if b"\0" in start and not utf16:
         raise UserError(f"{path}: binary, not a text table (use .csv/.tsv/.txt/.data/.dat/.json, .gz of them, "
                         "or .parquet)")
-    encoding = _encoding(path, opener)
+    encoding = "utf-16" if utf16 else _encoding(path, opener)
     line = _first_line(path, opener, encoding)
     if not line:
         raise UserError(f"{path} is empty")

@@ -105,6 +105,18 @@ def test_a_european_spreadsheet_export(tmp_path):
     assert read(tmp_path / "export.csv")["rating"].tolist() == [3.5, 4.0, 0.5]
 
 
+def test_excel_unicode_text_export(tmp_path):
+    """Excel's "Save as Unicode Text": UTF-16 little-endian with a BOM, tabs, CRLF (was refused as
+    binary for its zero bytes)."""
+    lines = ["userId\tmovieId\trating\ttimestamp", "1\tB007\t3,5\t100", "2\tB008\t4\t101"]
+    (tmp_path / "ratings.txt").write_bytes("\r\n".join(lines).encode("utf-16"))  # BOM + UTF-16LE here
+    raw = read(tmp_path / "ratings.txt")
+    assert raw["item"].tolist() == ["B007", "B008"] and raw["rating"].tolist() == [3.5, 4.0]
+    (tmp_path / "binary.csv").write_bytes(b"PK\x03\x04\0\0userId")
+    with pytest.raises(UserError, match="binary, not a text table"):
+        read(tmp_path / "binary.csv")
+
+
 def test_latin1_far_into_the_file(tmp_path):
     """ml-100k's ``u.item``: ASCII titles for tens of kilobytes, then ``Misérables`` in Latin-1."""
     ascii_part = "".join(f"{i}|Movie {i} (1995)|01-Jan-1995\n" for i in range(1, 2000)).encode()
