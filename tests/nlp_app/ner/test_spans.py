@@ -173,3 +173,12 @@ def test_ready_made_splits_each_in_its_own_span_layout(tmp_path, make_ner_senten
     assert splits["valid"] == [(list("王芳在上海"), ["B-per", "I-per", "O", "B-loc", "I-loc"])]
     assert splits["test"][0][1][:4] == ["B-ORG", "I-ORG", "I-ORG", "I-ORG"] and len(splits["train"]) == 12
     assert labels == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-loc", "I-loc", "B-org", "I-org", "B-per", "I-per"]
+
+
+def test_utf16_exports_read_and_gbk_is_named(tmp_path):
+    path = tmp_path / "admin.jsonl"
+    path.write_text('{"text": "北京", "label": [[0, 2, "LOC"]]}\r\n', encoding="utf-16")  # with its BOM
+    assert read_sentences(path) == [(["北", "京"], ["B-LOC", "I-LOC"])]
+    path.write_bytes('{"text": "北京", "label": [[0, 2, "LOC"]]}\n'.encode("gbk"))
+    with pytest.raises(UserError, match=r"admin.jsonl is not UTF-8 text .*iconv -f GBK"):
+        read_sentences(path)
