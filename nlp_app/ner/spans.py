@@ -191,6 +191,8 @@ def _span(at: str, text: str, item: object) -> list[Span]:
         labels, given = item.get("label", item.get("labels")), item.get("text")
     else:
         raise UserError(f"{at}: a span is [start, end, type] or an object with start, end and label, got {item!r}")
+    if given is not None and _is_int(start) and _is_int(end) and text[start:end] != given:
+        start, end = _code_points(text, start, end, given)
     spans = []
     for etype in labels if isinstance(labels, list) else [labels]:
         _check(f"{at}: span [{start}, {end}] of {etype!r}", text, start, end, etype, given)
@@ -207,6 +209,23 @@ def _label_studio(where: str, task: dict, text: str) -> tuple[str, list[Span]] |
     results = annotations[k].get("result") or []
     return text, [span for j, r in enumerate(results) if isinstance(r, dict) and r.get("type") == "labels"
                   for span in _span(f"{where}: annotations[{k}].result[{j}].value", text, r.get("value"))]
+
+
+def _code_points(text: str, start: int, end: int, given: str) -> tuple[int, int]:
+    """Offsets counted in UTF-16 units (JavaScript's string length: Label Studio before 2022 and
+    early doccano counted an emoji or another character beyond U+FFFF as two) as character offsets,
+    when that is what makes the span read ``given``; else the offsets as they were."""
+    if all(ord(c) <= 0xFFFF for c in text):
+        return start, end
+    units, index = 0, {}
+    for i, c in enumerate(text):
+        index[units] = i
+        units += 2 if ord(c) > 0xFFFF else 1
+    index[units] = len(text)
+    moved = index.get(start), index.get(end)
+    if None not in moved and text[moved[0]:moved[1]] == given:
+        return moved
+    return start, end
 
 
 def _is_int(x: object) -> bool:

@@ -182,3 +182,24 @@ def test_utf16_exports_read_and_gbk_is_named(tmp_path):
     path.write_bytes('{"text": "北京", "label": [[0, 2, "LOC"]]}\n'.encode("gbk"))
     with pytest.raises(UserError, match=r"admin.jsonl is not UTF-8 text .*iconv -f GBK"):
         read_sentences(path)
+
+
+def test_label_studio_offsets_counted_in_utf16_units_around_an_emoji(tmp_path):
+    """Label Studio before 2022 counted an emoji as two (JavaScript string offsets): the offsets
+    that make the span read its stated text are taken; code-point offsets still read as they are."""
+    text = "😀浙商银行在杭州"
+    old = {"start": 7, "end": 9, "text": "杭州", "labels": ["LOC"]}  # UTF-16 units: the emoji counts 2
+    new = {"start": 6, "end": 8, "text": "杭州", "labels": ["LOC"]}
+    for value in (old, new):
+        task = [{"data": {"text": text}, "annotations": [{"result": [
+            {"type": "labels", "value": {"start": 2 if value is old else 1, "end": 6 if value is old else 5,
+                                         "text": "浙商银行", "labels": ["ORG"]}},
+            {"type": "labels", "value": value}]}]}]
+        path = tmp_path / "export.json"
+        path.write_text(json.dumps(task, ensure_ascii=False), encoding="utf-8")
+        assert read_sentences(path) == [(list(text), ["O", "B-ORG", "I-ORG", "I-ORG", "I-ORG", "O", "B-LOC", "I-LOC"])]
+    bad = [{"data": {"text": text}, "annotations": [{"result": [
+        {"type": "labels", "value": {"start": 3, "end": 5, "text": "杭州", "labels": ["LOC"]}}]}]}]
+    path.write_text(json.dumps(bad, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(UserError, match="the text there is '银行', the record says '杭州'"):
+        read_sentences(path)
