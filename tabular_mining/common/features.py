@@ -47,7 +47,7 @@ class Feature:
 class FeatureSchema:
     features: list[Feature]
     target: str
-    classes: list[str]  # [negative, positive]
+    classes: list[str]  # two: [negative, positive]; more: sorted
     id_columns: list[str] = field(default_factory=list)
 
     @property
@@ -222,7 +222,10 @@ def design_columns(schema: FeatureSchema) -> list[str]:
 
 
 def encode_target(y: pd.Series, schema: FeatureSchema) -> np.ndarray:
-    return (y.astype(str) == schema.classes[1]).to_numpy(dtype=np.int64)
+    """Two classes: 1 for the positive class (``classes[1]``), else 0; more: the index in ``classes``."""
+    if len(schema.classes) == 2:
+        return (y.astype(str) == schema.classes[1]).to_numpy(dtype=np.int64)
+    return y.astype(str).map({c: i for i, c in enumerate(schema.classes)}).to_numpy(dtype=np.int64)
 
 
 # --- requests: what the servers of classify and segment accept ------------------------------------

@@ -222,8 +222,10 @@ def looks_like_row_id(col: pd.Series) -> bool:
     return bool(col.is_unique)
 
 
-def binary_target(y: pd.Series, positive_class: str | None, source: str, column: str) -> tuple[list[str], str]:
-    """The two class labels (negative, positive) as strings, validating the target column."""
+def target_classes(y: pd.Series, positive_class: str | None, source: str, column: str) -> list[str]:
+    """The class labels of a target column, as strings, validating it: two classes as ``[negative,
+    positive]`` (the positive one ``data.positive_class``, else the minority class); three or more
+    sorted, where ``data.positive_class`` means nothing and is refused."""
     if y.isna().any():
         raise UserError(f"{source}: target column {column!r} has {int(y.isna().sum())} missing values")
     labels = y.astype(str)
@@ -232,9 +234,11 @@ def binary_target(y: pd.Series, positive_class: str | None, source: str, column:
         raise UserError(f"{source}: target column {column!r} has one class only ({counts.index[0]!r}); "
                         "a classifier needs two")
     if len(counts) > 2:
-        raise UserError(f"{source}: target column {column!r} has {len(counts)} classes "
-                        f"({', '.join(map(str, counts.index[:5]))} …); the classify task is binary (spellings of "
-                        "one class, 'Yes'/'yes.', merge with data.label_map={\"yes.\": \"Yes\"})")
+        if positive_class is not None:
+            raise UserError(f"{source}: data.positive_class={positive_class!r} is for a two-class target, and "
+                            f"{column!r} has {len(counts)} classes ({', '.join(map(str, counts.index[:5]))} …); "
+                            "leave it null")
+        return sorted(map(str, counts.index))
     if positive_class is None:
         positive = str(counts.index[-1])  # the minority class
     elif str(positive_class) not in counts.index:
@@ -243,7 +247,18 @@ def binary_target(y: pd.Series, positive_class: str | None, source: str, column:
     else:
         positive = str(positive_class)
     negative = next(c for c in counts.index if c != positive)
-    return [str(negative), positive], positive
+    return [str(negative), positive]
+
+
+def binary_target(y: pd.Series, positive_class: str | None, source: str, column: str) -> tuple[list[str], str]:
+    """The two class labels (negative, positive) and the positive one, for a task that reports one
+    class's rate (segment); a target with more classes is refused."""
+    classes = target_classes(y, positive_class, source, column)
+    if len(classes) > 2:
+        raise UserError(f"{source}: target column {column!r} has {len(classes)} classes "
+                        f"({', '.join(classes[:5])} …); segments report the rate of one positive class (merge "
+                        "classes with data.label_map={\"yes.\": \"Yes\"}, or segment without one: data.target=null)")
+    return classes, classes[1]
 
 
 def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = (),
