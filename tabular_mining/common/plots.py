@@ -1,4 +1,5 @@
-"""Plots of the mining tasks: item supports (rules) and segments in two dimensions (segment).
+"""Plots of the mining tasks: item supports (rules), segments in two dimensions (segment),
+predicted against actual values and residuals (regress).
 
 Drawn with matplotlib's non-interactive backend and written atomically by :func:`shared.plots.save`.
 """
@@ -56,4 +57,42 @@ def k_selection_chart(curve: Sequence[dict], chosen: int | None, path: str | Pat
         ax.set_xlabel("k (segments)")
         ax.set_xticks(ks)
         ax.set_title(f"{key.replace('_', '–').title()} ({better} is better)", fontsize=10)
+    return save(fig, path)
+
+
+def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False)) if n > max_points else np.arange(n)
+
+
+def predicted_vs_actual(y: np.ndarray, pred: np.ndarray, path: str | Path, title: str, target: str = "target",
+                        max_points: int = 5000, seed: int = 0) -> Path:
+    """Predicted against actual values, with the diagonal where they would be equal; subsampled for speed."""
+    keep = _subsample(len(y), max_points, seed)
+    y, pred = np.asarray(y, dtype=float)[keep], np.asarray(pred, dtype=float)[keep]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(y, pred, s=6, alpha=0.5)
+    low, high = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    ax.plot([low, high], [low, high], color="grey", ls="--", lw=0.8, label="predicted = actual")
+    ax.set_xlabel(f"actual {target}")
+    ax.set_ylabel(f"predicted {target}")
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left")
+    return save(fig, path)
+
+
+def residual_plot(y: np.ndarray, pred: np.ndarray, path: str | Path, title: str, target: str = "target",
+                  max_points: int = 5000, seed: int = 0) -> Path:
+    """Residuals (actual - predicted) against the prediction, and their histogram, side by side."""
+    keep = _subsample(len(y), max_points, seed)
+    y, pred = np.asarray(y, dtype=float)[keep], np.asarray(pred, dtype=float)[keep]
+    resid = y - pred
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].scatter(pred, resid, s=6, alpha=0.5)
+    axes[0].axhline(0.0, color="grey", ls="--", lw=0.8)
+    axes[0].set_xlabel(f"predicted {target}")
+    axes[0].set_ylabel("residual (actual - predicted)")
+    axes[1].hist(resid, bins=min(50, max(10, len(resid) // 10)), color="tab:blue")
+    axes[1].set_xlabel("residual")
+    axes[1].set_ylabel("rows")
+    fig.suptitle(title)
     return save(fig, path)
