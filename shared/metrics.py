@@ -40,11 +40,13 @@ def binary_classification(y_true: Sequence[int], p_pos: Sequence[float], thresho
 
 
 def multiclass_classification(
-    y_true: Sequence[int], proba: np.ndarray, labels: Sequence[str] | None = None, top_k: Sequence[int] = ()
+    y_true: Sequence[int], proba: np.ndarray, labels: Sequence[str] | None = None, top_k: Sequence[int] = (),
+    ovr_auc: bool = False,
 ) -> dict[str, float]:
     """Accuracy, macro/weighted F1, log-loss, top-k accuracy, per-class P/R/F1 (keys
-    ``<label>/precision`` …), and ROC-AUC when there are exactly two classes.
-    ``proba`` is ``(n, n_classes)``; ``y_true`` holds class indices."""
+    ``<label>/precision`` …), and ROC-AUC when there are exactly two classes (with ``ovr_auc``,
+    for more classes too: the macro average of one-vs-rest ROC-AUCs, when ``y_true`` holds every
+    class). ``proba`` is ``(n, n_classes)``; ``y_true`` holds class indices."""
     y = np.asarray(y_true).astype(int)
     proba = np.asarray(proba, dtype=float)
     n_classes = proba.shape[1]
@@ -61,6 +63,8 @@ def multiclass_classification(
             out[f"top{k}_accuracy"] = skm.top_k_accuracy_score(y, proba, k=k, labels=classes)
     if n_classes == 2 and len(np.unique(y)) == 2:
         out["roc_auc"] = skm.roc_auc_score(y, proba[:, 1])
+    elif ovr_auc and n_classes > 2 and len(np.unique(y)) == n_classes:
+        out["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", average="macro", labels=classes)
     p, r, f, _support = skm.precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
     names = list(labels) if labels is not None else [str(c) for c in classes]
     for i, name in enumerate(names):
