@@ -25,12 +25,13 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
 from vision_app.common import shapes
+from vision_app.common.annotations import coco_images_dir, read_classes_file, yolo_names_file
 from vision_app.common.data import SPLIT_NAMES, raise_if_bad, voc_image_sets
 from vision_app.common.images import BadImage, decode_image, read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
 from vision_app.detect.formats import DetectionSet, read_coco, read_voc
-from vision_app.detect.yolo_txt import read_classes_file, read_yolo_folders
+from vision_app.detect.yolo_txt import read_yolo_folders
 
 log = logging.getLogger(__name__)
 APP = "vision_app"
@@ -231,8 +232,7 @@ def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error
     order."""
     p = Path(path)
     if p.suffix.lower() == ".json":
-        images = p.parent / "images" if (p.parent / "images").is_dir() else p.parent
-        ds = read_coco(p, images, bad_boxes)
+        ds = read_coco(p, coco_images_dir(p), bad_boxes)
     elif (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir():
         ds = read_voc(p / "Annotations", p / "JPEGImages", bad_boxes=bad_boxes)
         listed = p / "ImageSets" / "Main" / "test.txt"
@@ -242,8 +242,7 @@ def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error
     elif (p / "annotations").is_dir():
         ds = read_voc(p / "annotations", p / "images", bad_boxes=bad_boxes)
     elif (p / "labels").is_dir():
-        names = p / "data.yaml" if (p / "data.yaml").is_file() else p / "labels" / "classes.txt"
-        ds, _ = read_yolo_folders(p / "labels", p / "images", read_classes_file(names), bad_boxes)
+        ds, _ = read_yolo_folders(p / "labels", p / "images", read_classes_file(yolo_names_file(p)), bad_boxes)
     else:
         raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
                         "or labels/ (YOLO), or a VOC devkit folder (Annotations/, JPEGImages/)")

@@ -14,7 +14,6 @@ common tools write continuous pixel coordinates); YOLO lines are ``class cx cy w
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,10 +21,9 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
-
 from shared.errors import UserError
 from shared.runs import write_json, write_text
+from vision_app.common.annotations import check_size, read_coco_file
 from vision_app.common.images import is_junk
 
 log = logging.getLogger(__name__)
@@ -117,84 +115,30 @@ def box_problem(x1: float, y1: float, x2: float, y2: float, width: int, height: 
     return None
 
 
-def header_size(path: Path, where: str) -> tuple[int, int]:
-    """An image's ``(width, height)`` from its header; ``where`` names the annotation in errors."""
-    if not path.is_file():
-        raise UserError(f"{where}: image {path} is listed but missing")
-    try:
-        with Image.open(path) as im:  # reads the header only
-            return im.size
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise UserError(f"{where}: cannot read image {path}: {exc}") from None
-
-
-def _check_size(path: Path, width: int, height: int, where: str) -> tuple[int, int]:
-    """The image's ``(width, height)``: the annotation's, checked against the file; the file's
-    when the annotation has none (a size of 0, or missing)."""
-    real = header_size(path, where)
-    if not width or not height:
-        return real
-    if real != (width, height):
-        raise UserError(f"{where}: annotation says {width}x{height} but image {path} is {real[0]}x{real[1]}")
-    return real
-
-
 # ---- COCO ------------------------------------------------------------------------------------
 
 def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad_boxes: str = "error") -> DetectionSet:
     """A COCO instances JSON; categories are ordered by id; ``iscrowd`` objects are skipped."""
-    path, images_dir = Path(annotations), Path(images_dir)
-    if not path.is_file():
-        raise UserError(f"COCO annotation file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is not valid JSON: {exc}") from None
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise UserError(f"{path}: a COCO file needs a '{key}' list")
+    coco = read_coco_file(annotations, images_dir)
     check = BoxChecker(bad_boxes)
-    cats = sorted(data["categories"], key=lambda c: c["id"])
-    cat_index = {c["id"]: i for i, c in enumerate(cats)}
-    records, by_id = [], {}
-    for img in data["images"]:
-        where = f"{path} image id {img.get('id')}"
-        if "file_name" not in img or "id" not in img:
-            raise UserError(f"{where}: an image needs an 'id' and a 'file_name'")
-        rec = ImageRecord(_coco_file(str(img["file_name"]), images_dir), 0, 0)
-        rec.width, rec.height = _check_size(images_dir / rec.file, int(img.get("width") or 0),
-                                            int(img.get("height") or 0), where)
-        records.append(rec)
-        by_id[img["id"]] = rec
-    for ann in data["annotations"]:
-        where = f"{path} annotation id {ann.get('id')}"
+    records = {i: ImageRecord(img.file, img.width, img.height) for i, img in coco.images.items()}
+    for ann in coco.annotations:
+        where = f"{coco.path} annotation id {ann.get('id')}"
         if ann.get("iscrowd", 0):
             continue
         missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
         if missing or not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
             raise UserError(f"{where}: no {', '.join(repr(k) for k in missing) or 'bbox [x, y, w, h]'} (a box-less "
                             f"segmentation cannot train a detector; give every annotation a bbox [x, y, w, h])")
-        rec = by_id.get(ann["image_id"])
-        if rec is None:
-            raise UserError(f"{where}: image_id {ann['image_id']} is not in 'images'")
-        if ann["category_id"] not in cat_index:
-            raise UserError(f"{where}: unknown category_id {ann['category_id']} "
-                            f"(known: {sorted(cat_index)})")
+        coco.image_of(ann, where)
+        rec, label = records[ann["image_id"]], coco.category_of(ann, where)
         x, y, w, h = ann["bbox"]
         box = check([x, y, x + w, y + h], rec.width, rec.height, where)
         if box is not None:
             rec.boxes.append(box)
-            rec.labels.append(cat_index[ann["category_id"]])
-    check.finish(path)
-    return DetectionSet([str(c["name"]) for c in cats], records, str(images_dir))
-
-
-def _coco_file(name: str, images_dir: Path) -> str:
-    """``file_name`` relative to ``images_dir``; a name with a folder in front (``train2017/x.jpg``,
-    Label Studio's ``images/x.jpg``) when ``images_dir`` is that folder already: its last part."""
-    if not (images_dir / name).is_file() and Path(name).parent != Path(".") and (images_dir / Path(name).name).is_file():
-        return Path(name).name
-    return name
+            rec.labels.append(label)
+    check.finish(coco.path)
+    return DetectionSet([str(c["name"]) for c in coco.categories], list(records.values()), str(coco.images_dir))
 
 
 def write_coco(ds: DetectionSet, path: str | os.PathLike) -> Path:
@@ -243,7 +187,7 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
     index = {n: i for i, n in enumerate(names)}
     records, check = [], BoxChecker(bad_boxes)
     for xml_path, name, w, h, objects in parsed:
-        w, h = _check_size(images_dir / name, w, h, str(xml_path))  # no <size>: the image's
+        w, h = check_size(images_dir / name, w, h, str(xml_path))  # no <size>: the image's
         rec = ImageRecord(name, w, h)
         for cls, box, where in objects:
             if cls not in index:
