@@ -13,11 +13,16 @@ from vision_app.common.config import AugmentConfig, ImageLimitsConfig, VisionSer
 class SegmentData(ImageLimitsConfig):
     """``shapes``: the generated set (:mod:`vision_app.common.shapes`). ``folder``: ``path/images/*``,
     ``path/masks/<same stem><mask_suffix>.<ext>`` and ``path/classes.json`` (or ``classes:`` here);
-    an optional ``path/split.json`` fixes the split, otherwise it is drawn with ``seed``."""
+    an optional ``path/split.json`` fixes the split, otherwise it is drawn with ``seed``.
+    ``coco`` / ``yolo``: polygons (and COCO RLE) drawn into masks
+    (:mod:`vision_app.segment.polygon_masks`); a set's own split folders or files are its split."""
 
-    source: Literal["shapes", "folder"] = "shapes"
+    # coco: path is a COCO .json or an export's folder (Roboflow train/_annotations.coco.json,
+    # COCO annotations/instances_train2017.json); yolo: an Ultralytics YOLO-seg folder (data.yaml,
+    # images/{train,val}, labels/{train,val})
+    source: Literal["shapes", "folder", "coco", "yolo"] = "shapes"
     path: str | None = None
-    classes: list[str] | None = None
+    classes: list[str] | None = None  # background first; coco/yolo: fixes the order of the file's classes
     image_folder: str = "images"  # folder only: the sub-folders of path (PennFudan: PNGImages, PedMasks)
     mask_folder: str = "masks"
     mask_suffix: str = ""  # image cat.jpg -> mask cat<suffix>.png, e.g. "_mask"
@@ -33,8 +38,10 @@ class SegmentData(ImageLimitsConfig):
 
     @model_validator(mode="after")
     def _path_needed(self) -> SegmentData:
-        if self.source == "folder" and not self.path:
-            raise ValueError("data.path is required when data.source is 'folder'")
+        if self.source != "shapes" and not self.path:
+            raise ValueError(f"data.path is required when data.source is '{self.source}'")
+        if self.source in ("coco", "yolo") and self.mask_mode != "class_ids":
+            raise ValueError(f"data.source={self.source} draws class-id masks: leave data.mask_mode at class_ids")
         return self
 
 

@@ -1,6 +1,7 @@
 """Segmentation data: ``root/images/*`` with ``root/masks/<stem><mask_suffix>.png`` (class ids per
 pixel, or one foreground class from 0/255, colour or instance masks: ``data.mask_mode``) and a
-class list, or the generated shapes set; validated, de-duplicated and split once by
+class list, or the generated shapes set, or COCO / YOLO-seg polygons drawn into masks
+(:mod:`vision_app.segment.polygon_masks`); validated, de-duplicated and split once by
 ``preprocess`` into the manifest cache. The train and eval presets live here too: ``evaluate``,
 ``predict`` and the server all feed the model through :func:`eval_preset`.
 """
@@ -18,6 +19,7 @@ from vision_app.common.images import BadImage, ImageLimits, image_files, read_im
 from vision_app.common.manifest import write_manifest
 from vision_app.common.shapes import ensure_shapes
 from vision_app.common.transforms import SegmentationEval, SegmentationTrain
+from vision_app.segment.polygon_masks import drawn_masks
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ def eval_preset(cfg) -> SegmentationEval:
 
 def segmentation_records(cfg) -> tuple[list[str], list[tuple[str, str]], dict | None]:
     """``(class names, [(image path, mask path), …], fixed split or None)`` for ``cfg.data``."""
+    if cfg.source in ("coco", "yolo"):
+        return drawn_masks(cfg)
     if cfg.source == "shapes":
         root = ensure_shapes(data_root() / "generated" / f"shapes-{cfg.image_size}px-{cfg.n_images}-s{cfg.seed}",
                              cfg.n_images, cfg.image_size, cfg.seed)
@@ -142,8 +146,24 @@ def preprocess(cfg) -> dict:
 
 
 def masked_records(cfg, path: Path, classes: list[str]) -> list[dict]:
-    """``evaluate --data``: a folder with images/ and masks/ (ids in the run's class order)."""
-    dcfg = cfg.data.model_copy(update={"source": "folder", "path": str(path), "classes": classes})
+    """``evaluate --data``: a folder with images/ and masks/ (ids in the run's class order), a COCO
+    .json or export folder, or a YOLO-seg folder (``labels/`` or ``data.yaml``; every split read,
+    the classes mapped to the run's by name)."""
+    source = eval_source(cfg.data, path)
+    drawn = {"mask_mode": "class_ids"} if source != "folder" else {}  # drawn masks hold class ids
+    dcfg = cfg.data.model_copy(update={"source": source, "path": str(path), "classes": classes, **drawn})
     _, pairs, _ = segmentation_records(dcfg)
     validate_segmentation(pairs, len(classes), cfg.data.limits(), dcfg.mask_mode)
     return [_record(i, m, dcfg.mask_mode) for i, m in pairs]
+
+
+def eval_source(data, path: Path) -> str:
+    """What ``evaluate --data path`` holds: ``coco`` (a .json, or a folder of COCO files without
+    a mask folder), ``yolo`` (``labels/`` or ``data.yaml``), else ``folder`` (images and masks)."""
+    if path.suffix.lower() == ".json":
+        return "coco"
+    if (path / data.mask_folder).is_dir() or (path / "classes.json").is_file():
+        return "folder"
+    if (path / "labels").is_dir() or (path / "data.yaml").is_file():
+        return "yolo"
+    return "coco" if any(path.glob("*.json")) or any(path.glob("*/*.json")) else "folder"

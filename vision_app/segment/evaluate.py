@@ -71,7 +71,8 @@ def score(cfg, run: Path, records: list[dict], runner: Runner, out_dir: Path, sp
 
 def evaluate(cfg, run: Path, data: Path | None = None) -> dict:
     """Score the run on its test split (into ``evaluations/test-split/``), or on ``--data`` (a folder
-    with images/, masks/ and classes.json, into ``evaluations/<stem>/``), with the backend
+    with images/, masks/ and classes.json, a COCO .json or export folder, or a YOLO-seg folder; into
+    ``evaluations/<stem>/``), with the backend
     ``serve:`` names; the run's own ``metrics.json`` is never written here."""
     runner = run_backend(cfg, run, lambda: load_model(run, cfg), lambda: export(cfg, run))
     out = evaluation_dir(run, data)
