@@ -16,6 +16,7 @@ from shared.errors import UserError
 from shared.runs import latest_run
 from vision_app.common.images import read_mask
 from vision_app.common.manifest import load_manifest
+from vision_app.common.shapes import generate_shapes
 from vision_app.segment.config import SegmentConfig
 from vision_app.tasks import TASKS
 
@@ -95,6 +96,15 @@ def test_coco_polygons_rle_and_crowds_drawn_into_masks(tmp_path):
     # the folder finds its one JSON and images/; data.classes fixes the order
     _, again = _masks(_cfg("coco", path.parent, name="seg-polygons-order", classes=["background", "dog", "cat"]))
     assert again["a.png"][10, 10] == 2 and again["a.png"][3, 3] == 1
+
+
+def test_the_generated_sets_coco_polygons_draw_its_own_masks(tmp_path):
+    root = generate_shapes(tmp_path / "shapes", 12, image_size=32, seed=4)
+    manifest, masks = _masks(_cfg("coco", root / "annotations.json"))
+    assert manifest["classes"] == json.loads((root / "classes.json").read_text())
+    for name, drawn in masks.items():  # the same polygons, rounded to 0.01 px in the JSON
+        truth = read_mask(root / "masks" / name)
+        assert (drawn == truth).mean() > 0.99, name
 
 
 def test_roboflow_split_folders_are_the_split(tmp_path):
