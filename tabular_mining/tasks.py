@@ -3,6 +3,7 @@
 - ``classify``: binary classification of a table (``churn.yaml``): logistic, XGBoost, LightGBM,
   FT-Transformer; ``distributed: dask`` scales the trees out; ``tune`` searches parameters;
   ``export`` writes the boosted trees as ONNX.
+- ``regress``: a numeric target of a table (``house_prices.yaml``): ridge, XGBoost, LightGBM.
 - ``segment``: customer segments by clustering the same feature pipeline (``segments.yaml``).
 - ``rules``: frequent itemsets and association rules from baskets (``rules.yaml``).
 
@@ -19,6 +20,12 @@ from tabular_mining.classify import serve as classify_serve
 from tabular_mining.classify import train as classify_train
 from tabular_mining.classify import tune as classify_tune
 from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.regress import data as regress_data
+from tabular_mining.regress import evaluate as regress_evaluate
+from tabular_mining.regress import predict as regress_predict
+from tabular_mining.regress import serve as regress_serve
+from tabular_mining.regress import train as regress_train
+from tabular_mining.regress.config import RegressConfig
 from tabular_mining.rules import data as rules_data
 from tabular_mining.rules import evaluate as rules_evaluate
 from tabular_mining.rules import predict as rules_predict
@@ -44,6 +51,11 @@ TASKS = {
         extra={"tune": Extra(classify_tune.tune, "Optuna search on inner CV of the training rows; "
                                                  "then train with model.params_from=RUN", on="recipe"),
                "stream": Extra(classify_serve.stream, STREAM_HELP, on="run")}),
+    "regress": Task(
+        config=RegressConfig, help="regression of a numeric column of a table (house prices)",
+        preprocess=regress_data.preprocess, train=regress_train.train, evaluate=regress_evaluate.evaluate,
+        predict=regress_predict.predict, predictor=regress_serve.RegressPredictor.from_run,
+        extra={"stream": Extra(regress_serve.stream, STREAM_HELP, on="run")}),
     "segment": Task(
         config=SegmentConfig, help="customer segments by clustering (k-means, HDBSCAN)",
         preprocess=segment_data.preprocess, train=segment_train.train, evaluate=segment_evaluate.evaluate,

@@ -16,12 +16,15 @@ CONFIGS = Path("configs/tabular_mining")
 CHURN = str(CONFIGS / "churn-quick.yaml")
 SEGMENTS = str(CONFIGS / "segments-quick.yaml")
 RULES = str(CONFIGS / "rules-quick.yaml")
+HOUSES = str(CONFIGS / "house_prices-quick.yaml")
 # small enough for seconds on a shared CPU, large enough to learn something
 CHURN_SMALL = ["name=churn-smoke", "data.sample=800", "eval.cv_folds=2",
                "model.xgboost.n_estimators=60", "model.lightgbm.n_estimators=60"]
 SEGMENTS_SMALL = ["name=segments-smoke", "data.sample=600", "model.k_max=4", "model.n_init=1",
                   "eval.silhouette_sample=300"]
 RULES_SMALL = ["name=rules-smoke"]
+HOUSES_SMALL = ["name=house-prices-smoke", "data.sample=600", "model.xgboost.n_estimators=60",
+                "model.lightgbm.n_estimators=60"]
 
 
 def run_cli(*argv) -> int:
@@ -67,6 +70,11 @@ def segment_run() -> Path:
 @pytest.fixture(scope="session")
 def rules_run() -> Path:
     return train(RULES, RULES_SMALL)
+
+
+@pytest.fixture(scope="session")
+def regress_run() -> Path:
+    return train(HOUSES, HOUSES_SMALL)
 
 
 @pytest.fixture

@@ -12,8 +12,12 @@ from shared.serving import create_app
 from shared.serving.testing import fuzz_openapi, poisoned_batch, running_server
 from tabular_mining.tasks import TASKS
 
-RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run"}
-RESPONSES = {"classify": "ClassifyResponse", "segment": "SegmentResponse", "rules": "RulesResponse"}
+RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run", "regress": "regress_run"}
+RESPONSES = {"classify": "ClassifyResponse", "segment": "SegmentResponse", "rules": "RulesResponse",
+             "regress": "RegressResponse"}
+# the numeric and the text feature each table's bad values go into (Telco customers; Ames houses)
+FIELDS = {"classify": ("tenure", "contract"), "segment": ("tenure", "contract"),
+          "regress": ("Lot_Area", "Neighborhood")}
 X = '"__X__"'  # stands for the raw JSON put into a numeric or text field of a valid body
 
 
@@ -30,7 +34,8 @@ def _app(task: str, run, overrides=()):
 
 def _template(task: str, predictor, field: str) -> str:
     """The predictor's example with one field replaced by the placeholder ``X``: ``number`` is
-    a numeric feature (``tenure``) or ``top_k``; ``text`` a categorical (``contract``) or an item."""
+    a numeric feature (``tenure``) or ``top_k``; ``text`` a categorical (``contract``) or an item
+    (:data:`FIELDS`)."""
     body = predictor.example()
     if task == "rules":
         if field == "number":
@@ -38,7 +43,7 @@ def _template(task: str, predictor, field: str) -> str:
         else:
             body["instances"][0]["items"] = ["__X__"]
     else:
-        body["instances"][0]["tenure" if field == "number" else "contract"] = "__X__"
+        body["instances"][0][FIELDS[task][0] if field == "number" else FIELDS[task][1]] = "__X__"
     return json.dumps(body)
 
 
@@ -116,7 +121,7 @@ def test_the_openapi_document_has_the_request_and_the_response(server):
     assert "examples" in doc["components"]["schemas"][RESPONSES[task]]
 
 
-@pytest.mark.parametrize("task", ["classify", "segment"])
+@pytest.mark.parametrize("task", ["classify", "segment", "regress"])
 @pytest.mark.parametrize("value", ["1e308", "-3.5e38", "123456789012345678901"])
 def test_a_number_a_float32_cannot_hold_is_refused_naming_the_field(task, value, request):
     app, predictor = _app(task, request.getfixturevalue(RUNS[task]))
@@ -126,7 +131,7 @@ def test_a_number_a_float32_cannot_hold_is_refused_naming_the_field(task, value,
         if value.startswith("1234"):  # over 64 bits: refused by the JSON reader itself
             assert r.status_code == 422 and "64 bits" in r.json()["error"]
         else:
-            assert r.status_code == 422 and r.json()["error"].startswith("instances[0]: tenure: "), r.text
+            assert r.status_code == 422 and r.json()["error"].startswith(f"instances[0]: {FIELDS[task][0]}: "), r.text
         _assert_still_serving(c, predictor)
 
 
@@ -163,7 +168,7 @@ def _poison(task: str, predictor) -> tuple[dict, dict]:
     good = predictor.example()
     if task == "rules":
         return good, {"instances": [good["instances"][0], {"items": [f"x{j}" for j in range(2000)]}]}
-    bad_row = {**good["instances"][0], "tenure": 1e308}  # over float32: refused by prepare
+    bad_row = {**good["instances"][0], FIELDS[task][0]: 1e308}  # over float32: refused by prepare
     return good, {**good, "instances": [good["instances"][0], bad_row]}
 
 

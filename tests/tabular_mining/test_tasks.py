@@ -17,31 +17,40 @@ from fastapi.testclient import TestClient
 from shared.cli import run_config
 from shared.config import load_config, read_yaml
 from tabular_mining import load
-from tabular_mining.common.table import load_telco
+from tabular_mining.common.table import load_dataset, load_telco
 from tabular_mining.tasks import TASKS
 
-RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run"}
+RUNS = {"classify": "churn_run", "segment": "segment_run", "rules": "rules_run", "regress": "regress_run"}
 RECIPES = {"classify": "configs/tabular_mining/churn-quick.yaml",
+           "regress": "configs/tabular_mining/house_prices-quick.yaml",
            "segment": "configs/tabular_mining/segments-quick.yaml",
            "rules": "configs/tabular_mining/rules-quick.yaml"}
-MISSING = {("segment", "export"), ("rules", "export"),
-           ("segment", "tune"), ("rules", "tune")}
+MISSING = {("segment", "export"), ("rules", "export"), ("regress", "export"),
+           ("segment", "tune"), ("rules", "tune"), ("regress", "tune")}
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """A labelled table (classify, segment) and a basket file (rules) a user might bring."""
+    """A labelled table (classify, segment; houses for regress) and a basket file (rules) a user might bring."""
     root = tmp_path_factory.mktemp("inputs")
     table = load_telco().sample(60, random_state=1)
     table.to_csv(root / "customers.csv", index=False)
     table.drop(columns=["churn"]).to_csv(root / "unlabelled.csv", index=False)
+    houses = _table("regress").sample(60, random_state=1)
+    houses.to_csv(root / "houses.csv", index=False)
+    houses.drop(columns=["Sale_Price"]).to_csv(root / "unlabelled_houses.csv", index=False)
     (root / "baskets.txt").write_text("streaming_tv,internet_service=Fiber optic,streaming_movies\n"
                                       "phone_service,multiple_lines\nonline_security,tech_support,online_backup\n")
     return root
 
 
 def _input_for(task: str, inputs: Path) -> Path:
-    return inputs / ("baskets.txt" if task == "rules" else "customers.csv")
+    return inputs / {"rules": "baskets.txt", "regress": "houses.csv"}.get(task, "customers.csv")
+
+
+def _table(task: str) -> pd.DataFrame:
+    """The embedded table a task's quick recipe trains on (rules: the Telco customers' services)."""
+    return load_dataset("modeldata/ames") if task == "regress" else load_telco()
 
 
 def test_every_recipe_loads_into_its_task_config():
@@ -83,7 +92,7 @@ def test_evaluate_and_predict_take_the_run_without_a_config(task, request, input
     out = cli_json("evaluate", "--run", run)
     assert Path(out["evaluation"]) == run / "evaluations" / "test-split"
     assert any(k.startswith("test/") for k in out)
-    source = inputs / ("baskets.txt" if task == "rules" else "unlabelled.csv")
+    source = inputs / {"rules": "baskets.txt", "regress": "unlabelled_houses.csv"}.get(task, "unlabelled.csv")
     scored = tmp_path / ("recs.jsonl" if task == "rules" else "scored.csv")
     summary = cli_json("predict", "--run", run, "--input", source, "--output", scored)
     rows = scored.read_text().splitlines()
@@ -103,7 +112,8 @@ def test_evaluate_data_writes_evaluations_stem_with_data_keys(task, request, inp
     assert metrics and all(k.startswith("data/") for k in metrics)
     assert metrics["data/baskets" if task == "rules" else "data/rows"] == (3 if task == "rules" else 60)
     plots = {"classify": ["roc.png", "pr.png", "calibration.png", "confusion_matrix.png"],
-             "segment": ["segments_pca.png", "profiles.csv"], "rules": ["item_support.png"]}[task]
+             "segment": ["segments_pca.png", "profiles.csv"], "rules": ["item_support.png"],
+             "regress": ["predicted_vs_actual.png", "residuals.png", "comparison.md"]}[task]
     assert all((folder / p).exists() for p in plots)
     # the same stem from another folder gets its own folder; nothing is overwritten
     other = tmp_path / _input_for(task, inputs).name
@@ -119,7 +129,7 @@ def test_stream_with_the_run(task, request, tmp_path, cli_json):
         records = [{"id": 1, "items": ["streaming_tv"]}, {"id": 2, "items": ["phone_service", "multiple_lines"]}]
     else:
         names = json.loads((run / "feature_schema.json").read_text())["features"]
-        row = load_telco().head(2)[[f["name"] for f in names]]
+        row = _table(task).head(2)[[f["name"] for f in names]]
         records = [{"id": i, **r} for i, r in enumerate(json.loads(row.to_json(orient="records")), 1)]
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")

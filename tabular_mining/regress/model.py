@@ -1,0 +1,217 @@
+"""The regressors behind one small interface, saved in safe formats (no pickle).
+
+Each model takes the encoded matrix from :mod:`tabular_mining.common.features` and offers
+``predict(X) -> values`` (in the target's own units), ``save(dir)`` and ``load(dir, schema)``.
+``model.log_target`` fits every model on ``log1p(y)``; :class:`LogTarget` then gives ``expm1`` of
+its output, so callers never see the log scale. Early stopping of the trees watches the validation
+RMSE on the scale they are fitted on.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from shared.errors import UserError
+from shared.runs import atomic_path, read_json, write_json
+from tabular_mining.common.features import FeatureSchema, design_matrix
+from tabular_mining.regress.config import LightGBMParams, RidgeParams, XGBoostParams
+
+log = logging.getLogger(__name__)
+LOG_MAX = float(np.log(np.finfo(np.float64).max))  # expm1 above this is infinite
+
+
+class Regressor(Protocol):
+    name: str
+    info: dict
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+    def save(self, directory: Path) -> None: ...
+
+
+class RidgeModel:
+    """Ridge regression on the design matrix (numerics median-imputed, categoricals one-hot), every
+    column standardised on the training rows. Stored as plain numbers in ``ridge.json`` and applied
+    with numpy (in float64, so a record far outside the training data still gets a finite value)."""
+
+    name = "ridge"
+
+    def __init__(self, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
+                 intercept: float, info: dict | None = None):
+        self.schema, self.mean, self.scale, self.coef, self.intercept = schema, mean, scale, coef, intercept
+        self.info = info or {}
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: RidgeParams, seed: int = 0):
+        from sklearn.linear_model import Ridge
+
+        Z = design_matrix(X, schema).astype(np.float64)
+        mean, scale = Z.mean(axis=0), Z.std(axis=0)
+        scale[scale == 0] = 1.0
+        ridge = Ridge(alpha=params.alpha).fit((Z - mean) / scale, y)
+        return cls(schema, mean, scale, ridge.coef_, float(ridge.intercept_), {"n_inputs": Z.shape[1]})
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        Z = (design_matrix(X, self.schema).astype(np.float64) - self.mean) / self.scale
+        return Z @ self.coef + self.intercept
+
+    def save(self, directory: Path) -> None:
+        write_json(directory / "ridge.json", {"mean": self.mean, "scale": self.scale, "coef": self.coef,
+                                              "intercept": self.intercept, "info": self.info})
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> RidgeModel:
+        d = read_json(directory / "ridge.json")
+        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
+
+
+class XGBoostModel:
+    """XGBoost (squared error) with native categoricals and early stopping on the validation
+    rows; the trees past the best round are cut before saving (JSON on disk)."""
+
+    name = "xgboost"
+
+    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
+        self.booster, self.schema, self.info = booster, schema, info or {}
+
+    @staticmethod
+    def _dmatrix(X, schema: FeatureSchema, y=None):
+        import xgboost as xgb
+
+        types = ["c" if c else "q" for c in schema.categorical_mask]
+        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0):
+        import xgboost as xgb
+
+        booster = xgb.train(
+            {"objective": "reg:squarederror", "eval_metric": "rmse", "tree_method": "hist",
+             "eta": params.learning_rate, "max_depth": params.max_depth, "min_child_weight": params.min_child_weight,
+             "subsample": params.subsample, "colsample_bytree": params.colsample_bytree,
+             "lambda": params.reg_lambda, "max_cat_to_onehot": 8, "seed": seed, "nthread": params.n_jobs or 0},
+            cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
+            evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
+            early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
+        )
+        booster = booster[: booster.best_iteration + 1]
+        return cls(booster, schema, {"trees": booster.num_boosted_rounds()})
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.inplace_predict(X).astype(np.float64)
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / "xgboost.json") as tmp:
+            self.booster.save_model(tmp)
+        write_json(directory / "xgboost_info.json", self.info)
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> XGBoostModel:
+        import xgboost as xgb
+
+        booster = xgb.Booster()
+        booster.load_model(directory / "xgboost.json")
+        return cls(booster, schema, read_json(directory / "xgboost_info.json"))
+
+
+class LightGBMModel:
+    """LightGBM (L2) with native categoricals and early stopping (the text model format on disk)."""
+
+    name = "lightgbm"
+
+    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
+        self.booster, self.schema, self.info = booster, schema, info or {}
+
+    @classmethod
+    def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0):
+        import lightgbm as lgb
+
+        cats = [j for j, c in enumerate(schema.categorical_mask) if c]
+        train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
+        valid = lgb.Dataset(X_valid, y_valid, reference=train)
+        booster = lgb.train(
+            {"objective": "regression", "metric": "rmse", "learning_rate": params.learning_rate,
+             "num_leaves": params.num_leaves, "min_child_samples": params.min_child_samples,
+             "bagging_fraction": params.subsample, "bagging_freq": 1 if params.subsample < 1 else 0,
+             "feature_fraction": params.colsample_bytree, "lambda_l2": params.reg_lambda,
+             "cat_smooth": params.cat_smooth, "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0},
+            train, num_boost_round=params.n_estimators, valid_sets=[valid],
+            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+        )
+        return cls(booster, schema, {"trees": booster.best_iteration})
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(X, num_iteration=self.info.get("trees") or None), dtype=np.float64)
+
+    def save(self, directory: Path) -> None:
+        with atomic_path(directory / "lightgbm.txt") as tmp:
+            self.booster.save_model(str(tmp), num_iteration=self.info.get("trees") or None)
+        write_json(directory / "lightgbm_info.json", self.info)
+
+    @classmethod
+    def load(cls, directory: Path, schema: FeatureSchema) -> LightGBMModel:
+        import lightgbm as lgb
+
+        return cls(lgb.Booster(model_file=str(directory / "lightgbm.txt")), schema,
+                   read_json(directory / "lightgbm_info.json"))
+
+
+MODELS: dict[str, type] = {"ridge": RidgeModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel}
+
+
+class LogTarget:
+    """A model fitted on ``log1p(y)``, answering in the target's units (``expm1`` of its output,
+    clipped below the float64 limit so an extreme record gets a large finite value, never infinity)."""
+
+    def __init__(self, inner: Regressor):
+        self.inner, self.name, self.info = inner, inner.name, inner.info
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.expm1(np.minimum(self.inner.predict(X), LOG_MAX))
+
+    def save(self, directory: Path) -> None:
+        self.inner.save(directory)
+
+
+def fit_target(y: np.ndarray, log_target: bool) -> np.ndarray:
+    """What the models are fitted on: ``y``, or ``log1p(y)`` under ``model.log_target``."""
+    if not log_target:
+        return y
+    if (y <= -1).any():
+        raise UserError(f"model.log_target needs target values above -1; {int((y <= -1).sum())} training rows "
+                        f"are not (the smallest is {y.min():g}): set model.log_target=false")
+    return np.log1p(y)
+
+
+def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0) -> Regressor:
+    """Train the model called ``name`` with its section of the ``model`` config on the target's own
+    scale (``y``, ``y_valid``), on ``log1p`` of it under ``model.log_target``."""
+    log_target = model_cfg.log_target
+    model = MODELS[name].fit(schema, X, fit_target(y, log_target), X_valid, fit_target(y_valid, log_target),
+                             getattr(model_cfg, name), seed=seed)
+    return LogTarget(model) if log_target else model
+
+
+LOWER_IS_BETTER = {"rmse", "mae", "mape"}
+
+
+def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
+    """The model with the best validation ``metric`` (ties: the first listed). Pure."""
+    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+    return max(valid_scores, key=lambda name: sign * valid_scores[name][metric])
+
+
+def save_model(model: Regressor, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    write_json(directory / "model.json", {"model": model.name, "log_target": isinstance(model, LogTarget),
+                                          **model.info})
+
+
+def load_model(directory: Path, schema: FeatureSchema) -> Regressor:
+    """Load a saved model directory (its ``model.json`` names the model and the target's scale)."""
+    meta = read_json(directory / "model.json")
+    model = MODELS[meta["model"]].load(directory, schema)
+    return LogTarget(model) if meta.get("log_target") else model
