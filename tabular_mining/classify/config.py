@@ -85,7 +85,9 @@ class FTTransformerParams(StrictModel):
 class ClassifyModel(StrictModel):
     name: Literal["all"] | ModelName = Field("all", description="'all' trains every candidate and serves the best")
     candidates: list[ModelName] = Field(default_factory=lambda: ["logistic", "xgboost", "lightgbm"], min_length=1)
-    select_by: Literal["roc_auc", "pr_auc", "log_loss", "f1", "accuracy"] = "roc_auc"
+    select_by: Literal["roc_auc", "pr_auc", "log_loss", "f1", "accuracy"] = Field(
+        "roc_auc", description="validation metric that picks the served model; for more than two classes roc_auc is "
+                               "the macro one-vs-rest ROC-AUC and f1 the macro F1 (pr_auc is for two)")
     logistic: LogisticParams = Field(default_factory=LogisticParams)
     xgboost: XGBoostParams = Field(default_factory=XGBoostParams)
     lightgbm: LightGBMParams = Field(default_factory=LightGBMParams)
@@ -98,7 +100,8 @@ class ClassifyModel(StrictModel):
 
 
 class ClassifyEval(StrictModel):
-    threshold: float = Field(0.5, gt=0, lt=1, description="probability at or above which the label is positive")
+    threshold: float = Field(0.5, gt=0, lt=1, description="probability at or above which the label is positive "
+                             "(two classes; with more, the label is the most probable class)")
     cv_folds: int = Field(5, ge=0, description="stratified k-fold CV over all rows; 0 = off")
     plots: bool = True
 
@@ -123,13 +126,15 @@ class TuneConfig(StrictModel):
     n_trials: int = Field(30, ge=1, description="the trial budget")
     timeout_s: float | None = Field(None, gt=0, description="stop starting trials after this long")
     cv_folds: int = Field(3, ge=2)
-    metric: Literal["roc_auc", "pr_auc", "log_loss"] = "roc_auc"
+    metric: Literal["roc_auc", "pr_auc", "log_loss"] = Field(
+        "roc_auc", description="for more than two classes roc_auc is the macro one-vs-rest ROC-AUC; pr_auc is for two")
     prune: bool = True
     seed: int = 0
 
 
 class ClassifyConfig(StrictModel):
-    """``task: classify``: binary classification of a table (the churn recipe)."""
+    """``task: classify``: classification of a table, two classes (the churn recipe) or more
+    (``penguins.yaml``)."""
 
     name: str = "churn"
     task: Literal["classify"] = "classify"

@@ -57,11 +57,11 @@ from tabular_mining.common.features import (
 )
 from tabular_mining.common.table import (
     TableData,
-    binary_target,
     check_columns,
     csv_args,
     load_dataset,
     split_cache_dir,
+    target_classes,
 )
 
 log = logging.getLogger(__name__)
@@ -118,10 +118,14 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     missing, counts = dask.compute(target.isna().sum(), target.astype(str).value_counts())
     if missing:
         raise UserError(f"{source}: target column {d.target!r} has {missing} missing values")
-    # binary_target decides the classes from a Series; a count-preserving-order stand-in keeps it O(classes)
+    # target_classes decides the classes from a Series; a count-preserving-order stand-in keeps it O(classes)
     scale = max(1, int(counts.sum() // 100_000))
     stand_in = pd.Series(np.repeat(counts.index.values, np.maximum(counts.values // scale, 1)))
-    classes, positive = binary_target(stand_in, d.positive_class, source, d.target)
+    classes = target_classes(stand_in, d.positive_class, source, d.target)
+    if len(classes) > 2:
+        raise UserError(f"{source}: target column {d.target!r} has {len(classes)} classes; distributed: dask trains "
+                        "two-class targets only (its split and models are binary): train without distributed=dask")
+    positive = classes[1]
     parts = stratified_split(ddf, d, [str(c) for c in counts.index])
     sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
     kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)

@@ -9,6 +9,7 @@ and ``evaluate`` call :func:`load_splits`, which makes the splits when the cache
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +23,11 @@ from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.common.features import NUMERIC, FeatureSchema, clean, infer_schema
 from tabular_mining.common.table import (
     TableData,
-    binary_target,
     check_columns,
     describe_missing,
     load_table,
     split_cache_dir,
+    target_classes,
 )
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,12 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     """Read, validate, split and write the cache; returns the splits."""
     df, source = load_table(cfg)
     check_columns(df, cfg, source)
-    classes, positive = binary_target(df[cfg.target], cfg.positive_class, source, cfg.target)
+    classes = target_classes(df[cfg.target], cfg.positive_class, source, cfg.target)
     if cfg.sample and cfg.sample < len(df):
         df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
                                  random_state=cfg.seed)
     y = df[cfg.target].astype(str)
-    if y.value_counts().min() < 5:
-        raise UserError(f"{source}: class {y.value_counts().idxmin()!r} has fewer than 5 rows; too few to split")
+    check_class_rows(y, cfg, source, len(classes))
     train, valid, test = split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed)
     schema = infer_schema(train, cfg.target, classes, cfg.id_columns, cfg.drop_columns,
                           cfg.categorical, cfg.numeric, source)
@@ -97,8 +97,7 @@ def make_splits(name: str, cfg: TableData) -> Splits:
         "source": source,
         "source_sha256": file_sha256(cfg.path) if cfg.path else None,
         "rows": {k: len(v) for k, v in parts.items()},
-        "positive_rate": {k: float((v[cfg.target].astype(str) == positive).mean()) if len(v) else None
-                          for k, v in parts.items()},
+        **class_shares(parts, cfg.target, classes),
         "missing_cells": missing,
         "split": "stratified (scikit-learn train_test_split, seeded)",
         "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
@@ -110,6 +109,36 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     write_json(out / "manifest.json", manifest)  # written last: its presence marks a complete cache
     log.info("preprocessed %s: %s rows → %s", source, len(df), out)
     return Splits(**parts, schema=schema, manifest=manifest)
+
+
+def min_class_rows(cfg: TableData, n_classes: int) -> int:
+    """The fewest rows a class may have: 5 for two classes; for more, enough that the stratified
+    split gives it a row in the validation and test splits (the macro ROC-AUC needs every class)."""
+    if n_classes == 2:
+        return 5
+    return max(5, math.ceil(1 / cfg.valid_size), math.ceil(1 / cfg.test_size) if cfg.test_size else 0)
+
+
+def check_class_rows(y: pd.Series, cfg: TableData, source: str, n_classes: int) -> None:
+    """A one-line error naming the rarest class when it has too few rows to split (scikit-learn's
+    stratified split would otherwise fail with 'The least populated class in y has only 1 member')."""
+    counts, need = y.value_counts(), min_class_rows(cfg, n_classes)
+    if counts.min() < need:
+        raise UserError(f"{source}: class {counts.idxmin()!r} of {cfg.target!r} has {counts.min()} rows, fewer than "
+                        f"the {need} a stratified train/valid/test split (data.valid_size={cfg.valid_size:g}, "
+                        f"data.test_size={cfg.test_size:g}) needs; merge it into another class with data.label_map "
+                        "or drop its rows")
+
+
+def class_shares(parts: dict[str, pd.DataFrame], target: str, classes: list[str]) -> dict:
+    """The manifest's class balance: the positive rate per split for two classes; rows per class
+    for more."""
+    labels = {k: v[target].astype(str) for k, v in parts.items()}
+    if len(classes) == 2:
+        return {"positive_rate": {k: float((y == classes[1]).mean()) if len(y) else None for k, y in labels.items()}}
+    return {"positive_rate": {k: None for k in labels},
+            "class_rows": {c: int((labels["train"] == c).sum()) for c in classes},
+            "class_rows_by_split": {k: {c: int((y == c).sum()) for c in classes} for k, y in labels.items()}}
 
 
 def load_splits(name: str, cfg: TableData, made_by: str = "local") -> Splits:

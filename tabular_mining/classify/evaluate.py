@@ -9,7 +9,9 @@ The config is the run's own with the command-line overrides on top (``eval.thres
 ``<run>/evaluations/<file stem>/`` (``metrics.json`` with ``data/`` keys and the row count, ROC,
 PR, calibration and confusion-matrix plots, ``comparison.md``); without it the test split is
 scored into ``<run>/evaluations/test-split/``. The run's own ``metrics.json`` (what ``train``
-measured) is never changed by this stage.
+measured) is never changed by this stage. For K > 2 classes the label is the most probable class
+(``eval.threshold`` is for two), the metrics are accuracy, macro F1, log-loss, the macro one-vs-rest
+ROC-AUC and per-class precision/recall/F1, and the plot is the confusion matrix.
 """
 from __future__ import annotations
 
@@ -24,16 +26,19 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from shared import plots
 from shared.errors import UserError
-from shared.metrics import binary_classification, confusion, mean_std, with_split
+from shared.metrics import confusion, mean_std, with_split
 from shared.runs import TEST_SPLIT, evaluation_dir, read_json, write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import Splits, load_splits
-from tabular_mining.classify.model import Classifier, fit_model, load_model
+from tabular_mining.classify.model import Classifier, fit_model, load_model, score_probabilities
 from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
 from tabular_mining.common.table import TableData, apply_label_map, headerless_hint, read_table
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy")
+MULTICLASS_TABLE_METRICS = ("roc_auc", "log_loss", "macro_f1", "accuracy")
+HEADS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log-loss", "brier": "Brier", "f1": "F1",
+         "accuracy": "accuracy", "macro_f1": "macro F1"}
 TEST_SPLIT_DIR = TEST_SPLIT
 
 
@@ -101,18 +106,22 @@ def label_map_hint(unseen: list[str], classes: list[str]) -> str:
 
 
 def score_models(loaded: ClassifyRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The true labels of ``frame`` and every model's positive-class probabilities."""
+    """The true labels of ``frame`` and every model's probabilities (of the positive class; for
+    K > 2 classes, ``(n, K)``)."""
     X, y = encode_frame(frame, loaded.schema, source), encode_target(frame[loaded.schema.target], loaded.schema)
     return y, {name: m.predict_proba(X) for name, m in loaded.models.items()}
 
 
 def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores: dict[str, np.ndarray],
                  split: str, out: Path, cv: dict | None = None) -> dict[str, dict[str, float]]:
-    """Metrics of every model at ``cfg.eval.threshold``; plots, ``comparison.md`` and
-    ``comparison.json`` into ``out``. Returns the metrics by model."""
-    threshold = cfg.eval.threshold
-    by_model = {name: binary_classification(y, p, threshold) for name, p in scores.items()}
-    if cfg.eval.plots:
+    """Metrics of every model at ``cfg.eval.threshold`` (the argmax for K > 2 classes); plots,
+    ``comparison.md`` and ``comparison.json`` into ``out``. Returns the metrics by model."""
+    threshold, classes = cfg.eval.threshold, loaded.schema.classes
+    by_model = {name: score_probabilities(y, p, classes, threshold) for name, p in scores.items()}
+    if cfg.eval.plots and len(classes) > 2:
+        plots.confusion_matrix(confusion(y, scores[loaded.served].argmax(axis=1), len(classes)), classes,
+                               out / "confusion_matrix.png", title=f"{loaded.served}, most probable class ({split})")
+    elif cfg.eval.plots:
         plots.roc_curves(y, scores, out / "roc.png", title=f"ROC ({split})")
         plots.pr_curves(y, scores, out / "pr.png", title=f"Precision-recall ({split})")
         plots.calibration(y, scores, out / "calibration.png")
@@ -129,16 +138,18 @@ def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores
 
 def comparison_table(scores: dict, selection: dict, cv: dict, served: str, split: str = "test",
                      rows: int | None = None) -> str:
-    """The models side by side on ``split`` (``test``, ``valid`` or ``data`` for a user's file)."""
-    head = (f"| model | valid ROC-AUC | {split} ROC-AUC | {split} PR-AUC | {split} log-loss | {split} Brier | "
-            f"{split} F1 | {split} accuracy |")
+    """The models side by side on ``split`` (``test``, ``valid`` or ``data`` for a user's file); for
+    K > 2 classes ROC-AUC is the macro one-vs-rest one and F1 the macro F1."""
+    columns = MULTICLASS_TABLE_METRICS if any("macro_f1" in m for m in scores.values()) else TABLE_METRICS
+    head = "| model | valid ROC-AUC | " + " | ".join(f"{split} {HEADS[k]}" for k in columns) + " |"
     if cv:
         head += " CV ROC-AUC (mean ± std) |"
     head += " fit s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, m in scores.items():
-        row = f"| {name}{' (served)' if name == served else ''} | {selection['valid'][name]['roc_auc']:.4f} | " + \
-              " | ".join(f"{m[k]:.4f}" for k in TABLE_METRICS) + " |"
+        valid = selection["valid"][name].get("roc_auc", float("nan"))
+        row = f"| {name}{' (served)' if name == served else ''} | {valid:.4f} | " + \
+              " | ".join(f"{m.get(k, float('nan')):.4f}" for k in columns) + " |"
         if cv:
             row += f" {cv[name]['roc_auc_mean']:.4f} ± {cv[name]['roc_auc_std']:.4f} |"
         row += f" {selection['fit_seconds'].get(name, float('nan')):.2f} |"
@@ -165,7 +176,8 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
     by_model = write_report(loaded, cfg, y, scores, split, out)
     metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
     write_json(out / "metrics.json", metrics)
-    return {"evaluation": str(out), "model": loaded.served, "threshold": cfg.eval.threshold,
+    threshold = cfg.eval.threshold if len(loaded.schema.classes) == 2 else None
+    return {"evaluation": str(out), "model": loaded.served, "threshold": threshold,
             **{k: round(v, 4) for k, v in metrics.items()}}
 
 
@@ -175,6 +187,12 @@ def cross_validate(cfg: ClassifyConfig, rows: pd.DataFrame, names: list[str], cl
     schema and early-stops on a stratified slice of its training part (no test rows used)."""
     target, data = cfg.data.target, cfg.data
     y_all = rows[target].astype(str)
+    if len(classes) > 2:  # a fold without some class has no macro ROC-AUC
+        counts = y_all.value_counts()
+        if counts.min() < cfg.eval.cv_folds:
+            raise UserError(f"class {counts.idxmin()!r} of {target!r} has {counts.min()} rows, fewer than "
+                            f"eval.cv_folds={cfg.eval.cv_folds} (stratified k-fold puts one in each fold): lower "
+                            "eval.cv_folds, or merge the class into another with data.label_map")
     folds = StratifiedKFold(cfg.eval.cv_folds, shuffle=True, random_state=data.seed)
     per_model: dict[str, list[dict]] = {n: [] for n in names}
     for k, (fit_idx, test_idx) in enumerate(folds.split(rows, y_all)):
@@ -186,10 +204,10 @@ def cross_validate(cfg: ClassifyConfig, rows: pd.DataFrame, names: list[str], cl
                for n, f in (("tr", tr), ("va", va), ("te", test_rows))}
         for name in names:
             model = fit_model(name, schema, *enc["tr"], *enc["va"], cfg.model, seed=data.seed)
-            per_model[name].append(binary_classification(enc["te"][1], model.predict_proba(enc["te"][0]),
-                                                         cfg.eval.threshold))
+            per_model[name].append(score_probabilities(enc["te"][1], model.predict_proba(enc["te"][0]), classes,
+                                                       cfg.eval.threshold))
         log.info("cv fold %d/%d: %s", k + 1, cfg.eval.cv_folds,
-                 "  ".join(f"{n}={per_model[n][-1]['roc_auc']:.4f}" for n in names))
+                 "  ".join(f"{n}={per_model[n][-1].get('roc_auc', float('nan')):.4f}" for n in names))
     return {n: mean_std(v) for n, v in per_model.items()}
 
 
@@ -219,14 +237,22 @@ def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
 
 def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table: str) -> str:
     """The classify part of the run's model card: data, the served model, the comparison."""
-    m = manifest
+    m, classes = manifest, loaded.schema.classes
+    if len(classes) == 2:
+        target = f"positive class `{classes[1]}`"
+        share = f"positive rate {m['positive_rate']['train'] or 0:.3f}"
+        decision = f"decision threshold {cfg.eval.threshold:g}"
+    else:
+        target = f"{len(classes)} classes ({', '.join(f'`{c}`' for c in classes)})"
+        share = "rows per class in train " + ", ".join(f"{c} {n}" for c, n in m.get("class_rows", {}).items())
+        decision = "label = the most probable class; ROC-AUC = macro one-vs-rest"
     return f"""
 ## Classification
-- Target `{loaded.schema.target}`, positive class `{loaded.schema.classes[1]}`; rows train/valid/test =
-  {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']}; positive rate {m['positive_rate']['train'] or 0:.3f};
+- Target `{loaded.schema.target}`, {target}; rows train/valid/test =
+  {m['rows']['train']}/{m['rows']['valid']}/{m['rows']['test']}; {share};
   {m['features']['numeric']} numeric and {m['features']['categorical']} categorical features (`feature_schema.json`).
 - Served model: **{loaded.served}**, chosen by {loaded.selection['by']} among {', '.join(loaded.models)};
-  decision threshold {cfg.eval.threshold:g}.
+  {decision}.
 
 {table}
 Probabilities are calibrated only as well as `calibration.png` shows; categories unseen in training

@@ -7,7 +7,8 @@ Writes ``<run>/export/``: ``<model>.onnx`` for XGBoost (``onnxmltools.convert_xg
 LightGBM (``onnxmltools.convert_lightgbm``), and ``export.json``: the input (one float32 row per
 record, features in ``feature_schema.json`` order, categoricals as their index in the feature's
 category list, missing or unseen = NaN; :func:`tabular_mining.common.features.encode_record`
-makes it), the outputs (``probabilities[:, 1]`` is the positive class) and, per model, the largest
+makes it), the outputs (``probabilities[:, 1]`` is the positive class; for K > 2 classes
+``probabilities`` has a column per class, in ``classes`` order) and, per model, the largest
 difference from the native probabilities on the run's held-out rows. A model whose ONNX differs by
 more than ``MAX_ABS_DIFF`` is not kept; the logistic model (coefficients applied with numpy) and the
 FT-Transformer are not exported here: the summary says so in one line each.
@@ -89,12 +90,19 @@ def _exact_float32_thresholds(onx, thresholds: dict[tuple[int, float], list[floa
 CONVERTERS = {"xgboost": _xgboost_onnx, "lightgbm": _lightgbm_onnx}
 
 
-def onnx_probabilities(onnx_bytes: bytes, X: np.ndarray) -> np.ndarray:
-    """The positive class's probability from an exported model, with ONNX Runtime on the CPU."""
+def onnx_probabilities(onnx_bytes: bytes, X: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """What the native model's ``predict_proba`` gives, from an exported model with ONNX Runtime
+    on the CPU: the positive class's probability, or for ``n_classes`` > 2 every class's."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-    return session.run(["probabilities"], {"input": X.astype(np.float32)})[0][:, 1]
+    return class_probabilities(session.run(["probabilities"], {"input": X.astype(np.float32)})[0], n_classes)
+
+
+def class_probabilities(probabilities: np.ndarray, n_classes: int) -> np.ndarray:
+    """An ONNX model's ``probabilities`` output in ``predict_proba``'s shape: the positive class's
+    column for two classes, all of them for more."""
+    return probabilities[:, 1] if n_classes == 2 else probabilities
 
 
 def check_rows(cfg: ClassifyConfig, loaded: ClassifyRun) -> np.ndarray:
@@ -121,7 +129,8 @@ def export(cfg: ClassifyConfig, run: Path) -> dict:
             skipped[name] = NOT_EXPORTED.get(name, "no ONNX converter for this model")
             continue
         onnx_bytes = CONVERTERS[name](model, len(loaded.schema.features)).SerializeToString()
-        diff = float(np.max(np.abs(onnx_probabilities(onnx_bytes, X) - model.predict_proba(X)))) if len(X) else 0.0
+        onnx_p = onnx_probabilities(onnx_bytes, X, len(loaded.schema.classes)) if len(X) else None
+        diff = float(np.max(np.abs(onnx_p - model.predict_proba(X)))) if len(X) else 0.0
         if not diff <= MAX_ABS_DIFF:
             skipped[name] = f"not exported: its ONNX differs from the native model by {diff:.2g} on held-out rows"
             continue
@@ -140,7 +149,8 @@ def export(cfg: ClassifyConfig, run: Path) -> dict:
                                for f in schema.features],
                   "encoding": "numerics as they are; categoricals as the index of the value in 'categories'; "
                               "missing or unseen = NaN"},
-        "output": {"name": "probabilities", "positive_class": schema.classes[1], "column": 1},
+        "output": ({"name": "probabilities", "positive_class": schema.classes[1], "column": 1}
+                   if len(schema.classes) == 2 else {"name": "probabilities", "classes": schema.classes}),
         "threshold": cfg.eval.threshold})
     return {"export": str(out), **{f"{k}/onnx": v["onnx"] for k, v in exported.items()},
             **{f"{k}/max_abs_diff": v["max_abs_diff"] for k, v in exported.items()}, "not_exported": skipped}

@@ -4,7 +4,7 @@ behind the classify models' interface, trained with the shared torch loop.
 Every feature becomes a token: a numeric value ``x`` gives ``x · w_j + b_j`` (its own learned
 vector per feature), a category its row of an embedding table plus a per-feature bias. A learned
 [CLS] token goes first, pre-norm transformer blocks mix the tokens, and the head reads the [CLS]
-output. Numerics are median-imputed and z-scored with training statistics; a missing or unseen
+output: one logit for two classes, K logits (softmax, cross-entropy) for K > 2. Numerics are median-imputed and z-scored with training statistics; a missing or unseen
 category has its own embedding row (index 0 of each feature's slice).
 
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml model.name=ft_transformer
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import expit
+from scipy.special import expit, softmax
 from sklearn.metrics import log_loss, roc_auc_score
 from torch import nn
 from torch.utils.data import Dataset
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class FTTransformer(nn.Module):
     def __init__(self, n_numeric: int, cardinalities: list[int], d_token: int = 64, n_blocks: int = 3,
                  n_heads: int = 8, ffn_factor: float = 4 / 3, attention_dropout: float = 0.2,
-                 ffn_dropout: float = 0.1, residual_dropout: float = 0.0):
+                 ffn_dropout: float = 0.1, residual_dropout: float = 0.0, n_outputs: int = 1):
         super().__init__()
         self.num_weight = nn.Parameter(torch.empty(n_numeric, d_token))
         self.num_bias = nn.Parameter(torch.empty(n_numeric, d_token))
@@ -57,11 +57,11 @@ class FTTransformer(nn.Module):
             nn.init.uniform_(p, -d_token ** -0.5, d_token ** -0.5)  # the paper's token initialisation
         self.blocks = nn.ModuleList(_Block(d_token, n_heads, int(d_token * ffn_factor), attention_dropout,
                                            ffn_dropout, residual_dropout) for _ in range(n_blocks))
-        self.head = nn.Sequential(nn.LayerNorm(d_token), nn.ReLU(), nn.Linear(d_token, 1))
+        self.head = nn.Sequential(nn.LayerNorm(d_token), nn.ReLU(), nn.Linear(d_token, n_outputs))
 
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """``x_num``: (batch, n_numeric) floats; ``x_cat``: (batch, n_categorical) codes (0 = missing).
-        Returns the positive-class logit, (batch,)."""
+        Returns the positive-class logit, (batch,), or with K outputs the class logits, (batch, K)."""
         tokens = [x_num.unsqueeze(-1) * self.num_weight + self.num_bias]
         if x_cat.shape[1]:
             tokens.append(self.cat_embed(x_cat + self.cat_offsets) + self.cat_bias)
@@ -116,6 +116,30 @@ class _BinaryTask:
         return out
 
 
+class _MulticlassTask:
+    """K > 2 classes: cross-entropy on the K logits; log-loss and the macro one-vs-rest ROC-AUC."""
+
+    def loss(self, model, batch):
+        return nn.functional.cross_entropy(model(batch["x_num"], batch["x_cat"]).float(), batch["y"].long())
+
+    def evaluate(self, model, loader):
+        logits, ys = [], []
+        for batch in loader:
+            logits.append(model(batch["x_num"], batch["x_cat"]).float().cpu())
+            ys.append(batch["y"].cpu())
+        p = torch.softmax(torch.cat(logits), dim=1).numpy()
+        y = torch.cat(ys).numpy().astype(np.int64)
+        labels = list(range(p.shape[1]))
+        out = {"log_loss": float(log_loss(y, np.clip(p, 1e-7, 1), labels=labels))}
+        if len(np.unique(y)) == p.shape[1]:
+            out["roc_auc"] = float(roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels))
+        return out
+
+
+def _n_outputs(schema: FeatureSchema) -> int:
+    return 1 if len(schema.classes) == 2 else len(schema.classes)
+
+
 class FTTransformerModel:
     """The classify-model interface (``predict_proba``, ``contributions``, ``save``/``load``)."""
 
@@ -148,11 +172,13 @@ class FTTransformerModel:
         arch = params.model_dump(exclude={"train"})
         cards = [len(f.categories) for f in schema.features if f.kind == CATEGORICAL]
         torch.manual_seed(seed)
-        model = cls(FTTransformer(len(num), cards, **arch), schema, stats, {"arch": arch, "cardinalities": cards})
+        module = FTTransformer(len(num), cards, **arch, n_outputs=_n_outputs(schema))
+        model = cls(module, schema, stats, {"arch": arch, "cardinalities": cards})
+        task = _BinaryTask() if _n_outputs(schema) == 1 else _MulticlassTask()
         loop = params.train.model_copy(update={"seed": seed})
         work = Path(checkpoints) if checkpoints is not None else Path(tempfile.mkdtemp(prefix="ft_transformer-"))
         try:
-            result = fit(model.module, _BinaryTask(), _Rows(*model._inputs(X), y), _Rows(*model._inputs(X_valid), y_valid),
+            result = fit(model.module, task, _Rows(*model._inputs(X), y), _Rows(*model._inputs(X_valid), y_valid),
                          loop, work, resume=checkpoints is not None)
         finally:
             if checkpoints is None:
@@ -163,32 +189,40 @@ class FTTransformerModel:
         return model
 
     def predict_proba(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        k = _n_outputs(self.schema)
         if not len(X):
-            return np.empty(0, np.float32)
+            return np.empty(0 if k == 1 else (0, k), np.float32)
         num, cat = self._inputs(X)
         self._runner = self._runner or TorchRunner(self.module)
         (logits,) = batched(self._runner, {"x_num": num, "x_cat": cat}, batch_size)
-        return expit(logits)
+        return expit(logits) if k == 1 else softmax(logits, axis=1)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Gradient × (input − the training-median input) in log-odds per feature, with the
         reference row's logit as the bias column: an approximation (attention mixes features),
-        unlike the exact TreeSHAP of the boosted trees."""
+        unlike the exact TreeSHAP of the boosted trees. For K > 2 classes: of each row's predicted
+        class's logit."""
         num, cat = self._inputs(X)
         ref_num = np.zeros((1, num.shape[1]), np.float32)  # z-scored median ≈ 0
         ref_cat = np.zeros((1, cat.shape[1]), np.int64)
         t_num = torch.from_numpy(num).requires_grad_(True)
         logit = self.module(t_num, torch.from_numpy(cat))
-        (grad,) = torch.autograd.grad(logit.sum(), t_num)
+        rows = torch.arange(len(X))
+        predicted = logit.argmax(dim=1) if logit.ndim == 2 else None
+
+        def pick(z: torch.Tensor) -> torch.Tensor:  # the logit explained: the only one, or the predicted class's
+            return z if predicted is None else z[rows, predicted]
+
+        (grad,) = torch.autograd.grad(pick(logit).sum(), t_num)
         with torch.no_grad():
-            base = self.module(torch.from_numpy(ref_num), torch.from_numpy(ref_cat)).item()
+            base = self.module(torch.from_numpy(ref_num), torch.from_numpy(ref_cat))
             out = np.zeros((len(X), len(self.schema.features) + 1), np.float32)
             out[:, self._num] = (grad * t_num).numpy()
             for k, j in enumerate(self._cat):  # a category's effect: switch it to "missing" and compare
                 alt = cat.copy()
                 alt[:, k] = 0
-                out[:, j] = (logit - self.module(torch.from_numpy(num), torch.from_numpy(alt))).numpy()
-        out[:, -1] = base
+                out[:, j] = (pick(logit) - pick(self.module(torch.from_numpy(num), torch.from_numpy(alt)))).numpy()
+        out[:, -1] = base.item() if predicted is None else base[0, predicted].numpy()
         return out
 
     def save(self, directory: Path) -> None:
@@ -199,7 +233,7 @@ class FTTransformerModel:
     def load(cls, directory: Path, schema: FeatureSchema) -> FTTransformerModel:
         meta = read_json(directory / "ft_transformer.json")
         n_num = sum(f.kind != CATEGORICAL for f in schema.features)
-        module = FTTransformer(n_num, meta["cardinalities"], **meta["arch"])
+        module = FTTransformer(n_num, meta["cardinalities"], **meta["arch"], n_outputs=_n_outputs(schema))
         load_weights(module, directory / "ft_transformer.safetensors")
         return cls(module, schema, meta.pop("stats"), meta)
 

@@ -1,9 +1,11 @@
 """The classifiers behind one small interface, saved in safe formats (no pickle).
 
 Each model takes the encoded matrix from :mod:`tabular_mining.common.features` and offers
-``predict_proba(X) -> p(positive)``, ``contributions(X) -> (n, n_features + 1)`` (log-odds,
-last column = bias; TreeSHAP for the boosted trees, exact for the linear model), ``save(dir)``
-and ``load(dir, schema)``. :func:`model_class` maps a config name to its class; the
+``predict_proba(X)``: for two classes the positive class's probability, shape ``(n,)``; for K > 2
+classes an ``(n, K)`` matrix in ``schema.classes`` order. ``contributions(X) -> (n, n_features + 1)``
+(last column = bias; TreeSHAP for the boosted trees, exact for the linear model) are in log-odds for
+two classes and, for K > 2, those of each row's predicted class (its raw score: the multinomial
+logit, the trees' margin). Also ``save(dir)`` and ``load(dir, schema)``. :func:`model_class` maps a config name to its class; the
 FT-Transformer's module (and torch) is imported only when that model is asked for.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from shared.errors import UserError
+from shared.metrics import binary_classification, multiclass_classification
 from shared.runs import atomic_path, read_json, write_json
 from tabular_mining.classify.config import LightGBMParams, LogisticParams, XGBoostParams
 from tabular_mining.common.features import FeatureSchema, design_matrix
@@ -31,33 +35,60 @@ class Classifier(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
+def n_classes(schema: FeatureSchema) -> int:
+    return len(schema.classes)
+
+
+def _binary_only(schema: FeatureSchema, setting: str, value) -> None:
+    """Settings that weight the positive class mean nothing for K > 2 classes."""
+    if n_classes(schema) > 2 and value:
+        raise UserError(f"model.{setting}={value} weights the positive class of a two-class target; the target has "
+                        f"{n_classes(schema)} classes: leave it unset")
+
+
 def _pos_weight(y: np.ndarray, setting) -> float:
     if setting == "balanced":
         return float((y == 0).sum() / max((y == 1).sum(), 1))
     return float(setting) if setting is not None else 1.0
 
 
-def xgboost_params(params: XGBoostParams, scale_pos_weight: float, seed: int) -> dict:
-    """The booster parameters for a config section (shared by the single-process and Dask paths)."""
-    return {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
+def xgboost_params(params: XGBoostParams, scale_pos_weight: float, seed: int, classes: int = 2) -> dict:
+    """The booster parameters for a config section (shared by the single-process and Dask paths);
+    ``multi:softprob`` for ``classes`` > 2."""
+    out = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
             "eta": params.learning_rate, "max_depth": params.max_depth,
             "min_child_weight": params.min_child_weight, "subsample": params.subsample,
             "colsample_bytree": params.colsample_bytree, "lambda": params.reg_lambda,
             "scale_pos_weight": scale_pos_weight, "max_cat_to_onehot": 8,
             "seed": seed, "nthread": params.n_jobs or 0}
+    if classes > 2:
+        del out["scale_pos_weight"]
+        out.update(objective="multi:softprob", num_class=classes, eval_metric="mlogloss")
+    return out
 
 
-def lightgbm_params(params: LightGBMParams, seed: int) -> dict:
-    """LightGBM parameters for a config section (shared by the single-process and Dask paths)."""
-    return {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
+def lightgbm_params(params: LightGBMParams, seed: int, classes: int = 2) -> dict:
+    """LightGBM parameters for a config section (shared by the single-process and Dask paths);
+    ``multiclass`` for ``classes`` > 2."""
+    out = {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
             "min_child_samples": params.min_child_samples, "bagging_fraction": params.subsample,
             "bagging_freq": 1 if params.subsample < 1 else 0, "feature_fraction": params.colsample_bytree,
             "lambda_l2": params.reg_lambda, "cat_smooth": params.cat_smooth, "is_unbalance": params.is_unbalance,
             "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0}
+    if classes > 2:
+        del out["is_unbalance"]
+        out.update(objective="multiclass", num_class=classes)
+    return out
+
+
+def predicted_class_rows(per_class: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """From ``(n, K, m)`` per-class values, each row's block of its most probable class: ``(n, m)``."""
+    return per_class[np.arange(len(per_class)), proba.argmax(axis=1)]
 
 
 class LogisticModel:
-    """Logistic regression on standardised numerics (median-imputed) and one-hot categoricals.
+    """Logistic regression on standardised numerics (median-imputed) and one-hot categoricals;
+    multinomial (softmax) for K > 2 classes: ``coef`` is then ``(K, inputs)``, ``intercept`` ``(K,)``.
 
     Trained with scikit-learn; stored as plain numbers in ``logistic.json`` and applied with
     numpy, so loading it runs no code from the file.
@@ -66,7 +97,7 @@ class LogisticModel:
     name = "logistic"
 
     def __init__(self, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
-                 intercept: float, info: dict | None = None):
+                 intercept: float | np.ndarray, info: dict | None = None):
         self.schema, self.mean, self.scale, self.coef, self.intercept = schema, mean, scale, coef, intercept
         self.info = info or {}
         self._cat = np.array(schema.categorical_mask)
@@ -82,6 +113,8 @@ class LogisticModel:
         scale[scale == 0] = 1.0
         lr = LogisticRegression(C=params.C, class_weight=params.class_weight, max_iter=params.max_iter)
         lr.fit((Z - mean) / scale, y)
+        if n_classes(schema) > 2:  # scikit-learn fits the multinomial model for more than two classes
+            return cls(schema, mean, scale, lr.coef_, lr.intercept_, {"n_inputs": Z.shape[1]})
         return cls(schema, mean, scale, lr.coef_[0], float(lr.intercept_[0]), {"n_inputs": Z.shape[1]})
 
     def _logit_parts(self, X: np.ndarray) -> np.ndarray:
@@ -89,14 +122,24 @@ class LogisticModel:
         return Z * self.coef
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if self.coef.ndim == 2:
+            from scipy.special import softmax
+
+            Z = (design_matrix(X, self.schema) - self.mean) / self.scale
+            return softmax(Z @ self.coef.T + self.intercept, axis=1)
         z = self._logit_parts(X).sum(axis=1) + self.intercept
         with np.errstate(over="ignore"):  # exp(-z) overflows to inf for z << 0, which gives p = 0 as it should
             return 1.0 / (1.0 + np.exp(-z))
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        parts = self._logit_parts(X)
+        if self.coef.ndim == 2:  # the predicted class's logit
+            k = self.predict_proba(X).argmax(axis=1)
+            parts = (design_matrix(X, self.schema) - self.mean) / self.scale * self.coef[k]
+            bias = self.intercept[k][:, None]
+        else:
+            parts, bias = self._logit_parts(X), np.full((len(X), 1), self.intercept)
         out = np.add.reduceat(parts, np.cumsum([0] + self._sizes[:-1]), axis=1)
-        return np.hstack([out, np.full((len(X), 1), self.intercept)])
+        return np.hstack([out, bias])
 
     def save(self, directory: Path) -> None:
         write_json(directory / "logistic.json", {"mean": self.mean, "scale": self.scale, "coef": self.coef,
@@ -105,11 +148,13 @@ class LogisticModel:
     @classmethod
     def load(cls, directory: Path, schema: FeatureSchema) -> LogisticModel:
         d = read_json(directory / "logistic.json")
-        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
+        intercept = np.array(d["intercept"]) if isinstance(d["intercept"], list) else d["intercept"]
+        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), intercept, d["info"])
 
 
 class XGBoostModel:
-    """XGBoost with native categoricals and early stopping on the validation split (JSON on disk)."""
+    """XGBoost with native categoricals and early stopping on the validation split (JSON on disk);
+    ``multi:softprob`` for K > 2 classes."""
 
     name = "xgboost"
 
@@ -128,8 +173,9 @@ class XGBoostModel:
             checkpoints: Path | None = None):
         import xgboost as xgb
 
+        _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
         booster = xgb.train(
-            xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed),
+            xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed, n_classes(schema)),
             cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
             evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
             early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
@@ -142,7 +188,8 @@ class XGBoostModel:
         return self.booster.inplace_predict(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(self._dmatrix(X, self.schema), pred_contribs=True)
+        out = self.booster.predict(self._dmatrix(X, self.schema), pred_contribs=True)
+        return predicted_class_rows(out, self.predict_proba(X)) if out.ndim == 3 else out
 
     def save(self, directory: Path) -> None:
         with atomic_path(directory / "xgboost.json") as tmp:
@@ -159,7 +206,8 @@ class XGBoostModel:
 
 
 class LightGBMModel:
-    """LightGBM with native categoricals and early stopping (the text model format on disk)."""
+    """LightGBM with native categoricals and early stopping (the text model format on disk);
+    ``multiclass`` for K > 2 classes."""
 
     name = "lightgbm"
 
@@ -171,11 +219,12 @@ class LightGBMModel:
             checkpoints: Path | None = None):
         import lightgbm as lgb
 
+        _binary_only(schema, "lightgbm.is_unbalance", params.is_unbalance)
         cats = [j for j, c in enumerate(schema.categorical_mask) if c]
         train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
         valid = lgb.Dataset(X_valid, y_valid, reference=train)
         booster = lgb.train(
-            lightgbm_params(params, seed),
+            lightgbm_params(params, seed, n_classes(schema)),
             train, num_boost_round=params.n_estimators, valid_sets=[valid],
             callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
         )
@@ -185,7 +234,11 @@ class LightGBMModel:
         return self.booster.predict(X, num_iteration=self.info.get("trees") or None)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_iteration=self.info.get("trees") or None, pred_contrib=True)
+        out = self.booster.predict(X, num_iteration=self.info.get("trees") or None, pred_contrib=True)
+        k = n_classes(self.schema)
+        if k == 2:
+            return out
+        return predicted_class_rows(out.reshape(len(X), k, -1), self.predict_proba(X))  # one block per class
 
     def save(self, directory: Path) -> None:
         with atomic_path(directory / "lightgbm.txt") as tmp:
@@ -216,6 +269,30 @@ def model_class(name: str) -> type:
 
 
 LOWER_IS_BETTER = {"log_loss", "brier"}
+# model.select_by / tune.metric for K > 2 classes: roc_auc is the macro one-vs-rest ROC-AUC
+MULTICLASS_KEYS = {"roc_auc": "roc_auc", "log_loss": "log_loss", "accuracy": "accuracy", "f1": "macro_f1"}
+
+
+def score_probabilities(y: np.ndarray, proba: np.ndarray, classes: list[str], threshold: float = 0.5
+                        ) -> dict[str, float]:
+    """The metrics of predicted probabilities: for two classes (``proba`` of the positive class)
+    :func:`shared.metrics.binary_classification` at ``threshold``; for K > 2 (``proba`` ``(n, K)``)
+    :func:`shared.metrics.multiclass_classification` of the argmax, with the macro one-vs-rest
+    ROC-AUC as ``roc_auc`` and per-class ``<class>/precision|recall|f1``."""
+    if proba.ndim == 1:
+        return binary_classification(y, proba, threshold)
+    return multiclass_classification(y, proba, classes, ovr_auc=True)
+
+
+def metric_key(metric: str, classes: list[str], setting: str = "model.select_by") -> str:
+    """The key of ``metric`` in :func:`score_probabilities`' output for these classes (``f1`` is
+    ``macro_f1`` for K > 2); a binary-only metric for K > 2 is refused, naming ``setting``."""
+    if len(classes) == 2:
+        return metric
+    if metric not in MULTICLASS_KEYS:
+        raise UserError(f"{setting}={metric} is for two classes; the target has {len(classes)}: use one of "
+                        f"{', '.join(MULTICLASS_KEYS)} (roc_auc: macro one-vs-rest)")
+    return MULTICLASS_KEYS[metric]
 
 
 def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tabular_mining.classify.export import CONVERTERS, MAX_ABS_DIFF
+from tabular_mining.classify.export import CONVERTERS, MAX_ABS_DIFF, class_probabilities
 from tabular_mining.common.features import CATEGORICAL, FeatureSchema
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,16 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 def served_scorer(model, schema: FeatureSchema) -> tuple[Scorer, str]:
-    """``(score, name)``: ``score(X) -> p(positive)`` for the encoded matrix ``X`` (float32), and
-    ``"onnxruntime"`` or ``"native"`` saying which one it is (see the module doc)."""
+    """``(score, name)``: ``score(X)`` for the encoded matrix ``X`` (float32) as ``predict_proba``
+    gives it (p(positive); for K > 2 classes the ``(n, K)`` matrix), and ``"onnxruntime"`` or
+    ``"native"`` saying which one it is (see the module doc)."""
     if model.name != "xgboost":
         return model.predict_proba, "native"
     try:
         session = _session(CONVERTERS["xgboost"](model, len(schema.features)).SerializeToString())
 
         def score(X: np.ndarray) -> np.ndarray:
-            return session.run(["probabilities"], {"input": X})[0][:, 1]
+            return class_probabilities(session.run(["probabilities"], {"input": X})[0], len(schema.classes))
 
         X = check_rows(split_thresholds(model.booster, len(schema.features)), schema)
         diff = float(np.max(np.abs(score(X) - model.predict_proba(X))))

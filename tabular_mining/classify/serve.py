@@ -1,6 +1,7 @@
 """Serving ``task: classify``: ``POST /predict`` with records (feature name → value) →
 probability, label and, on request, per-feature contributions (TreeSHAP from XGBoost/LightGBM;
-exact for the linear model), in log-odds. Also the ``stream`` stage, which scores JSON lines with
+exact for the linear model), in log-odds. For K > 2 classes: the most probable class as ``label``
+and ``probabilities`` per class; the contributions are those of the predicted class's raw score. Also the ``stream`` stage, which scores JSON lines with
 the same predictor.
 
 The request schema is built from the run's ``feature_schema.json``: every feature is required
@@ -30,9 +31,17 @@ ON_LOOP_ROWS = 64  # ONNX Runtime on 64 churn rows: ~0.1 ms, about what a thread
 
 
 class Prediction(BaseModel):
-    probability: float = Field(description="probability of the positive class")
-    label: str = Field(description="the positive class at or above the threshold, else the negative one")
-    contributions: dict[str, float] | None = Field(None, description="per feature, in log-odds; '(bias)' too")
+    """Two classes: ``probability`` and ``label``; K > 2 classes: ``label`` and ``probabilities``."""
+
+    probability: float | None = Field(None, description="two classes: probability of the positive class "
+                                                        "(absent for K > 2)")
+    label: str = Field(description="two classes: the positive class at or above the threshold, else the negative "
+                                   "one; K > 2: the most probable class")
+    probabilities: dict[str, float] | None = Field(None, description="K > 2 classes: each class's probability "
+                                                                     "(absent for two)")
+    contributions: dict[str, float] | None = Field(
+        None, description="per feature, '(bias)' too: in log-odds for two classes; for K > 2, those of the predicted "
+                          "class's raw score (multinomial logit, the trees' class margin)")
 
 
 class ClassifyResponse(BaseModel):
@@ -40,13 +49,18 @@ class ClassifyResponse(BaseModel):
 
     predictions: list[Prediction]
     model: str = Field(description="the served model of the run")
-    threshold: float = Field(description="eval.threshold: the probability at or above which the label is positive")
+    threshold: float | None = Field(description="eval.threshold: the probability at or above which the label is "
+                                                "positive (two classes; null for K > 2)")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "predictions": [{"probability": 0.6231, "label": "Yes",
                          "contributions": {"tenure": 0.81, "contract": 0.55, "monthly_charges": 0.12,
                                            "(bias)": -1.09}}],
-        "model": "lightgbm", "threshold": 0.5}]})
+        "model": "lightgbm", "threshold": 0.5}, {
+        "predictions": [{"label": "Gentoo", "probabilities": {"Adelie": 0.02, "Chinstrap": 0.01, "Gentoo": 0.97},
+                         "contributions": {"flipper_length_mm": 1.9, "bill_depth_mm": 1.2, "island": 0.4,
+                                           "(bias)": -0.3}}],
+        "model": "xgboost", "threshold": None}]})
 
 
 class ClassifyPredictor(Predictor):
@@ -80,7 +94,12 @@ class ClassifyPredictor(Predictor):
         X = np.vstack([x for x, _ in items])
         p = self.score(X)
         classes = self.schema.classes
-        out = [{"probability": float(pi), "label": classes[1] if pi >= self.threshold else classes[0]} for pi in p]
+        if p.ndim == 2:
+            out = [{"label": classes[int(pi.argmax())], "probabilities": dict(zip(classes, map(float, pi)))}
+                   for pi in p]
+        else:
+            out = [{"probability": float(pi), "label": classes[1] if pi >= self.threshold else classes[0]}
+                   for pi in p]
         want = [i for i, (_, c) in enumerate(items) if c]
         if want:
             names = self.schema.names
@@ -97,12 +116,15 @@ class ClassifyPredictor(Predictor):
                 and not any(contributions for _, contributions in items))
 
     def respond(self, body, outputs: list) -> dict:
-        return {"predictions": outputs, "model": self.loaded.served, "threshold": self.threshold}
+        return {"predictions": outputs, "model": self.loaded.served, "threshold": self._threshold()}
+
+    def _threshold(self) -> float | None:
+        return self.threshold if len(self.schema.classes) == 2 else None
 
     def metadata(self) -> dict:
         return {"run_id": self.loaded.path.name, "task": "classify", "model": self.loaded.served,
                 "scoring": self.scoring, "selected_by": self.loaded.selection["by"], "target": self.schema.target,
-                "labels": self.schema.classes, "threshold": self.threshold,
+                "labels": self.schema.classes, "threshold": self._threshold(),
                 "features": describe_features(self.schema), "metrics": load_metrics(self.loaded.path)}
 
     def example(self) -> dict:

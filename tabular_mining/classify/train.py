@@ -1,6 +1,7 @@
 """The train stage of ``task: classify``: fit every candidate model on the same split, early
 stopping on the validation rows, serve the best by the validation metric, then report on the test
-split (and stratified k-fold CV).
+split (and stratified k-fold CV). Two classes or more: for K > 2 the models are multinomial /
+``multi:softprob`` / ``multiclass`` and ``model.select_by: roc_auc`` is the macro one-vs-rest ROC-AUC.
 
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml [model.name=xgboost]
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml distributed=dask   # on a Dask cluster
@@ -19,12 +20,11 @@ import time
 from pathlib import Path
 
 from shared import tracking
-from shared.metrics import binary_classification
 from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import Splits, load_splits
 from tabular_mining.classify.evaluate import held_out_report
-from tabular_mining.classify.model import fit_model, pick_best, save_model
+from tabular_mining.classify.model import fit_model, metric_key, pick_best, save_model, score_probabilities
 from tabular_mining.common.features import encode_frame, encode_target
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def train(cfg: ClassifyConfig, run: Path) -> dict:
     X_valid, y_valid = encode_frame(splits.valid, schema), encode_target(splits.valid[schema.target], schema)
     write_json(run / "feature_schema.json", schema.to_dict())
     write_json(run / "data_manifest.json", splits.manifest)
+    select_by = metric_key(cfg.model.select_by, schema.classes)
 
     valid_scores, fit_seconds = {}, {}
     for name in cfg.model.to_train():
@@ -50,13 +51,13 @@ def train(cfg: ClassifyConfig, run: Path) -> dict:
         model = fit_model(name, schema, X_train, y_train, X_valid, y_valid, cfg.model, seed=cfg.data.seed,
                           checkpoints=run / "models" / name)
         fit_seconds[name] = round(time.perf_counter() - t0, 3)
-        valid_scores[name] = binary_classification(y_valid, model.predict_proba(X_valid), cfg.eval.threshold)
+        valid_scores[name] = score_probabilities(y_valid, model.predict_proba(X_valid), schema.classes,
+                                                 cfg.eval.threshold)
         save_model(model, run / "models" / name)
-        log.info("%-9s valid %s=%.4f (%.1fs)", name, cfg.model.select_by, valid_scores[name][cfg.model.select_by],
-                 fit_seconds[name])
+        log.info("%-9s valid %s=%.4f (%.1fs)", name, select_by, valid_scores[name][select_by], fit_seconds[name])
 
-    best = pick_best(valid_scores, cfg.model.select_by)
-    write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}",
+    best = pick_best(valid_scores, select_by)
+    write_json(run / "selection.json", {"served": best, "by": f"valid/{select_by}",
                                         "valid": valid_scores, "fit_seconds": fit_seconds})
     report = held_out_report(cfg, run, splits)
     log.info("serving %s", best)

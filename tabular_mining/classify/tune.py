@@ -8,7 +8,8 @@ TPE proposes parameters from the model's search space (``SPACES``); each trial i
 stratified k-fold CV over the *training* rows only (each fold early-stops on a slice of its own
 training part), so the validation and test splits stay unseen. After each fold the running mean is
 reported and the median pruner stops trials that trail the others. The budget is
-``tune.n_trials`` (and ``tune.timeout_s``). A tune run (``runs/tabular_mining/<name>-tune/<id>``,
+``tune.n_trials`` (and ``tune.timeout_s``). For K > 2 classes ``tune.metric: roc_auc`` is the macro
+one-vs-rest ROC-AUC (``log_loss`` works too; ``pr_auc`` is for two classes and refused). A tune run (``runs/tabular_mining/<name>-tune/<id>``,
 begun and finished by the CLI like a train run) holds ``best_params.json``, ``trials.csv``,
 ``tune_history.png`` and ``metrics.json``; ``model.params_from`` points ``train`` at it, and
 :func:`apply_tuned` folds the best parameters into the config before the train run starts, so its
@@ -28,11 +29,10 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from shared import plots
 from shared.config import validate
 from shared.errors import UserError
-from shared.metrics import binary_classification
 from shared.runs import read_json, resolve_run, write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import load_splits
-from tabular_mining.classify.model import model_class
+from tabular_mining.classify.model import metric_key, model_class, score_probabilities
 from tabular_mining.common.features import encode_frame, encode_target
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna
     import optuna
 
     t, target = cfg.tune, cfg.data.target
+    key = metric_key(t.metric, schema.classes, "tune.metric")
     y_all = encode_target(rows[target], schema)
     folds = StratifiedKFold(t.cv_folds, shuffle=True, random_state=t.seed)
     scores = []
@@ -105,7 +106,7 @@ def cv_score(cfg: ClassifyConfig, rows, schema, params: BaseModel, trial: optuna
         tr, es = train_test_split(fit_rows, test_size=0.15, stratify=y_all[fit_idx], random_state=t.seed)
         enc = [(encode_frame(f, schema), encode_target(f[target], schema)) for f in (tr, es, rows.iloc[held_idx])]
         model = model_class(t.model).fit(schema, *enc[0], *enc[1], params, seed=t.seed)
-        scores.append(binary_classification(enc[2][1], model.predict_proba(enc[2][0]))[t.metric])
+        scores.append(score_probabilities(enc[2][1], model.predict_proba(enc[2][0]), schema.classes)[key])
         if trial is not None:
             trial.report(float(np.mean(scores)), k)
             if t.prune and trial.should_prune():
@@ -121,6 +122,7 @@ def tune(cfg: ClassifyConfig, run: Path) -> dict:
     t = cfg.tune
     splits = load_splits(cfg.name, cfg.data)
     rows = splits.train.reset_index(drop=True)  # only the training split: valid/test stay unseen
+    metric_key(t.metric, splits.schema.classes, "tune.metric")  # refused before any trial runs
     base = getattr(cfg.model, t.model)
     direction = "minimize" if t.metric == "log_loss" else "maximize"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
