@@ -8,6 +8,7 @@ and ``evaluate`` call :func:`load_splits`, which makes the splits when the cache
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     df, source = load_table(cfg)
     check_columns(df, cfg, source)
     classes = target_classes(df[cfg.target], cfg.positive_class, source, cfg.target)
+    warn_label_twins(classes, source, cfg.target)
     if cfg.sample and cfg.sample < len(df):
         df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
                                  random_state=cfg.seed)
@@ -109,6 +111,35 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     write_json(out / "manifest.json", manifest)  # written last: its presence marks a complete cache
     log.info("preprocessed %s: %s rows → %s", source, len(df), out)
     return Splits(**parts, schema=schema, manifest=manifest)
+
+
+def _bare(label: str) -> str:
+    return label.strip().rstrip(".").strip().casefold()
+
+
+def label_map_hint(unseen: list[str], classes: list[str]) -> str:
+    """When the unseen labels are the training classes with decoration (a trailing '.', case,
+    spaces: ``'<=50K.'`` for ``'<=50K'``), the ``data.label_map`` override that maps them."""
+    by_bare = {_bare(c): c for c in classes}
+    mapping = {u: by_bare[_bare(u)] for u in unseen if _bare(u) in by_bare}
+    if not mapping:
+        return ""
+    return f"; they look like the training classes decorated: add data.label_map='{json.dumps(mapping)}'"
+
+
+def warn_label_twins(classes: list[str], source: str, column: str) -> None:
+    """Classes that differ only by case or a trailing '.' (``Yes``, ``yes.``) are kept apart (a
+    table may mean them so) but are most likely one label spelled two ways: the log says so, with
+    the ``data.label_map`` that merges them."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(_bare(c), []).append(c)
+    keep = {bare: min(group, key=lambda c: (c.rstrip(".") != c, len(c))) for bare, group in groups.items()}
+    mapping = {c: keep[bare] for bare, group in groups.items() for c in group if c != keep[bare]}
+    if mapping:
+        log.warning("%s: target %r has classes that look like one label spelled differently (%s); each is a class "
+                    "of its own unless merged: data.label_map='%s'", source, column,
+                    ", ".join(repr(c) for g in groups.values() if len(g) > 1 for c in g), json.dumps(mapping))
 
 
 def min_class_rows(cfg: TableData, n_classes: int) -> int:

@@ -15,7 +15,6 @@ ROC-AUC and per-class precision/recall/F1, and the plot is the confusion matrix.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from shared.errors import UserError
 from shared.metrics import confusion, mean_std, with_split
 from shared.runs import TEST_SPLIT, evaluation_dir, read_json, write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import Splits, load_splits
+from tabular_mining.classify.data import Splits, label_map_hint, load_splits
 from tabular_mining.classify.model import Classifier, fit_model, load_model, score_probabilities
 from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
 from tabular_mining.common.table import TableData, apply_label_map, headerless_hint, read_table
@@ -89,20 +88,6 @@ def labelled_frame(path: str | Path, schema: FeatureSchema, data: TableData) -> 
     if missing:
         raise UserError(f"{path}: feature column {missing[0]!r} is missing")
     return clean(df, schema, str(path))
-
-
-def _bare(label: str) -> str:
-    return label.strip().rstrip(".").strip().casefold()
-
-
-def label_map_hint(unseen: list[str], classes: list[str]) -> str:
-    """When the unseen labels are the training classes with decoration (a trailing '.', case,
-    spaces: ``'<=50K.'`` for ``'<=50K'``), the ``data.label_map`` override that maps them."""
-    by_bare = {_bare(c): c for c in classes}
-    mapping = {u: by_bare[_bare(u)] for u in unseen if _bare(u) in by_bare}
-    if not mapping:
-        return ""
-    return f"; they look like the training classes decorated: add data.label_map='{json.dumps(mapping)}'"
 
 
 def score_models(loaded: ClassifyRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
