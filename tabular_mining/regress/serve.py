@@ -44,6 +44,7 @@ class RegressPredictor(Predictor):
     model can score."""
 
     response_model = RegressResponse
+    page = "regress"  # the demo page: the record as a form, the value, the run's test RMSE/MAE/R²
 
     def __init__(self, loaded: RegressRun):
         self.loaded, self.schema = loaded, loaded.schema

@@ -18,7 +18,7 @@ from shared.serving.pages import KINDS, image_data_url, page_kind
 from shared.serving.testing import EchoPredictor
 
 SERVE_MODULES = ["nlp_app.classify.serve", "nlp_app.qa.serve", "nlp_app.ner.serve", "tabular_mining.classify.serve",
-                 "tabular_mining.segment.serve", "tabular_mining.rules.serve", "vision_app.classify.serve",
+                 "tabular_mining.regress.serve", "tabular_mining.segment.serve", "tabular_mining.rules.serve", "vision_app.classify.serve",
                  "vision_app.segment.serve", "vision_app.detect.serve", "recsys_app.recommend.serve"]
 
 

@@ -9,7 +9,7 @@ the page holds no more than ``example()`` already shows and is no more open than
 ``serve.public_routes`` makes ``/``. Nothing is loaded from elsewhere: no CDN, no web fonts.
 
 Kinds (a predictor's ``page`` class attribute; ``"json"``, the request as editable JSON, by default):
-``text-classify``, ``ner``, ``qa``, ``tabular-classify``, ``segments``, ``rules``, ``recommend``,
+``text-classify``, ``ner``, ``qa``, ``tabular-classify``, ``regress``, ``segments``, ``rules``, ``recommend``,
 ``image-classify``, ``image-segment``, ``image-detect``.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-KINDS = ("json", "text-classify", "ner", "qa", "tabular-classify", "segments", "rules", "recommend",
+KINDS = ("json", "text-classify", "ner", "qa", "tabular-classify", "regress", "segments", "rules", "recommend",
          "image-classify", "image-segment", "image-detect")
 # an example image larger than this is left off the page (it is inlined as a data URL)
 MAX_EXAMPLE_IMAGE_BYTES = 2_000_000

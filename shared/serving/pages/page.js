@@ -349,6 +349,25 @@
     },
   };
 
+  KINDS.regress = {
+    async build(example) {
+      this.meta = await metadata();
+      form.append(el('h2', {text: 'Record', style: 'margin-top:0'}),
+        recordFields((example.instances || [{}])[0], this.meta && this.meta.features));
+    },
+    request() { return {json: {instances: [readRecord()]}}; },
+    render(response) {
+      const target = (this.meta && this.meta.target) || 'value';
+      const m = (this.meta && this.meta.metrics) || {};
+      const split = ['test', 'valid'].find((s) => typeof m[`${s}/rmse`] === 'number');
+      result.append(el('div', {class: 'card prediction'},
+        el('p', {class: 'big'}, `${target}: `, el('span', {class: 'label', text: num(response.predictions[0].value)}),
+          el('span', {class: 'muted', text: ` (model ${response.model})`})),
+        split ? el('p', {class: 'hint', text: `On the run's ${split} rows: RMSE ${num(m[`${split}/rmse`])}, ` +
+          `MAE ${num(m[`${split}/mae`])}, R² ${num(m[`${split}/r2`])}.`}) : null));
+    },
+  };
+
   KINDS.segments = {
     async build(example) {
       this.meta = await metadata();

@@ -114,15 +114,16 @@ def test_predict_echoes_ids_and_serving_answers_the_same(run, files, tmp_path, c
     assert [p["value"] for p in answer["predictions"]] == pytest.approx(scored.prediction.tolist(), rel=1e-6)
 
 
-def test_log_target_trains_on_log1p_and_answers_in_the_targets_units(files, cli, tmp_path):
-    assert cli("train", *_args(files / "houses.csv", "houses-log", "model.log_target=true",
+def test_log_target_on_as_the_recipe_has_it_and_off(run, files, cli):
+    assert json.loads((run / "models/ridge/model.json").read_text())["log_target"] is True  # house_prices.yaml
+    assert cli("train", *_args(files / "houses.csv", "houses-raw", "model.log_target=false",
                                "model.candidates=[ridge,lightgbm]")) == 0
-    run = latest_run("tabular_mining", "houses-log")
-    assert json.loads((run / "models/ridge/model.json").read_text())["log_target"] is True
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test/r2"] > 0.8
+    raw = latest_run("tabular_mining", "houses-raw")
+    assert json.loads((raw / "models/ridge/model.json").read_text())["log_target"] is False
+    assert json.loads((raw / "metrics.json").read_text())["test/r2"] > 0.8
     record = {"area": 120.0, "rooms": 3, "district": "north", "quality": "good"}
-    assert 100_000 < load(run).predict([record])["predictions"][0]["value"] < 300_000
+    for trained in (run, raw):  # both answer in the target's units
+        assert 150_000 < load(trained).predict([record])["predictions"][0]["value"] < 250_000
 
 
 def test_a_target_that_is_not_a_number_is_one_line_naming_column_and_row(files, tmp_path, cli, capsys):
@@ -164,3 +165,16 @@ def test_a_record_far_outside_the_training_data_gets_a_finite_value(files, cli):
     model = load(latest_run("tabular_mining", "houses-far"))
     value = model.predict([{"area": 3e38, "rooms": 3, "district": "east", "quality": None}])["predictions"][0]["value"]
     assert np.isfinite(value) and value > 1e300
+
+
+def test_the_demo_page_is_the_regress_kind_with_the_record_form(run, served):
+    from fastapi.testclient import TestClient
+
+    with TestClient(served("--run", run)["app"]) as c:
+        page = c.get("/").text
+        config = json.loads(page.split('<script id="page-config" type="application/json">', 1)[1].split("</script>")[0])
+        assert config["kind"] == "regress" and set(config["example"]["instances"][0]) == {"area", "rooms", "district",
+                                                                                          "quality"}
+        assert "KINDS.regress" in page
+        meta = c.get("/metadata").json()
+        assert meta["target"] == "price" and meta["log_target"] is True and "test/rmse" in meta["metrics"]
