@@ -330,19 +330,26 @@
     render(response) {
       const p = response.predictions[0];
       const labels = (this.meta && this.meta.labels) || ['negative', 'positive'];
+      const multi = p.probabilities != null;  // more than two classes: a probability per class, no threshold
       result.append(el('div', {class: 'card prediction'},
         el('p', {class: 'big'}, 'Label: ', el('span', {class: 'label', text: p.label}),
-          el('span', {class: 'muted', text: ` (model ${response.model}, threshold ${num(response.threshold)})`})),
-        bars([[labels[1], p.probability], [labels[0], 1 - p.probability]], {mark: undefined}),
-        el('p', {class: 'hint', text: `${labels[1]} is predicted at a probability of ${num(response.threshold)} or more.`})));
+          el('span', {class: 'muted', text: multi ? ` (model ${response.model}, the most probable class)`
+            : ` (model ${response.model}, threshold ${num(response.threshold)})`})),
+        multi ? bars(Object.entries(p.probabilities).sort((a, b) => b[1] - a[1]), {mark: undefined})
+          : bars([[labels[1], p.probability], [labels[0], 1 - p.probability]], {mark: undefined}),
+        el('p', {class: 'hint', text: multi ? 'The label is the class of the highest probability.'
+          : `${labels[1]} is predicted at a probability of ${num(response.threshold)} or more.`})));
       if (p.contributions) {
         const bias = p.contributions['(bias)'];
         const entries = Object.entries(p.contributions).filter(([k]) => k !== '(bias)')
           .sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
         const record = readRecord();
         result.append(el('h2', {text: 'Why: per-feature contributions'}),
-          el('p', {class: 'hint', text: `In log-odds, largest first: a bar to the right pushes towards "${labels[1]}", ` +
-            `to the left towards "${labels[0]}". Bias (the average log-odds): ${num(bias)}.`}),
+          el('p', {class: 'hint', text: multi
+            ? `In "${p.label}"'s raw score, largest first: a bar to the right pushes towards "${p.label}", ` +
+              `to the left away from it. Bias: ${num(bias)}.`
+            : `In log-odds, largest first: a bar to the right pushes towards "${labels[1]}", ` +
+              `to the left towards "${labels[0]}". Bias (the average log-odds): ${num(bias)}.`}),
           el('div', {class: 'contributions'}, divergingBars(entries.map(([k, v]) =>
             [record[k] === undefined ? k : `${k} = ${record[k] === null ? '(missing)' : num(record[k])}`, v]))));
       }
