@@ -2,10 +2,11 @@
 (boxes: :mod:`vision_app.detect.formats` and :mod:`~vision_app.detect.yolo_txt`; masks:
 :mod:`vision_app.segment.polygon_masks`):
 
-- COCO JSON: the file checked and loaded (:func:`read_coco_file`: categories ordered by id, images
-  found and sized, an annotation's image and category looked up with one-line errors), and where a
-  set's files lie (:func:`coco_layout`: one JSON, Roboflow's ``train/_annotations.coco.json`` per
-  split folder, COCO's ``annotations/instances_train2017.json`` beside ``train2017/``).
+- COCO JSON: the file checked and loaded (:func:`read_coco_file`: categories ordered by id, less
+  Roboflow's unused root category; images found and sized; an annotation's image and category
+  looked up with one-line errors), and where a set's files lie (:func:`coco_layout`: one JSON,
+  Roboflow's ``train/_annotations.coco.json`` per split folder, COCO's
+  ``annotations/instances_train2017.json`` beside ``train2017/``).
 - YOLO txt: class names from a ``classes.txt`` or an Ultralytics ``data.yaml``, each image paired
   with its ``<stem>.txt``, and the Ultralytics split folders ``images/{train,val}`` +
   ``labels/{train,val}`` (:func:`yolo_folders`).
@@ -115,8 +116,16 @@ def read_coco_file(annotations: str | os.PathLike, images_dir: str | os.PathLike
         file = coco_file_name(str(img["file_name"]), images_dir)
         width, height = check_size(images_dir / file, int(img.get("width") or 0), int(img.get("height") or 0), where)
         images[img["id"]] = CocoImage(file, width, height)
-    cats = sorted(data["categories"], key=lambda c: c["id"])
+    cats = sorted(_without_roboflow_root(data["categories"], data["annotations"]), key=lambda c: c["id"])
     return CocoFile(path, images_dir, cats, images, data["annotations"])
+
+
+def _without_roboflow_root(categories: list[dict], annotations: list) -> list[dict]:
+    """Roboflow exports a category 0 named after the data set, the others' supercategory, that no
+    annotation uses: not a class (COCO's ``person``, its own supercategory, stays)."""
+    used = {ann.get("category_id") for ann in annotations if isinstance(ann, dict)}
+    parents = {c.get("supercategory") for c in categories if c.get("supercategory") != c["name"]}
+    return [c for c in categories if c["id"] in used or c["name"] not in parents]
 
 
 def coco_file_name(name: str, images_dir: Path) -> str:
@@ -128,8 +137,18 @@ def coco_file_name(name: str, images_dir: Path) -> str:
 
 
 def coco_images_dir(annotations: Path) -> Path:
-    """Where a lone COCO JSON's images are: ``images/`` beside it, else its own folder."""
-    return annotations.parent / "images" if (annotations.parent / "images").is_dir() else annotations.parent
+    """Where a lone COCO JSON's images are: ``images/`` beside it; for a JSON in an ``annotations/``
+    folder, the folder its stem names beside that (COCO: ``instances_val2017.json`` → ``val2017/``)
+    or ``images/`` there (CVAT: ``instances_default.json``); else its own folder."""
+    here = annotations.parent
+    if (here / "images").is_dir():
+        return here / "images"
+    if here.name.lower() == "annotations":
+        m = _SPLIT_STEM.match(annotations.stem.lower())
+        for folder in ([here.parent / (m.group(1) + m.group(2))] if m else []) + [here.parent / "images"]:
+            if folder.is_dir():
+                return folder
+    return here
 
 
 _SPLIT_STEM = re.compile(r"^(?:[a-z_]*_)?([a-z]+?)(\d*)$")  # instances_train2017 -> train, 2017

@@ -14,9 +14,15 @@ class DetectData(StrictModel):
     """Where the images and boxes come from. ``format: shapes`` generates the embedded demo set."""
 
     format: Literal["shapes", "coco", "voc", "yolo"] = "shapes"
-    annotations: str | None = None  # coco: the JSON file; voc: folder of .xml; yolo: folder of .txt
+    # with data.images: coco: the JSON file; voc: folder of .xml; yolo: folder of .txt. Alone: an
+    # export's folder, its parts and split found (vision_app/detect/layouts.py): coco: a JSON or a
+    # Roboflow / COCO 2017 / CVAT / Label Studio export; voc: a devkit or Roboflow's train/ valid/
+    # test/ of images + .xml; yolo: Ultralytics images/ + labels/ or Roboflow's train/images + labels
+    annotations: str | None = None
     images: str | None = None  # folder the annotations' file names are relative to
-    classes: list[str] | str | None = None  # yolo: names or a classes.txt; voc: fixes the order
+    # yolo: names or a classes.txt / data.yaml (without data.images: the set's own when not given);
+    # voc: fixes the order
+    classes: list[str] | str | None = None
     # the split: a JSON {"train": [file names], "valid": [...], "test": [...]}, or a mapping
     # split -> a .txt (one file name per line) or .csv (a 'filename' column); names match with or
     # without their extension (VOC's ImageSets/Main/*.txt), split names train|trainval, val|valid,
@@ -35,10 +41,10 @@ class DetectData(StrictModel):
 
     @model_validator(mode="after")
     def _paths_given(self) -> DetectData:
-        if self.format != "shapes" and (not self.annotations or not self.images):
-            raise ValueError(f"format {self.format} needs data.annotations and data.images")
-        if self.format == "yolo" and not self.classes:
-            raise ValueError("format yolo needs data.classes (a list of names or a classes.txt file)")
+        if self.format != "shapes" and not self.annotations:
+            raise ValueError(f"format {self.format} needs data.annotations (with data.images, or an export's folder)")
+        if self.format == "yolo" and self.images and not self.classes:
+            raise ValueError("format yolo with data.images needs data.classes (a list of names or a classes.txt file)")
         return self
 
 

@@ -1,6 +1,7 @@
-"""Detection data: read the configured source, validate, de-duplicate, split, cache; and the
-torch dataset that feeds images and boxes through the ``transforms.v2`` presets (the eval preset,
-letterbox + normalise, is what ``evaluate``, ``predict``, export and the server feed the model).
+"""Detection data: read the configured source (its files found by :mod:`vision_app.detect.layouts`),
+validate, de-duplicate, split, cache; and the torch dataset that feeds images and boxes through the
+``transforms.v2`` presets (the eval preset, letterbox + normalise, is what ``evaluate``,
+``predict``, export and the server feed the model).
 
 ``preprocess(cfg)`` writes ``dataset.json`` (class names, image folder, and per split the image
 records in the internal form of :mod:`vision_app.detect.formats`) and ``manifest.json``
@@ -25,13 +26,13 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import cache_dir, data_root, read_json, write_json
 from vision_app.common import shapes
-from vision_app.common.annotations import coco_images_dir, read_classes_file, yolo_names_file
-from vision_app.common.data import SPLIT_NAMES, raise_if_bad, voc_image_sets
+from vision_app.common.annotations import read_classes_file
+from vision_app.common.data import SPLIT_NAMES, raise_if_bad
 from vision_app.common.images import BadImage, decode_image, read_image
 from vision_app.common.transforms import DetectionEval, DetectionTrain
 from vision_app.detect.config import DetectConfig, DetectData
-from vision_app.detect.formats import DetectionSet, read_coco, read_voc
-from vision_app.detect.yolo_txt import read_yolo_folders
+from vision_app.detect.formats import DetectionSet, read_coco
+from vision_app.detect.layouts import eval_format, read_set
 
 log = logging.getLogger(__name__)
 APP = "vision_app"
@@ -55,27 +56,16 @@ def _classes(value) -> list[str] | None:
 
 
 def read_source(data: DetectData) -> tuple[DetectionSet, str | dict | None]:
-    """The configured data as a :class:`DetectionSet`, and the split spec to apply to it."""
+    """The configured data as a :class:`DetectionSet`, and the split spec to apply to it: ``data.split``,
+    else the set's own (:func:`~vision_app.detect.layouts.read_set`)."""
     if data.format == "shapes":
         root = shapes.ensure_shapes(
             data_root() / "generated" / f"shapes-detect-n{data.shapes_images}-s{data.shapes_size}-seed{data.seed}",
             data.shapes_images, data.shapes_size, data.seed, data.shapes_max_objects)
         ds = read_coco(root / "annotations.json", root / "images", data.bad_boxes)
         return ds, data.split or str(root / "split.json")
-    if data.format == "coco":
-        return read_coco(data.annotations, data.images, data.bad_boxes), data.split
-    if data.format == "voc":
-        ds = read_voc(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
-        return ds, data.split or voc_split_files(Path(data.annotations))
-    ds, folders = read_yolo_folders(data.annotations, data.images, _classes(data.classes), data.bad_boxes)
-    return ds, data.split or folders
-
-
-def voc_split_files(annotations: Path) -> dict[str, str] | None:
-    """A VOC set's own split: ``ImageSets/Main/{train,val,test}.txt`` (or ``trainval.txt`` when there
-    is no ``train.txt``) beside its annotation folder; ``None`` when it has none."""
-    found = voc_image_sets(annotations.parent / "ImageSets" / "Main")
-    return None if found is None else {name: str(path) for name, path in found.items()}
+    ds, own = read_set(data.format, data.annotations, data.images, _classes(data.classes), data.bad_boxes)
+    return ds, data.split or own
 
 
 def _read_name_list(path: Path) -> list[str]:
@@ -224,28 +214,17 @@ def load_processed(cfg: DetectConfig) -> tuple[list[str], dict[str, DetectionSet
 
 
 def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error") -> DetectionSet:
-    """``evaluate --data``: a COCO JSON (images beside it or in ``images/``), a folder holding
-    ``annotations/`` (VOC .xml) or ``labels/`` (YOLO .txt + ``labels/classes.txt`` or ``data.yaml``;
-    flat or in split folders, all read) next to ``images/``, or a
-    VOC devkit folder (``Annotations/``, ``JPEGImages/``; only the images its
-    ``ImageSets/Main/test.txt`` lists, when it has one); its labels are mapped to the model's class
-    order."""
+    """``evaluate --data``: a COCO JSON or a folder in any layout ``data.annotations`` takes alone
+    (:mod:`vision_app.detect.layouts`: COCO, Roboflow, CVAT, Label Studio, Ultralytics, VOC
+    devkits); when the set has its own test split (a ``test/`` folder or file, a devkit's
+    ``ImageSets/Main/test.txt``) only that split, else every image; its labels mapped to the
+    model's class order."""
     p = Path(path)
-    if p.suffix.lower() == ".json":
-        ds = read_coco(p, coco_images_dir(p), bad_boxes)
-    elif (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir():
-        ds = read_voc(p / "Annotations", p / "JPEGImages", bad_boxes=bad_boxes)
-        listed = p / "ImageSets" / "Main" / "test.txt"
-        if listed.is_file():
-            ds = ds.subset(set(assign_splits([r.file for r in ds.images], {"test": _read_name_list(listed)},
-                                             0, 0, 0)["test"]))
-    elif (p / "annotations").is_dir():
-        ds = read_voc(p / "annotations", p / "images", bad_boxes=bad_boxes)
-    elif (p / "labels").is_dir():
-        ds, _ = read_yolo_folders(p / "labels", p / "images", read_classes_file(yolo_names_file(p)), bad_boxes)
-    else:
-        raise UserError(f"--data {p}: give a COCO .json, or a folder with images/ and annotations/ (VOC) "
-                        "or labels/ (YOLO), or a VOC devkit folder (Annotations/, JPEGImages/)")
+    ds, own = read_set(eval_format(p), p, None, None, bad_boxes)
+    test = read_split_spec(own).get("test")
+    if test:
+        ds = ds.subset(set(assign_splits([r.file for r in ds.images], {"test": test}, 0, 0, 0)["test"]))
+        log.info("--data %s: its own test split, %d image(s)", p, len(ds.images))
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
         raise UserError(f"--data has classes the model does not know: {unknown} (model: {classes})")

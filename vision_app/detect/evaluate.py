@@ -133,7 +133,8 @@ def score(cfg: DetectConfig, ds: DetectionSet, detector: Detector, out_dir: Path
 
 def evaluate(cfg: DetectConfig, run: Path, data: Path | None = None) -> dict:
     """mAP and per-class AP/recall on the test split (into ``evaluations/test-split/``), or on
-    ``--data`` (a COCO JSON, or a VOC / YOLO folder, into ``evaluations/<stem>/``), PR curve and
+    ``--data`` (a COCO JSON, or a COCO / VOC / YOLO folder or export: its own test split when it has
+    one, into ``evaluations/<stem>/``), PR curve and
     drawn images, with the backend ``serve:`` names; the run's own ``metrics.json`` is never
     written here."""
     detector = Detector.for_run(cfg, run)

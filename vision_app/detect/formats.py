@@ -24,7 +24,8 @@ from pathlib import Path
 from shared.errors import UserError
 from shared.runs import write_json, write_text
 from vision_app.common.annotations import check_size, read_coco_file
-from vision_app.common.images import is_junk
+from vision_app.common.data import SPLIT_NAMES
+from vision_app.common.images import data_dirs, is_junk
 
 log = logging.getLogger(__name__)
 TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped, not refused
@@ -126,19 +127,34 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
         where = f"{coco.path} annotation id {ann.get('id')}"
         if ann.get("iscrowd", 0):
             continue
-        missing = [k for k in ("image_id", "category_id", "bbox") if k not in ann]
-        if missing or not (isinstance(ann["bbox"], list) and len(ann["bbox"]) == 4):
-            raise UserError(f"{where}: no {', '.join(repr(k) for k in missing) or 'bbox [x, y, w, h]'} (a box-less "
-                            f"segmentation cannot train a detector; give every annotation a bbox [x, y, w, h])")
+        bbox = ann.get("bbox") or polygons_bbox(ann.get("segmentation"))
+        missing = [k for k in ("image_id", "category_id") if k not in ann] + ["bbox"] * (bbox is None)
+        if missing or not (isinstance(bbox, list) and len(bbox) == 4):
+            raise UserError(f"{where}: no {', '.join(repr(k) for k in missing) or 'bbox [x, y, w, h]'} (give every "
+                            "annotation a bbox [x, y, w, h], or a polygon segmentation to take it from)")
         coco.image_of(ann, where)
         rec, label = records[ann["image_id"]], coco.category_of(ann, where)
-        x, y, w, h = ann["bbox"]
+        x, y, w, h = bbox
         box = check([x, y, x + w, y + h], rec.width, rec.height, where)
         if box is not None:
             rec.boxes.append(box)
             rec.labels.append(label)
     check.finish(coco.path)
     return DetectionSet([str(c["name"]) for c in coco.categories], list(records.values()), str(coco.images_dir))
+
+
+def polygons_bbox(segmentation) -> list[float] | None:
+    """``[x, y, w, h]`` around an annotation's polygons (``[[x1, y1, x2, y2, …], …]``), for the
+    exports that leave ``bbox`` out or empty; ``None`` when it has none (RLE, nothing, not numbers)."""
+    if not (isinstance(segmentation, list) and segmentation
+            and all(isinstance(p, list) and len(p) >= 2 for p in segmentation)):
+        return None
+    try:
+        xs = [float(v) for p in segmentation for v in p[0::2]]
+        ys = [float(v) for p in segmentation for v in p[1::2]]
+    except (TypeError, ValueError):
+        return None
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
 
 
 def write_coco(ds: DetectionSet, path: str | os.PathLike) -> Path:
@@ -198,6 +214,30 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
         records.append(rec)
     check.finish(annotations_dir)
     return DetectionSet(names, records, str(images_dir))
+
+
+def voc_layout(root: str | os.PathLike) -> list[tuple[str | None, Path, Path]]:
+    """The VOC folders of a set as ``(split or None, .xml folder, images folder)``: a devkit
+    (``Annotations/`` beside ``JPEGImages/``: CVAT's Pascal VOC 1.1, VOC2012), ``annotations/``
+    beside ``images/``, split folders each holding images and their .xml side by side (Roboflow's
+    Pascal VOC export: ``train/``, ``valid/``, ``test/``), or one such folder."""
+    root = Path(root)
+    for xml, images in (("Annotations", "JPEGImages"), ("annotations", "images")):
+        if (root / xml).is_dir():
+            return [(None, root / xml, root / images)]
+    per_split = [(SPLIT_NAMES[d.name.lower()], d, d) for d in (data_dirs(root) if root.is_dir() else [])
+                 if d.name.lower() in SPLIT_NAMES and _has_xml(d)]
+    if per_split:
+        return per_split
+    if not _has_xml(root):
+        raise UserError(f"{root}: no Pascal VOC .xml files: give a devkit folder (Annotations/, JPEGImages/), a "
+                        "folder with annotations/ and images/, train/ valid/ test/ folders holding images and .xml "
+                        "side by side (Roboflow), or a folder of .xml with data.images")
+    return [(None, root, root)]
+
+
+def _has_xml(folder: Path) -> bool:
+    return folder.is_dir() and any(not is_junk(f) for f in folder.glob("*.xml"))
 
 
 def _number(text: str | None) -> float:

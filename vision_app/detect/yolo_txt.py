@@ -1,9 +1,8 @@
 """YOLO txt labels: ``<stem>.txt`` per image (``class cx cy w h``, normalised; no file or an empty
-file = a background image), class names from a ``classes.txt`` or an Ultralytics ``data.yaml``;
-and the Ultralytics layout of split folders, ``images/{train,val,test}/`` beside
-``labels/{train,val,test}/``, read with its split (the files, names and folders are found by
-:mod:`vision_app.common.annotations`). Into and out of the internal form of
-:mod:`vision_app.detect.formats`.
+file = a background image), class names from a ``classes.txt`` or an Ultralytics ``data.yaml``
+(the files, names and split folders are found by :mod:`vision_app.common.annotations`; a set of
+several folders is joined by :mod:`vision_app.detect.layouts`). Into and out of the internal form
+of :mod:`vision_app.detect.formats`.
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from shared.errors import UserError
 from shared.runs import write_text
-from vision_app.common.annotations import header_size, yolo_folders, yolo_pairs
+from vision_app.common.annotations import header_size, yolo_pairs
 from vision_app.detect.formats import BoxChecker, DetectionSet, ImageRecord
 
 
@@ -58,21 +57,3 @@ def write_yolo(ds: DetectionSet, labels_dir: str | os.PathLike) -> Path:
         write_text(out / (Path(rec.file).stem + ".txt"), "".join(line + "\n" for line in lines))
     write_text(out / "classes.txt", "".join(c + "\n" for c in ds.classes))
     return out
-
-
-def read_yolo_folders(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, classes: list[str],
-                      bad_boxes: str = "error") -> tuple[DetectionSet, dict[str, list[str]] | None]:
-    """A YOLO set and its own split: with ``images_dir`` holding split folders and no images
-    (Ultralytics: ``images/train``, ``images/val`` and ``labels/train``, ``labels/val``), every
-    split folder is read with its labels folder, files named ``<split folder>/<image>``; else the
-    flat folder, split ``None``."""
-    records, split = [], {}
-    for name, prefix, images, labels in yolo_folders(Path(labels_dir), Path(images_dir)):
-        part = read_yolo(labels, images, classes, bad_boxes)
-        for rec in part.images:
-            rec.file = prefix + rec.file
-        records += part.images
-        if name is None:
-            return part, None
-        split.setdefault(name, []).extend(r.file for r in part.images)
-    return DetectionSet(list(classes), records, str(images_dir)), split

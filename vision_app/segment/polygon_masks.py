@@ -142,20 +142,11 @@ def _rle_region(seg: dict, width: int, height: int, where: str) -> np.ndarray:
         raise UserError(f"{where}: RLE counts do not describe a {height}x{width} mask: {exc}") from None
 
 
-def _drop_roboflow_root(coco: CocoFile) -> None:
-    """Roboflow exports a category 0 named after the data set, the others' supercategory, that no
-    annotation uses: not a class (COCO's ``person``, its own supercategory, stays)."""
-    used = {ann.get("category_id") for ann in coco.annotations}
-    parents = {c.get("supercategory") for c in coco.categories if c.get("supercategory") != c["name"]}
-    coco.categories = [c for c in coco.categories if c["id"] in used or c["name"] not in parents]
-
-
 def read_coco_masks(path: str, classes: list[str] | None, out: Path) -> Records:
     """Every image of the COCO file(s) at ``path`` (:func:`coco_layout`) with its mask drawn into ``out``."""
     files = [(split, read_coco_file(js, images)) for split, js, images in coco_layout(path)]
     names: list[str] = []
     for _, coco in files:
-        _drop_roboflow_root(coco)
         names += [n for n in (str(c["name"]) for c in coco.categories) if n not in names]
     classes, _ = mask_ids(names, classes, str(path))
     records, split = [], {}
