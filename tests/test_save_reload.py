@@ -6,6 +6,7 @@ Each case fits or builds a small model on generated data, saves it with the app'
 a folder laid out like a run, loads it back with the app's own reader (the one evaluate, predict and
 serve use), and compares outputs on the same inputs. Not here: the association rules (plain JSON
 records) and the tabular segment space (JSON shift and scale), which have no tensors to lay out.
+The tabular regressors have no classes: they run on and off the log scale instead.
 """
 from __future__ import annotations
 
@@ -244,6 +245,27 @@ def test_tabular_classifiers(name, tmp_path):
     again = load_model(tmp_path / name, schema)
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(again.contributions(X[:20]), model.contributions(X[:20]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("name", ["ridge", "xgboost", "lightgbm"])
+def test_tabular_regressors(name, log_target, tmp_path):
+    """A numeric target (``charges``, no classes), on its own scale or on log1p, saved and loaded
+    with the regress task's own ``save_model`` / ``load_model``."""
+    from tabular_mining.common.features import encode_frame, infer_schema
+    from tabular_mining.regress.config import RegressModel
+    from tabular_mining.regress.model import fit_model, load_model, save_model
+
+    frame = _table().dropna(subset=["charges"]).reset_index(drop=True)
+    schema = infer_schema(frame, "charges", [], drop=["churn"])
+    X, y = encode_frame(frame, schema), frame["charges"].abs().to_numpy(dtype=float)
+    cfg = RegressModel.model_validate({"log_target": log_target, "xgboost": {"n_estimators": 30},
+                                       "lightgbm": {"n_estimators": 30, "min_child_samples": 5}})
+    model = fit_model(name, schema, X[:160], y[:160], X[160:], y[160:], cfg, seed=0)
+    save_model(model, tmp_path / name)
+    again = load_model(tmp_path / name, schema)
+    np.testing.assert_allclose(again.predict(X), model.predict(X), rtol=1e-6, atol=1e-6)
+    assert np.ptp(again.predict(X)) > 0  # not a constant model
 
 
 @pytest.mark.parametrize("k", CLASS_COUNTS)

@@ -175,13 +175,13 @@ class LogTarget:
         self.inner.save(directory)
 
 
-def fit_target(y: np.ndarray, log_target: bool) -> np.ndarray:
+def fit_target(y: np.ndarray, log_target: bool, split: str = "train") -> np.ndarray:
     """What the models are fitted on: ``y``, or ``log1p(y)`` under ``model.log_target``."""
     if not log_target:
         return y
     if (y <= -1).any():
-        raise UserError(f"model.log_target needs target values above -1; {int((y <= -1).sum())} training rows "
-                        f"are not (the smallest is {y.min():g}): set model.log_target=false")
+        raise UserError(f"model.log_target needs target values above -1; {int((y <= -1).sum())} rows of the {split} "
+                        f"split are not (the smallest is {y.min():g}): set model.log_target=false")
     return np.log1p(y)
 
 
@@ -189,7 +189,7 @@ def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cf
     """Train the model called ``name`` with its section of the ``model`` config on the target's own
     scale (``y``, ``y_valid``), on ``log1p`` of it under ``model.log_target``."""
     log_target = model_cfg.log_target
-    model = MODELS[name].fit(schema, X, fit_target(y, log_target), X_valid, fit_target(y_valid, log_target),
+    model = MODELS[name].fit(schema, X, fit_target(y, log_target), X_valid, fit_target(y_valid, log_target, "valid"),
                              getattr(model_cfg, name), seed=seed)
     return LogTarget(model) if log_target else model
 
