@@ -178,3 +178,12 @@ def test_the_demo_page_is_the_regress_kind_with_the_record_form(run, served):
         assert "KINDS.regress" in page
         meta = c.get("/metadata").json()
         assert meta["target"] == "price" and meta["log_target"] is True and "test/rmse" in meta["metrics"]
+
+
+@pytest.mark.slow
+def test_house_prices_recipe_quality_floor(cli_json):
+    """The full recipe on the embedded Ames data (seconds): the served model's test R² and its RMSE
+    against predicting the training mean (README_regression.md has the figures: R² 0.916)."""
+    out = cli_json("train", "--config", "configs/tabular_mining/house_prices.yaml", "name=house-prices-floor")
+    assert out["test/r2"] >= 0.9
+    assert out["test/rmse"] <= 0.35 * out["test/rmse_mean_baseline"]
