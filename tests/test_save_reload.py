@@ -227,22 +227,27 @@ def _table(n: int = 240, seed: int = 0):
     return frame
 
 
+@pytest.mark.parametrize("classes", [["No", "Yes"], ["long", "mid", "short"]])
 @pytest.mark.parametrize("name", ["logistic", "xgboost", "lightgbm", "ft_transformer"])
-def test_tabular_classifiers(name, tmp_path):
-    """Binary by design (the classify task predicts one positive class): saved and loaded with the
-    task's own ``save_model`` / ``load_model``."""
+def test_tabular_classifiers(name, classes, tmp_path):
+    """Two classes (a positive-class probability) and three (a probability per class): saved and
+    loaded with the task's own ``save_model`` / ``load_model``."""
     from tabular_mining.classify.config import ClassifyModel
     from tabular_mining.classify.model import fit_model, load_model, save_model
     from tabular_mining.common.features import encode_frame, encode_target, infer_schema
 
     frame = _table()
-    schema = infer_schema(frame, "churn", ["No", "Yes"])
+    if len(classes) == 3:  # tenure bands, blurred by the contract
+        band = frame["tenure"] + np.where(frame["contract"] == "month", -6, 6)
+        frame["churn"] = np.select([band < 20, band < 45], ["short", "mid"], "long")
+    schema = infer_schema(frame, "churn", classes)
     X, y = encode_frame(frame, schema), encode_target(frame["churn"], schema)
     cfg = ClassifyModel.model_validate({"ft_transformer": {"d_token": 16, "n_blocks": 1, "n_heads": 2,
                                                            "train": {"epochs": 2, "device": "cpu"}}})
     model = fit_model(name, schema, X[:180], y[:180], X[180:], y[180:], cfg, seed=0)
     save_model(model, tmp_path / name)
     again = load_model(tmp_path / name, schema)
+    assert model.predict_proba(X).shape == ((len(X),) if len(classes) == 2 else (len(X), 3))
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(again.contributions(X[:20]), model.contributions(X[:20]), rtol=1e-4, atol=1e-5)
 

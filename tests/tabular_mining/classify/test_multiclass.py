@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from shared.runs import latest_run
 from tabular_mining.classify.evaluate import load_classify_run
 from tabular_mining.classify.predict import score_frame
-from tabular_mining.common.features import encode_frame, encode_records
+from tabular_mining.common.features import design_matrix, encode_frame
 from tabular_mining.common.table import load_dataset, target_classes
 
 CHURN = "configs/tabular_mining/churn-quick.yaml"
@@ -180,17 +180,27 @@ def test_served_answer_for_three_classes(penguin_run, served):
     assert any("probability" in e["predictions"][0] for e in examples)
 
 
-def test_contributions_add_up_to_the_predicted_class_margin(penguin_run):
+def _raw_scores(model, X: np.ndarray, schema) -> np.ndarray:
+    """Each class's raw score (the softmax's input) from the library itself."""
     import xgboost as xgb
 
-    loaded = load_classify_run(penguin_run)
-    model = loaded.models["xgboost"]
-    X = encode_records(_penguin_records(8), loaded.schema)
-    margins = model.booster.predict(xgb.DMatrix(X, feature_names=loaded.schema.names,
-                                                feature_types=["c" if m else "q" for m in loaded.schema.categorical_mask],
-                                                enable_categorical=True), output_margin=True)
+    if model.name == "xgboost":
+        types = ["c" if m else "q" for m in schema.categorical_mask]
+        dm = xgb.DMatrix(X, feature_names=schema.names, feature_types=types, enable_categorical=True)
+        return model.booster.predict(dm, output_margin=True)
+    if model.name == "lightgbm":
+        return model.booster.predict(X, num_iteration=model.info.get("trees") or None, raw_score=True)
+    return (design_matrix(X, schema) - model.mean) / model.scale @ model.coef.T + model.intercept
+
+
+@pytest.mark.parametrize("name", ["logistic", "xgboost", "lightgbm"])
+def test_contributions_add_up_to_the_predicted_class_raw_score(grade_run, name):
+    loaded = load_classify_run(grade_run)
+    model = loaded.models[name]
+    X = encode_frame(grades(40, 7), loaded.schema)
     predicted = model.predict_proba(X).argmax(axis=1)
-    np.testing.assert_allclose(model.contributions(X).sum(axis=1), margins[np.arange(len(X)), predicted], atol=1e-4)
+    raw = _raw_scores(model, X, loaded.schema)[np.arange(len(X)), predicted]
+    np.testing.assert_allclose(model.contributions(X).sum(axis=1), raw, atol=1e-4)
 
 
 def test_target_classes():
