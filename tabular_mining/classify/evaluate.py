@@ -115,7 +115,8 @@ def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores
                                title=f"{loaded.served} @ {threshold:g} ({split})")
     table = comparison_table(by_model, loaded.selection, cv or {}, loaded.served, split, len(y))
     write_text(out / "comparison.md", table)
-    write_json(out / "comparison.json", {"split": split, "rows": len(y), "threshold": threshold, split: by_model,
+    write_json(out / "comparison.json", {"split": split, "rows": len(y),
+                                         "threshold": threshold if len(classes) == 2 else None, split: by_model,
                                          "cv": cv or {}, "selection": loaded.selection})
     log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
     return by_model
@@ -227,10 +228,12 @@ def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table
         target = f"positive class `{classes[1]}`"
         share = f"positive rate {m['positive_rate']['train'] or 0:.3f}"
         decision = f"decision threshold {cfg.eval.threshold:g}"
+        calibration = "Probabilities are calibrated only as well as `calibration.png` shows"
     else:
         target = f"{len(classes)} classes ({', '.join(f'`{c}`' for c in classes)})"
         share = "rows per class in train " + ", ".join(f"{c} {n}" for c, n in m.get("class_rows", {}).items())
         decision = "label = the most probable class; ROC-AUC = macro one-vs-rest"
+        calibration = "Probabilities are not checked for calibration with more than two classes (see the log-loss)"
     return f"""
 ## Classification
 - Target `{loaded.schema.target}`, {target}; rows train/valid/test =
@@ -240,6 +243,6 @@ def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table
   {decision}.
 
 {table}
-Probabilities are calibrated only as well as `calibration.png` shows; categories unseen in training
+{calibration}; categories unseen in training
 are treated as missing.
 """

@@ -1,8 +1,8 @@
 """Serving ``task: classify``: ``POST /predict`` with records (feature name → value) →
 probability, label and, on request, per-feature contributions (TreeSHAP from XGBoost/LightGBM;
 exact for the linear model), in log-odds. For K > 2 classes: the most probable class as ``label``
-and ``probabilities`` per class; the contributions are those of the predicted class's raw score. Also the ``stream`` stage, which scores JSON lines with
-the same predictor.
+and ``probabilities`` per class; the contributions are those of the predicted class's raw score.
+Also the ``stream`` stage, which scores JSON lines with the same predictor.
 
 The request schema is built from the run's ``feature_schema.json``: every feature is required
 (``null`` means missing, handled as in training), numerics must be numbers, categoricals strings
