@@ -3,7 +3,9 @@
 Each model takes the encoded matrix from :mod:`tabular_mining.common.features` and offers
 ``predict(X) -> values`` (in the target's own units), ``save(dir)`` and ``load(dir, schema)``.
 ``model.log_target`` fits every model on ``log1p(y)``; :class:`LogTarget` then gives ``expm1`` of
-its output, so callers never see the log scale. Early stopping of the trees watches the validation
+its output kept inside the log range of the training targets (a linear model extrapolates on the log
+scale exponentially: two very large, cheap Ames houses got $2.4M and $1.1M from ridge), so callers
+never see the log scale. Early stopping of the trees watches the validation
 RMSE on the scale they are fitted on.
 """
 from __future__ import annotations
@@ -162,14 +164,17 @@ MODELS: dict[str, type] = {"ridge": RidgeModel, "xgboost": XGBoostModel, "lightg
 
 
 class LogTarget:
-    """A model fitted on ``log1p(y)``, answering in the target's units (``expm1`` of its output,
-    clipped below the float64 limit so an extreme record gets a large finite value, never infinity)."""
+    """A model fitted on ``log1p(y)``, answering in the target's units: ``expm1`` of its output
+    clipped to ``log_range``, the smallest and largest ``log1p`` target of the training rows (so an
+    extreme record gets a value the training data had, never an exponential extrapolation or
+    infinity)."""
 
-    def __init__(self, inner: Regressor):
+    def __init__(self, inner: Regressor, log_range: tuple[float, float] = (-LOG_MAX, LOG_MAX)):
         self.inner, self.name, self.info = inner, inner.name, inner.info
+        self.log_range = (float(log_range[0]), float(min(log_range[1], LOG_MAX)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.expm1(np.minimum(self.inner.predict(X), LOG_MAX))
+        return np.expm1(np.clip(self.inner.predict(X), *self.log_range))
 
     def save(self, directory: Path) -> None:
         self.inner.save(directory)
@@ -189,9 +194,10 @@ def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cf
     """Train the model called ``name`` with its section of the ``model`` config on the target's own
     scale (``y``, ``y_valid``), on ``log1p`` of it under ``model.log_target``."""
     log_target = model_cfg.log_target
-    model = MODELS[name].fit(schema, X, fit_target(y, log_target), X_valid, fit_target(y_valid, log_target, "valid"),
+    fitted_on = fit_target(y, log_target)
+    model = MODELS[name].fit(schema, X, fitted_on, X_valid, fit_target(y_valid, log_target, "valid"),
                              getattr(model_cfg, name), seed=seed)
-    return LogTarget(model) if log_target else model
+    return LogTarget(model, (fitted_on.min(), fitted_on.max())) if log_target else model
 
 
 LOWER_IS_BETTER = {"rmse", "mae", "mape"}
@@ -206,12 +212,15 @@ def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
 def save_model(model: Regressor, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
+    log_range = {"log_range": list(model.log_range)} if isinstance(model, LogTarget) else {}
     write_json(directory / "model.json", {"model": model.name, "log_target": isinstance(model, LogTarget),
-                                          **model.info})
+                                          **log_range, **model.info})
 
 
 def load_model(directory: Path, schema: FeatureSchema) -> Regressor:
     """Load a saved model directory (its ``model.json`` names the model and the target's scale)."""
     meta = read_json(directory / "model.json")
     model = MODELS[meta["model"]].load(directory, schema)
-    return LogTarget(model) if meta.get("log_target") else model
+    if not meta.get("log_target"):
+        return model
+    return LogTarget(model, tuple(meta["log_range"])) if "log_range" in meta else LogTarget(model)
