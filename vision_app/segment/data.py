@@ -147,12 +147,17 @@ def preprocess(cfg) -> dict:
 
 def masked_records(cfg, path: Path, classes: list[str]) -> list[dict]:
     """``evaluate --data``: a folder with images/ and masks/ (ids in the run's class order), a COCO
-    .json or export folder, or a YOLO-seg folder (``labels/`` or ``data.yaml``; every split read,
-    the classes mapped to the run's by name)."""
+    .json or export folder, or a YOLO-seg folder (``labels/`` or ``data.yaml``; the classes mapped
+    to the run's by name); when the set has its own test split (a ``test/`` folder or file,
+    ``split.json``, VOC's ``ImageSets/Segmentation/test.txt``) only that split, else every image
+    (detection's ``evaluate --data`` rule)."""
     source = eval_source(cfg.data, path)
     drawn = {"mask_mode": "class_ids"} if source != "folder" else {}  # drawn masks hold class ids
     dcfg = cfg.data.model_copy(update={"source": source, "path": str(path), "classes": classes, **drawn})
-    _, pairs, _ = segmentation_records(dcfg)
+    _, pairs, own = segmentation_records(dcfg)
+    if own and own.get("test"):
+        pairs = [pairs[i] for i in own["test"]]
+        log.info("--data %s: its own test split, %d image(s)", path, len(pairs))
     validate_segmentation(pairs, len(classes), cfg.data.limits(), dcfg.mask_mode)
     return [_record(i, m, dcfg.mask_mode) for i, m in pairs]
 

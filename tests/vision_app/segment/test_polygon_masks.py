@@ -261,3 +261,5 @@ def test_train_on_roboflow_coco_and_evaluate_data_on_yolo_seg(tmp_path, cli, mak
     assert cli("evaluate", "--run", run, "--data", root / "test" / "_annotations.coco.json") == 0
     metrics = json.loads((run / "evaluations" / "_annotations.coco" / "metrics.json").read_text())
     assert metrics["data/images"] == 2
+    assert cli("evaluate", "--run", run, "--data", root) == 0  # the export's own test split only, as detection
+    assert json.loads((run / "evaluations" / "roboflow" / "metrics.json").read_text())["data/images"] == 2
