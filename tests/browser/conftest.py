@@ -102,6 +102,9 @@ def recipes(tmp: Path) -> dict[tuple[str, str], tuple[str, list[str]]]:
         ("tabular_mining", "segment"): ["data.sample=600", "model.k_max=4", "model.n_init=1",
                                         "eval.silhouette_sample=300"],
         ("tabular_mining", "rules"): [],
+        ("tabular_mining", "regress"): ["model.xgboost.n_estimators=60", "model.lightgbm.n_estimators=60"],
+        ("tabular_mining", "penguins"): ["eval.cv_folds=2", "model.xgboost.n_estimators=60",
+                                         "model.lightgbm.n_estimators=60"],
         ("vision_app", "classify"): ["train.max_steps=10", "eval.worst=4", "train.progress=false"],
         # a few steps of a small U-Net on 32 px images paint foreground classes (seeded); after an
         # epoch or two it paints only background until it learns the shapes, which takes minutes
@@ -121,6 +124,8 @@ def recipes(tmp: Path) -> dict[tuple[str, str], tuple[str, list[str]]]:
         ("tabular_mining", "classify"): "configs/tabular_mining/churn-quick.yaml",
         ("tabular_mining", "segment"): "configs/tabular_mining/segments-quick.yaml",
         ("tabular_mining", "rules"): "configs/tabular_mining/rules-quick.yaml",
+        ("tabular_mining", "regress"): "configs/tabular_mining/house_prices-quick.yaml",
+        ("tabular_mining", "penguins"): "configs/tabular_mining/penguins.yaml",  # classify, three classes
         ("vision_app", "classify"): "configs/vision_app/classify-quick.yaml",
         ("vision_app", "segment"): "configs/vision_app/segment-quick.yaml",
         ("vision_app", "detect"): "configs/vision_app/detect-quick.yaml",

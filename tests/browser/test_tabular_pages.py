@@ -55,6 +55,50 @@ def test_churn_shows_probability_bars_and_sorted_contributions(serve, ui, page, 
         assert answer["fields"][0]["field"] in ui.error()
 
 
+def test_three_classes_show_a_bar_per_class_and_the_most_probable_label(serve, ui, page, shoot):
+    with serve("tabular_mining", "penguins") as url:
+        ui.open(url)
+        status, answer = ui.predict()
+        assert status == 200
+        pred = answer["predictions"][0]
+        assert len(pred["probabilities"]) == 3 and answer["threshold"] is None
+        card = page.locator(".prediction")
+        assert card.locator(".label").inner_text() == pred["label"] == max(pred["probabilities"],
+                                                                           key=pred["probabilities"].get)
+        assert "the most probable class" in card.inner_text() and "threshold" not in card.inner_text()
+        names = cells(page, ".prediction .bar-label")
+        widths = [float(w) for w in card.locator(".bar-fill").evaluate_all("es => es.map(e => parseFloat(e.style.width))")]
+        ordered = sorted(pred["probabilities"].items(), key=lambda kv: -kv[1])
+        assert names == [k for k, _ in ordered]  # most probable first
+        assert widths == pytest.approx([100 * v for _, v in ordered], abs=0.01)
+        assert card.locator(".bar-fill.top").count() == 1
+        assert page.locator(".contributions .bar-fill").count() == len(pred["contributions"]) - 1  # without bias
+        shoot("tabular_mining-classify-3-classes")
+        ui.fits_phone("tabular_mining-classify-3-classes")
+
+
+def test_regression_shows_the_predicted_value_and_the_runs_errors(serve, ui, page, shoot):
+    with serve("tabular_mining", "regress") as url:
+        ui.open(url)
+        status, answer = ui.predict()
+        assert status == 200
+        value = answer["predictions"][0]["value"]
+        meta = page.evaluate("fetch('/metadata').then(r => r.json())")
+        card = page.locator(".prediction")
+        assert card.inner_text().startswith(f"{meta['target']}: ")
+        shown = card.locator(".label").inner_text()
+        assert float(shown.replace(",", "")) == pytest.approx(value, rel=1e-3)
+        hint = card.locator(".hint").inner_text()
+        assert "On the run's test rows: RMSE" in hint and "R²" in hint
+        shoot("tabular_mining-regress")
+        ui.fits_phone("tabular_mining-regress")
+        # a text in a number field: the server's 422 names the field, and the page says so
+        page.evaluate("""() => { const i = document.querySelector('input[type=number][data-field]');
+                                 i.type = 'text'; i.dataset.kind = 'text'; i.value = 'big'; }""")
+        status, answer = ui.predict()
+        assert status == 422 and answer["fields"][0]["field"] in ui.error()
+
+
 def test_segments_are_readable_rounded_tables(serve, ui, page, shoot):
     with serve("tabular_mining", "segment") as url:
         ui.open(url)
