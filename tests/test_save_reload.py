@@ -231,10 +231,11 @@ def _table(n: int = 240, seed: int = 0):
 @pytest.mark.parametrize("name", ["logistic", "xgboost", "lightgbm", "ft_transformer"])
 def test_tabular_classifiers(name, classes, tmp_path):
     """Two classes (a positive-class probability) and three (a probability per class): saved and
-    loaded with the task's own ``save_model`` / ``load_model``."""
+    written by ``save_model`` and loaded with the task's own ``load_model``."""
     from tabular_mining.classify.config import ClassifyModel
-    from tabular_mining.classify.model import fit_model, load_model, save_model
+    from tabular_mining.classify.model import fit_model, load_model
     from tabular_mining.common.features import encode_frame, encode_target, infer_schema
+    from tabular_mining.common.runs import save_model
 
     frame = _table()
     if len(classes) == 3:  # tenure bands, blurred by the contract

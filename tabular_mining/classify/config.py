@@ -8,8 +8,9 @@ from pydantic import Field, model_validator
 from shared.config import StrictModel
 from shared.loop_config import LoopConfig
 from shared.serving import ServeConfig
+from tabular_mining.common.boosters import LightGBMTrees, XGBoostTrees
 from tabular_mining.common.stream import StreamConfig
-from tabular_mining.common.table import TableData
+from tabular_mining.common.table import SupervisedTableConfig, TableData
 
 ModelName = Literal["logistic", "xgboost", "lightgbm", "ft_transformer"]
 
@@ -20,31 +21,12 @@ class LogisticParams(StrictModel):
     max_iter: int = 2000
 
 
-class XGBoostParams(StrictModel):
-    n_estimators: int = Field(3000, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
-    max_depth: int = Field(3, ge=1)
-    min_child_weight: float = 5.0
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.7, gt=0, le=1)
-    reg_lambda: float = 1.0
-    early_stopping_rounds: int = Field(200, ge=1)
+class XGBoostParams(XGBoostTrees):
     scale_pos_weight: float | Literal["balanced"] | None = None
-    n_jobs: int | None = None
 
 
-class LightGBMParams(StrictModel):
-    n_estimators: int = Field(3000, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
-    num_leaves: int = Field(8, ge=2)
-    min_child_samples: int = Field(40, ge=1)
-    subsample: float = Field(0.8, gt=0, le=1)
-    colsample_bytree: float = Field(0.7, gt=0, le=1)
-    reg_lambda: float = 1.0
-    cat_smooth: float = 10.0
-    early_stopping_rounds: int = Field(200, ge=1)
+class LightGBMParams(LightGBMTrees):
     is_unbalance: bool = False
-    n_jobs: int | None = None
 
 
 class FTLoopConfig(LoopConfig):
@@ -132,7 +114,7 @@ class TuneConfig(StrictModel):
     seed: int = 0
 
 
-class ClassifyConfig(StrictModel):
+class ClassifyConfig(SupervisedTableConfig):
     """``task: classify``: classification of a table, two classes (the churn recipe) or more
     (``penguins.yaml``)."""
 
@@ -147,10 +129,3 @@ class ClassifyConfig(StrictModel):
     distributed: Literal["none", "dask"] = Field(
         "none", description="dask: XGBoost/LightGBM on a Dask cluster, data.path may be a CSV/Parquet glob")
     dask: DaskConfig = Field(default_factory=DaskConfig)
-
-    @model_validator(mode="after")
-    def _no_overlap(self):
-        both = set(self.data.categorical) & set(self.data.numeric)
-        if both:
-            raise ValueError(f"columns listed as both categorical and numeric: {sorted(both)}")
-        return self

@@ -41,8 +41,6 @@ from tabular_mining.classify.model import (
     LightGBMModel,
     XGBoostModel,
     lightgbm_params,
-    pick_best,
-    save_model,
     xgboost_params,
 )
 from tabular_mining.common.features import (
@@ -55,6 +53,8 @@ from tabular_mining.common.features import (
     encode_target,
     infer_schema,
 )
+from tabular_mining.common.runs import pick_best, save_model
+from tabular_mining.common.splits import SPLITS
 from tabular_mining.common.table import (
     TableData,
     check_columns,
@@ -66,7 +66,6 @@ from tabular_mining.common.table import (
 
 log = logging.getLogger(__name__)
 SCHEMA_SAMPLE_ROWS = 20_000
-SPLITS = ("train", "valid", "test")  # the cache layout of tabular_mining.classify.data
 
 
 @contextlib.contextmanager

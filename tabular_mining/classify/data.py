@@ -11,40 +11,17 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from shared.config import to_dict
 from shared.errors import UserError
-from shared.runs import atomic_path, file_sha256, read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.common.features import NUMERIC, FeatureSchema, clean, infer_schema
-from tabular_mining.common.table import (
-    TableData,
-    check_columns,
-    describe_missing,
-    load_table,
-    split_cache_dir,
-    target_classes,
-)
+from tabular_mining.common.splits import Splits, cache_splits, read_cached_splits
+from tabular_mining.common.table import TableData, check_columns, load_table, split_cache_dir, target_classes
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class Splits:
-    train: pd.DataFrame
-    valid: pd.DataFrame
-    test: pd.DataFrame
-    schema: FeatureSchema
-    manifest: dict
-
-    def all_rows(self) -> pd.DataFrame:
-        return pd.concat([self.train, self.valid, self.test], ignore_index=True)
 
 
 def split_rows(df: pd.DataFrame, y: pd.Series, test_size: float, valid_size: float, seed: int):
@@ -83,34 +60,10 @@ def make_splits(name: str, cfg: TableData) -> Splits:
                                  random_state=cfg.seed)
     y = df[cfg.target].astype(str)
     check_class_rows(y, cfg, source, len(classes))
-    train, valid, test = split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed)
-    schema = infer_schema(train, cfg.target, classes, cfg.id_columns, cfg.drop_columns,
-                          cfg.categorical, cfg.numeric, source)
-    missing = describe_missing(df, cfg, source, [f.name for f in schema.features if f.kind == NUMERIC])
-    parts = {k: clean(v, schema, source).reset_index(drop=True) for k, v in zip(SPLITS, (train, valid, test))}
-
-    out = cache_path(name, cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, frame in parts.items():
-        with atomic_path(out / f"{split}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    write_json(out / "feature_schema.json", schema.to_dict())
-    manifest = {
-        "source": source,
-        "source_sha256": file_sha256(cfg.path) if cfg.path else None,
-        "rows": {k: len(v) for k, v in parts.items()},
-        **class_shares(parts, cfg.target, classes),
-        "missing_cells": missing,
-        "split": "stratified (scikit-learn train_test_split, seeded)",
-        "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
-                     "categorical": sum(f.kind != NUMERIC for f in schema.features)},
-        "classes": classes,
-        "config": to_dict(cfg),
-        "files": {k: file_sha256(out / f"{k}.parquet") for k in SPLITS},
-    }
-    write_json(out / "manifest.json", manifest)  # written last: its presence marks a complete cache
-    log.info("preprocessed %s: %s rows → %s", source, len(df), out)
-    return Splits(**parts, schema=schema, manifest=manifest)
+    return cache_splits(cache_path(name, cfg), cfg, source, df,
+                        split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed), classes,
+                        "stratified (scikit-learn train_test_split, seeded)",
+                        lambda parts: class_shares(parts, cfg.target, classes), {"classes": classes})
 
 
 def _bare(label: str) -> str:
@@ -176,13 +129,10 @@ def load_splits(name: str, cfg: TableData, made_by: str = "local") -> Splits:
     """The cached splits for this data config, preprocessing first if there is no complete cache
     (``made_by="dask"``: the Dask split, which only ``distributed: dask`` preprocessing makes)."""
     out = split_cache_dir(name, cfg, made_by)
-    if not (out / "manifest.json").exists():
-        if made_by == "dask":
-            raise UserError(f"no Dask split of this data at {out}: run preprocess or train with distributed=dask")
-        return make_splits(name, cfg)
-    parts = {k: pd.read_parquet(out / f"{k}.parquet") for k in SPLITS}
-    return Splits(**parts, schema=FeatureSchema.from_dict(read_json(out / "feature_schema.json")),
-                  manifest=read_json(out / "manifest.json"))
+    cached = read_cached_splits(out)
+    if cached is None and made_by == "dask":
+        raise UserError(f"no Dask split of this data at {out}: run preprocess or train with distributed=dask")
+    return cached or make_splits(name, cfg)
 
 
 def cache_path(name: str, cfg: TableData) -> Path:

@@ -16,7 +16,6 @@ ROC-AUC and per-class precision/recall/F1, and the plot is the confusion matrix.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,78 +25,50 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from shared import plots
 from shared.errors import UserError
 from shared.metrics import confusion, mean_std, with_split
-from shared.runs import TEST_SPLIT, evaluation_dir, read_json, write_json, write_text
+from shared.runs import write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import Splits, label_map_hint, load_splits
-from tabular_mining.classify.model import Classifier, fit_model, load_model, score_probabilities
-from tabular_mining.common.features import FeatureSchema, clean, encode_frame, encode_target, infer_schema
-from tabular_mining.common.table import TableData, apply_label_map, headerless_hint, read_table
+from tabular_mining.classify.data import label_map_hint, load_splits
+from tabular_mining.classify.model import fit_model, load_model, score_probabilities
+from tabular_mining.common import runs
+from tabular_mining.common.features import FeatureSchema, encode_frame, encode_target, infer_schema
+from tabular_mining.common.splits import Splits
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy")
 MULTICLASS_TABLE_METRICS = ("roc_auc", "log_loss", "macro_f1", "accuracy")
 HEADS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log-loss", "brier": "Brier", "f1": "F1",
          "accuracy": "accuracy", "macro_f1": "macro F1"}
-TEST_SPLIT_DIR = TEST_SPLIT
 
 
-@dataclass
-class ClassifyRun:
-    """A trained classify run loaded back from disk (its models, schema and model selection)."""
-
-    path: Path
-    schema: FeatureSchema
-    selection: dict
-    models: dict[str, Classifier]
-
-    @property
-    def served(self) -> str:
-        return self.selection["served"]
-
-
-def load_classify_run(run: str | Path, only_served: bool = False) -> ClassifyRun:
+def load_classify_run(run: str | Path, only_served: bool = False) -> runs.TrainedRun:
     """The models of ``run`` (only the served one with ``only_served``), its schema and selection."""
-    path = Path(run)
-    if not (path / "selection.json").exists():
-        raise UserError(f"{path} has no selection.json: it is not a finished classify run (train it first)")
-    schema = FeatureSchema.from_dict(read_json(path / "feature_schema.json"))
-    selection = read_json(path / "selection.json")
-    names = [selection["served"]] if only_served else list(selection["valid"])
-    return ClassifyRun(path, schema, selection, {n: load_model(path / "models" / n, schema) for n in names})
+    return runs.load_trained_run(run, load_model, "classify", only_served)
 
 
-def labelled_frame(path: str | Path, schema: FeatureSchema, data: TableData) -> pd.DataFrame:
-    """A user file in the training format, validated against the run's schema; its label column is
-    ``data.target``, renamed to the run's target, its labels renamed by ``data.label_map`` and its
-    ``data.na_values`` read as missing."""
-    target = data.target
-    df = read_table(path, data.format, data.na_values, data.column_names)
-    if target not in df.columns:
-        raise UserError(f"{path}: target column {target!r} is missing; evaluate needs the true labels "
-                        f"(name the file's label column with data.target=COLUMN){headerless_hint(df.columns)}")
-    df = apply_label_map(df, data, target)
-    df = df.rename(columns={target: schema.target}) if target != schema.target else df
-    labels = df[schema.target].dropna().astype(str)
-    unseen = sorted(set(labels) - set(schema.classes))
-    if unseen:
-        raise UserError(f"{path}: target value {unseen[0]!r} was not seen in training (classes: {schema.classes})"
-                        + label_map_hint(unseen, schema.classes))
-    if df[schema.target].isna().any():
-        raise UserError(f"{path}: target column {target!r} has {int(df[schema.target].isna().sum())} missing values")
-    missing = [n for n in schema.names if n not in df.columns]
-    if missing:
-        raise UserError(f"{path}: feature column {missing[0]!r} is missing")
-    return clean(df, schema, str(path))
+def known_labels(schema: FeatureSchema):
+    """The target check of a labelled file (:func:`~tabular_mining.common.runs.labelled_frame`):
+    every label one of the run's classes (a decorated one gets the ``data.label_map`` that maps
+    it), none missing."""
+    def check(y: pd.Series, source: str, column: str) -> pd.Series:
+        unseen = sorted(set(y.dropna().astype(str)) - set(schema.classes))
+        if unseen:
+            raise UserError(f"{source}: target value {unseen[0]!r} was not seen in training (classes: {schema.classes})"
+                            + label_map_hint(unseen, schema.classes))
+        if y.isna().any():
+            raise UserError(f"{source}: target column {column!r} has {int(y.isna().sum())} missing values")
+        return y
+
+    return check
 
 
-def score_models(loaded: ClassifyRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def score_models(loaded: runs.TrainedRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The true labels of ``frame`` and every model's probabilities (of the positive class; for
     K > 2 classes, ``(n, K)``)."""
     X, y = encode_frame(frame, loaded.schema, source), encode_target(frame[loaded.schema.target], loaded.schema)
     return y, {name: m.predict_proba(X) for name, m in loaded.models.items()}
 
 
-def write_report(loaded: ClassifyRun, cfg: ClassifyConfig, y: np.ndarray, scores: dict[str, np.ndarray],
+def write_report(loaded: runs.TrainedRun, cfg: ClassifyConfig, y: np.ndarray, scores: dict[str, np.ndarray],
                  split: str, out: Path, cv: dict | None = None) -> dict[str, dict[str, float]]:
     """Metrics of every model at ``cfg.eval.threshold`` (the argmax for K > 2 classes); plots,
     ``comparison.md`` and ``comparison.json`` into ``out``. Returns the metrics by model."""
@@ -140,9 +111,7 @@ def comparison_table(scores: dict, selection: dict, cv: dict, served: str, split
             row += f" {cv[name]['roc_auc_mean']:.4f} ± {cv[name]['roc_auc_std']:.4f} |"
         row += f" {selection['fit_seconds'].get(name, float('nan')):.2f} |"
         lines.append(row)
-    where = {"test": "the test split", "valid": "the validation split", "data": "the file"}.get(split, split)
-    count = f" ({rows:,} rows)" if rows is not None else ""
-    return "\n".join(lines) + f"\n\nScored on {where}{count}.\n"
+    return "\n".join(lines) + f"\n\n{runs.scored_on(split, rows)}.\n"
 
 
 def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
@@ -150,14 +119,10 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
     the test split, at ``cfg.eval.threshold``. Writes ``evaluations/<stem>/`` (or
     ``evaluations/test-split/``); returns the served model's metrics and where they went."""
     loaded = load_classify_run(run)
-    if data is None:
-        frame = load_splits(cfg.name, cfg.data, cfg.distributed).test
-        split, out = "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
-        if frame.empty:
-            raise UserError(f"{run} has no test split (data.test_size=0): evaluate a labelled file with --data FILE")
-    else:
-        frame, split = labelled_frame(data, loaded.schema, cfg.data), "data"
-        out = evaluation_dir(run, data)
+    frame, split, out = runs.evaluation_rows(
+        run, data, lambda: load_splits(cfg.name, cfg.data, cfg.distributed).test,
+        lambda path: runs.labelled_frame(path, loaded.schema, cfg.data, known_labels(loaded.schema), "labels"),
+        "a labelled file")
     y, scores = score_models(loaded, frame, str(data or "test split"))
     by_model = write_report(loaded, cfg, y, scores, split, out)
     metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
@@ -201,10 +166,7 @@ def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
     """What ``train`` ends with: every model on the test split (plots and comparison in the run),
     CV when ``eval.cv_folds`` ≥ 2, and the model card's section. Returns ``split/metric`` keys."""
     loaded = load_classify_run(run)
-    frame, split = (splits.test, "test") if len(splits.test) or not len(splits.valid) else (splits.valid, "valid")
-    if split == "valid":
-        log.warning("data.test_size=0: no test split, so the run reports the validation rows (which chose the model "
-                    "and stopped the trees: optimistic); score a separate file with evaluate --data FILE")
+    frame, split = runs.held_out_rows(splits.test, splits.valid)
     cv = {}
     if cfg.eval.cv_folds >= 2:
         cv = cross_validate(cfg, splits.all_rows(), list(loaded.models), loaded.schema.classes)
@@ -221,7 +183,7 @@ def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
     return {**metrics, "card": card_section(cfg, loaded, splits.manifest, table)}
 
 
-def card_section(cfg: ClassifyConfig, loaded: ClassifyRun, manifest: dict, table: str) -> str:
+def card_section(cfg: ClassifyConfig, loaded: runs.TrainedRun, manifest: dict, table: str) -> str:
     """The classify part of the run's model card: data, the served model, the comparison."""
     m, classes = manifest, loaded.schema.classes
     if len(classes) == 2:

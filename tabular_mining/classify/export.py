@@ -24,8 +24,9 @@ from shared.errors import UserError
 from shared.runs import atomic_path, write_json
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import load_splits
-from tabular_mining.classify.evaluate import ClassifyRun, load_classify_run
+from tabular_mining.classify.evaluate import load_classify_run
 from tabular_mining.common.features import encode_frame
+from tabular_mining.common.runs import TrainedRun
 
 log = logging.getLogger(__name__)
 OPSET = 15  # the highest ai.onnx opset onnxmltools' tree converters support
@@ -105,7 +106,7 @@ def class_probabilities(probabilities: np.ndarray, n_classes: int) -> np.ndarray
     return probabilities[:, 1] if n_classes == 2 else probabilities
 
 
-def check_rows(cfg: ClassifyConfig, loaded: ClassifyRun) -> np.ndarray:
+def check_rows(cfg: ClassifyConfig, loaded: TrainedRun) -> np.ndarray:
     """The rows the export is checked on: the run's test split (else its validation split)."""
     try:
         splits = load_splits(cfg.name, cfg.data, cfg.distributed)

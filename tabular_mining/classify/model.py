@@ -10,7 +10,6 @@ FT-Transformer's module (and torch) is imported only when that model is asked fo
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -19,8 +18,14 @@ import numpy as np
 
 from shared.errors import UserError
 from shared.metrics import binary_classification, multiclass_classification
-from shared.runs import atomic_path, read_json, write_json
+from shared.runs import read_json, write_json
 from tabular_mining.classify.config import LightGBMParams, LogisticParams, XGBoostParams
+from tabular_mining.common.boosters import (
+    LightGBMBooster,
+    XGBoostBooster,
+    lightgbm_tree_params,
+    xgboost_tree_params,
+)
 from tabular_mining.common.features import FeatureSchema, design_matrix
 
 log = logging.getLogger(__name__)
@@ -55,30 +60,19 @@ def _pos_weight(y: np.ndarray, setting) -> float:
 def xgboost_params(params: XGBoostParams, scale_pos_weight: float, seed: int, classes: int = 2) -> dict:
     """The booster parameters for a config section (shared by the single-process and Dask paths);
     ``multi:softprob`` for ``classes`` > 2."""
-    out = {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist",
-            "eta": params.learning_rate, "max_depth": params.max_depth,
-            "min_child_weight": params.min_child_weight, "subsample": params.subsample,
-            "colsample_bytree": params.colsample_bytree, "lambda": params.reg_lambda,
-            "scale_pos_weight": scale_pos_weight, "max_cat_to_onehot": 8,
-            "seed": seed, "nthread": params.n_jobs or 0}
     if classes > 2:
-        del out["scale_pos_weight"]
-        out.update(objective="multi:softprob", num_class=classes, eval_metric="mlogloss")
-    return out
+        return {"objective": "multi:softprob", "num_class": classes, "eval_metric": "mlogloss",
+                **xgboost_tree_params(params, seed)}
+    return {"objective": "binary:logistic", "eval_metric": "logloss", **xgboost_tree_params(params, seed),
+            "scale_pos_weight": scale_pos_weight}
 
 
 def lightgbm_params(params: LightGBMParams, seed: int, classes: int = 2) -> dict:
     """LightGBM parameters for a config section (shared by the single-process and Dask paths);
     ``multiclass`` for ``classes`` > 2."""
-    out = {"objective": "binary", "learning_rate": params.learning_rate, "num_leaves": params.num_leaves,
-            "min_child_samples": params.min_child_samples, "bagging_fraction": params.subsample,
-            "bagging_freq": 1 if params.subsample < 1 else 0, "feature_fraction": params.colsample_bytree,
-            "lambda_l2": params.reg_lambda, "cat_smooth": params.cat_smooth, "is_unbalance": params.is_unbalance,
-            "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0}
     if classes > 2:
-        del out["is_unbalance"]
-        out.update(objective="multiclass", num_class=classes)
-    return out
+        return {"objective": "multiclass", "num_class": classes, **lightgbm_tree_params(params, seed)}
+    return {"objective": "binary", **lightgbm_tree_params(params, seed), "is_unbalance": params.is_unbalance}
 
 
 def predicted_class_rows(per_class: np.ndarray, proba: np.ndarray) -> np.ndarray:
@@ -152,105 +146,44 @@ class LogisticModel:
         return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), intercept, d["info"])
 
 
-class XGBoostModel:
+class XGBoostModel(XGBoostBooster):
     """XGBoost with native categoricals and early stopping on the validation split (JSON on disk);
     ``multi:softprob`` for K > 2 classes."""
-
-    name = "xgboost"
-
-    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
-        self.booster, self.schema, self.info = booster, schema, info or {}
-
-    @staticmethod
-    def _dmatrix(X, schema: FeatureSchema, y=None):
-        import xgboost as xgb
-
-        types = ["c" if c else "q" for c in schema.categorical_mask]
-        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0,
             checkpoints: Path | None = None):
-        import xgboost as xgb
-
         _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
-        booster = xgb.train(
-            xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed, n_classes(schema)),
-            cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
-            evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
-            early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
-        )
-        # keep only the trees up to the best iteration, so saved and served models agree
-        booster = booster[: booster.best_iteration + 1]
-        return cls(booster, schema, {"trees": booster.num_boosted_rounds()})
+        return cls.fit_booster(xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed, n_classes(schema)),
+                               params, schema, X, y, X_valid, y_valid)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        out = self.booster.predict(self._dmatrix(X, self.schema), pred_contribs=True)
+        out = self.booster.predict(self.matrix(X, self.schema), pred_contribs=True)
         return predicted_class_rows(out, self.predict_proba(X)) if out.ndim == 3 else out
 
-    def save(self, directory: Path) -> None:
-        with atomic_path(directory / "xgboost.json") as tmp:
-            self.booster.save_model(tmp)
-        write_json(directory / "xgboost_info.json", self.info)
 
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> XGBoostModel:
-        import xgboost as xgb
-
-        booster = xgb.Booster()
-        booster.load_model(directory / "xgboost.json")
-        return cls(booster, schema, read_json(directory / "xgboost_info.json"))
-
-
-class LightGBMModel:
+class LightGBMModel(LightGBMBooster):
     """LightGBM with native categoricals and early stopping (the text model format on disk);
     ``multiclass`` for K > 2 classes."""
-
-    name = "lightgbm"
-
-    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
-        self.booster, self.schema, self.info = booster, schema, info or {}
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0,
             checkpoints: Path | None = None):
-        import lightgbm as lgb
-
         _binary_only(schema, "lightgbm.is_unbalance", params.is_unbalance)
-        cats = [j for j, c in enumerate(schema.categorical_mask) if c]
-        train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
-        valid = lgb.Dataset(X_valid, y_valid, reference=train)
-        booster = lgb.train(
-            lightgbm_params(params, seed, n_classes(schema)),
-            train, num_boost_round=params.n_estimators, valid_sets=[valid],
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-        )
-        return cls(booster, schema, {"trees": booster.best_iteration})
+        return cls.fit_booster(lightgbm_params(params, seed, n_classes(schema)), params, schema, X, y, X_valid, y_valid)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_iteration=self.info.get("trees") or None)
+        return self.raw_predict(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        out = self.booster.predict(X, num_iteration=self.info.get("trees") or None, pred_contrib=True)
+        out = self.raw_predict(X, pred_contrib=True)
         k = n_classes(self.schema)
         if k == 2:
             return out
         return predicted_class_rows(out.reshape(len(X), k, -1), self.predict_proba(X))  # one block per class
-
-    def save(self, directory: Path) -> None:
-        with atomic_path(directory / "lightgbm.txt") as tmp:
-            self.booster.save_model(str(tmp), num_iteration=self.info.get("trees") or None)
-        write_json(directory / "lightgbm_info.json", self.info)
-
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> LightGBMModel:
-        import lightgbm as lgb
-
-        return cls(lgb.Booster(model_file=str(directory / "lightgbm.txt")), schema,
-                   read_json(directory / "lightgbm_info.json"))
 
 
 # the FT-Transformer is not in the table: its module imports torch, which no other model needs
@@ -268,7 +201,6 @@ def model_class(name: str) -> type:
     return MODELS[name]
 
 
-LOWER_IS_BETTER = {"log_loss", "brier"}
 # model.select_by / tune.metric for K > 2 classes: roc_auc is the macro one-vs-rest ROC-AUC
 MULTICLASS_KEYS = {"roc_auc": "roc_auc", "log_loss": "log_loss", "accuracy": "accuracy", "f1": "macro_f1"}
 
@@ -295,12 +227,6 @@ def metric_key(metric: str, classes: list[str], setting: str = "model.select_by"
     return MULTICLASS_KEYS[metric]
 
 
-def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
-    """The model with the best validation ``metric`` (ties: the first listed). Pure."""
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    return max(valid_scores, key=lambda name: sign * valid_scores[name][metric])
-
-
 def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cfg, seed: int = 0,
               checkpoints: Path | None = None) -> Classifier:
     """Train the model called ``name`` with its section of the ``model`` config. ``checkpoints``:
@@ -312,11 +238,4 @@ def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cf
 
 def load_model(directory: Path, schema: FeatureSchema) -> Classifier:
     """Load a saved model directory (its ``model.json`` names the model)."""
-    meta = json.loads((directory / "model.json").read_text())
-    return model_class(meta["model"]).load(directory, schema)
-
-
-def save_model(model: Classifier, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory)
-    write_json(directory / "model.json", {"model": model.name, **model.info})
+    return model_class(read_json(directory / "model.json")["model"]).load(directory, schema)

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.evaluate import ClassifyRun, load_classify_run
+from tabular_mining.classify.evaluate import load_classify_run
 from tabular_mining.common.features import encode_frame
+from tabular_mining.common.runs import TrainedRun
 from tabular_mining.common.table import score_file
 
 
-def score_frame(loaded: ClassifyRun, df: pd.DataFrame, threshold: float, source: str = "input") -> pd.DataFrame:
+def score_frame(loaded: TrainedRun, df: pd.DataFrame, threshold: float, source: str = "input") -> pd.DataFrame:
     """Probability and label for each row of ``df`` with the run's served model (for K > 2
     classes: the most probable class and each class's probability)."""
     model = loaded.models[loaded.served]

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from shared.runs import load_metrics
 from shared.serving import Predictor, StrictRequest
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.evaluate import ClassifyRun, load_classify_run
+from tabular_mining.classify.evaluate import load_classify_run
 from tabular_mining.classify.scoring import served_scorer
 from tabular_mining.common.features import describe_features, encode_record, example_record, record_model
+from tabular_mining.common.runs import TrainedRun
 from tabular_mining.common.stream_stage import stream_stage
 
 ON_LOOP_ROWS = 64  # ONNX Runtime on 64 churn rows: ~0.1 ms, about what a thread hand-off costs
@@ -73,7 +74,7 @@ class ClassifyPredictor(Predictor):
     response_model = ClassifyResponse
     page = "tabular-classify"  # the demo page: probability bars, contributions as a sorted chart
 
-    def __init__(self, loaded: ClassifyRun, threshold: float):
+    def __init__(self, loaded: TrainedRun, threshold: float):
         self.loaded, self.schema, self.threshold = loaded, loaded.schema, threshold
         self.model = loaded.models[loaded.served]
         self.score, self.scoring = served_scorer(self.model, self.schema)

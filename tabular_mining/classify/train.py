@@ -22,10 +22,12 @@ from pathlib import Path
 from shared import tracking
 from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import Splits, load_splits
+from tabular_mining.classify.data import load_splits
 from tabular_mining.classify.evaluate import held_out_report
-from tabular_mining.classify.model import fit_model, metric_key, pick_best, save_model, score_probabilities
+from tabular_mining.classify.model import fit_model, metric_key, score_probabilities
 from tabular_mining.common.features import encode_frame, encode_target
+from tabular_mining.common.runs import pick_best, save_model
+from tabular_mining.common.splits import Splits
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared import textfiles
 from shared.config import StrictModel, to_dict
@@ -52,6 +52,18 @@ class TableData(StrictModel):
     valid_size: float = Field(0.1, gt=0, lt=0.5, description="fraction of all rows held out for early stopping")
     sample: int | None = Field(None, ge=50, description="use a stratified sample of this many rows (smoke runs)")
     seed: int = 0
+
+
+class SupervisedTableConfig(StrictModel):
+    """The base of a task config whose ``data:`` section is a :class:`TableData` with a target
+    (classify, regress): a column forced both categorical and numeric fails at load."""
+
+    @model_validator(mode="after")
+    def _no_overlap(self):
+        both = set(self.data.categorical) & set(self.data.numeric)
+        if both:
+            raise ValueError(f"columns listed as both categorical and numeric: {sorted(both)}")
+        return self
 
 
 def split_cache_dir(name: str, cfg: TableData, made_by: str = "local") -> Path:

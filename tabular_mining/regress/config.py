@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from shared.config import StrictModel
 from shared.serving import ServeConfig
+from tabular_mining.common.boosters import LightGBMTrees, XGBoostTrees
 from tabular_mining.common.stream import StreamConfig
-from tabular_mining.common.table import TableData
+from tabular_mining.common.table import SupervisedTableConfig, TableData
 
 ModelName = Literal["ridge", "xgboost", "lightgbm"]
 
@@ -27,29 +28,16 @@ class RidgeParams(StrictModel):
     alpha: float = Field(1.0, ge=0, description="L2 penalty on the standardised design matrix")
 
 
-class XGBoostParams(StrictModel):
-    n_estimators: int = Field(3000, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
+class XGBoostParams(XGBoostTrees):
     max_depth: int = Field(4, ge=1)
     min_child_weight: float = 1.0
-    subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.5, gt=0, le=1)
-    reg_lambda: float = 1.0
-    early_stopping_rounds: int = Field(200, ge=1)
-    n_jobs: int | None = None
 
 
-class LightGBMParams(StrictModel):
-    n_estimators: int = Field(3000, ge=1)
-    learning_rate: float = Field(0.02, gt=0)
+class LightGBMParams(LightGBMTrees):
     num_leaves: int = Field(15, ge=2)
     min_child_samples: int = Field(10, ge=1)
-    subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.5, gt=0, le=1)
-    reg_lambda: float = 1.0
-    cat_smooth: float = 10.0
-    early_stopping_rounds: int = Field(200, ge=1)
-    n_jobs: int | None = None
 
 
 class RegressModel(StrictModel):
@@ -71,7 +59,7 @@ class RegressEval(StrictModel):
     plots: bool = True
 
 
-class RegressConfig(StrictModel):
+class RegressConfig(SupervisedTableConfig):
     """``task: regress``: a numeric target from a table (the house prices recipe)."""
 
     name: str = "house_prices"
@@ -81,10 +69,3 @@ class RegressConfig(StrictModel):
     eval: RegressEval = Field(default_factory=RegressEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
-
-    @model_validator(mode="after")
-    def _no_overlap(self):
-        both = set(self.data.categorical) & set(self.data.numeric)
-        if both:
-            raise ValueError(f"columns listed as both categorical and numeric: {sorted(both)}")
-        return self

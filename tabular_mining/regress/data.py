@@ -9,38 +9,17 @@ says the split is random, so a classify recipe of the same name and data never r
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from shared.config import to_dict
 from shared.errors import UserError
-from shared.runs import atomic_path, file_sha256, read_json, write_json
-from tabular_mining.common.features import NUMERIC, FeatureSchema, clean, infer_schema
-from tabular_mining.common.table import (
-    TableData,
-    check_columns,
-    describe_missing,
-    load_table,
-    split_cache_dir,
-)
+from tabular_mining.common.splits import Splits, cache_splits, read_cached_splits
+from tabular_mining.common.table import TableData, check_columns, load_table, split_cache_dir
 from tabular_mining.regress.config import RegressConfig
 
-log = logging.getLogger(__name__)
-SPLITS = ("train", "valid", "test")
 SPLIT_KIND = "random"  # part of the cache key: classify's stratified split of the same data is another cache
-
-
-@dataclass
-class Splits:
-    train: pd.DataFrame
-    valid: pd.DataFrame
-    test: pd.DataFrame
-    schema: FeatureSchema
-    manifest: dict
 
 
 def numeric_target(y: pd.Series, source: str, column: str) -> pd.Series:
@@ -89,33 +68,9 @@ def make_splits(name: str, cfg: TableData) -> Splits:
         df = df.sample(n=cfg.sample, random_state=cfg.seed)
     if len(df) < 20:
         raise UserError(f"{source}: {len(df)} rows; too few to split into train, valid and test")
-    train, valid, test = split_rows(df, cfg.test_size, cfg.valid_size, cfg.seed)
-    schema = infer_schema(train, cfg.target, [], cfg.id_columns, cfg.drop_columns, cfg.categorical, cfg.numeric,
-                          source)
-    missing = describe_missing(df, cfg, source, [f.name for f in schema.features if f.kind == NUMERIC])
-    parts = {k: clean(v, schema, source).reset_index(drop=True) for k, v in zip(SPLITS, (train, valid, test))}
-
-    out = cache_path(name, cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, frame in parts.items():
-        with atomic_path(out / f"{split}.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-    write_json(out / "feature_schema.json", schema.to_dict())
-    manifest = {
-        "source": source,
-        "source_sha256": file_sha256(cfg.path) if cfg.path else None,
-        "rows": {k: len(v) for k, v in parts.items()},
-        "target": {k: target_summary(v[cfg.target]) for k, v in parts.items()},
-        "missing_cells": missing,
-        "split": "random (scikit-learn train_test_split, seeded)",
-        "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
-                     "categorical": sum(f.kind != NUMERIC for f in schema.features)},
-        "config": to_dict(cfg),
-        "files": {k: file_sha256(out / f"{k}.parquet") for k in SPLITS},
-    }
-    write_json(out / "manifest.json", manifest)  # written last: its presence marks a complete cache
-    log.info("preprocessed %s: %s rows → %s", source, len(df), out)
-    return Splits(**parts, schema=schema, manifest=manifest)
+    return cache_splits(cache_path(name, cfg), cfg, source, df, split_rows(df, cfg.test_size, cfg.valid_size, cfg.seed),
+                        [], "random (scikit-learn train_test_split, seeded)",
+                        lambda parts: {"target": {k: target_summary(v[cfg.target]) for k, v in parts.items()}})
 
 
 def target_summary(y: pd.Series) -> dict | None:
@@ -127,12 +82,7 @@ def target_summary(y: pd.Series) -> dict | None:
 
 def load_splits(name: str, cfg: TableData) -> Splits:
     """The cached splits for this data config, preprocessing first if there is no complete cache."""
-    out = cache_path(name, cfg)
-    if not (out / "manifest.json").exists():
-        return make_splits(name, cfg)
-    parts = {k: pd.read_parquet(out / f"{k}.parquet") for k in SPLITS}
-    return Splits(**parts, schema=FeatureSchema.from_dict(read_json(out / "feature_schema.json")),
-                  manifest=read_json(out / "manifest.json"))
+    return read_cached_splits(cache_path(name, cfg)) or make_splits(name, cfg)
 
 
 def cache_path(name: str, cfg: TableData) -> Path:

@@ -14,75 +14,37 @@ the test split is scored into ``<run>/evaluations/test-split/``. The run's own `
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from shared.errors import UserError
 from shared.metrics import regression, with_split
-from shared.runs import TEST_SPLIT, evaluation_dir, read_json, write_json, write_text
-from tabular_mining.common.features import FeatureSchema, clean, encode_frame
+from shared.runs import write_json, write_text
+from tabular_mining.common import runs
+from tabular_mining.common.features import encode_frame
 from tabular_mining.common.plots import predicted_vs_actual, residual_plot
-from tabular_mining.common.table import TableData, apply_label_map, headerless_hint, read_table
+from tabular_mining.common.splits import Splits
 from tabular_mining.regress.config import RegressConfig
-from tabular_mining.regress.data import Splits, load_splits, numeric_target
-from tabular_mining.regress.model import Regressor, load_model
+from tabular_mining.regress.data import load_splits, numeric_target
+from tabular_mining.regress.model import load_model
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("rmse", "mae", "r2", "mape")
 
 
-@dataclass
-class RegressRun:
-    """A trained regress run loaded back from disk (its models, schema and model selection)."""
-
-    path: Path
-    schema: FeatureSchema
-    selection: dict
-    models: dict[str, Regressor]
-
-    @property
-    def served(self) -> str:
-        return self.selection["served"]
-
-
-def load_regress_run(run: str | Path, only_served: bool = False) -> RegressRun:
+def load_regress_run(run: str | Path, only_served: bool = False) -> runs.TrainedRun:
     """The models of ``run`` (only the served one with ``only_served``), its schema and selection."""
-    path = Path(run)
-    if not (path / "selection.json").exists():
-        raise UserError(f"{path} has no selection.json: it is not a finished regress run (train it first)")
-    schema = FeatureSchema.from_dict(read_json(path / "feature_schema.json"))
-    selection = read_json(path / "selection.json")
-    names = [selection["served"]] if only_served else list(selection["valid"])
-    return RegressRun(path, schema, selection, {n: load_model(path / "models" / n, schema) for n in names})
+    return runs.load_trained_run(run, load_model, "regress", only_served)
 
 
-def labelled_frame(path: str | Path, schema: FeatureSchema, data: TableData) -> pd.DataFrame:
-    """A user file in the training format, validated against the run's schema; its target column
-    is ``data.target`` (renamed to the run's), numeric, with no missing values."""
-    target = data.target
-    df = read_table(path, data.format, data.na_values, data.column_names)
-    if target not in df.columns:
-        raise UserError(f"{path}: target column {target!r} is missing; evaluate needs the true values "
-                        f"(name the file's target column with data.target=COLUMN){headerless_hint(df.columns)}")
-    df = apply_label_map(df, data, target)
-    df = df.rename(columns={target: schema.target}) if target != schema.target else df
-    df[schema.target] = numeric_target(df[schema.target], str(path), target)
-    missing = [n for n in schema.names if n not in df.columns]
-    if missing:
-        raise UserError(f"{path}: feature column {missing[0]!r} is missing")
-    return clean(df, schema, str(path))
-
-
-def score_models(loaded: RegressRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def score_models(loaded: runs.TrainedRun, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The true values of ``frame`` and every model's predictions."""
     X = encode_frame(frame, loaded.schema, source)
     return frame[loaded.schema.target].to_numpy(dtype=float), {n: m.predict(X) for n, m in loaded.models.items()}
 
 
-def write_report(loaded: RegressRun, cfg: RegressConfig, y: np.ndarray, preds: dict[str, np.ndarray], split: str,
+def write_report(loaded: runs.TrainedRun, cfg: RegressConfig, y: np.ndarray, preds: dict[str, np.ndarray], split: str,
                  out: Path) -> dict[str, dict[str, float]]:
     """Metrics of every model; the served model's plots, ``comparison.md`` and ``comparison.json``
     into ``out``. Returns the metrics by model."""
@@ -109,9 +71,7 @@ def comparison_table(scores: dict, selection: dict, served: str, split: str = "t
         lines.append(f"| {name}{' (served)' if name == served else ''} | {selection['valid'][name]['rmse']:.6g} | "
                      + " | ".join(f"{m[k]:.6g}" if k != "r2" else f"{m[k]:.4f}" for k in TABLE_METRICS)
                      + f" | {selection['fit_seconds'].get(name, float('nan')):.2f} |")
-    where = {"test": "the test split", "valid": "the validation split", "data": "the file"}.get(split, split)
-    count = f" ({rows:,} rows)" if rows is not None else ""
-    return "\n".join(lines) + f"\n\nScored on {where}{count}; MAPE is a fraction (0.1 = 10 %).\n"
+    return "\n".join(lines) + f"\n\n{runs.scored_on(split, rows)}; MAPE is a fraction (0.1 = 10 %).\n"
 
 
 def evaluate(cfg: RegressConfig, run: Path, data: Path | None) -> dict:
@@ -119,14 +79,8 @@ def evaluate(cfg: RegressConfig, run: Path, data: Path | None) -> dict:
     or on the test split. Writes ``evaluations/<stem>/`` (or ``evaluations/test-split/``); returns
     the served model's metrics and where they went."""
     loaded = load_regress_run(run)
-    if data is None:
-        frame = load_splits(cfg.name, cfg.data).test
-        split, out = "test", Path(run) / "evaluations" / TEST_SPLIT
-        if frame.empty:
-            raise UserError(f"{run} has no test split (data.test_size=0): evaluate a file with --data FILE")
-    else:
-        frame, split = labelled_frame(data, loaded.schema, cfg.data), "data"
-        out = evaluation_dir(run, data)
+    frame, split, out = runs.evaluation_rows(run, data, lambda: load_splits(cfg.name, cfg.data).test,
+                                        lambda path: runs.labelled_frame(path, loaded.schema, cfg.data, numeric_target))
     y, preds = score_models(loaded, frame, str(data or "test split"))
     by_model = write_report(loaded, cfg, y, preds, split, out)
     metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
@@ -139,10 +93,7 @@ def held_out_report(cfg: RegressConfig, run: Path, splits: Splits) -> dict:
     ``data.test_size=0``), plots and comparison in the run, and the model card's section; also
     ``<split>/rmse_mean_baseline``, the RMSE of predicting the training mean for every row."""
     loaded = load_regress_run(run)
-    frame, split = (splits.test, "test") if len(splits.test) else (splits.valid, "valid")
-    if split == "valid":
-        log.warning("data.test_size=0: no test split, so the run reports the validation rows (which chose the model "
-                    "and stopped the trees: optimistic); score a separate file with evaluate --data FILE")
+    frame, split = runs.held_out_rows(splits.test, splits.valid)
     y, preds = score_models(loaded, frame, f"{split} split")
     by_model = write_report(loaded, cfg, y, preds, split, Path(run))
     table = comparison_table(by_model, loaded.selection, loaded.served, split, len(y))
@@ -151,7 +102,7 @@ def held_out_report(cfg: RegressConfig, run: Path, splits: Splits) -> dict:
             "card": card_section(cfg, loaded, splits.manifest, table)}
 
 
-def card_section(cfg: RegressConfig, loaded: RegressRun, manifest: dict, table: str) -> str:
+def card_section(cfg: RegressConfig, loaded: runs.TrainedRun, manifest: dict, table: str) -> str:
     """The regress part of the run's model card: data, the served model, the comparison."""
     m, target = manifest, manifest["target"]["train"]
     scale = "log1p of the target (predictions are expm1 of the model's output)" if cfg.model.log_target else \

@@ -17,8 +17,15 @@ from typing import Protocol
 import numpy as np
 
 from shared.errors import UserError
-from shared.runs import atomic_path, read_json, write_json
+from shared.runs import read_json, write_json
+from tabular_mining.common.boosters import (
+    LightGBMBooster,
+    XGBoostBooster,
+    lightgbm_tree_params,
+    xgboost_tree_params,
+)
 from tabular_mining.common.features import FeatureSchema, design_matrix
+from tabular_mining.common.runs import save_model as save_model_dir
 from tabular_mining.regress.config import LightGBMParams, RidgeParams, XGBoostParams
 
 log = logging.getLogger(__name__)
@@ -69,95 +76,29 @@ class RidgeModel:
         return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
 
 
-class XGBoostModel:
+class XGBoostModel(XGBoostBooster):
     """XGBoost (squared error) with native categoricals and early stopping on the validation
     rows; the trees past the best round are cut before saving (JSON on disk)."""
 
-    name = "xgboost"
-
-    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
-        self.booster, self.schema, self.info = booster, schema, info or {}
-
-    @staticmethod
-    def _dmatrix(X, schema: FeatureSchema, y=None):
-        import xgboost as xgb
-
-        types = ["c" if c else "q" for c in schema.categorical_mask]
-        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
-
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0):
-        import xgboost as xgb
-
-        booster = xgb.train(
-            {"objective": "reg:squarederror", "eval_metric": "rmse", "tree_method": "hist",
-             "eta": params.learning_rate, "max_depth": params.max_depth, "min_child_weight": params.min_child_weight,
-             "subsample": params.subsample, "colsample_bytree": params.colsample_bytree,
-             "lambda": params.reg_lambda, "max_cat_to_onehot": 8, "seed": seed, "nthread": params.n_jobs or 0},
-            cls._dmatrix(X, schema, y), num_boost_round=params.n_estimators,
-            evals=[(cls._dmatrix(X_valid, schema, y_valid), "valid")],
-            early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False,
-        )
-        booster = booster[: booster.best_iteration + 1]
-        return cls(booster, schema, {"trees": booster.num_boosted_rounds()})
+        return cls.fit_booster({"objective": "reg:squarederror", "eval_metric": "rmse",
+                                **xgboost_tree_params(params, seed)}, params, schema, X, y, X_valid, y_valid)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X).astype(np.float64)
 
-    def save(self, directory: Path) -> None:
-        with atomic_path(directory / "xgboost.json") as tmp:
-            self.booster.save_model(tmp)
-        write_json(directory / "xgboost_info.json", self.info)
 
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> XGBoostModel:
-        import xgboost as xgb
-
-        booster = xgb.Booster()
-        booster.load_model(directory / "xgboost.json")
-        return cls(booster, schema, read_json(directory / "xgboost_info.json"))
-
-
-class LightGBMModel:
+class LightGBMModel(LightGBMBooster):
     """LightGBM (L2) with native categoricals and early stopping (the text model format on disk)."""
-
-    name = "lightgbm"
-
-    def __init__(self, booster, schema: FeatureSchema, info: dict | None = None):
-        self.booster, self.schema, self.info = booster, schema, info or {}
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0):
-        import lightgbm as lgb
-
-        cats = [j for j, c in enumerate(schema.categorical_mask) if c]
-        train = lgb.Dataset(X, y, feature_name=schema.names, categorical_feature=cats, free_raw_data=False)
-        valid = lgb.Dataset(X_valid, y_valid, reference=train)
-        booster = lgb.train(
-            {"objective": "regression", "metric": "rmse", "learning_rate": params.learning_rate,
-             "num_leaves": params.num_leaves, "min_child_samples": params.min_child_samples,
-             "bagging_fraction": params.subsample, "bagging_freq": 1 if params.subsample < 1 else 0,
-             "feature_fraction": params.colsample_bytree, "lambda_l2": params.reg_lambda,
-             "cat_smooth": params.cat_smooth, "seed": seed, "verbose": -1, "num_threads": params.n_jobs or 0},
-            train, num_boost_round=params.n_estimators, valid_sets=[valid],
-            callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-        )
-        return cls(booster, schema, {"trees": booster.best_iteration})
+        return cls.fit_booster({"objective": "regression", "metric": "rmse", **lightgbm_tree_params(params, seed)},
+                               params, schema, X, y, X_valid, y_valid)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(X, num_iteration=self.info.get("trees") or None), dtype=np.float64)
-
-    def save(self, directory: Path) -> None:
-        with atomic_path(directory / "lightgbm.txt") as tmp:
-            self.booster.save_model(str(tmp), num_iteration=self.info.get("trees") or None)
-        write_json(directory / "lightgbm_info.json", self.info)
-
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> LightGBMModel:
-        import lightgbm as lgb
-
-        return cls(lgb.Booster(model_file=str(directory / "lightgbm.txt")), schema,
-                   read_json(directory / "lightgbm_info.json"))
+        return np.asarray(self.raw_predict(X), dtype=np.float64)
 
 
 MODELS: dict[str, type] = {"ridge": RidgeModel, "xgboost": XGBoostModel, "lightgbm": LightGBMModel}
@@ -200,21 +141,10 @@ def fit_model(name: str, schema: FeatureSchema, X, y, X_valid, y_valid, model_cf
     return LogTarget(model, (fitted_on.min(), fitted_on.max())) if log_target else model
 
 
-LOWER_IS_BETTER = {"rmse", "mae", "mape"}
-
-
-def pick_best(valid_scores: dict[str, dict[str, float]], metric: str) -> str:
-    """The model with the best validation ``metric`` (ties: the first listed). Pure."""
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    return max(valid_scores, key=lambda name: sign * valid_scores[name][metric])
-
-
 def save_model(model: Regressor, directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory)
+    """The model and its ``model.json``, which says whether it answers through ``log1p``."""
     log_range = {"log_range": list(model.log_range)} if isinstance(model, LogTarget) else {}
-    write_json(directory / "model.json", {"model": model.name, "log_target": isinstance(model, LogTarget),
-                                          **log_range, **model.info})
+    save_model_dir(model, directory, log_target=isinstance(model, LogTarget), **log_range)
 
 
 def load_model(directory: Path, schema: FeatureSchema) -> Regressor:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from tabular_mining.common.features import encode_frame
+from tabular_mining.common.runs import TrainedRun
 from tabular_mining.common.table import score_file
 from tabular_mining.regress.config import RegressConfig
-from tabular_mining.regress.evaluate import RegressRun, load_regress_run
+from tabular_mining.regress.evaluate import load_regress_run
 
 
-def score_frame(loaded: RegressRun, df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
+def score_frame(loaded: TrainedRun, df: pd.DataFrame, source: str = "input") -> pd.DataFrame:
     """The id columns and the served model's ``prediction`` for each row of ``df``."""
     values = loaded.models[loaded.served].predict(encode_frame(df, loaded.schema, source))
     out = df[[c for c in loaded.schema.id_columns if c in df.columns]].copy()

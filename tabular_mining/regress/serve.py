@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from shared.runs import load_metrics
 from shared.serving import Predictor, StrictRequest
 from tabular_mining.common.features import describe_features, encode_record, example_record, record_model
+from tabular_mining.common.runs import TrainedRun
 from tabular_mining.common.stream_stage import stream_stage
 from tabular_mining.regress.config import RegressConfig
-from tabular_mining.regress.evaluate import RegressRun, load_regress_run
+from tabular_mining.regress.evaluate import load_regress_run
 
 
 class RegressPrediction(BaseModel):
@@ -46,7 +47,7 @@ class RegressPredictor(Predictor):
     response_model = RegressResponse
     page = "regress"  # the demo page: the record as a form, the value, the run's test RMSE/MAE/R²
 
-    def __init__(self, loaded: RegressRun):
+    def __init__(self, loaded: TrainedRun):
         self.loaded, self.schema = loaded, loaded.schema
         self.model = loaded.models[loaded.served]
         self.request_model = create_model("RegressRequest", __base__=StrictRequest,

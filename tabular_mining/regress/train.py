@@ -20,10 +20,11 @@ from pathlib import Path
 from shared.metrics import regression
 from shared.runs import write_json
 from tabular_mining.common.features import encode_frame
+from tabular_mining.common.runs import pick_best
 from tabular_mining.regress.config import RegressConfig
 from tabular_mining.regress.data import load_splits
 from tabular_mining.regress.evaluate import held_out_report
-from tabular_mining.regress.model import fit_model, pick_best, save_model
+from tabular_mining.regress.model import fit_model, save_model
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ from sklearn.metrics import roc_auc_score
 from shared.runs import latest_run, task_dir
 from tabular_mining.classify.config import FTTransformerParams
 from tabular_mining.classify.ft_transformer import FTTransformer, FTTransformerModel
-from tabular_mining.classify.model import load_model, save_model
+from tabular_mining.classify.model import load_model
 from tabular_mining.common.features import encode_frame, encode_target, infer_schema
+from tabular_mining.common.runs import save_model
 
 TINY = {"d_token": 16, "n_blocks": 1, "n_heads": 2,
         "train": {"epochs": 5, "batch_size": 64, "lr": 3e-3, "monitor": "log_loss", "monitor_mode": "min",

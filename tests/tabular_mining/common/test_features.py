@@ -5,7 +5,6 @@ import pytest
 
 from shared.errors import UserError
 from tabular_mining.classify.data import split_rows
-from tabular_mining.classify.model import pick_best
 from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
@@ -14,6 +13,7 @@ from tabular_mining.common.features import (
     encode_records,
     infer_schema,
 )
+from tabular_mining.common.runs import pick_best
 from tabular_mining.common.table import TableData, binary_target, check_columns
 
 ROWS = pd.DataFrame({
@@ -97,3 +97,6 @@ def test_pick_best_respects_metric_direction():
     scores = {"a": {"roc_auc": 0.8, "log_loss": 0.5}, "b": {"roc_auc": 0.9, "log_loss": 0.6}}
     assert pick_best(scores, "roc_auc") == "b"
     assert pick_best(scores, "log_loss") == "a"
+    fits = {"ridge": {"rmse": 9.0, "r2": 0.7}, "xgboost": {"rmse": 7.0, "r2": 0.8}, "lightgbm": {"rmse": 7.0, "r2": 0.8}}
+    assert pick_best(fits, "rmse") == "xgboost"  # lower wins; a tie: the first listed
+    assert pick_best(fits, "r2") == "xgboost"
