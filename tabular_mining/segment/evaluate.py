@@ -13,34 +13,35 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 
 from shared.errors import UserError
 from shared.metrics import with_split
-from shared.runs import evaluation_dir, write_json, write_text
+from shared.runs import write_json, write_text
 from tabular_mining.common.plots import segment_scatter
+from tabular_mining.common.runs import evaluation_rows
 from tabular_mining.common.table import read_table
 from tabular_mining.segment.config import SegmentConfig
 from tabular_mining.segment.data import load_data
 from tabular_mining.segment.model import cluster_quality, load_segment_run, profile, profiles_markdown
 
-TEST_SPLIT_DIR = "test-split"
+
+def feature_rows(path: Path, cfg: SegmentConfig, features: list[str]) -> pd.DataFrame:
+    """A user's file to assign: read as the data config says; every feature column present."""
+    df = read_table(path, cfg.data.format, cfg.data.na_values, cfg.data.column_names)
+    missing = [n for n in features if n not in df.columns]
+    if missing:
+        raise UserError(f"{path}: feature column {missing[0]!r} is missing")
+    return df
 
 
 def evaluate(cfg: SegmentConfig, run: Path, data: Path | None) -> dict:
     """The evaluate stage: the segments of ``data`` (or of the test split), their quality, profiles
     and a PCA plot, written to ``evaluations/<stem>/``; returns the metrics and where they went."""
     loaded = load_segment_run(run)
-    if data is None:
-        df, split, out = load_data(cfg).test, "test", Path(run) / "evaluations" / TEST_SPLIT_DIR
-        if df.empty:
-            raise UserError(f"{run} has no test split (data.test_size=0): evaluate a file with --data FILE")
-    else:
-        df, split = read_table(data, cfg.data.format, cfg.data.na_values, cfg.data.column_names), "data"
-        missing = [n for n in loaded.schema.names if n not in df.columns]
-        if missing:
-            raise UserError(f"{data}: feature column {missing[0]!r} is missing")
-        out = evaluation_dir(run, data)
+    df, split, out = evaluation_rows(run, data, lambda: load_data(cfg).test,
+                                     lambda path: feature_rows(path, cfg, loaded.schema.names))
     Z, labels, _ = loaded.assign_frame(df, str(data or "test split"))
     metrics = {**with_split(split, cluster_quality(Z, labels, cfg.eval.silhouette_sample, cfg.data.seed)),
                f"{split}/rows": len(df)}
