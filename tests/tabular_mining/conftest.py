@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from shared.cli import run_app
@@ -75,6 +76,33 @@ def rules_run() -> Path:
 @pytest.fixture(scope="session")
 def regress_run() -> Path:
     return train(HOUSES, HOUSES_SMALL)
+
+
+@pytest.fixture(scope="session")
+def csv_files(tmp_path_factory):
+    """``csv_files(folder, {file name: frame})``: the frames written as CSV files (a header, no
+    index) into a new temporary folder, which it returns."""
+    def write(folder: str, tables: dict[str, pd.DataFrame]) -> Path:
+        root = tmp_path_factory.mktemp(folder)
+        for name, frame in tables.items():
+            frame.to_csv(root / name, index=False)
+        return root
+
+    return write
+
+
+@pytest.fixture
+def nothing_held_out(cli, capsys):
+    """``nothing_held_out(run, key)``: a run trained with ``data.test_size=0`` reports ``key`` and
+    no ``test/`` metric, and ``evaluate`` without ``--data`` stops with the one-line error."""
+    def check(run: Path, key: str) -> None:
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert key in metrics and not any(k.startswith("test/") for k in metrics)
+        capsys.readouterr()
+        assert cli("evaluate", "--run", run) == 2
+        assert "has no test split (data.test_size=0)" in capsys.readouterr().err
+
+    return check
 
 
 @pytest.fixture

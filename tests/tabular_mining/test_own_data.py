@@ -41,10 +41,8 @@ def adult_like(n: int, seed: int, decorate: str = "") -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def adult(tmp_path_factory):
-    root = tmp_path_factory.mktemp("adult")
-    adult_like(500, 0).to_csv(root / "adult.csv", index=False)
-    adult_like(150, 1, decorate=".").to_csv(root / "adult_test.csv", index=False)
+def adult(csv_files):
+    root = csv_files("adult", {"adult.csv": adult_like(500, 0), "adult_test.csv": adult_like(150, 1, decorate=".")})
     adult_like(300, 2).drop(columns="rownames").to_csv(root / "adult.data", index=False, header=False)
     return root
 
@@ -100,13 +98,10 @@ def test_row_id_detection():
     assert not looks_like_row_id(pd.Series(np.arange(100) + 0.5))  # floats: a measurement
 
 
-def test_test_size_0_trains_on_everything_and_evaluate_takes_a_file(adult_run, adult, cli, cli_json, capsys):
+def test_test_size_0_trains_on_everything_and_evaluate_takes_a_file(adult_run, adult, nothing_held_out):
     manifest = json.loads((adult_run / "data_manifest.json").read_text())
     assert manifest["rows"]["test"] == 0 and manifest["rows"]["train"] + manifest["rows"]["valid"] == 500
-    metrics = json.loads((adult_run / "metrics.json").read_text())
-    assert "valid/roc_auc" in metrics and not any(k.startswith("test/") for k in metrics)
-    assert cli("evaluate", "--run", adult_run) == 2
-    assert "no test split (data.test_size=0)" in capsys.readouterr().err
+    nothing_held_out(adult_run, "valid/roc_auc")
 
 
 def test_decorated_test_labels_are_refused_with_the_label_map_to_use(adult_run, adult, cli, capsys):
@@ -154,13 +149,8 @@ def test_a_headerless_file_is_named_by_column_names_and_the_error_says_so(adult,
     assert out["train"] + out["valid"] + out["test"] == 300  # the first row is a row, not a header
 
 
-def test_segments_with_nothing_held_out(adult, cli, capsys):
+def test_segments_with_nothing_held_out(adult, cli, nothing_held_out):
     assert cli("train", "--config", SEGMENTS, "name=adult-segments-all", f"data.path={adult / 'adult.csv'}",
                "data.na_values=['?']", "data.id_columns=[rownames]", "data.test_size=0", "model.k_max=3",
                "model.n_init=1") == 0
-    run = latest_run("tabular_mining", "adult-segments-all")
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert "train/silhouette" in metrics and not any(k.startswith("test/") for k in metrics)
-    capsys.readouterr()
-    assert cli("evaluate", "--run", run) == 2
-    assert "no test split (data.test_size=0)" in capsys.readouterr().err
+    nothing_held_out(latest_run("tabular_mining", "adult-segments-all"), "train/silhouette")

@@ -44,11 +44,8 @@ def grades(n: int, seed: int, decorate: str = "") -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def grade_files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grades")
-    grades(700, 0).to_csv(root / "grades.csv", index=False)
-    grades(200, 1, decorate=".").to_csv(root / "grades_test.csv", index=False)
-    return root
+def grade_files(csv_files):
+    return csv_files("grades", {"grades.csv": grades(700, 0), "grades_test.csv": grades(200, 1, decorate=".")})
 
 
 def grade_args(root: Path, *more: str) -> list[str]:
