@@ -181,6 +181,14 @@
     }
     return record;
   }
+  // the record form of a table kind (churn, regress, segments): the run's /metadata kept on the kind for its
+  // render, the example's first record as fields
+  async function buildRecordForm(kind, example) {
+    kind.meta = await metadata();
+    form.append(el('h2', {text: 'Record', style: 'margin-top:0'}),
+      recordFields((example.instances || [{}])[0], kind.meta && kind.meta.features));
+  }
+  function recordRequest() { return {json: {instances: [readRecord()]}}; }
 
   // image uploads: a file picker, drag and drop of several files, and the run's own example image
   const picked = [];  // [{name, blob, url}]
@@ -320,11 +328,10 @@
 
   KINDS['tabular-classify'] = {
     async build(example) {
-      this.meta = await metadata();
-      form.append(el('h2', {text: 'Record', style: 'margin-top:0'}),
-        recordFields((example.instances || [{}])[0], this.meta && this.meta.features),
-        el('label', {class: 'inline'}, el('input', {type: 'checkbox', id: 'explain', checked: example.contributions !== false}),
-          'Explain: per-feature contributions'));
+      await buildRecordForm(this, example);
+      form.append(el('label', {class: 'inline'},
+        el('input', {type: 'checkbox', id: 'explain', checked: example.contributions !== false}),
+        'Explain: per-feature contributions'));
     },
     request() { return {json: {instances: [readRecord()], contributions: $('explain').checked}}; },
     render(response) {
@@ -357,12 +364,8 @@
   };
 
   KINDS.regress = {
-    async build(example) {
-      this.meta = await metadata();
-      form.append(el('h2', {text: 'Record', style: 'margin-top:0'}),
-        recordFields((example.instances || [{}])[0], this.meta && this.meta.features));
-    },
-    request() { return {json: {instances: [readRecord()]}}; },
+    build(example) { return buildRecordForm(this, example); },
+    request: recordRequest,
     render(response) {
       const target = (this.meta && this.meta.target) || 'value';
       const m = (this.meta && this.meta.metrics) || {};
@@ -376,12 +379,8 @@
   };
 
   KINDS.segments = {
-    async build(example) {
-      this.meta = await metadata();
-      form.append(el('h2', {text: 'Record', style: 'margin-top:0'}),
-        recordFields((example.instances || [{}])[0], this.meta && this.meta.features));
-    },
-    request() { return {json: {instances: [readRecord()]}}; },
+    build(example) { return buildRecordForm(this, example); },
+    request: recordRequest,
     render(response) {
       const p = response.predictions[0];
       const rates = Object.keys(p).filter((k) => k.endsWith('_rate'));
