@@ -18,7 +18,7 @@ import numpy as np
 
 from shared.errors import UserError
 from shared.metrics import binary_classification, multiclass_classification
-from shared.runs import read_json, write_json
+from shared.runs import read_json
 from tabular_mining.classify.config import LightGBMParams, LogisticParams, XGBoostParams
 from tabular_mining.common.boosters import (
     LightGBMBooster,
@@ -26,7 +26,8 @@ from tabular_mining.common.boosters import (
     lightgbm_tree_params,
     xgboost_tree_params,
 )
-from tabular_mining.common.features import FeatureSchema, design_matrix
+from tabular_mining.common.features import FeatureSchema
+from tabular_mining.common.linear import StandardisedLinear
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +81,16 @@ def predicted_class_rows(per_class: np.ndarray, proba: np.ndarray) -> np.ndarray
     return per_class[np.arange(len(per_class)), proba.argmax(axis=1)]
 
 
-class LogisticModel:
-    """Logistic regression on standardised numerics (median-imputed) and one-hot categoricals;
-    multinomial (softmax) for K > 2 classes: ``coef`` is then ``(K, inputs)``, ``intercept`` ``(K,)``.
-
-    Trained with scikit-learn; stored as plain numbers in ``logistic.json`` and applied with
-    numpy, so loading it runs no code from the file.
-    """
+class LogisticModel(StandardisedLinear):
+    """Logistic regression on the standardised design matrix (:mod:`tabular_mining.common.linear`,
+    ``logistic.json``); multinomial (softmax) for K > 2 classes: ``coef`` is then ``(K, inputs)``,
+    ``intercept`` ``(K,)``."""
 
     name = "logistic"
 
     def __init__(self, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
                  intercept: float | np.ndarray, info: dict | None = None):
-        self.schema, self.mean, self.scale, self.coef, self.intercept = schema, mean, scale, coef, intercept
-        self.info = info or {}
+        super().__init__(schema, mean, scale, coef, intercept, info)
         self._cat = np.array(schema.categorical_mask)
         self._sizes = [len(f.categories) if c else 1 for f, c in zip(schema.features, self._cat)]
 
@@ -102,25 +99,21 @@ class LogisticModel:
             checkpoints: Path | None = None):
         from sklearn.linear_model import LogisticRegression
 
-        Z = design_matrix(X, schema)
-        mean, scale = Z.mean(axis=0), Z.std(axis=0)
-        scale[scale == 0] = 1.0
+        Z, mean, scale = cls.standardise_training(X, schema)
         lr = LogisticRegression(C=params.C, class_weight=params.class_weight, max_iter=params.max_iter)
-        lr.fit((Z - mean) / scale, y)
+        lr.fit(Z, y)
         if n_classes(schema) > 2:  # scikit-learn fits the multinomial model for more than two classes
             return cls(schema, mean, scale, lr.coef_, lr.intercept_, {"n_inputs": Z.shape[1]})
         return cls(schema, mean, scale, lr.coef_[0], float(lr.intercept_[0]), {"n_inputs": Z.shape[1]})
 
     def _logit_parts(self, X: np.ndarray) -> np.ndarray:
-        Z = (design_matrix(X, self.schema) - self.mean) / self.scale
-        return Z * self.coef
+        return self.standardised(X) * self.coef
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if self.coef.ndim == 2:
             from scipy.special import softmax
 
-            Z = (design_matrix(X, self.schema) - self.mean) / self.scale
-            return softmax(Z @ self.coef.T + self.intercept, axis=1)
+            return softmax(self.standardised(X) @ self.coef.T + self.intercept, axis=1)
         z = self._logit_parts(X).sum(axis=1) + self.intercept
         with np.errstate(over="ignore"):  # exp(-z) overflows to inf for z << 0, which gives p = 0 as it should
             return 1.0 / (1.0 + np.exp(-z))
@@ -128,22 +121,12 @@ class LogisticModel:
     def contributions(self, X: np.ndarray) -> np.ndarray:
         if self.coef.ndim == 2:  # the predicted class's logit
             k = self.predict_proba(X).argmax(axis=1)
-            parts = (design_matrix(X, self.schema) - self.mean) / self.scale * self.coef[k]
+            parts = self.standardised(X) * self.coef[k]
             bias = self.intercept[k][:, None]
         else:
             parts, bias = self._logit_parts(X), np.full((len(X), 1), self.intercept)
         out = np.add.reduceat(parts, np.cumsum([0] + self._sizes[:-1]), axis=1)
         return np.hstack([out, bias])
-
-    def save(self, directory: Path) -> None:
-        write_json(directory / "logistic.json", {"mean": self.mean, "scale": self.scale, "coef": self.coef,
-                                                 "intercept": self.intercept, "info": self.info})
-
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> LogisticModel:
-        d = read_json(directory / "logistic.json")
-        intercept = np.array(d["intercept"]) if isinstance(d["intercept"], list) else d["intercept"]
-        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), intercept, d["info"])
 
 
 class XGBoostModel(XGBoostBooster):

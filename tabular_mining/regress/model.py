@@ -17,14 +17,15 @@ from typing import Protocol
 import numpy as np
 
 from shared.errors import UserError
-from shared.runs import read_json, write_json
+from shared.runs import read_json
 from tabular_mining.common.boosters import (
     LightGBMBooster,
     XGBoostBooster,
     lightgbm_tree_params,
     xgboost_tree_params,
 )
-from tabular_mining.common.features import FeatureSchema, design_matrix
+from tabular_mining.common.features import FeatureSchema
+from tabular_mining.common.linear import StandardisedLinear
 from tabular_mining.common.runs import save_model as save_model_dir
 from tabular_mining.regress.config import LightGBMParams, RidgeParams, XGBoostParams
 
@@ -40,40 +41,24 @@ class Regressor(Protocol):
     def save(self, directory: Path) -> None: ...
 
 
-class RidgeModel:
-    """Ridge regression on the design matrix (numerics median-imputed, categoricals one-hot), every
-    column standardised on the training rows. Stored as plain numbers in ``ridge.json`` and applied
-    with numpy (in float64, so a record far outside the training data still gets a finite value)."""
+class RidgeModel(StandardisedLinear):
+    """Ridge regression on the standardised design matrix (:mod:`tabular_mining.common.linear`,
+    ``ridge.json``), applied in float64 so a record far outside the training data still gets a
+    finite value."""
 
     name = "ridge"
-
-    def __init__(self, schema: FeatureSchema, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
-                 intercept: float, info: dict | None = None):
-        self.schema, self.mean, self.scale, self.coef, self.intercept = schema, mean, scale, coef, intercept
-        self.info = info or {}
+    float64 = True
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: RidgeParams, seed: int = 0):
         from sklearn.linear_model import Ridge
 
-        Z = design_matrix(X, schema).astype(np.float64)
-        mean, scale = Z.mean(axis=0), Z.std(axis=0)
-        scale[scale == 0] = 1.0
-        ridge = Ridge(alpha=params.alpha).fit((Z - mean) / scale, y)
+        Z, mean, scale = cls.standardise_training(X, schema)
+        ridge = Ridge(alpha=params.alpha).fit(Z, y)
         return cls(schema, mean, scale, ridge.coef_, float(ridge.intercept_), {"n_inputs": Z.shape[1]})
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        Z = (design_matrix(X, self.schema).astype(np.float64) - self.mean) / self.scale
-        return Z @ self.coef + self.intercept
-
-    def save(self, directory: Path) -> None:
-        write_json(directory / "ridge.json", {"mean": self.mean, "scale": self.scale, "coef": self.coef,
-                                              "intercept": self.intercept, "info": self.info})
-
-    @classmethod
-    def load(cls, directory: Path, schema: FeatureSchema) -> RidgeModel:
-        d = read_json(directory / "ridge.json")
-        return cls(schema, np.array(d["mean"]), np.array(d["scale"]), np.array(d["coef"]), d["intercept"], d["info"])
+        return self.standardised(X) @ self.coef + self.intercept
 
 
 class XGBoostModel(XGBoostBooster):
