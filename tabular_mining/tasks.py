@@ -1,7 +1,7 @@
 """The tasks of tabular_mining: one :class:`shared.tasks.Task` per recipe ``task:`` key.
 
-- ``classify``: binary classification of a table (``churn.yaml``): logistic, XGBoost, LightGBM,
-  FT-Transformer; ``distributed: dask`` scales the trees out; ``tune`` searches parameters;
+- ``classify``: classification of a table, two classes (``churn.yaml``) or more (``penguins.yaml``):
+  logistic, XGBoost, LightGBM, FT-Transformer; ``distributed: dask`` scales the two-class trees out; ``tune`` searches parameters;
   ``export`` writes the boosted trees as ONNX.
 - ``regress``: a numeric target of a table (``house_prices.yaml``): ridge, XGBoost, LightGBM.
 - ``segment``: customer segments by clustering the same feature pipeline (``segments.yaml``).
@@ -43,7 +43,7 @@ STREAM_HELP = "score JSON lines from --input (a file, '-' = stdin, or kafka) int
 
 TASKS = {
     "classify": Task(
-        config=ClassifyConfig, help="binary classification of a table (churn)",
+        config=ClassifyConfig, help="classification of a table, two or more classes (churn, penguins)",
         preprocess=classify_data.preprocess, train=classify_train.train, evaluate=classify_evaluate.evaluate,
         predict=classify_predict.predict, export=classify_export.export,
         predictor=classify_serve.ClassifyPredictor.from_run,

@@ -54,7 +54,7 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     df, source = load_table(cfg)
     check_columns(df, cfg, source)
     classes = target_classes(df[cfg.target], cfg.positive_class, source, cfg.target)
-    warn_label_twins(classes, source, cfg.target)
+    refuse_label_twins(classes, source, cfg.target)
     if cfg.sample and cfg.sample < len(df):
         df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
                                  random_state=cfg.seed)
@@ -80,19 +80,20 @@ def label_map_hint(unseen: list[str], classes: list[str]) -> str:
     return f"; they look like the training classes decorated: add data.label_map='{json.dumps(mapping)}'"
 
 
-def warn_label_twins(classes: list[str], source: str, column: str) -> None:
-    """Classes that differ only by case or a trailing '.' (``Yes``, ``yes.``) are kept apart (a
-    table may mean them so) but are most likely one label spelled two ways: the log says so, with
-    the ``data.label_map`` that merges them."""
+def refuse_label_twins(classes: list[str], source: str, column: str) -> None:
+    """Classes that differ only by case or a trailing '.' (``Yes``, ``yes.``: one label spelled two
+    ways, as the Adult test file has them) are refused in one line with the ``data.label_map`` that
+    merges them, as nlp_app refuses labels spelt two ways: trained apart they would make a class
+    that is really another one's rows."""
     groups: dict[str, list[str]] = {}
     for c in classes:
         groups.setdefault(_bare(c), []).append(c)
     keep = {bare: min(group, key=lambda c: (c.rstrip(".") != c, len(c))) for bare, group in groups.items()}
     mapping = {c: keep[bare] for bare, group in groups.items() for c in group if c != keep[bare]}
     if mapping:
-        log.warning("%s: target %r has classes that look like one label spelled differently (%s); each is a class "
-                    "of its own unless merged: data.label_map='%s'", source, column,
-                    ", ".join(repr(c) for g in groups.values() if len(g) > 1 for c in g), json.dumps(mapping))
+        twins = ", ".join(repr(c) for g in groups.values() if len(g) > 1 for c in g)
+        raise UserError(f"{source}: target {column!r} has {len(classes)} classes, some one label spelled "
+                        f"differently ({twins}): merge them with data.label_map='{json.dumps(mapping)}'")
 
 
 def min_class_rows(cfg: TableData, n_classes: int) -> int:

@@ -79,7 +79,8 @@ def test_decorated_target_labels_are_one_class_per_meaning_or_named(tmp_path, cl
     dotted = _churn_table(tmp_path / "dotted.csv", ["Yes", "No", "yes.", "No", "No"])
     assert cli("preprocess", "--config", CHURN, "name=layout-dotted", f"data.path={dotted}") == 2
     err = capsys.readouterr().err
-    assert "'churn' has 3 classes" in err and "data.label_map" in err and len(err.strip().splitlines()) == 1
+    assert "'churn' has 3 classes, some one label spelled differently ('Yes', 'yes.')" in err
+    assert """data.label_map='{\"yes.\": \"Yes\"}'""" in err and len(err.strip().splitlines()) == 1
     out = cli_json("preprocess", "--config", CHURN, "name=layout-dotted", f"data.path={dotted}",
                    'data.label_map={"yes.": "Yes"}')
     assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["No", "Yes"]

@@ -3,7 +3,6 @@ class spelled with trailing spaces in some rows, a test file with a decorated la
 ``data.label_map`` merges) through preprocess → train → evaluate → predict → export on the command
 line; the penguins recipe on every model type; the served answer for three classes; the errors."""
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -247,12 +246,15 @@ def test_tune_scores_trials_by_macro_roc_auc(grade_files, cli_json):
     assert 0.85 < out["tune/best_roc_auc"] <= 1
 
 
-def test_classes_that_look_like_one_label_are_named_in_the_log(tmp_path, cli_json, caplog):
+def test_classes_that_look_like_one_label_are_refused_with_the_label_map(tmp_path, cli, cli_json, capsys):
     df = grades(400, 6)
     df.loc[df.index[df.grade == "gold"][::2], "grade"] = "Gold."
     df.to_csv(tmp_path / "twins.csv", index=False)
-    with caplog.at_level(logging.WARNING):
-        out = cli_json("preprocess", "--config", CHURN, "name=grades-twins", f"data.path={tmp_path / 'twins.csv'}",
-                       "data.target=grade")
-    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["Gold.", *CLASSES]
-    assert """data.label_map='{"Gold.": "gold"}'""" in caplog.text
+    argv = ["preprocess", "--config", CHURN, "name=grades-twins", f"data.path={tmp_path / 'twins.csv'}",
+            "data.target=grade"]
+    assert cli(*argv) == 2
+    err = capsys.readouterr().err
+    assert """'grade' has 5 classes, some one label spelled differently ('Gold.', 'gold')""" in err
+    assert """data.label_map='{"Gold.": "gold"}'""" in err and len(err.strip().splitlines()) == 1
+    out = cli_json(*argv, """data.label_map={"Gold.": "gold"}""")
+    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == CLASSES
