@@ -36,6 +36,7 @@ class Feature:
     kind: str  # NUMERIC | CATEGORICAL
     categories: list[str] = field(default_factory=list)
     median: float | None = None
+    mode: str | None = None  # categoricals: the most frequent training category (the example record's)
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -134,8 +135,10 @@ def infer_schema(train: pd.DataFrame, target: str, classes: list[str], id_column
             median = float(values.median()) if values.notna().any() else 0.0
             feats.append(Feature(name, NUMERIC, median=median))
         else:
-            cats = sorted(col.dropna().astype(str).unique().tolist())
-            feats.append(Feature(name, CATEGORICAL, categories=cats))
+            text = col.dropna().astype(str)
+            cats = sorted(text.unique().tolist())
+            mode = str(text.value_counts().index[0]) if len(text) else None  # ties: the first seen
+            feats.append(Feature(name, CATEGORICAL, categories=cats, mode=mode))
     if not feats:
         raise UserError(f"{source}: no feature columns left after removing the target, ids and dropped columns")
     return FeatureSchema(feats, target, classes, list(id_columns))
@@ -246,9 +249,10 @@ def record_model(schema: FeatureSchema) -> type[BaseModel]:
 
 
 def example_record(schema: FeatureSchema) -> dict:
-    """A valid record: the first category of each categorical, the median of each numeric."""
-    return {f.name: f.categories[0] if f.kind == CATEGORICAL else (f.median if f.median is not None else 0.0)
-            for f in schema.features}
+    """A typical record: the most frequent training category of each categorical (the first
+    category for a schema saved before modes were), the median of each numeric."""
+    return {f.name: (f.mode or next(iter(f.categories), None)) if f.kind == CATEGORICAL
+            else (f.median if f.median is not None else 0.0) for f in schema.features}
 
 
 def describe_features(schema: FeatureSchema) -> list[dict]:

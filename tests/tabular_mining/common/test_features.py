@@ -8,9 +8,11 @@ from tabular_mining.classify.data import split_rows
 from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
+    FeatureSchema,
     clean,
     encode_frame,
     encode_records,
+    example_record,
     infer_schema,
 )
 from tabular_mining.common.runs import pick_best
@@ -36,6 +38,18 @@ def test_infer_schema_kinds_categories_medians():
     contract = s.features[2]
     assert contract.categories == ["Month-to-month", "One year"]
     assert s.features[1].median == pytest.approx((29.85 + 108.15) / 2)
+
+
+def test_the_example_record_is_typical_and_old_schemas_still_give_one():
+    """The most frequent training category (not the alphabetically first: Ames' MS_Zoning 'A_agr'
+    made the demo page's example an agricultural duplex), the median of each numeric."""
+    rows = pd.DataFrame({"zoning": ["RL", "A_agr", "RL", "RM", None], "area": [1, 2, 3, 4, 100], "y": [1] * 5})
+    s = infer_schema(rows, "y", [])
+    assert example_record(s) == {"zoning": "RL", "area": 3.0}
+    old = s.to_dict()
+    for f in old["features"]:
+        f.pop("mode")  # a feature_schema.json written before modes were recorded
+    assert example_record(FeatureSchema.from_dict(old)) == {"zoning": "A_agr", "area": 3.0}
 
 
 def test_encode_missing_and_unseen_categories_are_nan():
