@@ -40,6 +40,8 @@ setup: $(STAMP) ## create .venv and install the project (done automatically by d
 
 DEMO_RECIPES := \
 	tabular_mining:configs/tabular_mining/churn-quick.yaml \
+	tabular_mining:configs/tabular_mining/penguins.yaml \
+	tabular_mining:configs/tabular_mining/house_prices-quick.yaml \
 	tabular_mining:configs/tabular_mining/segments-quick.yaml \
 	tabular_mining:configs/tabular_mining/rules-quick.yaml \
 	nlp_app:configs/nlp_app/sentiment-quick.yaml \

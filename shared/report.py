@@ -30,6 +30,11 @@ class Reference(NamedTuple):
 REFERENCE = {
     ("tabular_mining", "churn"): Reference("test/roc_auc", "0.8520", "≥ 0.845",
                                            "tabular_mining/README_mining.md", "churn test ROC-AUC"),
+    ("tabular_mining", "penguins"): Reference("test/accuracy", "0.986", "three species; macro F1 0.988",
+                                              "tabular_mining/README_mining.md", "served logistic model has accuracy"),
+    ("tabular_mining", "house_prices"): Reference("test/r2", "0.916", "≥ 0.9 (RMSE 23,461; the mean: 81,048)",
+                                                  "tabular_mining/README_regression.md",
+                                                  "configs/tabular_mining/house_prices.yaml` | XGBoost"),
     ("tabular_mining", "segments"): Reference("test/silhouette", "0.2043", "k chosen by silhouette",
                                               "tabular_mining/README_mining.md", "segments k = 2, silhouette"),
     ("tabular_mining", "rules"): Reference("test/hit_rate@3", "0.806", "≥ popularity (0.731)",
@@ -55,7 +60,7 @@ REFERENCE = {
     ("recsys_app", "movielens"): Reference("test/ndcg@10", "0.0416", "EASE (served); peers in the guide",
                                            "recsys_app/README.md", "| ease |"),
 }
-FALLBACK_KEYS = ("test/roc_auc", "test/accuracy", "test/f1", "test/mean_iou", "test/map_50", "test/ndcg@10",
+FALLBACK_KEYS = ("test/roc_auc", "test/r2", "test/accuracy", "test/f1", "test/mean_iou", "test/map_50", "test/ndcg@10",
                  "test/hit_rate@3", "test/silhouette")
 NEXT = """next:
   make serve-tabular                      # serve the churn model on http://127.0.0.1:8000
