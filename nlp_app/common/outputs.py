@@ -8,12 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared import runs
+from shared import runs, textfiles
 from shared.errors import UserError
 
 
 def read_lines(path: str | Path | None) -> list[str]:
     """Non-empty lines of a text file (``-`` = stdin), stripped."""
+    return [line for _, line in numbered_lines(path)]
+
+
+def numbered_lines(path: str | Path | None) -> list[tuple[int, str]]:
+    """``(line number, line)`` of the non-empty lines of a text file (``-`` = stdin), stripped; the
+    numbers count blank lines too, so an error names the line an editor shows. UTF-8 (a BOM is
+    fine); another encoding is a one-line error."""
     if not path:
         raise UserError("predict needs --input FILE (one text per line; '-' for stdin)")
     if str(path) == "-":
@@ -21,8 +28,8 @@ def read_lines(path: str | Path | None) -> list[str]:
     else:
         if not Path(path).exists():
             raise UserError(f"input file not found: {path}")
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    lines = [line.strip() for line in lines if line.strip()]
+        lines = textfiles.read_text(path).splitlines()
+    lines = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
     if not lines:
         raise UserError(f"{path}: no texts found (one per line)")
     return lines

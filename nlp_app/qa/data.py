@@ -94,7 +94,7 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
     path = Path(path)
     data = _need(doc, "data", list, "the top level", path)
     examples: list[QAExample] = []
-    repaired = unusable = skipped = impossible = 0
+    repaired = unusable = skipped = impossible = empty = 0
     seen: set[str] = set()
     for i, article in enumerate(data):
         title = str(article.get("title", "")) if isinstance(article, dict) else ""
@@ -102,7 +102,9 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
             where = f"data[{i}].paragraphs[{j}]"
             context = _need(para, "context", str, where, path)
             if not context.strip():
-                raise UserError(f"{path}: {where}.context is empty")
+                empty += 1  # exports carry a few blank passages; no question on one has a span
+                skipped += len(para.get("qas") or [])
+                continue
             for k, qa in enumerate(_need(para, "qas", list, where, path)):
                 qwhere = f"{where}.qas[{k}]"
                 qid = _need(qa, "id", str, qwhere, path)
@@ -134,10 +136,11 @@ def parse_squad(doc: dict, path: str | os.PathLike = "<json>", require_answers: 
                 examples.append(QAExample(qid, question.strip(), context, tuple(answers), title))
     if not examples:
         raise UserError(f"{path}: no questions found")
-    if repaired or unusable or skipped or impossible:
+    if repaired or unusable or skipped or impossible or empty:
         log.info("%s: %d answer offsets repaired, %d answers not in their context (kept for scoring only), "
-                 "%d questions with no text and %d unanswerable (is_impossible) questions skipped", path,
-                 repaired, unusable, skipped, impossible)
+                 "%d paragraphs with an empty context skipped, %d questions with no text or no context and %d "
+                 "unanswerable (is_impossible) questions skipped", path, repaired, unusable, empty, skipped,
+                 impossible)
     return examples
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nlp_app.common.outputs import read_lines, write_jsonl, write_scores
+from nlp_app.common.outputs import numbered_lines, write_jsonl, write_scores
 from nlp_app.qa.config import QAConfig
 from nlp_app.qa.data import QAExample, load_splits, read_squad
 from nlp_app.qa.export import runner_for
@@ -33,7 +33,7 @@ def read_questions(path: Path | str | None) -> list[QAExample]:
     if path and str(path).endswith(".json"):
         return read_squad(path, require_answers=False)
     out = []
-    for n, line in enumerate(read_lines(path), 1):
+    for n, line in numbered_lines(path):
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:

@@ -68,6 +68,42 @@ def test_squad_v2_unanswerable_questions_are_skipped_for_training_and_kept_for_p
         read_squad(path)
 
 
+def test_cmrc_layout_several_answers_shifted_offsets_and_empty_paragraphs(tmp_path, caplog):
+    """CMRC 2018 / DuReader-robust as exported: several reference answers per question (one a
+    longer span not at its offset), an ``answer_start`` a few characters off, and blank passages
+    (with and without questions), which are skipped and counted, not an error."""
+    context = "张伟出生于北京，是一名医生。张伟在1980年获得了全国大奖。"
+    doc = {"version": "v1.0", "data": [{"id": "DEV_0", "title": "", "paragraphs": [
+        {"id": "DEV_0_P0", "context": context, "qas": [
+            {"id": "DEV_0_Q0", "question": "张伟出生于哪里？", "answers": [
+                {"text": "北京", "answer_start": 8}, {"text": "北京", "answer_start": 5},
+                {"text": "北京市", "answer_start": 5}]},
+            {"id": "DEV_0_Q1", "question": "张伟的职业是什么？", "answers": [
+                {"text": "医生", "answer_start": 9}, {"text": "一名医生", "answer_start": 9}]}]},
+        {"id": "DEV_0_P1", "context": "", "qas": []},
+        {"id": "DEV_0_P2", "context": "  ", "qas": [{"id": "DEV_0_Q2", "question": "谁？", "answers": []}]},
+    ]}]}
+    path = tmp_path / "cmrc2018_dev.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
+    with caplog.at_level("INFO", logger="nlp_app.qa.data"):
+        where, job = read_squad(path)
+    assert [a.start for a in where.answers] == [5, 5, -1] and where.span == (5, 7)
+    assert job.answers[0].start == context.index("医生") and job.answers[1].start == context.index("一名医生")
+    assert "2 paragraphs with an empty context skipped, 1 questions with no text or no context" in caplog.text
+
+
+def test_predict_json_lines_errors_name_the_file_line(tmp_path):
+    from nlp_app.qa.evaluate import read_questions
+
+    path = tmp_path / "questions.jsonl"
+    path.write_text('{"id": "a", "question": "张伟出生于哪里？", "context": "张伟出生于北京。"}\n\n'
+                    '{"id": "b", "question": "谁？", "context": ""}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"questions.jsonl:3: each line needs"):  # the blank line counts
+        read_questions(path)
+    path.write_text('{"id": "a", "question": "张伟出生于哪里？", "context": "张伟出生于北京。"}\n\n', encoding="utf-8")
+    assert [q.id for q in read_questions(path)] == ["a"]
+
+
 def test_squad_round_trip_and_context_split():
     examples = generate_examples(30, seed=0)
     doc = to_squad(examples)
