@@ -17,7 +17,7 @@ from pathlib import Path
 from nlp_app.classify.config import ClassifyConfig
 from nlp_app.classify.export import classifier_for
 from nlp_app.classify.scoring import score
-from nlp_app.common.corpus import load_splits, read_labelled, read_texts
+from nlp_app.common.corpus import check_known_labels, load_splits, read_labelled, read_texts
 from nlp_app.common.outputs import write_jsonl, write_scores
 from shared import runs
 
@@ -30,6 +30,8 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None = None) -> dict:
     # the file is read (and checked) before the model loads
     examples, split = (read_labelled(data, cfg.data), "data") if data else (load_splits(cfg.data)[0]["test"], "test")
     clf = classifier_for(cfg, run)
+    if data:
+        check_known_labels(examples, list(clf.labels), str(data))  # naming the file, before scoring
     parts = [clf.name] if cfg.serve.model else []
     parts += [cfg.serve.backend] if cfg.serve.backend != "torch" and clf.backend != "sklearn" else []
     tag = "_".join(parts)

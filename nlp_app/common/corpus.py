@@ -68,14 +68,27 @@ def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bo
         if is_fasttext(path):
             lines = [fasttext_line(x, f"{path}: line {n}")[1] if x.lstrip().startswith(FASTTEXT_PREFIX) else x
                      for n, x in enumerate(lines, 1)]
-        return [t for t in (normalize_text(x, lowercase) for x in lines) if t]
+        texts = [t for t in (normalize_text(x, lowercase) for x in lines) if t]
+        if not texts:
+            raise UserError(f"{path}: no texts (one per line)")
+        return texts
     rows, columns = file_rows(path, column_names)
     if text_column not in columns:
-        raise UserError(f"{path}: no column {text_column!r} (found {columns}); set data.text_column")
+        raise UserError(f"{path}: no column {text_column!r} (found {columns[:10]}); set data.text_column"
+                        f"{_headerless_hint(path, column_names, text_column)}")
     texts = [normalize_text(str(row.get(text_column) or ""), lowercase) for row in rows]
     empty = [i for i, text in enumerate(texts, 1) if not text]
+    if len(empty) == len(texts):
+        raise UserError(f"{path}: no texts: " + (f"every row has an empty {text_column!r}" if texts else "no rows"))
     _on_empty_rows(path, empty, f"an empty {text_column!r}", on_empty)
     return [text for text in texts if text]
+
+
+def _headerless_hint(path: Path, column_names: Sequence[str], columns: str) -> str:
+    """How to name the columns of a delimited file without a header row (nothing for JSON)."""
+    if column_names or path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return ""
+    return f", or, for a file without a header row, its columns in order: data.column_names=[{columns}]"
 
 
 def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
@@ -89,10 +102,8 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     rows, columns = file_rows(path, cfg.column_names)
     missing = [c for c in (cfg.text_column, cfg.label_column) if c not in columns]
     if missing:
-        hint = "" if cfg.column_names else (", or, for a file without a header row, its columns in order: "
-                                            "data.column_names=[label,text]")
-        raise UserError(f"{path}: missing column(s) {missing} (found {columns[:10]}); "
-                        f"set data.text_column / data.label_column{hint}")
+        raise UserError(f"{path}: missing column(s) {missing} (found {columns[:10]}); set data.text_column / "
+                        f"data.label_column{_headerless_hint(path, cfg.column_names, 'label,text')}")
     if not rows:
         raise UserError(f"{path}: no rows")
     out, empty = Examples(), []
@@ -115,17 +126,28 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
 
 
 def check_label_spellings(labels: Sequence[str], path: Path) -> None:
-    """Labels that differ only in case or trailing punctuation (``pos`` / ``POS`` / ``pos.``) are
-    an error naming them: one class spelt two ways, or two classes? ``data.label_map`` says."""
+    """Labels that differ only in case, trailing punctuation or the way a number is written
+    (``pos`` / ``POS`` / ``pos.``; ``1`` / ``1.0``, a column a spreadsheet or pandas wrote as
+    floats in part) are an error naming them: one class spelt two ways, or two classes?
+    ``data.label_map`` says."""
     spellings: dict[str, set[str]] = {}
     for label in set(labels):
-        spellings.setdefault(label.casefold().rstrip(_TRAILING_PUNCT), set()).add(label)
+        spellings.setdefault(_spelling_key(label), set()).add(label)
     clash = sorted(sorted(group) for group in spellings.values() if len(group) > 1)
     if clash:
         first = clash[0]
         merge = ", ".join(f'"{v}": "{first[-1]}"' for v in first[:-1])
-        raise UserError(f"{path}: labels {first} differ only in case or trailing punctuation; if they are one "
-                        f"class, merge them with 'data.label_map={{{merge}}}' ({len(clash)} such group(s))")
+        raise UserError(f"{path}: labels {first} differ only in case, trailing punctuation or number format; if "
+                        f"they are one class, merge them with 'data.label_map={{{merge}}}' ({len(clash)} such "
+                        "group(s))")
+
+
+def _spelling_key(label: str) -> str:
+    key = label.casefold().rstrip(_TRAILING_PUNCT)
+    try:
+        return repr(float(key))
+    except ValueError:
+        return key
 
 
 def _on_empty_rows(path: Path, rows: list[int], what: str, policy: str) -> None:

@@ -4,7 +4,9 @@
   or ``|``; see :mod:`shared.textfiles`), quoted fields may hold delimiters and line breaks, CRLF
   and a UTF-8 BOM are fine. The first row is the header (names stripped of surrounding spaces)
   unless ``data.column_names`` names the columns of a headerless file, in order
-  (``[label,text]`` for ``pos<TAB>好评``). A row with more fields than the header is an error naming
+  (``[label,text]`` for ``pos<TAB>好评``); a first row that holds one of those names is the
+  file's own header all the same (a run trained on a headerless file, given a file with a header
+  to ``predict`` or ``evaluate --data``). A row with more fields than the header is an error naming
   its line (an unquoted delimiter inside a text); blank lines are skipped.
 - ``.jsonl`` / ``.ndjson`` / ``.json``: one object per line; a ``.json`` file holding one array of
   objects is read too.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 from collections.abc import Sequence
@@ -72,9 +75,12 @@ def _fasttext_rows(path: Path) -> tuple[list[dict], list[str]]:
 def _delimited_rows(path: Path, column_names: Sequence[str]) -> tuple[list[dict], list[str]]:
     delimiter = textfiles.sniff_delimiter(path)
     reader = csv.reader(io.StringIO(textfiles.read_text(path), newline=""), delimiter=delimiter)
-    header = [str(c) for c in column_names] or [c.strip() for c in next(reader, [])]
+    first = next(reader, [])
+    header, pending = [c.strip() for c in first], []
+    if column_names and not {c.strip() for c in first} & {str(c) for c in column_names}:
+        header, pending = [str(c) for c in column_names], [first]
     rows = []
-    for fields in reader:
+    for fields in itertools.chain(pending, reader):
         if not fields:
             continue
         if len(fields) > len(header):

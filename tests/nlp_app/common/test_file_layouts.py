@@ -59,7 +59,7 @@ def test_a_headerless_file_without_column_names_says_how_to_name_them(tmp_path):
 
 def test_labels_spelt_two_ways_are_an_error_until_mapped(tmp_path):
     path = _write(tmp_path / "d.csv", "text,label\n好,pos\n很好,POS\n差,neg\n太差,negative.\n还行,Negative\n")
-    with pytest.raises(UserError, match=r"labels \['Negative', 'negative.'\] differ only in case or trailing punctuation.*"
+    with pytest.raises(UserError, match=r"labels \['Negative', 'negative.'\] differ only in case, trailing punctuation or number format.*"
                        r"data.label_map=\{\"Negative\": \"negative.\"\}.*2 such group"):
         read_labelled(path, DataConfig())
     cfg = DataConfig(label_map={"POS": "pos", "Negative": "negative.", "neg": "negative."})
@@ -109,3 +109,45 @@ def test_preprocess_on_the_command_line_reads_a_headerless_bom_tsv(tmp_path, cli
     out = json.loads(capsys.readouterr().out)
     assert out["labels"] == ["mid", "neg", "pos"] and out["cleaning"]["empty_rows_skipped"] == 2
     assert sum(c["total"] for c in out["counts"].values()) == 60
+
+
+def test_a_file_with_its_own_header_wins_over_the_runs_column_names(tmp_path):
+    """A run trained on a headerless file keeps ``data.column_names``; a file with a header given
+    to ``evaluate --data`` or ``predict`` reads by that header (its first row is not data)."""
+    labelled = _write(tmp_path / "later.csv", "text,label\n" + "".join(f'"{t}",{y}\n' for t, y in ROWS))
+    data = read_labelled(labelled, DataConfig(column_names=["label", "text"]))
+    assert data.labels == [y for _, y in ROWS]
+    one_column = _write(tmp_path / "texts.csv", "text\n物流很快\n\n一般般吧\n")
+    assert read_texts(one_column, column_names=["label", "text"]) == ["物流很快", "一般般吧"]
+
+
+def test_predict_input_without_texts_is_an_error_not_an_empty_output(tmp_path):
+    with pytest.raises(UserError, match=r"e.csv: no texts: every row has an empty 'text'"):
+        read_texts(_write(tmp_path / "e.csv", "text,id\n,1\n  ,2\n"))
+    with pytest.raises(UserError, match=r"h.csv: no texts: no rows"):
+        read_texts(_write(tmp_path / "h.csv", "text\n"))
+    with pytest.raises(UserError, match=r"e.txt: no texts"):
+        read_texts(_write(tmp_path / "e.txt", "\n \n"))
+
+
+def test_missing_column_hints_fit_the_layout(tmp_path):
+    headerless = _write(tmp_path / "texts.csv", "物流很快\n一般般吧\n")
+    with pytest.raises(UserError, match=r"no column 'text'.*data.column_names=\[text\]"):
+        read_texts(headerless)
+    tnews = _write(tmp_path / "tnews.json", json.dumps({"label": "103", "label_desc": "news_sports",
+                                                        "sentence": "比赛", "keywords": ""}) + "\n")
+    with pytest.raises(UserError, match=r"found \['keywords', 'label', 'label_desc', 'sentence'\]") as err:
+        read_labelled(tnews, DataConfig())
+    assert "column_names" not in str(err.value)  # JSON lines have their keys; no header to name
+    assert read_labelled(tnews, DataConfig(text_column="sentence", label_column="label_desc")).labels == ["news_sports"]
+
+
+def test_labels_written_as_integers_and_floats_are_an_error_until_mapped(tmp_path):
+    """Part of a 0..4 label column exported as floats (pandas writes ``1.0`` for an int column with
+    a gap) would be ten classes; all floats is five classes, as written."""
+    mixed = _write(tmp_path / "m.csv", "label,text\n" + "".join(f"{i % 5}{'.0' * (i % 2)},文本{i}\n" for i in range(20)))
+    with pytest.raises(UserError, match=r"labels \['0', '0.0'\] differ only in .*number format.*"
+                       r"data.label_map=\{\"0\": \"0.0\"\}.*5 such group"):
+        read_labelled(mixed, DataConfig())
+    floats = _write(tmp_path / "f.csv", "label,text\n" + "".join(f"{i % 5}.0,文本{i}\n" for i in range(20)))
+    assert sorted(set(read_labelled(floats, DataConfig()).labels)) == ["0.0", "1.0", "2.0", "3.0", "4.0"]
