@@ -130,25 +130,45 @@ def label_map(labels: list[str]) -> list[str]:
 
 def stratified_split(data: Examples, valid_fraction: float, test_fraction: float,
                      seed: int) -> dict[str, Examples]:
-    """Seeded, stratified train/valid/test split of de-duplicated examples."""
-    n = len(data)
-    idx = np.arange(n)
+    """Seeded, stratified train/valid/test split of de-duplicated examples. A class too small for
+    the held-out share to hold two of its rows (3 rows of 93) gets one valid and one test row, the
+    rest in train; the other classes are split as a whole (unchanged by the small ones)."""
     y = np.asarray(data.labels)
     counts = Counter(data.labels)
     if min(counts.values()) < 3:
-        rare = [k for k, v in counts.items() if v < 3]
-        raise UserError(f"labels {rare[:5]} have fewer than 3 examples: too few to split into "
-                        "train/valid/test; add examples or drop those labels")
+        rare = sorted(k for k, v in counts.items() if v < 3)
+        raise UserError(f"labels {rare[:5]} have fewer than 3 examples (" + ", ".join(str(counts[k]) for k in rare[:5])
+                        + "): too few to split into train/valid/test; add examples, merge them into another class "
+                          f"with 'data.label_map={{\"{rare[0]}\": \"<class>\"}}', or drop their rows")
     held = valid_fraction + test_fraction
-    n_held = max(2 * len(counts), round(n * held))
+    small = sorted(k for k, v in counts.items() if v * held < 2)
+    parts: dict[str, list[np.ndarray]] = {"train": [], "valid": [], "test": []}
+    rng = np.random.default_rng(seed)
+    for label in small:
+        rows = rng.permutation(np.flatnonzero(y == label))
+        parts["valid"].append(rows[:1])
+        parts["test"].append(rows[1:2])
+        parts["train"].append(rows[2:])
+    rest = np.flatnonzero(~np.isin(y, small)) if small else np.arange(len(y))
+    if len(rest):
+        for name, part in _split_by_share(rest, y[rest], held, test_fraction, seed).items():
+            parts[name].insert(0, part)
+    return {name: Examples([data.texts[i] for i in np.concatenate(part)], [data.labels[i] for i in np.concatenate(part)])
+            for name, part in parts.items()}
+
+
+def _split_by_share(idx: np.ndarray, y: np.ndarray, held: float, test_fraction: float,
+                    seed: int) -> dict[str, np.ndarray]:
+    """``idx`` split in two stratified steps: ``held`` of it out of train, then that into valid and test."""
+    n, n_classes = len(idx), len(set(y.tolist()))
+    n_held = max(2 * n_classes, round(n * held))
     if n_held >= n:
         raise UserError(f"{n} examples are too few to hold out {held:.0%} for valid+test")
-    train_idx, rest_idx = train_test_split(idx, test_size=n_held, stratify=y, random_state=seed)
-    n_test = max(len(counts), round(n_held * test_fraction / held))
-    n_test = min(n_test, len(rest_idx) - len(counts))
-    valid_idx, test_idx = train_test_split(rest_idx, test_size=n_test, stratify=y[rest_idx], random_state=seed)
-    return {name: Examples([data.texts[i] for i in part], [data.labels[i] for i in part])
-            for name, part in (("train", train_idx), ("valid", valid_idx), ("test", test_idx))}
+    train_idx, rest_idx, _, y_rest = train_test_split(idx, y, test_size=n_held, stratify=y, random_state=seed)
+    n_test = max(n_classes, round(n_held * test_fraction / held))
+    n_test = min(n_test, len(rest_idx) - n_classes)
+    valid_idx, test_idx = train_test_split(rest_idx, test_size=n_test, stratify=y_rest, random_state=seed)
+    return {"train": train_idx, "valid": valid_idx, "test": test_idx}
 
 
 def remove_leaks(splits: dict[str, Examples]) -> dict[str, int]:

@@ -52,6 +52,25 @@ def test_split_is_stratified_disjoint_and_seeded():
     assert one["test"].labels.count("b") in (2, 3)
 
 
+def test_a_class_of_three_rows_among_many_gets_one_in_each_split():
+    """3 rows of 93 (a topic file with one rare class): the held-out fifth cannot hold two of
+    them, so scikit-learn's second stratified split had stopped with a traceback."""
+    labels = ["体育", "财经"] * 45 + ["军事"] * 3
+    data = Examples([f"文本{i}" for i in range(len(labels))], labels)
+    parts = stratified_split(data, 0.1, 0.1, seed=42)
+    assert [parts[s].labels.count("军事") for s in ("train", "valid", "test")] == [1, 1, 1]
+    assert sum(len(p) for p in parts.values()) == 93 and len(set().union(*(p.texts for p in parts.values()))) == 93
+
+
+@pytest.mark.parametrize("rare_rows", [1, 2])
+def test_a_class_of_one_or_two_rows_is_an_error_naming_it_and_the_way_out(rare_rows):
+    labels = ["体育", "财经"] * 45 + ["军事"] * rare_rows
+    data = Examples([f"文本{i}" for i in range(len(labels))], labels)
+    with pytest.raises(UserError, match=rf"labels \['军事'\] have fewer than 3 examples \({rare_rows}\).*"
+                                        r"data.label_map=\{\"军事\": \"<class>\"\}.*drop their rows"):
+        stratified_split(data, 0.1, 0.1, seed=42)
+
+
 def test_label_map_and_single_class():
     assert label_map(["pos", "neg", "pos"]) == ["neg", "pos"]
     with pytest.raises(UserError, match="single class"):
