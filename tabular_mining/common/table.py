@@ -114,6 +114,7 @@ def read_table(path: str | Path, fmt: str = "auto", na_values: Sequence[str] = (
         else:
             args = csv_args(path, na_values, column_names)
             df = _tidy(pd.read_csv(path, **args), na_values, args["sep"])
+            refuse_title_line(df, path, headerless=bool(column_names))
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty") from None
     except UnicodeDecodeError as exc:
@@ -158,6 +159,23 @@ def _tidy(df: pd.DataFrame, na_values: Sequence[str], sep: str) -> pd.DataFrame:
                 values = pd.to_numeric(values.map(lambda v: v.replace(",", ".") if isinstance(v, str) else v))
         df[col] = values
     return df
+
+
+def refuse_title_line(df: pd.DataFrame, path: Path, headerless: bool) -> None:
+    """A line of one cell above the data where the rows have three or more (the UCI Adult test
+    file's ``|1x3 Cross validator``) is a title, not data: refused in one line naming it and how to
+    drop it. Read as the header, it leaves one column over an index pandas made of the others; read
+    headerless (``data.column_names``), a first row of one cell."""
+    if isinstance(df.index, pd.MultiIndex) and len(df.columns) == 1:
+        line, text, width = 1, str(df.columns[0]), df.index.nlevels + 1
+    elif len(df) > 1 and len(df.columns) >= 3 and df.iloc[0].notna().sum() == 1:
+        if df.iloc[1:].notna().mean(axis=1).median() < 0.5:  # a sparse table, not a title above it
+            return
+        line, text, width = (1 if headerless else 2), str(df.iloc[0].dropna().iloc[0]), len(df.columns)
+    else:
+        return
+    raise UserError(f"{path}, line {line}: one cell ({text!r}) where the rows have {width}: a title line, not "
+                    f"data; drop it (sed '{line}d' {path} > {path.stem}-data{path.suffix}) and read that file")
 
 
 def _parquet_na(df: pd.DataFrame, na_values: Sequence[str]) -> pd.DataFrame:
@@ -287,8 +305,11 @@ def iter_chunks(path: str | Path, chunk_rows: int, na_values: Sequence[str] = ()
     else:
         args = csv_args(path, na_values, column_names)
         try:
-            for chunk in pd.read_csv(path, chunksize=chunk_rows, **args):
-                yield _tidy(chunk, na_values, args["sep"])
+            for number, chunk in enumerate(pd.read_csv(path, chunksize=chunk_rows, **args)):
+                chunk = _tidy(chunk, na_values, args["sep"])
+                if number == 0:
+                    refuse_title_line(chunk, path, headerless=bool(column_names))
+                yield chunk
         except pd.errors.EmptyDataError:
             raise UserError(f"{path} is empty") from None
         except UnicodeDecodeError as exc:

@@ -1,7 +1,7 @@
 """Tables and baskets in the layouts people already have: a BOM, European ``;`` exports with
-decimal commas, TSV, missing-value markers, all-empty rows, Parquet, a GBK export, decorated
-target labels (through ``preprocess`` on the command line), and basket files (a BOM, trailing
-commas, blank lines, spaces between items, the long Groceries layout)."""
+decimal commas, TSV, missing-value markers, all-empty rows, Parquet, a GBK export, the UCI Adult
+test file's title line, decorated target labels (through ``preprocess`` on the command line), and
+basket files (a BOM, trailing commas, blank lines, spaces between items, the long Groceries layout)."""
 import json
 from pathlib import Path
 
@@ -62,6 +62,42 @@ def test_a_gbk_export_is_one_line_naming_the_encoding(tmp_path):
     with pytest.raises(UserError, match=r"t.csv is not UTF-8 text \(byte 0x\w\w at offset 16.*iconv -f GBK -t UTF-8") as err:
         read_table(path)
     assert "\n" not in str(err.value)
+
+
+ADULT_COLUMNS = ["age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
+                 "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country",
+                 "income"]
+
+
+def _adult_test(path: Path, rows: int = 30) -> Path:
+    """The UCI ``adult.test`` as shipped: a first line ``|1x3 Cross validator``, no header, ``, ``
+    separators, ``?`` for unknown cells, labels with a trailing dot, a blank last line."""
+    lines = ["|1x3 Cross validator"]
+    for i in range(rows):
+        lines.append(", ".join([str(20 + i), "Private" if i % 4 else "?", str(100_000 + i), "Bachelors", "13",
+                                "Never-married", "Sales", "Not-in-family", "White", "Male", "0", "0", "40",
+                                "United-States", ">50K." if i % 3 else "<=50K."]))
+    return _write(path, "\n".join(lines) + "\n\n")
+
+
+def test_the_adult_test_files_title_line_is_named_with_the_line_that_drops_it(tmp_path):
+    path = _adult_test(tmp_path / "adult.test")
+    title = r"adult.test, line 1: one cell \('\|1x3 Cross validator'\) where the rows have 15: a title line, not data"
+    for read in (lambda: read_table(path, na_values=["?"], column_names=ADULT_COLUMNS),  # train, evaluate --data
+                 lambda: list(iter_chunks(path, 10, ["?"], ADULT_COLUMNS)),                 # predict
+                 lambda: read_table(path)):                          # without column names: the title is the header
+        with pytest.raises(UserError, match=title + r"; drop it \(sed '1d' .*adult.test > adult-data.test\)") as err:
+            read()
+        assert "\n" not in str(err.value)
+    dropped = _write(tmp_path / "adult-data.test", "".join(path.read_text().splitlines(keepends=True)[1:]))
+    df = read_table(dropped, na_values=["?"], column_names=ADULT_COLUMNS)
+    assert len(df) == 30 and df["income"].value_counts().to_dict() == {">50K.": 20, "<=50K.": 10}
+    assert df["workclass"].isna().sum() == 8 and df["age"].dtype.kind == "i"
+
+
+def test_a_sparse_table_whose_first_row_has_one_cell_is_data(tmp_path):
+    path = _write(tmp_path / "sparse.csv", "a,b,c,d\n1,,,\n,2,,\n,,3,\n4,,,5\n")
+    assert len(read_table(path)) == 4
 
 
 def _churn_table(path: Path, labels: list[str], n: int = 120) -> Path:
