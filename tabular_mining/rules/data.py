@@ -16,6 +16,8 @@ A basket is a list of distinct item names. The formats (``data.format`` in ``rul
 - ``wide``: a CSV/Parquet table, one basket per row. A column whose value is true/yes/1 adds the
   item ``<column>``; a false/no/0/blank value (or one of ``data.false_values``) adds nothing; any
   other value adds ``<column>=<value>`` (so ``internet_service: DSL`` becomes ``internet_service=DSL``).
+  Without ``data.columns``, a column with a different value on every row (an ``order_id``) is a
+  basket id, left out with a warning.
 
 :func:`encode` turns baskets into a sparse boolean basket × item matrix without ever building the
 dense one (the miner densifies only the frequent columns, under a memory bound).
@@ -87,7 +89,7 @@ def baskets_from_wide(
     df: pd.DataFrame, columns: Sequence[str] | None = None, false_values: Iterable[str] = (), source: str = "table"
 ) -> list[list[str]]:
     """One basket per row from yes/no (and categorical) columns; see the module docstring."""
-    columns = list(columns) if columns else list(df.columns)
+    columns = list(columns) if columns else _item_columns(df, source)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise UserError(f"{source}: columns not found: {', '.join(missing)}")
@@ -106,6 +108,16 @@ def baskets_from_wide(
     table = pd.concat(item_cols, axis=1, ignore_index=True)
     baskets = [[v for v in row if v is not None and v is not pd.NA] for row in table.itertuples(index=False, name=None)]
     return [b for b in baskets if b]
+
+
+def _item_columns(df: pd.DataFrame, source: str) -> list:
+    """Every column of a wide table but a basket id: one whose value differs on every row
+    (``order_id``, ``InvoiceNo`` of a one-hot export) would make each basket an item of its own."""
+    ids = [c for c in df.columns if len(df) >= 20 and df[c].notna().all() and df[c].is_unique]
+    if ids:
+        log.warning("%s: column(s) %s hold a different value on every row: read as basket ids, not items "
+                    "(list the item columns in data.columns to choose)", source, ids)
+    return [c for c in df.columns if c not in ids]
 
 
 def encode(baskets: Sequence[Sequence[str]]) -> tuple[sparse.csr_matrix, list[str]]:

