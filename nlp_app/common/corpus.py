@@ -72,14 +72,16 @@ def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bo
         if not texts:
             raise UserError(f"{path}: no texts (one per line)")
         return texts
-    rows, columns = file_rows(path, column_names)
+    rows, columns, places = file_rows(path, column_names)
     if text_column not in columns:
         raise UserError(f"{path}: no column {text_column!r} (found {columns[:10]}); set data.text_column"
                         f"{_headerless_hint(path, column_names, text_column)}")
     texts = [normalize_text(str(row.get(text_column) or ""), lowercase) for row in rows]
-    empty = [i for i, text in enumerate(texts, 1) if not text]
+    empty = [place for place, text in zip(places, texts) if not text]
     if len(empty) == len(texts):
-        raise UserError(f"{path}: no texts: " + (f"every row has an empty {text_column!r}" if texts else "no rows"))
+        raise UserError(f"{path}: no texts: " + (f"every row has an empty {text_column!r}" if texts else "no rows")
+                        + ("; one text a line without a header reads as a .txt, or with "
+                           "data.column_names=[text]" if texts and len(columns) > 1 else ""))
     _on_empty_rows(path, empty, f"an empty {text_column!r}", on_empty)
     return [text for text in texts if text]
 
@@ -99,7 +101,7 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file not found: {path}")
-    rows, columns = file_rows(path, cfg.column_names)
+    rows, columns, places = file_rows(path, cfg.column_names)
     missing = [c for c in (cfg.text_column, cfg.label_column) if c not in columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {missing} (found {columns[:10]}); set data.text_column / "
@@ -107,13 +109,13 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     if not rows:
         raise UserError(f"{path}: no rows")
     out, empty = Examples(), []
-    for i, row in enumerate(rows, 1):
+    for place, row in zip(places, rows):
         text = normalize_text(str(row.get(cfg.text_column) or ""), cfg.lowercase)
         label = row.get(cfg.label_column)
         label = "" if label is None else str(label).strip()
         label = cfg.label_map.get(label, label)
         if not text or not label:
-            empty.append(i)
+            empty.append(place)
             continue
         out.texts.append(text)
         out.labels.append(label)
@@ -150,15 +152,15 @@ def _spelling_key(label: str) -> str:
         return key
 
 
-def _on_empty_rows(path: Path, rows: list[int], what: str, policy: str) -> None:
-    """``data.on_empty``: an error naming the first such row, or a log line counting them."""
-    if not rows:
+def _on_empty_rows(path: Path, places: list[str], what: str, policy: str) -> None:
+    """``data.on_empty``: an error naming the first such row's line, or a log line counting them."""
+    if not places:
         return
     if policy == "error":
-        raise UserError(f"{path}: row {rows[0]} has {what} ({len(rows)} such row(s); "
+        raise UserError(f"{path}: {places[0]} has {what} ({len(places)} such row(s); "
                         "data.on_empty=skip skips them)")
-    log.warning("%s: skipped %d row(s) with %s (rows %s%s; data.on_empty=error stops instead)", path, len(rows),
-                what, ", ".join(map(str, rows[:5])), " …" if len(rows) > 5 else "")
+    log.warning("%s: skipped %d row(s) with %s (%s%s; data.on_empty=error stops instead)", path, len(places),
+                what, ", ".join(places[:5]), " …" if len(places) > 5 else "")
 
 
 def check_known_labels(data: Examples, labels: list[str], where: str) -> None:

@@ -22,8 +22,9 @@ import io
 import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from shared import textfiles
 from shared.errors import UserError
@@ -32,8 +33,14 @@ FASTTEXT_PREFIX = "__label__"
 _FASTTEXT = re.compile(r"^((?:__label__\S*\s*)+)(.*)$", re.DOTALL)
 
 
-def file_rows(path: Path, column_names: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
-    """Rows of a CSV/TSV/JSONL/fastText file as dicts, and the column names seen."""
+class FileRows(NamedTuple):
+    rows: list[dict]
+    columns: list[str]
+    places: list[str]  # where each row is in the file, for messages: "line 14" (where an editor shows it), "item 3"
+
+
+def file_rows(path: Path, column_names: Sequence[str] = ()) -> FileRows:
+    """Rows of a CSV/TSV/JSONL/fastText file as dicts, the column names seen, and where each row is."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return _json_rows(path)
@@ -63,24 +70,26 @@ def fasttext_line(line: str, where: str) -> tuple[str, str]:
     return labels[0][len(FASTTEXT_PREFIX):], match.group(2)
 
 
-def _fasttext_rows(path: Path) -> tuple[list[dict], list[str]]:
-    rows = []
+def _fasttext_rows(path: Path) -> FileRows:
+    rows, places = [], []
     for lineno, line in enumerate(textfiles.read_text(path).splitlines(), 1):
         if line.strip():
             label, text = fasttext_line(line, f"{path}: line {lineno}")
             rows.append({"label": label, "text": text})
-    return rows, ["label", "text"]
+            places.append(f"line {lineno}")
+    return FileRows(rows, ["label", "text"], places)
 
 
-def _delimited_rows(path: Path, column_names: Sequence[str]) -> tuple[list[dict], list[str]]:
+def _delimited_rows(path: Path, column_names: Sequence[str]) -> FileRows:
     delimiter = textfiles.sniff_delimiter(path)
     reader = csv.reader(io.StringIO(textfiles.read_text(path), newline=""), delimiter=delimiter)
-    first = next(reader, [])
-    header, pending = [c.strip() for c in first], []
-    if column_names and not {c.strip() for c in first} & {str(c) for c in column_names}:
+    records = _records(reader)
+    first = next(records, (1, []))
+    header, pending = [c.strip() for c in first[1]], []
+    if column_names and not {c.strip() for c in first[1]} & {str(c) for c in column_names}:
         header, pending = [str(c) for c in column_names], [first]
-    rows = []
-    for fields in itertools.chain(pending, reader):
+    rows, places = [], []
+    for lineno, fields in itertools.chain(pending, records):
         if not fields:
             continue
         if len(fields) > len(header):
@@ -89,10 +98,19 @@ def _delimited_rows(path: Path, column_names: Sequence[str]) -> tuple[list[dict]
                             f"header {len(header)} ({', '.join(header)}); put a text holding a {name} in double "
                             "quotes")
         rows.append(dict(zip(header, fields)))
-    return rows, header
+        places.append(f"line {lineno}")
+    return FileRows(rows, header, places)
 
 
-def _json_rows(path: Path) -> tuple[list[dict], list[str]]:
+def _records(reader) -> Iterator[tuple[int, list[str]]]:
+    """``(first line, fields)`` of each record (a quoted field may run over several lines)."""
+    start = 1
+    for fields in reader:
+        yield start, fields
+        start = reader.line_num + 1
+
+
+def _json_rows(path: Path) -> FileRows:
     text = textfiles.read_text(path)
     if text.lstrip().startswith("["):
         try:
@@ -115,4 +133,4 @@ def _json_rows(path: Path) -> tuple[list[dict], list[str]]:
             raise UserError(f"{path}: {where} {n} must be a JSON object like " '{"text": "...", "label": "..."}')
         rows.append(row)
         columns |= set(row)
-    return rows, sorted(columns)
+    return FileRows(rows, sorted(columns), [f"{where} {n}" for n, _ in items])

@@ -101,7 +101,8 @@ def test_read_labelled_and_errors(tmp_path, fmt):
     with pytest.raises(UserError, match="missing column"):
         read_labelled(path, DataConfig(label_column="sentiment"))
     _write(path, [("很好", "pos"), (" ", "neg"), ("一般", ""), ("太差", "neg")], fmt)
-    with pytest.raises(UserError, match="row 2 has an empty 'text' or 'label'.*2 such row"):
+    line = 3 if fmt == "csv" else 2  # the line an editor shows (the CSV's header is line 1)
+    with pytest.raises(UserError, match=f"d.{fmt}: line {line} has an empty 'text' or 'label'.*2 such row"):
         read_labelled(path, DataConfig(on_empty="error"))
 
 
@@ -111,9 +112,10 @@ def test_empty_texts_and_labels_are_skipped_and_counted_by_default(tmp_path, fmt
     _write(path, [("很好", "pos"), (" ", "neg"), ("一般", ""), ("太差", "neg")], fmt)
     data = read_labelled(path, DataConfig())
     assert data.texts == ["很好", "太差"] and data.empty_rows == 2
-    assert "skipped 2 row(s)" in caplog.text and "rows 2, 3" in caplog.text
+    line = 3 if fmt == "csv" else 2  # the line an editor shows (the CSV's header is line 1)
+    assert "skipped 2 row(s)" in caplog.text and f"(line {line}, line {line + 1};" in caplog.text
     assert read_texts(path) == ["很好", "一般", "太差"]  # predict: only the text must be there
-    with pytest.raises(UserError, match="row 2 has an empty 'text'"):
+    with pytest.raises(UserError, match=f"line {line} has an empty 'text'"):
         read_texts(path, on_empty="error")
 
 

@@ -151,3 +151,13 @@ def test_labels_written_as_integers_and_floats_are_an_error_until_mapped(tmp_pat
         read_labelled(mixed, DataConfig())
     floats = _write(tmp_path / "f.csv", "label,text\n" + "".join(f"{i % 5}.0,文本{i}\n" for i in range(20)))
     assert sorted(set(read_labelled(floats, DataConfig()).labels)) == ["0.0", "1.0", "2.0", "3.0", "4.0"]
+
+
+def test_empty_rows_are_named_by_the_line_an_editor_shows(tmp_path):
+    """Blank lines, a quoted text over two lines and the header all count, as in an editor."""
+    path = _write(tmp_path / "d.csv", 'text,label\n"物流很快\n包装完好",pos\n\n,neg\n一般般吧,\n质量太差,neg\n')
+    with pytest.raises(UserError, match=r"d.csv: line 5 has an empty 'text' or 'label' \(2 such row"):
+        read_labelled(path, DataConfig(on_empty="error"))
+    items = _write(tmp_path / "d.json", json.dumps([{"text": "很好", "label": "pos"}, {"text": "", "label": "neg"}]))
+    with pytest.raises(UserError, match=r"d.json: item 2 has an empty"):
+        read_labelled(items, DataConfig(on_empty="error"))
