@@ -141,3 +141,29 @@ def test_amazon_json_lines_and_compressed_files(tmp_path):
     (tmp_path / "fake.csv.gz").write_bytes(b"userId,movieId\n1,2\n")
     with pytest.raises(UserError, match="fake.csv.gz: Not a gzipped file"):
         read(tmp_path / "fake.csv.gz")
+
+
+def test_book_crossing_quoted_semicolons_latin1_and_implicit_zeros(tmp_path):
+    """``BX-Book-Ratings.csv``: ``"User-ID";"ISBN";"Book-Rating"``, every field quoted, Latin-1,
+    ISBNs with an X, rating 0 for an implicit interaction (read as 0: a positive unless
+    ``data.min_rating=1`` drops it in preprocess), no timestamp (the file order is time order)."""
+    body = ['"276725";"034545104X";"0"', '"276726";"0155061224";"5"', '"276725";"0345417623";"8"',
+            '"276727";"3-89\xe4-X";"0"']
+    (tmp_path / "BX-Book-Ratings.csv").write_bytes(('"User-ID";"ISBN";"Book-Rating"\n' + "\n".join(body) + "\n")
+                                                   .encode("latin-1"))
+    keys = {"user_col": "User-ID", "item_col": "ISBN", "rating_col": "Book-Rating", "timestamp_col": None}
+    raw = read(tmp_path / "BX-Book-Ratings.csv", **keys)
+    assert raw["user"].tolist() == [276725, 276726, 276725, 276727]
+    assert raw["item"].tolist() == ["034545104X", "0155061224", "0345417623", "3-89\xe4-X"]
+    assert raw["rating"].tolist() == [0, 5, 8, 0]
+
+
+def test_lastfm_plays_without_header_and_a_trailing_separator_with_blank_lines(tmp_path):
+    (tmp_path / "plays.tsv").write_text("user_000001\tartist 1\t120\nuser_000001\tartist 2\t7\n\n"
+                                        "user_000002\tartist 1\t3\n", encoding="utf-8")
+    raw = read(tmp_path / "plays.tsv", columns=["user", "item", "rating"], timestamp_col=None)
+    assert raw["user"].tolist() == ["user_000001"] * 2 + ["user_000002"] and raw["rating"].tolist() == [120, 7, 3]
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating,timestamp,\n1,10,5,100,\n\n1,11,4,101,\n\n\n",
+                                          encoding="utf-8")
+    raw = read(tmp_path / "ratings.csv")
+    assert raw["item"].tolist() == [10, 11] and raw["timestamp"].tolist() == [100.0, 101.0]
