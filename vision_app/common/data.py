@@ -115,8 +115,8 @@ def check_splits(splits: dict[str, list], need_valid: bool = True) -> None:
 # ---------------------------------------------------------------- torch datasets
 class ImageDataset(Dataset):
     """Records → preset-transformed examples. ``records`` items are ``{"image": path, "label": int}``
-    (classification) or ``{"image": path, "mask": path[, "mask_mode": …]}`` (segmentation; the
-    mode as :func:`~vision_app.common.images.read_mask` takes it, ``class_ids`` when absent). Decoded images are kept
+    (classification) or ``{"image": path, "mask": path[, "mask_mode": …, "mask_values": …]}``
+    (segmentation; as :func:`~vision_app.common.images.read_mask` takes them, ``class_ids`` when absent). Decoded images are kept
     in memory after first use (these data sets are small; set ``cache=False`` for big ones)."""
 
     def __init__(self, records: list[dict], preset, limits: ImageLimits | None = None, cache: bool = True):
@@ -133,7 +133,8 @@ class ImageDataset(Dataset):
         rec = self.records[i]
         image = np.asarray(read_image(rec["image"], self.limits))
         if "mask" in rec:
-            target = read_mask(rec["mask"], limits=self.limits, mode=rec.get("mask_mode", "class_ids"))
+            target = read_mask(rec["mask"], limits=self.limits, mode=rec.get("mask_mode", "class_ids"),
+                               mask_values=rec.get("mask_values"))
         else:
             target = int(rec["label"])
         if self.cache:

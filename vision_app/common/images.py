@@ -18,6 +18,7 @@ import csv
 import io
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,8 @@ _ID_MODES = ("P", "L", "I", "I;16", "I;16B", "1")  # single-channel images whose
 
 def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = None,
               num_classes: int | None = None, limits: ImageLimits = ImageLimits(),
-              mode: str = "class_ids", image: str | os.PathLike | None = None) -> np.ndarray:
+              mode: str = "class_ids", image: str | os.PathLike | None = None,
+              mask_values: Mapping[int, int] | None = None) -> np.ndarray:
     """A per-pixel class mask as an ``HxW`` int64 array.
 
     ``mode`` says what the file's values are: ``class_ids`` (a palette PNG whose indices are the
@@ -137,11 +139,13 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
     ``instances`` masks :data:`VOID` (255, Pascal VOC's border) stays 255: a pixel to ignore. A JPEG
     mask is refused for ids (compression changes them); as ``nonzero_foreground`` (Kvasir-SEG's
     0/255 JPEGs) a pixel is foreground when a channel is at least 128.
+    ``mask_values`` maps a ``class_ids`` file's pixel values to the ids when they are not the ids
+    (``data.mask_values``; Oxford-IIIT Pet trimaps: ``{1: 1, 2: 0, 3: 255}``); a value it lacks is an error.
     ``expected_size`` is the ``(width, height)`` of the ``image`` (named in the error);
     ``num_classes`` bounds the ids (0 … num_classes-1, and :data:`VOID`). Each violation is a
     :class:`BadImage` naming the file.
     """
-    path = Path(path)
+    path, mapping = Path(path), {int(k): int(v) for k, v in (mask_values or {}).items()}
     img = read_image(path, limits, mode="")
     lossy = path.suffix.lower() in (".jpg", ".jpeg")  # compression artefacts: values near 0 and 255
     if lossy and mode != "nonzero_foreground":
@@ -157,7 +161,7 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
                        "image's size", 422)
     values = np.asarray(img)
     if mode == "class_ids":
-        mask = values.astype(np.int64)
+        mask = values.astype(np.int64) if not mapping else _mapped(values, mapping, path)
     else:  # one foreground class: every object, every non-black pixel (a JPEG's: at least half bright)
         low = 128 if lossy else 1
         mask = ((values[..., :3] >= low).any(-1) if values.ndim == 3 else values >= low).astype(np.int64)
@@ -167,9 +171,21 @@ def read_mask(path: str | os.PathLike, expected_size: tuple[int, int] | None = N
         ids = mask[mask != VOID] if num_classes <= VOID else mask
         if ids.size and (int(ids.max()) >= num_classes or int(ids.min()) < 0):
             bad = sorted(set(np.unique(ids).tolist()) - set(range(num_classes)))
+            hint = ("; values that are not class ids map to them with data.mask_values={value: id}"
+                    if mode == "class_ids" and not mapping else "")
             raise BadImage(f"{path}: mask holds class id(s) {bad[:10]} outside the class list "
-                           f"(0..{num_classes - 1}, and {VOID} for pixels to ignore)", 422)
+                           f"(0..{num_classes - 1}, and {VOID} for pixels to ignore){hint}", 422)
     return mask
+
+
+def _mapped(values: np.ndarray, mapping: dict[int, int], path: Path) -> np.ndarray:
+    """``values`` through ``mapping`` (pixel value -> class id); a value it lacks is a :class:`BadImage`."""
+    found = np.unique(values)
+    unmapped = sorted(set(found.tolist()) - set(mapping))
+    if unmapped:
+        raise BadImage(f"{path}: mask value(s) {unmapped[:10]} are not in data.mask_values "
+                       f"({dict(sorted(mapping.items()))}); add what each is (255: ignore)", 422)
+    return np.asarray([mapping[int(v)] for v in found], dtype=np.int64)[np.searchsorted(found, values)]
 
 
 def encode_png(img: Image.Image | np.ndarray, palette: list[int] | None = None) -> bytes:

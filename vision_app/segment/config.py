@@ -30,6 +30,9 @@ class SegmentData(ImageLimitsConfig):
     # foreground class; instances: 0 = background, one id per object, all of them the one foreground
     # class (both: classes default to [background, foreground])
     mask_mode: Literal["class_ids", "nonzero_foreground", "instances"] = "class_ids"
+    # class_ids masks whose pixel values are not the ids: value -> class id (255 = void), every value
+    # the masks hold listed; Oxford-IIIT Pet trimaps (1 pet, 2 background, 3 border): {1: 1, 2: 0, 3: 255}
+    mask_values: dict[int, int] = Field(default_factory=dict)
     n_images: int = Field(600, ge=3)  # shapes only
     image_size: int = Field(64, ge=16)  # shapes only
     test_fraction: float = Field(0.15, gt=0, lt=1)
@@ -42,6 +45,9 @@ class SegmentData(ImageLimitsConfig):
             raise ValueError(f"data.path is required when data.source is '{self.source}'")
         if self.source in ("coco", "yolo") and self.mask_mode != "class_ids":
             raise ValueError(f"data.source={self.source} draws class-id masks: leave data.mask_mode at class_ids")
+        if self.mask_values and (self.source != "folder" or self.mask_mode != "class_ids"):
+            raise ValueError("data.mask_values maps the pixel values of data.source=folder masks read as "
+                             "class_ids; leave it empty here")
         return self
 
 

@@ -103,13 +103,14 @@ def class_list(cfg, root: Path) -> list[str]:
     return classes
 
 
-def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mode: str = "class_ids") -> list[str]:
+def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mode: str = "class_ids",
+                          mask_values: dict[int, int] | None = None) -> list[str]:
     bad, hashes = [], []
     for img_path, mask_path in records:
         try:
             size = read_image(img_path, limits).size
             read_mask(mask_path, expected_size=size, num_classes=n_classes, limits=limits, mode=mask_mode,
-                      image=img_path)
+                      image=img_path, mask_values=mask_values)
         except BadImage as exc:
             bad.append(common.bad_file(exc))
         hashes.append(file_hash(img_path))
@@ -117,8 +118,10 @@ def validate_segmentation(records, n_classes: int, limits: ImageLimits, mask_mod
     return hashes
 
 
-def _record(image: str, mask: str, mask_mode: str) -> dict:
-    return {"image": image, "mask": mask, **({"mask_mode": mask_mode} if mask_mode != "class_ids" else {})}
+def _record(image: str, mask: str, mask_mode: str, mask_values: dict[int, int] | None = None) -> dict:
+    """A cached split's entry: the pair, and how its mask reads when not plain class ids."""
+    return {"image": image, "mask": mask, **({"mask_mode": mask_mode} if mask_mode != "class_ids" else {}),
+            **({"mask_values": {str(k): v for k, v in mask_values.items()}} if mask_values else {})}
 
 
 def preprocess(cfg) -> dict:
@@ -129,7 +132,7 @@ def preprocess(cfg) -> dict:
     classes, records, fixed = segmentation_records(d)
     if len(classes) < 2:
         raise UserError(f"the class list needs background and at least one class, got {classes}")
-    hashes = validate_segmentation(records, len(classes), d.limits(), d.mask_mode)
+    hashes = validate_segmentation(records, len(classes), d.limits(), d.mask_mode, d.mask_values)
     keep, dropped = common.dedupe(hashes)
     if fixed is None:
         kept_split = common.split_indices(len(keep), d.test_fraction, d.valid_fraction, d.seed)
@@ -139,7 +142,7 @@ def preprocess(cfg) -> dict:
                                         d.valid_fraction, d.seed)
     idx = {s: [keep[i] for i in ix] for s, ix in kept_split.items()}
     common.check_splits(idx, need_valid=d.valid_fraction > 0 or fixed is not None)
-    splits = {s: [_record(*records[i], d.mask_mode) for i in ix] for s, ix in idx.items()}
+    splits = {s: [_record(*records[i], d.mask_mode, d.mask_values) for i in ix] for s, ix in idx.items()}
     manifest = write_manifest(cfg, classes, splits, {"duplicates_dropped": dropped}, [hashes[i] for i in keep])
     log.info("segmentation data: classes %s, %s", classes, manifest["counts"])
     return {"classes": classes, "counts": manifest["counts"], "duplicates_dropped": dropped}
@@ -152,14 +155,14 @@ def masked_records(cfg, path: Path, classes: list[str]) -> list[dict]:
     ``split.json``, VOC's ``ImageSets/Segmentation/test.txt``) only that split, else every image
     (detection's ``evaluate --data`` rule)."""
     source = eval_source(cfg.data, path)
-    drawn = {"mask_mode": "class_ids"} if source != "folder" else {}  # drawn masks hold class ids
+    drawn = {"mask_mode": "class_ids", "mask_values": {}} if source != "folder" else {}  # drawn masks hold class ids
     dcfg = cfg.data.model_copy(update={"source": source, "path": str(path), "classes": classes, **drawn})
     _, pairs, own = segmentation_records(dcfg)
     if own and own.get("test"):
         pairs = [pairs[i] for i in own["test"]]
         log.info("--data %s: its own test split, %d image(s)", path, len(pairs))
-    validate_segmentation(pairs, len(classes), cfg.data.limits(), dcfg.mask_mode)
-    return [_record(i, m, dcfg.mask_mode) for i, m in pairs]
+    validate_segmentation(pairs, len(classes), cfg.data.limits(), dcfg.mask_mode, dcfg.mask_values)
+    return [_record(i, m, dcfg.mask_mode, dcfg.mask_values) for i, m in pairs]
 
 
 def eval_source(data, path: Path) -> str:

@@ -146,6 +146,34 @@ def test_voc_palette_masks_keep_255_as_void(tmp_path):
         _masks(cfg)
 
 
+def oxford_pets(root: Path, n: int = 8) -> Path:
+    """Oxford-IIIT Pet as it unpacks: ``images/<Breed>_<n>.jpg`` and ``annotations/trimaps/<same>.png``,
+    8-bit masks of 1 (pet), 2 (background) and 3 (the border between them)."""
+    for i in range(n):
+        trimap = np.full((20, 16), 2, np.uint8)
+        trimap[4:14, 3:12] = 3
+        trimap[5:13, 4:11] = 1
+        _pair(root / "images" / f"Abyssinian_{i + 1}.jpg", root / "annotations" / "trimaps" / f"Abyssinian_{i + 1}.png",
+              trimap)
+    return root
+
+
+def test_oxford_pet_trimaps_through_mask_values(tmp_path):
+    root = oxford_pets(tmp_path / "oxford-iiit-pet")
+    cfg = _cfg(root, mask_folder="annotations/trimaps", classes=["background", "pet"],
+               mask_values={1: 1, 2: 0, 3: 255})
+    masks = _masks(cfg)
+    assert len(masks) == 8 and all(set(np.unique(m)) == {0, 1, 255} for m in masks)
+    assert all(int((m == 1).sum()) == 56 and int((m == 255).sum()) == 90 - 56 for m in masks)  # the border is void
+    with pytest.raises(UserError, match=r"Abyssinian_1.png: mask value\(s\) \[3\] are not in data.mask_values "
+                                        r"\(\{1: 1, 2: 0\}\); add what each is \(255: ignore\)"):
+        _masks(_cfg(root, mask_folder="annotations/trimaps", classes=["background", "pet"], mask_values={1: 1, 2: 0}))
+    with pytest.raises(UserError, match=r"mask holds class id\(s\) \[2, 3\] outside the class list \(0..1, and 255 "
+                                        r"for pixels to ignore\); values that are not class ids map to them with "
+                                        r"data.mask_values=\{value: id\}"):
+        _masks(_cfg(root, mask_folder="annotations/trimaps", classes=["background", "pet"]))  # read as ids
+
+
 def test_kvasir_jpeg_masks_read_by_threshold_and_refused_as_ids(tmp_path):
     """Kvasir-SEG: ``images/*.jpg`` with 0/255 ``masks/*.jpg``; JPEG blurs the edge (values 1-254)."""
     yy, xx = np.mgrid[:40, :40]
