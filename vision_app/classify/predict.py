@@ -15,7 +15,7 @@ from vision_app.classify.data import eval_preset
 from vision_app.classify.export import export
 from vision_app.classify.model import load_model
 from vision_app.common.backend import image_logits, run_backend
-from vision_app.common.images import list_inputs, read_image
+from vision_app.common.images import json_lines_output, list_inputs, read_image
 
 
 def predict_images(runner: Runner, images: list[np.ndarray], cfg, classes: list[str], top_k: int = 3) -> list[dict]:
@@ -33,6 +33,7 @@ def predict_images(runner: Runner, images: list[np.ndarray], cfg, classes: list[
 
 def predict(cfg, run: Path, input: Path, output: Path | str) -> dict:
     """Label every image of ``input``; JSON lines ``{"path", "label", "probability", "top"}`` to ``output``."""
+    json_lines_output(output)
     classes = read_json(run / "labels.json")
     runner = run_backend(cfg, run, lambda: load_model(run, cfg), lambda: export(cfg, run))
     files = list_inputs(input, cfg.data.path_column, cfg.data.images_dir)  # a CSV named like the training one

@@ -255,3 +255,16 @@ def list_inputs(input_path: str | os.PathLike | None, path_column: str = "path",
     if not files:
         raise UserError(f"no images found in {p}")
     return files
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq", ".xlsx")
+
+
+def json_lines_output(output: str | os.PathLike) -> None:
+    """``predict --output`` of classify and detect is JSON lines (``-``: stdout): a file named as a
+    table (``preds.csv``) would get JSON where the reader expects a table, so it is refused before any work."""
+    if Path(output).suffix.lower() in TABLE_SUFFIXES:
+        raise UserError(f"--output {output}: predict writes JSON lines (one object per image), not a "
+                        f"{Path(output).suffix.lower().lstrip('.')} table; name it .jsonl "
+                        "(pandas.read_json(path, lines=True) reads it as a table)")
+

@@ -21,7 +21,7 @@ from shared.errors import UserError
 from shared.inference import Runner
 from shared.runs import read_json, write_text
 from vision_app.common.backend import run_backend
-from vision_app.common.images import list_inputs, read_image
+from vision_app.common.images import json_lines_output, list_inputs, read_image
 from vision_app.common.transforms import letterbox_size
 from vision_app.detect.config import DetectConfig
 from vision_app.detect.data import eval_preset
@@ -92,6 +92,7 @@ def as_json(pred: dict, classes: list[str]) -> list[dict]:
 def predict(cfg: DetectConfig, run: Path, input: Path, output: Path | str) -> dict:
     """Detections for every image of ``input`` as JSON lines ``{"image", "detections"}`` to
     ``output`` (``-``: stdout)."""
+    json_lines_output(output)
     detector = Detector.for_run(cfg, run)
     files = list_inputs(input)
     lines, n_boxes = [], 0

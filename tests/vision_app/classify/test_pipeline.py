@@ -89,13 +89,24 @@ def test_without_progress_or_validation_each_epoch_logs_one_line(tmp_path, make,
     assert all("train loss=" in line for line in epochs)
 
 
-def test_served_equals_offline_and_bad_uploads_get_clear_errors(trained, data_dir, cli, make):
+def test_served_equals_offline_and_bad_uploads_get_clear_errors(trained, data_dir, cli, make, tmp_path, capsys):
     run = trained["classify"]
     cfg = load_config(ClassifyConfig, run / "config.yaml")
     img_path = data_dir / "imgs" / "b" / "3.png"
     out = data_dir / "pred-classify.jsonl"
     assert cli("predict", "--run", run, "--input", img_path, "--output", out) == 0
     offline = json.loads(out.read_text().splitlines()[0])
+    folder = tmp_path / "to label"  # a user's folder: an image, a note beside it
+    folder.mkdir()
+    (folder / "b3.png").write_bytes(img_path.read_bytes())
+    (folder / "notes.txt").write_text("shot on 2026-11-30")
+    assert cli("predict", "--run", run, "--input", folder, "--output", tmp_path / "preds.jsonl") == 0
+    assert [json.loads(line)["label"] for line in (tmp_path / "preds.jsonl").read_text().splitlines()] == [offline["label"]]
+    capsys.readouterr()
+    assert cli("predict", "--run", run, "--input", folder, "--output", tmp_path / "preds.csv") == 2
+    assert "preds.csv: predict writes JSON lines (one object per image), not a csv table; name it .jsonl" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "preds.csv").exists()
     raw = img_path.read_bytes()
     with TestClient(create_app(lambda: TASKS["classify"].predictor(cfg, run), cfg.serve)) as c:
         r = c.post("/predict", files=[("file", ("b3.png", raw, "image/png")), ("file", ("again.png", raw, "image/png"))])

@@ -55,6 +55,8 @@ def test_evaluate_and_predict_agree_with_serving(trained_detector, tmp_path):
     summary = predict.predict(cfg, run, Path(files[0]), out)
     offline = json.loads(out.read_text().splitlines()[0])["detections"]
     assert summary["images"] == 1
+    with pytest.raises(UserError, match=r"dets.csv: predict writes JSON lines .*name it .jsonl"):
+        predict.predict(cfg, run, Path(files[0]), tmp_path / "dets.csv")
 
     cfg.model.score_thresh = 0.0  # the untrained model's scores are low: let every box through
     with TestClient(create_app(lambda: serve.DetectPredictor(cfg, run), cfg.serve)) as client:
