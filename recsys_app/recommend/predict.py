@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsys_app.recommend.config import RecsysConfig
-from recsys_app.recommend.readers import require_columns
+from recsys_app.recommend.readers import as_ids, require_columns
 from recsys_app.recommend.serve import RecsysPredictor
 from recsys_app.recommend.tables import read_table
 from shared.runs import write_text
@@ -21,17 +21,11 @@ COLUMNS = ["user", "rank", "item", "title", "score", "fallback"]
 
 
 def predict(cfg: RecsysConfig, run: Path, input: Path, output: Path | str) -> dict:
-    """The ``predict`` stage: top-``serve.default_k`` for each user in ``input`` (a column named
-    like ``data.user_col`` or ``user``, or the first column of a headerless file), written to ``output`` as CSV (``.csv``: one row per user and rank) or
-    JSON lines (anything else; ``-`` = stdout)."""
+    """The ``predict`` stage: top-``serve.default_k`` for each user in ``input`` (see
+    :func:`read_users`), written to ``output`` as CSV (``.csv``: one row per user and rank) or JSON
+    lines (anything else; ``-`` = stdout)."""
     predictor = RecsysPredictor.from_run(cfg, run)
-    frame = read_table(input)
-    if all(isinstance(c, int) for c in frame.columns):  # no header: the first column holds the users
-        col = frame.columns[0]
-    else:
-        col = cfg.data.user_col if cfg.data.user_col in frame.columns else "user"
-        require_columns(frame, {"data.user_col": col}, str(input))
-    users = frame[col].dropna().drop_duplicates().tolist()
+    users = read_users(input, cfg)
     outputs = []
     for start in range(0, len(users), cfg.eval.batch_size):
         batch = [predictor.prepare(predictor.instance_model(user=u)) for u in users[start:start + cfg.eval.batch_size]]
@@ -47,3 +41,18 @@ def predict(cfg: RecsysConfig, run: Path, input: Path, output: Path | str) -> di
             return {}  # stdout holds the recommendations; keep it parseable
         write_text(output, text)
     return {"users": len(users), "fallback_users": sum(o["fallback"] for o in outputs), "output": str(output)}
+
+
+def read_users(path: Path, cfg: RecsysConfig) -> list:
+    """The users of a ``predict`` file, in file order, once each: the column named like
+    ``data.user_col`` or ``user`` when the first line names one (a header), else the first column
+    (a plain list of ids, ``user_001`` included). Ids are read as the training file's were
+    (:func:`~recsys_app.recommend.readers.as_ids`), so ``0001`` stays the user ``0001``."""
+    col_name = str(cfg.data.user_col or "user")
+    frame = read_table(path, header="auto", names={col_name.lower(), "user"}, text=(col_name, "user", 0))
+    if all(isinstance(c, int) for c in frame.columns):  # no header: the first column holds the users
+        col = frame.columns[0]
+    else:
+        col = col_name if col_name in frame.columns else "user"
+        require_columns(frame, {"data.user_col": col}, str(path))
+    return pd.unique(as_ids(frame[col].dropna())).tolist()
