@@ -9,6 +9,7 @@ says the split is random, so a classify recipe of the same name and data never r
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -37,9 +38,19 @@ def numeric_target(y: pd.Series, source: str, column: str) -> pd.Series:
     parsed = pd.to_numeric(text, errors="coerce")
     bad = parsed.isna()
     if bad.any():
+        first = text[bad].iloc[0]
         raise UserError(f"{source}: target column {column!r} must be numeric but row {int(bad.idxmax())} holds "
-                        f"{text[bad].iloc[0]!r}, not a number ({int(bad.sum())} such rows)")
+                        f"{first!r}, not a number ({int(bad.sum())} such rows){_formatted_hint(first)}")
     return parsed.astype(float)
+
+
+def _formatted_hint(cell: str) -> str:
+    """When a cell is a number written for reading (``$1,234``, ``1,234.50``, ``12%``): what to write."""
+    plain = re.sub(r"[\s$€£¥%]|,(?=\d{3}\b)", "", cell)
+    if plain == cell or pd.isna(pd.to_numeric(plain, errors="coerce")):
+        return ""
+    return (f"; it is a formatted number: write it plain ({plain}) in the file, without currency signs, "
+            "thousands separators or %")
 
 
 def split_rows(df: pd.DataFrame, test_size: float, valid_size: float, seed: int):

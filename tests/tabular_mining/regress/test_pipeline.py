@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from shared.errors import UserError
 from shared.runs import latest_run
 from tabular_mining import load
+from tabular_mining.common.table import read_table
 from tabular_mining.regress.data import numeric_target, split_rows
 
 QUICK = "configs/tabular_mining/house_prices-quick.yaml"
@@ -58,6 +60,17 @@ def test_numeric_target_reads_numbers_and_names_what_is_not_one():
         numeric_target(pd.Series(["1", "n/a", "3"]), "f.csv", "price")
     with pytest.raises(Exception, match=r"target column 'price' has 2 missing values"):
         numeric_target(pd.Series([1.0, None, None]), "f.csv", "price")
+
+
+def test_a_price_column_formatted_for_reading_names_the_plain_number(tmp_path):
+    path = tmp_path / "listings.csv"
+    path.write_text('sqft,rooms,price\n1557,4,"$198,865"\n1983,5,"$1,228,218"\n900,2,"$99,500"\n')
+    with pytest.raises(UserError, match=r"listings.csv: target column 'price' must be numeric but row 0 holds "
+                                        r"'\$198,865', not a number \(3 such rows\); it is a formatted number: write "
+                                        r"it plain \(198865\) in the file, without currency signs, thousands"):
+        numeric_target(read_table(path)["price"], str(path), "price")
+    with pytest.raises(UserError, match=r"row 1 holds 'call us', not a number \(1 such rows\)$"):
+        numeric_target(pd.Series(["1", "call us"]), "f.csv", "price")  # no hint where there is no number
 
 
 def test_split_is_random_seeded_and_test_size_0_has_no_test_rows():
