@@ -104,8 +104,10 @@ def read_labelled(path: str | os.PathLike, cfg: DataConfig) -> Examples:
     rows, columns, places = file_rows(path, cfg.column_names)
     missing = [c for c in (cfg.text_column, cfg.label_column) if c not in columns]
     if missing:
+        unlabelled = " (a file without labels, such as CLUE's test.json, goes to predict --input)" if (
+            missing == [cfg.label_column] and cfg.text_column in columns) else ""
         raise UserError(f"{path}: missing column(s) {missing} (found {columns[:10]}); set data.text_column / "
-                        f"data.label_column{_headerless_hint(path, cfg.column_names, 'label,text')}")
+                        f"data.label_column{_headerless_hint(path, cfg.column_names, 'label,text')}{unlabelled}")
     if not rows:
         raise UserError(f"{path}: no rows")
     out, empty = Examples(), []
@@ -205,6 +207,11 @@ def _ready_made_splits(cfg: DataConfig) -> tuple[dict[str, Examples], dict]:
     labels = label_map(splits["train"].labels)
     for name in ("valid", "test"):
         check_known_labels(splits[name], labels, f"{getattr(cfg, name)} ({name})")
+    for name in ("valid", "test"):  # after the label checks: a wrong label is the likelier mistake
+        if not splits[name].texts:
+            raise UserError(f"{getattr(cfg, name)} ({name}): every text is also in "
+                            f"{'train' if name == 'valid' else 'train or valid'} ({report['leaks_dropped'][name]} "
+                            "dropped), so nothing is left to score; give it texts of its own")
     return splits, report
 
 

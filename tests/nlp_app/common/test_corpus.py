@@ -150,6 +150,21 @@ def test_ready_made_splits_unseen_test_label(tmp_path):
         build_splits(cfg)
 
 
+def test_ready_made_splits_with_nothing_of_their_own_or_no_labels(tmp_path):
+    """CLUE-style train/dev/test: dev given as test too (every text a leak: scikit-learn had stopped
+    on an empty test split with a traceback), and CLUE's unlabelled test.json."""
+    for name, n in (("train", 40), ("dev", 10)):
+        lines = [json.dumps({"label": str(100 + i % 2), "sentence": f"{name}句子{i}"}, ensure_ascii=False)
+                 for i in range(n)]
+        (tmp_path / f"{name}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "test.json").write_text('{"id": 0, "sentence": "句子", "keywords": ""}\n', encoding="utf-8")
+    files = {"train": str(tmp_path / "train.json"), "valid": str(tmp_path / "dev.json")}
+    with pytest.raises(UserError, match=r"dev.json \(test\): every text is also in train or valid \(10 dropped\)"):
+        build_splits(DataConfig(source="splits", text_column="sentence", test=files["valid"], **files))
+    with pytest.raises(UserError, match=r"test.json: missing column\(s\) \['label'\].*goes to predict --input"):
+        build_splits(DataConfig(source="splits", text_column="sentence", test=str(tmp_path / "test.json"), **files))
+
+
 def test_single_class_file_is_an_error(tmp_path):
     _write(tmp_path / "one.csv", [(f"好{i}", "pos") for i in range(30)], "csv")
     with pytest.raises(UserError, match="single class"):
