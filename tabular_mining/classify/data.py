@@ -55,6 +55,11 @@ def make_splits(name: str, cfg: TableData) -> Splits:
     check_columns(df, cfg, source)
     classes = target_classes(df[cfg.target], cfg.positive_class, source, cfg.target)
     refuse_label_twins(classes, source, cfg.target)
+    if len(classes) == 2 and cfg.positive_class is None:  # 0/1 targets: the minority may well be 0
+        share = float((df[cfg.target].astype(str) == classes[1]).mean())
+        log.info("%s: positive class %r of %r (the minority, %.1f%% of rows): the probability predict and serve "
+                 "give is of it; set data.positive_class=%s to choose", source, classes[1], cfg.target,
+                 100 * share, classes[0])
     if cfg.sample and cfg.sample < len(df):
         df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
                                  random_state=cfg.seed)

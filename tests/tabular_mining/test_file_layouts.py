@@ -122,6 +122,30 @@ def test_decorated_target_labels_are_one_class_per_meaning_or_named(tmp_path, cl
     assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["No", "Yes"]
 
 
+def test_titanic_train_csv_names_its_positive_class(tmp_path, cli_json, caplog):
+    """Kaggle's Titanic ``train.csv``: Survived 0/1 as integers, PassengerId, free-text Name and
+    Ticket, Cabin mostly empty; where more passengers survived than not, the minority class is 0."""
+    rng = np.random.default_rng(1)
+    n = 120
+    survived = (np.arange(n) % 5 < 3).astype(int)  # 60 % survived
+    df = pd.DataFrame({"PassengerId": np.arange(1, n + 1), "Survived": survived, "Pclass": rng.integers(1, 4, n),
+                       "Name": [f"Braund, Mr. Owen {i}" for i in range(n)], "Sex": rng.choice(["male", "female"], n),
+                       "Age": np.where(np.arange(n) % 6 == 0, np.nan, rng.integers(1, 80, n)),
+                       "Ticket": [f"A/5 {21171 + i}" for i in range(n)], "Fare": rng.gamma(2, 15, n).round(4),
+                       "Cabin": np.where(np.arange(n) % 5 == 0, "C85", None), "Embarked": rng.choice(["S", "C", "Q"], n)})
+    path = tmp_path / "train.csv"
+    df.to_csv(path, index=False)
+    args = ["preprocess", "--config", CHURN, f"data.path={path}", "data.target=Survived", "data.id_columns=[PassengerId]",
+            "data.drop_columns=[Name,Ticket]"]
+    with caplog.at_level("INFO", logger="tabular_mining.classify.data"):
+        out = cli_json(*args, "name=layout-titanic")
+    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["1", "0"]
+    assert ("train.csv: positive class '0' of 'Survived' (the minority, 40.0% of rows): the probability predict and "
+            "serve give is of it; set data.positive_class=1 to choose") in caplog.text
+    out = cli_json(*args, "name=layout-titanic-1", "data.positive_class=1")
+    assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["0", "1"]
+
+
 def test_basket_lines_with_a_bom_trailing_commas_and_blank_lines(tmp_path):
     path = _write(tmp_path / "groceries.csv", "\ufeffmilk,bread,\r\n\r\n eggs , milk,milk\r\n\r\nbeer\r\n")
     assert read_basket_file(path) == [["milk", "bread"], ["eggs", "milk"], ["beer"]]
