@@ -166,9 +166,15 @@ def _on_empty_rows(path: Path, places: list[str], what: str, policy: str) -> Non
 
 
 def check_known_labels(data: Examples, labels: list[str], where: str) -> None:
+    """Every label of ``data`` is a training label; one spelt otherwise (``1.0`` for ``1``, ``POS``
+    for ``pos``) is named with the ``data.label_map`` that reads it as the training label."""
     unseen = sorted(set(data.labels) - set(labels))
     if unseen:
-        raise UserError(f"{where} has label(s) {unseen[:10]} that are not in the training labels {labels}")
+        known = {_spelling_key(label): label for label in labels}
+        respell = {u: known[_spelling_key(u)] for u in unseen if _spelling_key(u) in known}
+        hint = ("; if they are the same classes, 'data.label_map={" + ", ".join(f'"{u}": "{k}"' for u, k in
+                                                                        respell.items()) + "}'") if respell else ""
+        raise UserError(f"{where} has label(s) {unseen[:10]} that are not in the training labels {labels}{hint}")
 
 
 def build_splits(cfg: DataConfig) -> tuple[dict[str, Examples], dict]:

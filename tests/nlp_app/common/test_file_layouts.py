@@ -161,3 +161,14 @@ def test_empty_rows_are_named_by_the_line_an_editor_shows(tmp_path):
     items = _write(tmp_path / "d.json", json.dumps([{"text": "很好", "label": "pos"}, {"text": "", "label": "neg"}]))
     with pytest.raises(UserError, match=r"d.json: item 2 has an empty"):
         read_labelled(items, DataConfig(on_empty="error"))
+
+
+def test_a_later_file_with_labels_spelt_otherwise_gets_the_label_map(tmp_path):
+    """Trained on 0..4, scored on a file that wrote them 0.0..4.0 (and POS for pos)."""
+    from nlp_app.common.corpus import check_known_labels
+    from nlp_app.common.normalize import Examples
+
+    later = Examples(["好", "差", "中"], ["1.0", "POS", "neutral"])
+    with pytest.raises(UserError, match=r"later.csv has label\(s\) \['1.0', 'POS', 'neutral'\].*"
+                                        r"data.label_map=\{\"1.0\": \"1\", \"POS\": \"pos\"\}"):
+        check_known_labels(later, ["0", "1", "pos"], "later.csv")
