@@ -235,8 +235,11 @@ def _yaml_names(path: Path) -> list[str]:
 
 
 def yolo_names_file(root: Path) -> Path:
-    """A YOLO set's class names: its ``data.yaml``, else ``labels/classes.txt``."""
-    return root / "data.yaml" if (root / "data.yaml").is_file() else root / "labels" / "classes.txt"
+    """A YOLO set's class names: its ``data.yaml``, else ``labels/classes.txt`` (LabelImg), else a
+    ``classes.txt`` beside ``images/`` and ``labels/`` (Label Studio's YOLO export); when there is
+    none, ``labels/classes.txt``, for the error to name."""
+    found = [f for f in (root / "data.yaml", root / "labels" / "classes.txt", root / "classes.txt") if f.is_file()]
+    return found[0] if found else root / "labels" / "classes.txt"
 
 
 def yolo_pairs(labels_dir: Path, images_dir: Path) -> list[tuple[Path, Path]]:

@@ -208,7 +208,7 @@ def yolo_polygon(line: str, n_classes: int, width: int, height: int, where: str)
 
 def read_yolo_masks(path: str, classes: list[str] | None, out: Path) -> Records:
     """Every image of the YOLO-seg set at ``path`` (:func:`yolo_layout`) with its mask drawn into
-    ``out``; class names from its ``data.yaml`` (or ``labels/classes.txt``), else ``data.classes``."""
+    ``out``; class names from its ``data.yaml`` (or a ``classes.txt``: :func:`yolo_names_file`), else ``data.classes``."""
     root = Path(path)
     names_file = yolo_names_file(root)
     if names_file.is_file():
@@ -216,8 +216,8 @@ def read_yolo_masks(path: str, classes: list[str] | None, out: Path) -> Records:
     elif classes:
         names = list(classes[1:])
     else:
-        raise UserError(f"{root}: no class names: a data.yaml with 'names' (or labels/classes.txt) in it, or "
-                        "data.classes (background first)")
+        raise UserError(f"{root}: no class names: a data.yaml with 'names' (or labels/classes.txt, or classes.txt) "
+                        "in it, or data.classes (background first)")
     classes, ids = mask_ids(names, classes, str(names_file if names_file.is_file() else root))
     records, split = [], {}
     for name, prefix, images, labels in yolo_layout(root):

@@ -119,6 +119,24 @@ def test_roboflow_yolo_export(tmp_path, cli, make):
     assert boxes["valid/images/valid0.jpg"] == BOTH
 
 
+def test_label_studio_yolo_export_with_its_classes_txt_at_the_root(tmp_path, cli, make):
+    """Label Studio's YOLO export: ``classes.txt`` and ``notes.json`` beside ``images/`` and
+    ``labels/``; an image whose label file is empty, and one without a label file, are background."""
+    root = tmp_path / "project-1-at-2026-12-02"
+    line = " ".join(f"{v:.6f}" for v in ((BOX[0] + BOX[2]) / 2 / W, (BOX[1] + BOX[3]) / 2 / H, (BOX[2] - BOX[0]) / W,
+                                         (BOX[3] - BOX[1]) / H))
+    for i in range(6):
+        _image(root / "images" / f"a{i}.jpg")
+        (root / "labels").mkdir(parents=True, exist_ok=True)
+        if i != 5:  # a5: no label file
+            (root / "labels" / f"a{i}.txt").write_text("" if i == 4 else f"1 {line}\n")
+    (root / "classes.txt").write_text("person\ncar\n")
+    (root / "notes.json").write_text(json.dumps({"categories": [{"id": 0, "name": "person"}, {"id": 1, "name": "car"}]}))
+    counts, boxes = _preprocess(cli, make, tmp_path, "exports-label-studio-yolo", "yolo", root)
+    assert sum(counts.values()) == 6
+    assert boxes["a0.jpg"] == ([BOX], ["car"]) and boxes["a4.jpg"] == boxes["a5.jpg"] == ([], [])
+
+
 VOC_XML = ("<annotation><folder></folder><filename>{name}</filename><path>{name}</path><source><database>roboflow.com"
            "</database></source><size><width>48</width><height>32</height><depth>3</depth></size><segmented>0"
            "</segmented>{objects}</annotation>")
