@@ -242,6 +242,10 @@ def describe_missing(df: pd.DataFrame, cfg: TableData, source: str, numeric: Seq
         if col not in skip and looks_like_row_id(df[col]):
             log.warning("%s: column %r looks like a row id (unique integers); it is used as a feature: list it in "
                         "data.id_columns (echoed by predict) or data.drop_columns", source, col)
+        elif col not in skip and looks_like_free_text(df[col]):
+            log.warning("%s: column %r holds a different text on every row (free text or a key, e.g. %r); as a "
+                        "category no new row matches it: list it in data.drop_columns or data.id_columns",
+                        source, col, str(df[col].dropna().iloc[0]))
     return counts
 
 
@@ -250,6 +254,14 @@ def looks_like_row_id(col: pd.Series) -> bool:
     if len(col) < 20 or not pd.api.types.is_integer_dtype(col) or col.isna().any():
         return False
     return bool(col.is_unique)
+
+
+def looks_like_free_text(col: pd.Series) -> bool:
+    """Text that differs on every filled row (Titanic's ``Name``, an e-mail, a comment): not a category."""
+    text = col.dropna()
+    if len(text) < 20 or pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    return bool(text.astype(str).is_unique)
 
 
 def target_classes(y: pd.Series, positive_class: str | None, source: str, column: str) -> list[str]:

@@ -144,6 +144,12 @@ def test_titanic_train_csv_names_its_positive_class(tmp_path, cli_json, caplog):
             "serve give is of it; set data.positive_class=1 to choose") in caplog.text
     out = cli_json(*args, "name=layout-titanic-1", "data.positive_class=1")
     assert json.loads((Path(out["cache"]) / "manifest.json").read_text())["classes"] == ["0", "1"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tabular_mining.common.table"):
+        cli_json(*args[:-1], "name=layout-titanic-text")  # Name and Ticket kept
+    assert ("column 'Name' holds a different text on every row (free text or a key, e.g. 'Braund, Mr. Owen 0'); as "
+            "a category no new row matches it: list it in data.drop_columns or data.id_columns") in caplog.text
+    assert "column 'Ticket' holds" in caplog.text and "'Sex' holds" not in caplog.text
 
 
 def test_basket_lines_with_a_bom_trailing_commas_and_blank_lines(tmp_path):
