@@ -214,9 +214,15 @@ def preprocess(cfg) -> dict:
 def labelled_records(path: Path, classes: list[str], limits: ImageLimits,
                      columns: CsvColumns = CsvColumns()) -> list[dict]:
     """``evaluate --data``: a folder per class or a CSV (named by ``columns``: the recipe's), labels in
-    the run's class order (every image of it: point ``--data`` at ``root/test`` to score one split)."""
+    the run's class order; when the set has its own test split (a ``test/`` folder, ``test`` in the
+    CSV's split column) only that split, else every image (detection's and segmentation's
+    ``evaluate --data`` rule)."""
     _, raw = classification_records("csv" if path.suffix.lower() == ".csv" else "folder", str(path), columns)
-    if any(r[2] is not None for r in raw):
-        log.warning("%s has its own train/val/test split; scoring all %d images", path, len(raw))
+    test = [r for r in raw if r[2] == "test"]
+    if test:
+        log.info("--data %s: its own test split, %d of %d images", path, len(test), len(raw))
+        raw = test
+    elif any(r[2] is not None for r in raw):
+        log.warning("%s has its own split but no test part; scoring all %d images", path, len(raw))
     labels, _ = validate_classification(raw, classes, limits)
     return [{"image": r[0], "label": y} for r, y in zip(raw, labels)]

@@ -146,3 +146,17 @@ def test_a_kaggle_style_csv_of_ids_with_its_own_column_names_and_images_folder(t
     with pytest.raises(UserError, match="ISIC_9999999"):
         _manifest(tmp_path, make, csv_path, source="csv", images_dir=str(images), path_column="image_id",
                   label_column="dx")
+
+
+def test_evaluate_data_on_a_set_with_its_own_split_scores_its_test_part(tmp_path, make, caplog):
+    """``evaluate --data root``: a set shipped with ``test/`` is scored on it alone (as detection and
+    segmentation do); one with only ``train/`` + ``val/`` on every image, with a warning."""
+    from vision_app.classify.data import labelled_records
+    from vision_app.common.images import ImageLimits
+
+    root = make.split_root(tmp_path / "photos", {"train": 3, "val": 2, "test": 1})
+    records = labelled_records(root, ["cats", "dogs"], ImageLimits())
+    assert sorted(Path(r["image"]).relative_to(root).parts[0] for r in records) == ["test", "test"]
+    two = make.split_root(tmp_path / "no-test", {"train": 3, "val": 2})
+    assert len(labelled_records(two, ["cats", "dogs"], ImageLimits())) == 10
+    assert "its own split but no test part; scoring all 10 images" in caplog.text
