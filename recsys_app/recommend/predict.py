@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from recsys_app.recommend.config import RecsysConfig
-from recsys_app.recommend.readers import as_ids, require_columns
+from recsys_app.recommend.readers import as_ids, match_columns
 from recsys_app.recommend.serve import RecsysPredictor
 from recsys_app.recommend.tables import read_table
 from shared.runs import write_text
@@ -53,6 +53,6 @@ def read_users(path: Path, cfg: RecsysConfig) -> list:
     if all(isinstance(c, int) for c in frame.columns):  # no header: the first column holds the users
         col = frame.columns[0]
     else:
-        col = col_name if col_name in frame.columns else "user"
-        require_columns(frame, {"data.user_col": col}, str(path))
+        spelt = any(str(c).strip().casefold() == col_name.casefold() for c in frame.columns)
+        col = match_columns(frame, {"user_col": col_name if spelt else "user"}, str(path))["user_col"]
     return pd.unique(as_ids(frame[col].dropna())).tolist()

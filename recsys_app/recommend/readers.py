@@ -27,6 +27,24 @@ log = logging.getLogger(__name__)
 EMBEDDED = ("dslabs", "movielens")
 
 
+def match_columns(df: pd.DataFrame, columns: dict[str, str | None], source: str) -> dict[str, str | None]:
+    """``columns`` (config key → column name) with each name the file spells with other case or
+    surrounding spaces (``UserID`` for ``userId``, ``USER_ID`` for ``user_id``) replaced by the
+    file's spelling when exactly one column matches so (logged); then :func:`require_columns`."""
+    by_key: dict[str, list] = {}
+    for c in df.columns:
+        by_key.setdefault(str(c).strip().casefold(), []).append(c)
+    out = {}
+    for key, col in columns.items():
+        same = by_key.get(str(col).strip().casefold(), []) if col is not None and col not in df.columns else []
+        if len(same) == 1:
+            log.info("%s: data.%s=%r read as the file's column %r", source, key, col, same[0])
+            col = same[0]
+        out[key] = col
+    require_columns(df, out, source)
+    return out
+
+
 def require_columns(df: pd.DataFrame, columns: dict[str, str | None], source: str) -> None:
     """Fail naming each config key whose column is missing from ``df``."""
     missing = [f"{key}={col!r}" for key, col in columns.items() if col is not None and col not in df.columns]
@@ -47,8 +65,8 @@ def roles(raw: pd.DataFrame, cfg: DataConfig, source: str) -> dict[str, object]:
         log.info("no header line and no data.columns: reading the columns as %s", positional)
     if positional is None:
         named = {"user": cfg.user_col, "item": cfg.item_col, "rating": cfg.rating_col, "timestamp": cfg.timestamp_col}
-        require_columns(raw, {f"{r}_col": c for r, c in named.items()}, source)
-        return {r: c for r, c in named.items() if c is not None}
+        found = match_columns(raw, {f"{r}_col": c for r, c in named.items()}, source)
+        return {r: found[f"{r}_col"] for r in named if found[f"{r}_col"] is not None}
     if len(raw.columns) < len(positional):
         raise UserError(f"{source}: data.columns names {len(positional)} columns {positional} but the file has "
                         f"{len(raw.columns)}: {list(raw.columns)}")
@@ -138,9 +156,9 @@ def standardize_items(raw: pd.DataFrame, cfg: DataConfig, source: str) -> pd.Dat
                             f"{len(raw.columns)}")
         cols = {r: raw.columns[i] for i, r in enumerate(positional) if r in ITEM_ROLES}
     else:
-        cols = {"item": cfg.items_id_col, "title": cfg.title_col, "genres": cfg.genres_col}
-        require_columns(raw, {"items_id_col": cfg.items_id_col, "title_col": cfg.title_col,
-                              "genres_col": cfg.genres_col}, source)
+        found = match_columns(raw, {"items_id_col": cfg.items_id_col, "title_col": cfg.title_col,
+                                    "genres_col": cfg.genres_col}, source)
+        cols = {"item": found["items_id_col"], "title": found["title_col"], "genres": found["genres_col"]}
     items = pd.DataFrame({"item": as_ids(raw[cols["item"]])})
     for key in ("title", "genres"):
         items[key] = raw[cols[key]].astype("string").to_numpy() if cols.get(key) is not None else None

@@ -125,6 +125,9 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
     fields = split_line(line, sep)
     has_header = looks_like_header(fields, names) if header == "auto" else bool(header)
     by_name = has_header and any(isinstance(c, str) for c in text)
+    if by_name:  # a name the header spells with other case (UserID for userId): the header's spelling
+        spelt = {f.casefold(): f for f in fields}
+        text = tuple(c if not isinstance(c, str) or c in fields else spelt.get(c.strip().casefold(), c) for c in text)
     keep = [c for c in text if isinstance(c, str) == by_name and (c in fields if by_name else c < len(fields))]
     try:
         frame = pd.read_csv(path, sep=r"\s+" if sep == "whitespace" else sep, header=0 if has_header else None,

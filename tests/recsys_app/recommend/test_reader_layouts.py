@@ -5,6 +5,7 @@ gzip, ids with leading zeros (ISBN-style ASINs), e-mail ids, repeated (user, ite
 in a file."""
 import gzip
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -167,3 +168,17 @@ def test_lastfm_plays_without_header_and_a_trailing_separator_with_blank_lines(t
                                           encoding="utf-8")
     raw = read(tmp_path / "ratings.csv")
     assert raw["item"].tolist() == [10, 11] and raw["timestamp"].tolist() == [100.0, 101.0]
+
+
+def test_column_names_spelt_with_other_case_are_matched(tmp_path, caplog):
+    """A header ``UserID,MovieID,Rating,Timestamp`` (or `` user_id ``) for the recipe's ``userId`` /
+    ``movieId`` …: the one column that matches but for case is taken (and logged), ids still read as
+    text (``007`` stays ``007``); two columns matching so are not guessed between."""
+    (tmp_path / "r.csv").write_text("UserID,MOVIEID,Rating,timestamp\n007,0528881469,4,100\n7,10,3,101\n")
+    with caplog.at_level(logging.INFO):
+        raw = read(tmp_path / "r.csv")
+    assert raw["user"].tolist() == ["007", "7"] and raw["item"].tolist() == ["0528881469", "10"]
+    assert "data.user_col='userId' read as the file's column 'UserID'" in caplog.text
+    (tmp_path / "two.csv").write_text("userid,USERID,movieId,rating,timestamp\n1,2,10,4,100\n")
+    with pytest.raises(UserError, match=r"missing column\(s\) user_col='userId'"):
+        read(tmp_path / "two.csv")

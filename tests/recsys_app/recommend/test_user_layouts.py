@@ -16,6 +16,8 @@ from shared.runs import runs_root
     ("user_001\nuser_002\n\n", ["user_001", "user_002"]),  # no header: not taken for one
     ("1\n2\n5000\n", [1, 2, 5000]),
     ("0001,x\n0002,y\n", ["0001", "0002"]),            # headerless, several columns: the first
+    ("name,UID\na,0001\nb,0002\n", ["0001", "0002"]),  # data.user_col spelt in capitals, as text
+    ("USER\n0007\n", ["0007"]),
 ])
 def test_read_users_layouts(tmp_path, tiny_cfg, text, users):
     (tmp_path / "users.txt").write_text(text, encoding="utf-8")
