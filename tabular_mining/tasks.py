@@ -1,8 +1,8 @@
 """The tasks of tabular_mining: one :class:`shared.tasks.Task` per recipe ``task:`` key.
 
 - ``classify``: classification of a table, two classes (``churn.yaml``) or more (``penguins.yaml``):
-  logistic, XGBoost, LightGBM, FT-Transformer; ``distributed: dask`` scales the two-class trees out; ``tune`` searches parameters;
-  ``export`` writes the boosted trees as ONNX.
+  logistic, XGBoost, LightGBM, FT-Transformer; ``distributed: dask`` scales the trees out (two classes or
+  more); ``tune`` searches parameters; ``export`` writes the boosted trees as ONNX.
 - ``regress``: a numeric target of a table (``house_prices.yaml``): ridge, XGBoost, LightGBM.
 - ``segment``: customer segments by clustering the same feature pipeline (``segments.yaml``).
 - ``rules``: frequent itemsets and association rules from baskets (``rules.yaml``).

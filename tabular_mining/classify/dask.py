@@ -1,4 +1,4 @@
-"""``distributed: dask``: churn classification with XGBoost (``xgboost.dask``) and LightGBM
+"""``distributed: dask``: classification (two classes or more) with XGBoost (``xgboost.dask``) and LightGBM
 (``lightgbm.dask``) on a Dask cluster, for tables that do not fit in one process.
 
     python -m tabular_mining train --config configs/tabular_mining/churn.yaml distributed=dask \\
@@ -15,6 +15,9 @@ feature schema is the same :class:`~tabular_mining.common.features.FeatureSchema
 sample of training rows, categories and medians (approximate) computed over all of them. The run
 directory has the same artifacts as single-process training (models in XGBoost JSON / LightGBM
 text, selection, comparison, plots), so evaluate/predict/serve work unchanged.
+For K > 2 classes the models are XGBoost ``multi:softprob`` and LightGBM ``multiclass`` (the
+single-process objectives), the split is stratified over every class, the manifest has the rows
+per class, and the model is chosen by the single-process metric (``roc_auc``: macro one-vs-rest).
 Differences: LightGBM's Dask estimator has no early stopping, so it trains ``n_estimators`` rounds
 and keeps the trees up to the best validation round; cross-validation is off; the test split is
 gathered into one process for the evaluation plots.
@@ -34,13 +37,17 @@ import pandas as pd
 
 from shared.config import to_dict
 from shared.errors import UserError
-from shared.metrics import binary_classification
 from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig, DaskConfig
+from tabular_mining.classify.data import check_class_rows, refuse_label_twins
 from tabular_mining.classify.model import (
     LightGBMModel,
     XGBoostModel,
+    _binary_only,
     lightgbm_params,
+    metric_key,
+    n_classes,
+    score_probabilities,
     xgboost_params,
 )
 from tabular_mining.common.features import (
@@ -121,10 +128,8 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     scale = max(1, int(counts.sum() // 100_000))
     stand_in = pd.Series(np.repeat(counts.index.values, np.maximum(counts.values // scale, 1)))
     classes = target_classes(stand_in, d.positive_class, source, d.target)
-    if len(classes) > 2:
-        raise UserError(f"{source}: target column {d.target!r} has {len(classes)} classes; distributed: dask trains "
-                        "two-class targets only (its split and models are binary): train without distributed=dask")
-    positive = classes[1]
+    refuse_label_twins(classes, source, d.target)
+    check_class_rows(counts, d, source, len(classes))
     parts = stratified_split(ddf, d, [str(c) for c in counts.index])
     sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
     kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
@@ -135,12 +140,8 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     for split, frame in cleaned.items():
         frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
     write_json(out / "feature_schema.json", schema.to_dict())
-    rows, rates = {}, {}
-    for split in SPLITS:
-        y = dask.dataframe.read_parquet(out / f"{split}.parquet", columns=[d.target])[d.target].astype(str)
-        rows[split], rates[split] = dask.compute(y.size, (y == positive).mean())
-    manifest = {"source": source, "source_sha256": None, "rows": {k: int(v) for k, v in rows.items()},
-                "positive_rate": {k: float(v) for k, v in rates.items()},
+    rows, balance = _class_balance(out, d.target, classes)
+    manifest = {"source": source, "source_sha256": None, "rows": rows, **balance,
                 "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
                              "categorical": sum(f.kind == CATEGORICAL for f in schema.features)},
                 "classes": classes, "config": to_dict(d), "distributed": "dask",
@@ -148,6 +149,26 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     write_json(out / "manifest.json", manifest)
     log.info("preprocessed %s on dask: %s → %s", source, manifest["rows"], out)
     return manifest
+
+
+def _class_balance(out: Path, target: str, classes: list[str]) -> tuple[dict, dict]:
+    """The rows of each cached split and the manifest's class balance (the keys of
+    :func:`tabular_mining.classify.data.class_shares`): the positive rate for two classes, the rows
+    per class for more."""
+    import dask
+    import dask.dataframe as dd
+
+    labels = {s: dd.read_parquet(out / f"{s}.parquet", columns=[target])[target].astype(str) for s in SPLITS}
+    if len(classes) == 2:
+        rows, rates = {}, {}
+        for split, y in labels.items():
+            rows[split], rates[split] = dask.compute(y.size, (y == classes[1]).mean())
+        return {k: int(v) for k, v in rows.items()}, {"positive_rate": {k: float(v) for k, v in rates.items()}}
+    counts = dict(zip(SPLITS, dask.compute(*[y.value_counts() for y in labels.values()])))
+    by_split = {k: {c: int(v.get(c, 0)) for c in classes} for k, v in counts.items()}
+    return ({k: sum(v.values()) for k, v in by_split.items()},
+            {"positive_rate": {k: None for k in SPLITS}, "class_rows": by_split["train"],
+             "class_rows_by_split": by_split})
 
 
 def stratified_split(ddf, d: TableData, classes: list[str]) -> dict:
@@ -192,6 +213,7 @@ def _encoded(frame, schema: FeatureSchema):
 def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> XGBoostModel:
     from xgboost import dask as xgb_dask
 
+    _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
     types = ["c" if c else "q" for c in schema.categorical_mask]
     dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
                                            enable_categorical=True)
@@ -201,22 +223,30 @@ def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) 
         pos = float((n - n_pos) / max(n_pos, 1))
     elif params.scale_pos_weight is not None:
         pos = float(params.scale_pos_weight)
-    out = xgb_dask.train(client, xgboost_params(params, pos, seed), dm(X, y), num_boost_round=params.n_estimators,
-                         evals=[(dm(X_valid, y_valid), "valid")], early_stopping_rounds=params.early_stopping_rounds,
-                         verbose_eval=False)
+    out = xgb_dask.train(client, xgboost_params(params, pos, seed, n_classes(schema)), dm(X, y),
+                         num_boost_round=params.n_estimators, evals=[(dm(X_valid, y_valid), "valid")],
+                         early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False)
     booster = out["booster"]
     booster = booster[: booster.best_iteration + 1]
     return XGBoostModel(booster, schema, {"trees": booster.num_boosted_rounds(), "distributed": "dask"})
 
 
 def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> LightGBMModel:
-    from lightgbm.dask import DaskLGBMClassifier
+    from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
 
+    _binary_only(schema, "lightgbm.is_unbalance", params.is_unbalance)
+    classes = n_classes(schema)
     cats = [j for j, c in enumerate(schema.categorical_mask) if c]
-    settings = {k: v for k, v in lightgbm_params(params, seed).items() if k != "num_threads"}  # workers own threads
-    clf = DaskLGBMClassifier(client=client, n_estimators=params.n_estimators, **settings)
-    clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric="binary_logloss", categorical_feature=cats)
-    curve = next(iter(clf.evals_result_.values()))["binary_logloss"]
+    settings = lightgbm_params(params, seed, classes)
+    settings.pop("num_threads")  # the workers own their threads
+    # K > 2: the multiclass booster is trained through the regressor's estimator, which passes the labels
+    # (already class codes 0..K-1) as they are: DaskLGBMClassifier label-encodes each worker's rows apart,
+    # so a worker whose partitions lack a class (the split's partitions hold one class each) renumbers the rest
+    estimator, metric = ((DaskLGBMClassifier, "binary_logloss") if classes == 2
+                         else (DaskLGBMRegressor, "multi_logloss"))
+    clf = estimator(client=client, n_estimators=params.n_estimators, **settings)
+    clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric=metric, categorical_feature=cats)
+    curve = next(iter(clf.evals_result_.values()))[metric]
     best = int(np.argmin(curve)) + 1  # no early stopping in lightgbm.dask: keep the best round's trees
     return LightGBMModel(clf.booster_, schema, {"trees": best, "distributed": "dask"})
 
@@ -254,9 +284,10 @@ def train_dask(cfg: ClassifyConfig, run: Path) -> DaskFit:
         schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
         write_json(run / "feature_schema.json", schema.to_dict())
         write_json(run / "data_manifest.json", manifest)
+        select_by = metric_key(cfg.model.select_by, schema.classes)
         valid_scores, fit_seconds, test = _fit_all(client, cfg, run, schema, out, names)
-    best = pick_best(valid_scores, cfg.model.select_by)
-    write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}", "valid": valid_scores,
+    best = pick_best(valid_scores, select_by)
+    write_json(run / "selection.json", {"served": best, "by": f"valid/{select_by}", "valid": valid_scores,
                                         "fit_seconds": fit_seconds, "distributed": "dask"})
     return DaskFit(test, schema, manifest, fit_seconds)
 
@@ -267,19 +298,34 @@ def _fit_all(client, cfg: ClassifyConfig, run: Path, schema: FeatureSchema, cach
     import dask.dataframe as dd
 
     frames = {s: dd.read_parquet(cache / f"{s}.parquet") for s in SPLITS}
-    (X, y), (Xv, yv) = _encoded(frames["train"], schema), _encoded(frames["valid"], schema)
+    (X, y), (Xv, yv) = (_encoded(_non_empty(frames[s]), schema) for s in ("train", "valid"))
     X, y, Xv, yv = client.persist([X, y, Xv, yv])
     valid_scores, fit_seconds = {}, {}
     y_valid = yv.compute().to_numpy()
+    select_by = metric_key(cfg.model.select_by, schema.classes)
+    k = n_classes(schema)  # the positive class's probability for two classes, a column per class for more
+    meta = pd.Series(dtype=np.float64) if k == 2 else pd.DataFrame({j: pd.Series(dtype=np.float64) for j in range(k)})
     for name in names:
         t0 = time.perf_counter()
         model = DASK_FITTERS[name](client, schema, X, y, Xv, yv, getattr(cfg.model, name), cfg.data.seed)
         fit_seconds[name] = round(time.perf_counter() - t0, 3)
-        p = Xv.map_partitions(lambda part, m=model: pd.Series(m.predict_proba(part.to_numpy()), index=part.index),
-                              meta=pd.Series(dtype=np.float64)).compute().to_numpy()
-        valid_scores[name] = binary_classification(y_valid, p, cfg.eval.threshold)
+        p = Xv.map_partitions(_probabilities, model, meta=meta).compute().to_numpy()
+        valid_scores[name] = score_probabilities(y_valid, p, schema.classes, cfg.eval.threshold)
         save_model(model, run / "models" / name)
-        log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, cfg.model.select_by,
-                 valid_scores[name][cfg.model.select_by], fit_seconds[name])
+        log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, select_by, valid_scores[name][select_by], fit_seconds[name])
     return valid_scores, fit_seconds, frames["test"].compute().reset_index(drop=True)
 
+
+
+def _non_empty(frame):
+    """``frame`` without its empty partitions: the split leaves one wherever a class has no rows in a
+    partition (a table sorted by its target), and LightGBM fails on a worker given only empty ones."""
+    sizes = frame.map_partitions(len).compute()
+    keep = [i for i, n in enumerate(sizes) if n]
+    return frame if len(keep) == frame.npartitions else frame.partitions[keep]
+
+
+def _probabilities(part: pd.DataFrame, model):
+    """One partition's predicted probabilities: a Series for two classes, ``(rows, K)`` for more."""
+    p = model.predict_proba(part.to_numpy())
+    return pd.Series(p, index=part.index) if p.ndim == 1 else pd.DataFrame(p.astype(np.float64), index=part.index)

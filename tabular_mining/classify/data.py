@@ -64,7 +64,7 @@ def make_splits(name: str, cfg: TableData) -> Splits:
         df, _ = train_test_split(df, train_size=cfg.sample, stratify=df[cfg.target].astype(str),
                                  random_state=cfg.seed)
     y = df[cfg.target].astype(str)
-    check_class_rows(y, cfg, source, len(classes))
+    check_class_rows(y.value_counts(), cfg, source, len(classes))
     return cache_splits(cache_path(name, cfg), cfg, source, df,
                         split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed), classes,
                         "stratified (scikit-learn train_test_split, seeded)",
@@ -109,10 +109,11 @@ def min_class_rows(cfg: TableData, n_classes: int) -> int:
     return max(5, math.ceil(1 / cfg.valid_size), math.ceil(1 / cfg.test_size) if cfg.test_size else 0)
 
 
-def check_class_rows(y: pd.Series, cfg: TableData, source: str, n_classes: int) -> None:
-    """A one-line error naming the rarest class when it has too few rows to split (scikit-learn's
-    stratified split would otherwise fail with 'The least populated class in y has only 1 member')."""
-    counts, need = y.value_counts(), min_class_rows(cfg, n_classes)
+def check_class_rows(counts: pd.Series, cfg: TableData, source: str, n_classes: int) -> None:
+    """A one-line error naming the rarest class (``counts``: rows by class) when it has too few rows
+    to split (scikit-learn's stratified split would otherwise fail with 'The least populated class in
+    y has only 1 member'; the Dask split would leave it out of a split)."""
+    need = min_class_rows(cfg, n_classes)
     if counts.min() < need:
         raise UserError(f"{source}: class {counts.idxmin()!r} of {cfg.target!r} has {counts.min()} rows, fewer than "
                         f"the {need} a stratified train/valid/test split (data.valid_size={cfg.valid_size:g}, "

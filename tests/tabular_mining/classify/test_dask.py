@@ -1,6 +1,7 @@
 """``distributed: dask``: XGBoost and LightGBM on a 2-worker LocalCluster (threads, tiny data)
 from a CSV glob, through the command line; the run has the single-process artifacts and
-evaluate/predict/serve use it."""
+evaluate/predict/serve use it. Three classes: the embedded penguins table, against the
+single-process run of the same models."""
 import json
 import logging
 
@@ -12,12 +13,13 @@ from fastapi.testclient import TestClient
 from shared.errors import UserError
 from shared.runs import latest_run
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.common.table import TableData, load_telco, split_cache_dir
+from tabular_mining.common.table import TableData, load_dataset, load_telco, split_cache_dir
 
 pytest.importorskip("distributed")
-from tabular_mining.classify.dask import read_dask_frame
+from tabular_mining.classify.dask import read_dask_frame, stratified_split
 
 QUICK = "configs/tabular_mining/churn-quick.yaml"
+PENGUINS = "configs/tabular_mining/penguins.yaml"
 DASK = ["distributed=dask", "dask.n_workers=2", "dask.processes=false"]
 
 
@@ -132,3 +134,80 @@ def test_the_dask_reader_reads_csv_layouts_like_the_single_process_one(tmp_path,
         single = read_table(data.path.replace("*", "part-0"), na_values=data.na_values, column_names=data.column_names)
         assert list(got.columns) == list(df.columns) == list(single.columns)
         assert len(got) == 40 and (got[df.columns[0]].astype(str) == single[df.columns[0]].astype(str)).all()
+
+
+def _penguin_run(cli, name: str, *overrides: str):
+    """The penguins recipe (three species) with XGBoost and LightGBM, 40 rounds each, no CV."""
+    assert cli("train", "--config", PENGUINS, f"name={name}", "model.name=all", "model.candidates=[xgboost,lightgbm]",
+               "eval.cv_folds=0", "model.xgboost.n_estimators=40", "model.lightgbm.n_estimators=40", *overrides) == 0
+    return latest_run("tabular_mining", name)
+
+
+@pytest.fixture(scope="module")
+def penguin_runs(cli):
+    """A Dask run and a single-process run of the same three-class recipe."""
+    return _penguin_run(cli, "penguins-dask", *DASK), _penguin_run(cli, "penguins-local")
+
+
+def _files(run) -> set[str]:
+    return {str(f.relative_to(run)) for f in run.rglob("*") if f.is_file()}
+
+
+def test_three_classes_on_dask_write_the_single_process_artifacts(penguin_runs):
+    on_dask, local = penguin_runs
+    assert _files(on_dask) == _files(local)
+    assert {"confusion_matrix.png", "models/xgboost/xgboost.json", "models/lightgbm/lightgbm.txt"} <= _files(on_dask)
+    selection = json.loads((on_dask / "selection.json").read_text())
+    assert selection["distributed"] == "dask" and selection["by"] == "valid/roc_auc"
+    single = json.loads((local / "selection.json").read_text())
+    for name in ("xgboost", "lightgbm"):
+        assert set(selection["valid"][name]) == set(single["valid"][name])  # the same multiclass metrics
+        assert selection["valid"][name]["roc_auc"] > 0.95, selection["valid"]
+    metrics, local_metrics = (json.loads((r / "metrics.json").read_text()) for r in penguin_runs)
+    assert {k for k in metrics if k.startswith("test/")} == {k for k in local_metrics if k.startswith("test/")}
+    assert metrics["test/roc_auc"] > 0.95 and metrics["test/accuracy"] > 0.85, metrics
+    manifest = json.loads((on_dask / "data_manifest.json").read_text())
+    assert manifest["classes"] == ["Adelie", "Chinstrap", "Gentoo"] and sum(manifest["rows"].values()) == 344
+    assert manifest["class_rows"] == manifest["class_rows_by_split"]["train"]
+    by_split = manifest["class_rows_by_split"]
+    assert all(n > 0 for split in by_split.values() for n in split.values()), by_split  # every class in every split
+    assert {c: sum(s[c] for s in by_split.values()) for c in manifest["classes"]} == {
+        "Adelie": 152, "Chinstrap": 68, "Gentoo": 124}
+
+
+def test_a_three_class_dask_run_is_evaluated_predicted_and_served(penguin_runs, tmp_path, cli_json, served):
+    on_dask = penguin_runs[0]
+    assert cli_json("evaluate", "--run", on_dask)["test/roc_auc"] > 0.95
+    table = load_dataset("palmerpenguins/penguins").iloc[::10]
+    table.drop(columns="species").to_csv(tmp_path / "rows.csv", index=False)
+    cli_json("predict", "--run", on_dask, "--input", tmp_path / "rows.csv", "--output", tmp_path / "scored.csv")
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    columns = [f"probability_{c}" for c in ("Adelie", "Chinstrap", "Gentoo")]
+    np.testing.assert_allclose(scored[columns].sum(axis=1), 1.0, atol=1e-5)
+    assert (scored["label"] == table["species"].to_numpy()).mean() > 0.85
+    record = json.loads(table.drop(columns="species").head(1).to_json(orient="records"))[0]
+    with TestClient(served("--run", on_dask)["app"]) as c:
+        r = c.post("/predict", json={"instances": [record]})
+        assert r.status_code == 200 and r.json()["predictions"][0]["label"] == table["species"].iloc[0], r.json()
+
+
+def test_a_two_class_setting_is_refused_for_three_classes_on_dask(cli, capsys):
+    assert cli("train", "--config", PENGUINS, "name=penguins-dask-weighted", *DASK, "model.name=xgboost",
+               "eval.cv_folds=0", "model.xgboost.scale_pos_weight=balanced") == 2
+    assert "weights the positive class of a two-class target" in capsys.readouterr().err
+
+
+def test_empty_partitions_are_left_out_of_the_fit():
+    # the embedded penguins table is sorted by species: the per-class split leaves empty partitions,
+    # and a LightGBM worker given only those fails ('Input data must be 2 dimensional and non empty')
+    import dask.dataframe as dd
+
+    from tabular_mining.classify.dask import _non_empty
+
+    df = pd.DataFrame({"x": range(12), "y": ["a"] * 6 + ["b"] * 6})
+    parts = stratified_split(dd.from_pandas(df, npartitions=2), TableData(target="y", valid_size=0.2, test_size=0.2),
+                             ["a", "b"])
+    train = parts["train"]
+    assert 0 in list(train.map_partitions(len).compute())
+    kept = _non_empty(train)
+    assert 0 not in list(kept.map_partitions(len).compute()) and len(kept) == len(train)

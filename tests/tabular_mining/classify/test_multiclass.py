@@ -208,7 +208,6 @@ def test_target_classes():
     (["data.positive_class=gold"], "data.positive_class='gold' is for a two-class target, and 'grade' has 4 classes"),
     (["model.select_by=pr_auc"], "model.select_by=pr_auc is for two classes; the target has 4"),
     (["model.name=xgboost", "model.xgboost.scale_pos_weight=balanced"], "model.xgboost.scale_pos_weight=balanced"),
-    (["model.name=xgboost", "distributed=dask", "dask.processes=false"], "distributed: dask trains two-class targets only"),
 ])
 def test_multiclass_errors_are_one_line(overrides, message, grade_files, cli, capsys):
     capsys.readouterr()
