@@ -232,19 +232,19 @@ def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) 
 
 
 def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> LightGBMModel:
-    from lightgbm.dask import DaskLGBMClassifier, DaskLGBMRegressor
+    from lightgbm.dask import DaskLGBMRegressor
 
     _binary_only(schema, "lightgbm.is_unbalance", params.is_unbalance)
     classes = n_classes(schema)
     cats = [j for j, c in enumerate(schema.categorical_mask) if c]
     settings = lightgbm_params(params, seed, classes)
     settings.pop("num_threads")  # the workers own their threads
-    # K > 2: the multiclass booster is trained through the regressor's estimator, which passes the labels
-    # (already class codes 0..K-1) as they are: DaskLGBMClassifier label-encodes each worker's rows apart,
-    # so a worker whose partitions lack a class (the split's partitions hold one class each) renumbers the rest
-    estimator, metric = ((DaskLGBMClassifier, "binary_logloss") if classes == 2
-                         else (DaskLGBMRegressor, "multi_logloss"))
-    clf = estimator(client=client, n_estimators=params.n_estimators, **settings)
+    # the booster is trained through the regressor's estimator with the classification objective, which
+    # passes the labels (already class codes 0..K-1) as they are: DaskLGBMClassifier label-encodes each
+    # worker's rows apart, so a worker whose partitions lack a class (the split's partitions hold one
+    # class each) renumbers the others, and learns positives as negatives for two classes
+    metric = "binary_logloss" if classes == 2 else "multi_logloss"
+    clf = DaskLGBMRegressor(client=client, n_estimators=params.n_estimators, **settings)
     clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric=metric, categorical_feature=cats)
     curve = next(iter(clf.evals_result_.values()))[metric]
     best = int(np.argmin(curve)) + 1  # no early stopping in lightgbm.dask: keep the best round's trees

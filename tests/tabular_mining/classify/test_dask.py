@@ -211,3 +211,28 @@ def test_empty_partitions_are_left_out_of_the_fit():
     assert 0 in list(train.map_partitions(len).compute())
     kept = _non_empty(train)
     assert 0 not in list(kept.map_partitions(len).compute()) and len(kept) == len(train)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_lightgbm_on_partitions_of_one_class_each_learns_the_classes(n_classes):
+    # the Dask split's partitions hold one class each; LightGBM's Dask classifier label-encodes each
+    # worker's rows apart, so a worker holding one class's rows would train them as class 0
+    import dask.dataframe as dd
+
+    from tabular_mining.classify.config import LightGBMParams
+    from tabular_mining.classify.dask import dask_client, fit_lightgbm_dask
+    from tabular_mining.common.features import NUMERIC, Feature, FeatureSchema
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(n_classes), 200).astype(np.float32)
+    X = pd.DataFrame({"a": rng.normal(size=len(y)) + 3 * y, "b": rng.normal(size=len(y))}).astype(np.float32)
+    schema = FeatureSchema([Feature("a", NUMERIC, median=0.0), Feature("b", NUMERIC, median=0.0)], "y",
+                           [str(c) for c in range(n_classes)])
+    params = LightGBMParams(n_estimators=20, num_leaves=4, min_child_samples=5)
+    with dask_client(ClassifyConfig().dask.model_copy(update={"processes": False})) as client:
+        Xd, yd = dd.from_pandas(X, npartitions=2 * n_classes), dd.from_pandas(pd.Series(y), npartitions=2 * n_classes)
+        for _ in range(3):  # the workers the partitions land on vary from fit to fit
+            model = fit_lightgbm_dask(client, schema, Xd, yd, Xd, yd, params, seed=0)
+            p = model.predict_proba(X.to_numpy())
+            predicted = (p >= 0.5) if n_classes == 2 else p.argmax(axis=1)
+            assert (predicted == y).mean() > 0.85
