@@ -9,6 +9,7 @@ from shared.config import StrictModel
 from shared.loop_config import LoopConfig
 from shared.serving import ServeConfig
 from tabular_mining.common.boosters import LightGBMTrees, XGBoostTrees
+from tabular_mining.common.dask import DaskConfig
 from tabular_mining.common.stream import StreamConfig
 from tabular_mining.common.table import SupervisedTableConfig, TableData
 
@@ -86,18 +87,6 @@ class ClassifyEval(StrictModel):
                              "(two classes; with more, the label is the most probable class)")
     cv_folds: int = Field(5, ge=0, description="stratified k-fold CV over all rows; 0 = off")
     plots: bool = True
-
-
-class DaskConfig(StrictModel):
-    """Where ``distributed: dask`` trains: a LocalCluster here, or a running scheduler."""
-
-    scheduler: str | None = Field(None, description="e.g. tcp://10.0.0.5:8786; null = a LocalCluster on this machine")
-    n_workers: int = Field(2, ge=1, description="LocalCluster only")
-    threads_per_worker: int = Field(1, ge=1, description="LocalCluster only")
-    processes: bool = Field(True, description="LocalCluster only: workers as processes (false: threads, for tests)")
-    memory_limit: str = Field("auto", description="LocalCluster only: per worker, e.g. 4GB")
-    blocksize: str = Field("64MB", description="CSV bytes per partition")
-    partitions: int = Field(4, ge=1, description="partitions of the embedded table")
 
 
 class TuneConfig(StrictModel):

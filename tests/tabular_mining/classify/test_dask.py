@@ -16,7 +16,8 @@ from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.common.table import TableData, load_dataset, load_telco, split_cache_dir
 
 pytest.importorskip("distributed")
-from tabular_mining.classify.dask import read_dask_frame, stratified_split
+from tabular_mining.classify.dask import stratified_split
+from tabular_mining.common.dask import dask_client, non_empty, read_dask_frame
 
 QUICK = "configs/tabular_mining/churn-quick.yaml"
 PENGUINS = "configs/tabular_mining/penguins.yaml"
@@ -202,14 +203,13 @@ def test_empty_partitions_are_left_out_of_the_fit():
     # and a LightGBM worker given only those fails ('Input data must be 2 dimensional and non empty')
     import dask.dataframe as dd
 
-    from tabular_mining.classify.dask import _non_empty
 
     df = pd.DataFrame({"x": range(12), "y": ["a"] * 6 + ["b"] * 6})
     parts = stratified_split(dd.from_pandas(df, npartitions=2), TableData(target="y", valid_size=0.2, test_size=0.2),
                              ["a", "b"])
     train = parts["train"]
     assert 0 in list(train.map_partitions(len).compute())
-    kept = _non_empty(train)
+    kept = non_empty(train)
     assert 0 not in list(kept.map_partitions(len).compute()) and len(kept) == len(train)
 
 
@@ -220,7 +220,7 @@ def test_lightgbm_on_partitions_of_one_class_each_learns_the_classes(n_classes):
     import dask.dataframe as dd
 
     from tabular_mining.classify.config import LightGBMParams
-    from tabular_mining.classify.dask import dask_client, fit_lightgbm_dask
+    from tabular_mining.classify.dask import fit_lightgbm_dask
     from tabular_mining.common.features import NUMERIC, Feature, FeatureSchema
 
     rng = np.random.default_rng(0)
