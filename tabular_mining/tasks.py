@@ -3,7 +3,8 @@
 - ``classify``: classification of a table, two classes (``churn.yaml``) or more (``penguins.yaml``):
   logistic, XGBoost, LightGBM, FT-Transformer; ``distributed: dask`` scales the trees out (two classes or
   more); ``tune`` searches parameters; ``export`` writes the boosted trees as ONNX.
-- ``regress``: a numeric target of a table (``house_prices.yaml``): ridge, XGBoost, LightGBM.
+- ``regress``: a numeric target of a table (``house_prices.yaml``): ridge, XGBoost, LightGBM (the trees
+  on a Dask cluster too).
 - ``segment``: customer segments by clustering the same feature pipeline (``segments.yaml``).
 - ``rules``: frequent itemsets and association rules from baskets (``rules.yaml``).
 

@@ -36,7 +36,7 @@ from shared.config import to_dict
 from shared.errors import UserError
 from shared.runs import read_json, write_json
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import check_class_rows, refuse_label_twins
+from tabular_mining.classify.labels import check_class_rows, refuse_label_twins
 from tabular_mining.classify.model import (
     LightGBMModel,
     XGBoostModel,

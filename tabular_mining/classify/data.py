@@ -8,9 +8,7 @@ and ``evaluate`` call :func:`load_splits`, which makes the splits when the cache
 """
 from __future__ import annotations
 
-import json
 import logging
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from shared.errors import UserError
 from tabular_mining.classify.config import ClassifyConfig
+from tabular_mining.classify.labels import check_class_rows, refuse_label_twins
 from tabular_mining.common.splits import Splits, cache_splits, read_cached_splits
 from tabular_mining.common.table import TableData, check_columns, load_table, split_cache_dir, target_classes
 
@@ -69,56 +68,6 @@ def make_splits(name: str, cfg: TableData) -> Splits:
                         split_rows(df, y, cfg.test_size, cfg.valid_size, cfg.seed), classes,
                         "stratified (scikit-learn train_test_split, seeded)",
                         lambda parts: class_shares(parts, cfg.target, classes), {"classes": classes})
-
-
-def _bare(label: str) -> str:
-    return label.strip().rstrip(".").strip().casefold()
-
-
-def label_map_hint(unseen: list[str], classes: list[str]) -> str:
-    """When the unseen labels are the training classes with decoration (a trailing '.', case,
-    spaces: ``'<=50K.'`` for ``'<=50K'``), the ``data.label_map`` override that maps them."""
-    by_bare = {_bare(c): c for c in classes}
-    mapping = {u: by_bare[_bare(u)] for u in unseen if _bare(u) in by_bare}
-    if not mapping:
-        return ""
-    return f"; they look like the training classes decorated: add data.label_map='{json.dumps(mapping)}'"
-
-
-def refuse_label_twins(classes: list[str], source: str, column: str) -> None:
-    """Classes that differ only by case or a trailing '.' (``Yes``, ``yes.``: one label spelled two
-    ways, as the Adult test file has them) are refused in one line with the ``data.label_map`` that
-    merges them, as nlp_app refuses labels spelt two ways: trained apart they would make a class
-    that is really another one's rows."""
-    groups: dict[str, list[str]] = {}
-    for c in classes:
-        groups.setdefault(_bare(c), []).append(c)
-    keep = {bare: min(group, key=lambda c: (c.rstrip(".") != c, len(c))) for bare, group in groups.items()}
-    mapping = {c: keep[bare] for bare, group in groups.items() for c in group if c != keep[bare]}
-    if mapping:
-        twins = ", ".join(repr(c) for g in groups.values() if len(g) > 1 for c in g)
-        raise UserError(f"{source}: target {column!r} has {len(classes)} classes, some one label spelled "
-                        f"differently ({twins}): merge them with data.label_map='{json.dumps(mapping)}'")
-
-
-def min_class_rows(cfg: TableData, n_classes: int) -> int:
-    """The fewest rows a class may have: 5 for two classes; for more, enough that the stratified
-    split gives it a row in the validation and test splits (the macro ROC-AUC needs every class)."""
-    if n_classes == 2:
-        return 5
-    return max(5, math.ceil(1 / cfg.valid_size), math.ceil(1 / cfg.test_size) if cfg.test_size else 0)
-
-
-def check_class_rows(counts: pd.Series, cfg: TableData, source: str, n_classes: int) -> None:
-    """A one-line error naming the rarest class (``counts``: rows by class) when it has too few rows
-    to split (scikit-learn's stratified split would otherwise fail with 'The least populated class in
-    y has only 1 member'; the Dask split would leave it out of a split)."""
-    need = min_class_rows(cfg, n_classes)
-    if counts.min() < need:
-        raise UserError(f"{source}: class {counts.idxmin()!r} of {cfg.target!r} has {counts.min()} rows, fewer than "
-                        f"the {need} a stratified train/valid/test split (data.valid_size={cfg.valid_size:g}, "
-                        f"data.test_size={cfg.test_size:g}) needs; merge it into another class with data.label_map "
-                        "or drop its rows")
 
 
 def class_shares(parts: dict[str, pd.DataFrame], target: str, classes: list[str]) -> dict:

@@ -27,7 +27,8 @@ from shared.errors import UserError
 from shared.metrics import confusion, mean_std, with_split
 from shared.runs import write_json, write_text
 from tabular_mining.classify.config import ClassifyConfig
-from tabular_mining.classify.data import label_map_hint, load_splits
+from tabular_mining.classify.data import load_splits
+from tabular_mining.classify.labels import label_map_hint
 from tabular_mining.classify.model import fit_model, load_model, score_probabilities
 from tabular_mining.common import runs
 from tabular_mining.common.features import FeatureSchema, encode_frame, encode_target, infer_schema

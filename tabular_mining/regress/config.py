@@ -8,6 +8,7 @@ from pydantic import Field
 from shared.config import StrictModel
 from shared.serving import ServeConfig
 from tabular_mining.common.boosters import LightGBMTrees, XGBoostTrees
+from tabular_mining.common.dask import DaskConfig
 from tabular_mining.common.stream import StreamConfig
 from tabular_mining.common.table import SupervisedTableConfig, TableData
 
@@ -69,3 +70,6 @@ class RegressConfig(SupervisedTableConfig):
     eval: RegressEval = Field(default_factory=RegressEval)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    distributed: Literal["none", "dask"] = Field(
+        "none", description="dask: XGBoost/LightGBM on a Dask cluster, data.path may be a CSV/Parquet glob")
+    dask: DaskConfig = Field(default_factory=DaskConfig)

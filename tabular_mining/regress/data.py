@@ -9,48 +9,19 @@ says the split is random, so a classify recipe of the same name and data never r
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from shared.errors import UserError
+from tabular_mining.common.dask import dask_client
 from tabular_mining.common.splits import Splits, cache_splits, read_cached_splits
 from tabular_mining.common.table import TableData, check_columns, load_table, split_cache_dir
 from tabular_mining.regress.config import RegressConfig
+from tabular_mining.regress.target import numeric_target
 
 SPLIT_KIND = "random"  # part of the cache key: classify's stratified split of the same data is another cache
-
-
-def numeric_target(y: pd.Series, source: str, column: str) -> pd.Series:
-    """The target column as floats: a missing value, or a cell that is not a number, is an error
-    naming the column (and the first such row). Pure."""
-    if y.isna().any():
-        raise UserError(f"{source}: target column {column!r} has {int(y.isna().sum())} missing values; "
-                        "drop those rows or fill them")
-    if pd.api.types.is_bool_dtype(y):
-        raise UserError(f"{source}: target column {column!r} holds true/false values; the regress task needs "
-                        "numbers (a binary target is the classify task)")
-    if pd.api.types.is_numeric_dtype(y):
-        return y.astype(float)
-    text = y.astype("string").str.strip()
-    parsed = pd.to_numeric(text, errors="coerce")
-    bad = parsed.isna()
-    if bad.any():
-        first = text[bad].iloc[0]
-        raise UserError(f"{source}: target column {column!r} must be numeric but row {int(bad.idxmax())} holds "
-                        f"{first!r}, not a number ({int(bad.sum())} such rows){_formatted_hint(first)}")
-    return parsed.astype(float)
-
-
-def _formatted_hint(cell: str) -> str:
-    """When a cell is a number written for reading (``$1,234``, ``1,234.50``, ``12%``): what to write."""
-    plain = re.sub(r"[\s$€£¥%]|,(?=\d{3}\b)", "", cell)
-    if plain == cell or pd.isna(pd.to_numeric(plain, errors="coerce")):
-        return ""
-    return (f"; it is a formatted number: write it plain ({plain}) in the file, without currency signs, "
-            "thousands separators or %")
 
 
 def split_rows(df: pd.DataFrame, test_size: float, valid_size: float, seed: int):
@@ -65,7 +36,13 @@ def split_rows(df: pd.DataFrame, test_size: float, valid_size: float, seed: int)
 
 
 def preprocess(cfg: RegressConfig) -> dict:
-    """The preprocess stage: make and cache the splits; returns the cache folder and the row counts."""
+    """The preprocess stage: make and cache the splits (on the Dask cluster under ``distributed:
+    dask``); returns the cache folder and the row counts."""
+    if cfg.distributed == "dask":
+        from tabular_mining.regress.dask import cache_dir, preprocess_dask
+
+        with dask_client(cfg.dask):
+            return {"cache": str(cache_dir(cfg)), **preprocess_dask(cfg)["rows"]}
     rows = make_splits(cfg.name, cfg.data).manifest["rows"]
     return {"cache": str(cache_path(cfg.name, cfg.data)), **rows}
 
@@ -91,8 +68,17 @@ def target_summary(y: pd.Series) -> dict | None:
     return {"mean": float(y.mean()), "std": float(y.std(ddof=0)), "min": float(y.min()), "max": float(y.max())}
 
 
-def load_splits(name: str, cfg: TableData) -> Splits:
-    """The cached splits for this data config, preprocessing first if there is no complete cache."""
+def load_splits(name: str, cfg: TableData, distributed: str = "none") -> Splits:
+    """The cached splits for this data config, preprocessing first if there is no complete cache
+    (``distributed="dask"``: the Dask split, which only ``distributed: dask`` preprocessing makes)."""
+    if distributed == "dask":
+        from tabular_mining.regress.dask import DASK_SPLIT_KIND
+
+        out = split_cache_dir(name, cfg, DASK_SPLIT_KIND)
+        cached = read_cached_splits(out)
+        if cached is None:
+            raise UserError(f"no Dask split of this data at {out}: run preprocess or train with distributed=dask")
+        return cached
     return read_cached_splits(cache_path(name, cfg)) or make_splits(name, cfg)
 
 

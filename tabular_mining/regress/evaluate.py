@@ -26,8 +26,9 @@ from tabular_mining.common.features import encode_frame
 from tabular_mining.common.plots import predicted_vs_actual, residual_plot
 from tabular_mining.common.splits import Splits
 from tabular_mining.regress.config import RegressConfig
-from tabular_mining.regress.data import load_splits, numeric_target
+from tabular_mining.regress.data import load_splits
 from tabular_mining.regress.model import load_model
+from tabular_mining.regress.target import numeric_target
 
 log = logging.getLogger(__name__)
 TABLE_METRICS = ("rmse", "mae", "r2", "mape")
@@ -79,7 +80,7 @@ def evaluate(cfg: RegressConfig, run: Path, data: Path | None) -> dict:
     or on the test split. Writes ``evaluations/<stem>/`` (or ``evaluations/test-split/``); returns
     the served model's metrics and where they went."""
     loaded = load_regress_run(run)
-    frame, split, out = runs.evaluation_rows(run, data, lambda: load_splits(cfg.name, cfg.data).test,
+    frame, split, out = runs.evaluation_rows(run, data, lambda: load_splits(cfg.name, cfg.data, cfg.distributed).test,
                                         lambda path: runs.labelled_frame(path, loaded.schema, cfg.data, numeric_target))
     y, preds = score_models(loaded, frame, str(data or "test split"))
     by_model = write_report(loaded, cfg, y, preds, split, out)

@@ -61,14 +61,23 @@ class RidgeModel(StandardisedLinear):
         return self.standardised(X) @ self.coef + self.intercept
 
 
+def xgboost_params(params: XGBoostParams, seed: int) -> dict:
+    """The booster parameters for a config section (shared by the single-process and Dask paths)."""
+    return {"objective": "reg:squarederror", "eval_metric": "rmse", **xgboost_tree_params(params, seed)}
+
+
+def lightgbm_params(params: LightGBMParams, seed: int) -> dict:
+    """LightGBM parameters for a config section (shared by the single-process and Dask paths)."""
+    return {"objective": "regression", "metric": "rmse", **lightgbm_tree_params(params, seed)}
+
+
 class XGBoostModel(XGBoostBooster):
     """XGBoost (squared error) with native categoricals and early stopping on the validation
     rows; the trees past the best round are cut before saving (JSON on disk)."""
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0):
-        return cls.fit_booster({"objective": "reg:squarederror", "eval_metric": "rmse",
-                                **xgboost_tree_params(params, seed)}, params, schema, X, y, X_valid, y_valid)
+        return cls.fit_booster(xgboost_params(params, seed), params, schema, X, y, X_valid, y_valid)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.booster.inplace_predict(X).astype(np.float64)
@@ -79,8 +88,7 @@ class LightGBMModel(LightGBMBooster):
 
     @classmethod
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: LightGBMParams, seed: int = 0):
-        return cls.fit_booster({"objective": "regression", "metric": "rmse", **lightgbm_tree_params(params, seed)},
-                               params, schema, X, y, X_valid, y_valid)
+        return cls.fit_booster(lightgbm_params(params, seed), params, schema, X, y, X_valid, y_valid)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.raw_predict(X), dtype=np.float64)

@@ -4,6 +4,7 @@ metric (``model.select_by``, RMSE by default), then report on the test split.
 
     python -m tabular_mining train --config configs/tabular_mining/house_prices.yaml [model.name=lightgbm]
     python -m tabular_mining train --config configs/tabular_mining/house_prices-quick.yaml model.log_target=false
+    python -m tabular_mining train --config configs/tabular_mining/house_prices.yaml distributed=dask   # on a Dask cluster
 
 The run directory comes from :func:`shared.runs.start_run`; a killed run is resumed by the same
 command and simply fits again (seconds to minutes). A run holds ``models/<name>/`` for every
@@ -18,9 +19,10 @@ import time
 from pathlib import Path
 
 from shared.metrics import regression
-from shared.runs import write_json
+from shared.runs import read_json, write_json
 from tabular_mining.common.features import encode_frame
 from tabular_mining.common.runs import pick_best
+from tabular_mining.common.splits import Splits
 from tabular_mining.regress.config import RegressConfig
 from tabular_mining.regress.data import load_splits
 from tabular_mining.regress.evaluate import held_out_report
@@ -31,7 +33,10 @@ log = logging.getLogger(__name__)
 
 def train(cfg: RegressConfig, run: Path) -> dict:
     """The train stage: the candidates of ``cfg.model`` on the cached split, the best by
-    ``model.select_by`` on the validation rows served; returns the test metrics."""
+    ``model.select_by`` on the validation rows served; returns the test metrics. ``distributed:
+    dask`` fits the trees on a Dask cluster (:func:`tabular_mining.regress.dask.train_dask`)."""
+    if cfg.distributed == "dask":
+        return train_on_dask(cfg, run)
     splits = load_splits(cfg.name, cfg.data)
     schema = splits.schema
     X_train, y_train = encode_frame(splits.train, schema), splits.train[schema.target].to_numpy(dtype=float)
@@ -56,3 +61,14 @@ def train(cfg: RegressConfig, run: Path) -> dict:
     report = held_out_report(cfg, run, splits)
     log.info("serving %s", best)
     return {"served_model": best, **report}
+
+
+def train_on_dask(cfg: RegressConfig, run: Path) -> dict:
+    """``distributed: dask``: the models fitted on the cluster, then the same held-out report."""
+    from tabular_mining.regress.dask import train_dask  # dask and distributed load only on this path
+
+    fitted = train_dask(cfg, run)
+    empty = fitted.test.iloc[:0]
+    report = held_out_report(cfg, run, Splits(empty, empty, fitted.test, fitted.schema, fitted.manifest))
+    served = read_json(run / "selection.json")["served"]
+    return {"served_model": served, "distributed": "dask", **report}
