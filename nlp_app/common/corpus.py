@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nlp_app.common.config import DataConfig
-from nlp_app.common.file_rows import FASTTEXT_PREFIX, fasttext_line, file_rows, is_fasttext
+from nlp_app.common.file_rows import FASTTEXT_PREFIX, JSON_SUFFIXES, fasttext_line, file_rows, is_fasttext
 from nlp_app.common.normalize import (
     Examples,
     deduplicate,
@@ -88,7 +88,7 @@ def read_texts(path: str | os.PathLike, text_column: str = "text", lowercase: bo
 
 def _headerless_hint(path: Path, column_names: Sequence[str], columns: str) -> str:
     """How to name the columns of a delimited file without a header row (nothing for JSON)."""
-    if column_names or path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    if column_names or path.suffix.lower() in JSON_SUFFIXES:
         return ""
     return f", or, for a file without a header row, its columns in order: data.column_names=[{columns}]"
 

@@ -30,6 +30,7 @@ from shared import textfiles
 from shared.errors import UserError
 
 FASTTEXT_PREFIX = "__label__"
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _FASTTEXT = re.compile(r"^((?:__label__\S*\s*)+)(.*)$", re.DOTALL)
 
 
@@ -42,7 +43,7 @@ class FileRows(NamedTuple):
 def file_rows(path: Path, column_names: Sequence[str] = ()) -> FileRows:
     """Rows of a CSV/TSV/JSONL/fastText file as dicts, the column names seen, and where each row is."""
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
+    if suffix in JSON_SUFFIXES:
         return _json_rows(path)
     if suffix == ".txt" and is_fasttext(path):
         return _fasttext_rows(path)

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nlp_app.common.normalize import normalize_text
+from shared import textfiles
 from shared.errors import UserError
 
 # the paragraph id that opens each line of the full People's Daily files ("19980101-01-001-001/m"):
@@ -72,15 +73,12 @@ def split_sentences(text: str) -> list[str]:
 
 
 def read_lines(path: str | Path) -> list[str]:
-    """A UTF-8 text file's lines (a byte-order mark dropped, any line ending); a one-line error
-    naming the file when it is missing or not UTF-8."""
+    """A text file's lines (any line ending; the encodings of :func:`shared.textfiles.read_text`);
+    a one-line error naming the file when it is missing or not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"text file not found: {path}")
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path} is not UTF-8 text (byte {exc.start}); convert it, e.g. iconv -f GBK -t UTF-8") from None
+    return textfiles.read_text(path).splitlines()
 
 
 def read_tagged_sentences(path: str | Path) -> list[str]:
