@@ -14,7 +14,6 @@ error messages), ``None`` for Parquet.
 from __future__ import annotations
 
 import bz2
-import codecs
 import gzip
 import logging
 import lzma
@@ -57,20 +56,6 @@ def looks_like_header(fields: list[str], names: set[str] | None) -> bool:
 OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
-def _encoding(path: Path, opener) -> str:
-    """``utf-8-sig`` when the whole file is UTF-8 (a byte-order mark dropped), else ``latin-1``
-    (MovieLens' ``u.item``, whose first non-ASCII title is far into the file)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with opener(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                decoder.decode(chunk)
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8-sig"
-
-
 def _first_line(path: Path, opener, encoding: str) -> str:
     """The first non-empty line ("" for an empty file)."""
     with opener(path, "rt", encoding=encoding) as f:
@@ -82,6 +67,8 @@ def _read_json(path: Path, encoding: str, lines: bool) -> pd.DataFrame:
     try:
         frame = pd.read_json(path, lines=lines, dtype=False, encoding=encoding)
     except ValueError as exc:
+        if isinstance(exc, UnicodeDecodeError) and encoding == textfiles.ENCODING:
+            raise  # not UTF-8 after all: read_table reads it again as Latin-1
         raise UserError(f"cannot read {path} as JSON{' lines' if lines else ''}: {str(exc).splitlines()[0]}") from None
     frame.attrs["first_line"] = 1 if lines else None
     return frame
@@ -115,7 +102,18 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
     if b"\0" in start and not utf16:
         raise UserError(f"{path}: binary, not a text table (use .csv/.tsv/.txt/.data/.dat/.json, .gz of them, "
                         "or .parquet)")
-    encoding = "utf-16" if utf16 else _encoding(path, opener)
+    if utf16:
+        return _read_text(path, opener, "utf-16", separator, header, names, text)
+    try:  # one pass over the file (a .gz decompressed once), not a UTF-8 check before pandas reads it
+        return _read_text(path, opener, textfiles.ENCODING, separator, header, names, text)
+    except UnicodeDecodeError:  # MovieLens' u.item: its first non-ASCII (Latin-1) title is far into the file
+        return _read_text(path, opener, "latin-1", separator, header, names, text)
+
+
+def _read_text(path: Path, opener, encoding: str, separator: str, header: bool | str, names: set[str] | None,
+               text: tuple[str | int, ...]) -> pd.DataFrame:
+    """:func:`read_table` of a text file in ``encoding``; a UTF-8 read of a file that is not UTF-8
+    raises :class:`UnicodeDecodeError` (for read_table to read it as Latin-1)."""
     line = _first_line(path, opener, encoding)
     if not line:
         raise UserError(f"{path} is empty")
@@ -135,6 +133,8 @@ def read_table(path: str | Path, separator: str = "auto", header: bool | str = "
                             encoding=encoding, skipinitialspace=True, skip_blank_lines=True,
                             dtype={fields[c] if has_header and not by_name else c: str for c in keep})
     except (ValueError, OSError, pd.errors.ParserError) as exc:
+        if isinstance(exc, UnicodeDecodeError) and encoding == textfiles.ENCODING:
+            raise
         raise UserError(f"cannot read {path} as a {_describe(sep)}-separated table: "
                         f"{str(exc).splitlines()[0]} (set data.separator)") from None
     if has_header:

@@ -125,6 +125,25 @@ def test_latin1_far_into_the_file(tmp_path):
     assert read_table(tmp_path / "u.item").iloc[-1, 1] == "Les Mis\xe9rables (1995)"
 
 
+@pytest.mark.parametrize("name", ["u.item.gz", "u.item.json", "u.item.json.gz", "first_line.csv"])
+def test_latin1_read_again_in_every_layout(tmp_path, name):
+    """The UTF-8 read that meets a Latin-1 byte is done again as Latin-1: compressed, JSON lines, and
+    a first line that is not UTF-8 (a header spelt in Latin-1)."""
+    titles = [f"Movie {i} (1995)" for i in range(1, 2000)] + ["Les Mis\xe9rables (1995)"]
+    if name.startswith("first_line"):
+        text = "item;t\xeftre\n" + "".join(f"{i};{t}\n" for i, t in enumerate(titles, 1))
+    elif ".json" in name:
+        text = "".join(json.dumps({"item": i, "title": t}, ensure_ascii=False) + "\n" for i, t in enumerate(titles, 1))
+    else:
+        text = "".join(f"{i}|{t}|01-Jan-1995\n" for i, t in enumerate(titles, 1))
+    data = text.encode("latin-1")
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    frame = read_table(tmp_path / name)
+    assert frame.iloc[-1, 1] == "Les Mis\xe9rables (1995)" and len(frame) == 2000
+    assert list(frame.columns)[1] == ("t\xeftre" if name.startswith("first_line") else 1 if "json" not in name
+                                      else "title")
+
+
 def test_amazon_json_lines_and_compressed_files(tmp_path):
     reviews = [{"reviewerID": u, "asin": i, "overall": r, "unixReviewTime": t, "reviewText": "Good,\nreally",
                 "style": {"Format:": " Kindle Edition"}} for u, i, r, t in rows()]
