@@ -3,6 +3,7 @@ per-feature contributions as a sorted chart; segments and rules as readable, rou
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -14,6 +15,23 @@ ROUNDED = re.compile(r"^(–|[+-]?\d+(\.\d{1,3})?%?|[+-]?\d\.\de-\d+)$")
 
 def cells(page, selector: str) -> list[str]:
     return page.locator(selector).all_inner_texts()
+
+
+@contextmanager
+def predicted(serve, ui, app: str, task: str):
+    """Serve the task's run, open its page and send the example as it stands: the 200 answer,
+    with the server still up for the block."""
+    with serve(app, task) as url:
+        ui.open(url)
+        status, answer = ui.predict()
+        assert status == 200
+        yield answer
+
+
+def type_text_in_a_number_field(page, text: str) -> None:
+    """Make the first number field a text field holding ``text`` (a value of the wrong kind)."""
+    page.evaluate("""text => { const i = document.querySelector('input[type=number][data-field]');
+                               i.type = 'text'; i.dataset.kind = 'text'; i.value = text; }""", text)
 
 
 def test_churn_shows_probability_bars_and_sorted_contributions(serve, ui, page, shoot):
@@ -48,18 +66,14 @@ def test_churn_shows_probability_bars_and_sorted_contributions(serve, ui, page, 
         ui.fits_phone("tabular_mining-classify")
 
         # a value of the wrong kind: the server's 422 message and the field it names
-        page.evaluate("""() => { const i = document.querySelector('input[type=number][data-field]');
-                                 i.type = 'text'; i.dataset.kind = 'text'; i.value = 'many'; }""")
+        type_text_in_a_number_field(page, "many")
         status, answer = ui.predict()
         assert status == 422 and answer["error"] in ui.error()
         assert answer["fields"][0]["field"] in ui.error()
 
 
 def test_three_classes_show_a_bar_per_class_and_the_most_probable_label(serve, ui, page, shoot):
-    with serve("tabular_mining", "penguins") as url:
-        ui.open(url)
-        status, answer = ui.predict()
-        assert status == 200
+    with predicted(serve, ui, "tabular_mining", "penguins") as answer:
         pred = answer["predictions"][0]
         assert len(pred["probabilities"]) == 3 and answer["threshold"] is None
         card = page.locator(".prediction")
@@ -78,10 +92,7 @@ def test_three_classes_show_a_bar_per_class_and_the_most_probable_label(serve, u
 
 
 def test_regression_shows_the_predicted_value_and_the_runs_errors(serve, ui, page, shoot):
-    with serve("tabular_mining", "regress") as url:
-        ui.open(url)
-        status, answer = ui.predict()
-        assert status == 200
+    with predicted(serve, ui, "tabular_mining", "regress") as answer:
         value = answer["predictions"][0]["value"]
         meta = page.evaluate("fetch('/metadata').then(r => r.json())")
         card = page.locator(".prediction")
@@ -93,17 +104,13 @@ def test_regression_shows_the_predicted_value_and_the_runs_errors(serve, ui, pag
         shoot("tabular_mining-regress")
         ui.fits_phone("tabular_mining-regress")
         # a text in a number field: the server's 422 names the field, and the page says so
-        page.evaluate("""() => { const i = document.querySelector('input[type=number][data-field]');
-                                 i.type = 'text'; i.dataset.kind = 'text'; i.value = 'big'; }""")
+        type_text_in_a_number_field(page, "big")
         status, answer = ui.predict()
         assert status == 422 and answer["fields"][0]["field"] in ui.error()
 
 
 def test_segments_are_readable_rounded_tables(serve, ui, page, shoot):
-    with serve("tabular_mining", "segment") as url:
-        ui.open(url)
-        status, answer = ui.predict()
-        assert status == 200
+    with predicted(serve, ui, "tabular_mining", "segment") as answer:
         pred = answer["predictions"][0]
         assert page.locator(".prediction .label").inner_text() in (str(pred["segment"]), "noise (-1)")
         numbers = cells(page, "td.num")
