@@ -34,7 +34,7 @@ import pandas as pd
 
 from shared.config import to_dict
 from shared.errors import UserError
-from shared.runs import read_json, write_json
+from shared.runs import write_json
 from tabular_mining.classify.config import ClassifyConfig
 from tabular_mining.classify.labels import check_class_rows, refuse_label_twins
 from tabular_mining.classify.model import (
@@ -49,18 +49,21 @@ from tabular_mining.classify.model import (
 )
 from tabular_mining.common.dask import (
     SCHEMA_SAMPLE_ROWS,
+    cached_split,
     dask_client,
     dask_models,
+    encoded,
     full_schema,
     non_empty,
     read_dask_frame,
+    train_lightgbm_dask,
+    train_xgboost_dask,
 )
 from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
     FeatureSchema,
     clean,
-    encode_frame,
     encode_target,
     infer_schema,
 )
@@ -144,58 +147,37 @@ def stratified_split(ddf, d: TableData, classes: list[str]) -> dict:
 
 
 def _encoded(frame, schema: FeatureSchema):
-    """Partition-wise encoding (the single-process encoder) into float32 features + a label column."""
-    def encode(part: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(encode_frame(part, schema), columns=schema.names, index=part.index)
-        out["__label"] = encode_target(part[schema.target], schema).astype(np.float32)
-        return out
-
-    meta = pd.DataFrame({n: pd.Series(dtype=np.float32) for n in [*schema.names, "__label"]})
-    enc = frame.map_partitions(encode, meta=meta)
-    return enc[schema.names], enc["__label"]
+    """Partition-wise encoding into float32 features and the class codes as float32 labels."""
+    return encoded(frame, schema, lambda part: encode_target(part[schema.target], schema).astype(np.float32),
+                   np.float32)
 
 
 def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> XGBoostModel:
-    from xgboost import dask as xgb_dask
-
     _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
-    types = ["c" if c else "q" for c in schema.categorical_mask]
-    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
-                                           enable_categorical=True)
     pos = 1.0
     if params.scale_pos_weight == "balanced":
         n_pos, n = client.compute([y.sum(), y.size], sync=True)
         pos = float((n - n_pos) / max(n_pos, 1))
     elif params.scale_pos_weight is not None:
         pos = float(params.scale_pos_weight)
-    out = xgb_dask.train(client, xgboost_params(params, pos, seed, n_classes(schema)), dm(X, y),
-                         num_boost_round=params.n_estimators, evals=[(dm(X_valid, y_valid), "valid")],
-                         early_stopping_rounds=params.early_stopping_rounds, verbose_eval=False)
-    booster = out["booster"]
-    booster = booster[: booster.best_iteration + 1]
+    booster = train_xgboost_dask(client, schema, xgboost_params(params, pos, seed, n_classes(schema)),
+                                 X, y, X_valid, y_valid, params)
     return XGBoostModel(booster, schema, {"trees": booster.num_boosted_rounds(), "distributed": "dask"})
 
 
 def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> LightGBMModel:
-    from lightgbm.dask import DaskLGBMRegressor
-
     _binary_only(schema, "lightgbm.is_unbalance", params.is_unbalance)
     classes = n_classes(schema)
-    cats = [j for j, c in enumerate(schema.categorical_mask) if c]
-    settings = lightgbm_params(params, seed, classes)
-    settings.pop("num_threads")  # the workers own their threads
     # the booster is trained through the regressor's estimator with the classification objective, which
     # passes the labels (already class codes 0..K-1) as they are: DaskLGBMClassifier label-encodes each
     # worker's rows apart, so a worker whose partitions lack a class (the split's partitions hold one
     # class each) renumbers the others, and learns positives as negatives for two classes. The trees start
     # from 0, not from the class shares: LightGBM averages each worker's own start score, and a worker
     # without a class's rows starts it at log(1e-15), which hundreds of trees barely climb back from
+    settings = {**lightgbm_params(params, seed, classes), "boost_from_average": False}
     metric = "binary_logloss" if classes == 2 else "multi_logloss"
-    clf = DaskLGBMRegressor(client=client, n_estimators=params.n_estimators, boost_from_average=False, **settings)
-    clf.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric=metric, categorical_feature=cats)
-    curve = next(iter(clf.evals_result_.values()))[metric]
-    best = int(np.argmin(curve)) + 1  # no early stopping in lightgbm.dask: keep the best round's trees
-    return LightGBMModel(clf.booster_, schema, {"trees": best, "distributed": "dask"})
+    booster, best = train_lightgbm_dask(client, schema, settings, X, y, X_valid, y_valid, params.n_estimators, metric)
+    return LightGBMModel(booster, schema, {"trees": best, "distributed": "dask"})
 
 
 DASK_FITTERS = {"xgboost": fit_xgboost_dask, "lightgbm": fit_lightgbm_dask}
@@ -219,10 +201,7 @@ def train_dask(cfg: ClassifyConfig, run: Path) -> DaskFit:
     with dask_client(cfg.dask) as client:
         log.info("dask cluster: %s", client.dashboard_link or client.scheduler.address)
         out = split_cache_dir(cfg.name, cfg.data, "dask")
-        manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else preprocess_dask(cfg)
-        schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
-        write_json(run / "feature_schema.json", schema.to_dict())
-        write_json(run / "data_manifest.json", manifest)
+        manifest, schema = cached_split(out, lambda: preprocess_dask(cfg), run)
         select_by = metric_key(cfg.model.select_by, schema.classes)
         valid_scores, fit_seconds, test = _fit_all(client, cfg, run, schema, out, names)
     best = pick_best(valid_scores, select_by)

@@ -1,6 +1,7 @@
 """What every ``distributed: dask`` task of tabular_mining shares (classify, regress): the config
 section, the cluster client, the table read as a Dask DataFrame, the feature schema over all
-training rows, the empty partitions left out of a fit, and which models the cluster trains.
+training rows, the cached split copied into a run, the partition-wise encoding, the empty partitions
+left out of a fit, which models the cluster trains and the XGBoost/LightGBM fits on it.
 dask and distributed are imported inside the functions, so only a Dask run loads them.
 """
 from __future__ import annotations
@@ -8,15 +9,17 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from shared.config import StrictModel
 from shared.errors import UserError
-from tabular_mining.common.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema
+from shared.runs import read_json, write_json
+from tabular_mining.common.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
 from tabular_mining.common.table import TableData, csv_args, load_dataset
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,30 @@ def full_schema(kinds: FeatureSchema, train) -> FeatureSchema:
     return FeatureSchema(feats, kinds.target, kinds.classes, kinds.id_columns)
 
 
+def cached_split(cache: Path, preprocess: Callable[[], dict], run: Path) -> tuple[dict, FeatureSchema]:
+    """The manifest and schema of the Dask split cached at ``cache`` (``preprocess()`` makes it when
+    it is not there), both copied into ``run``."""
+    manifest = read_json(cache / "manifest.json") if (cache / "manifest.json").exists() else preprocess()
+    schema = FeatureSchema.from_dict(read_json(cache / "feature_schema.json"))
+    write_json(run / "feature_schema.json", schema.to_dict())
+    write_json(run / "data_manifest.json", manifest)
+    return manifest, schema
+
+
+def encoded(frame, schema: FeatureSchema, target: Callable[[pd.DataFrame], np.ndarray], target_dtype):
+    """Partition-wise encoding (the single-process encoder) into float32 features and the target
+    the models fit (``target(partition)``, of ``target_dtype``)."""
+    def encode(part: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(encode_frame(part, schema), columns=schema.names, index=part.index)
+        out["__target"] = target(part)
+        return out
+
+    meta = pd.DataFrame({**{n: pd.Series(dtype=np.float32) for n in schema.names},
+                         "__target": pd.Series(dtype=target_dtype)})
+    enc = frame.map_partitions(encode, meta=meta)
+    return enc[schema.names], enc["__target"]
+
+
 def non_empty(frame):
     """``frame`` without its empty partitions: the split leaves one wherever a class has no rows in a
     partition (a table sorted by its target), and LightGBM fails on a worker given only empty ones."""
@@ -104,3 +131,34 @@ def dask_models(names: list[str], model_name: str, fitters: dict) -> list[str]:
         log.warning("distributed: dask trains %s; skipping %s (model.name: all)", " and ".join(fitters),
                     ", ".join(unsupported))
     return [n for n in names if n in fitters]
+
+
+def train_xgboost_dask(client, schema: FeatureSchema, settings: dict, X, y, X_valid, y_valid, params):
+    """An XGBoost booster trained by ``xgboost.dask`` with ``settings`` (the task's parameter dict)
+    and early stopping on the validation rows; the trees past the best round are cut."""
+    from xgboost import dask as xgb_dask
+
+    types = ["c" if c else "q" for c in schema.categorical_mask]
+    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
+                                           enable_categorical=True)
+    out = xgb_dask.train(client, settings, dm(X, y), num_boost_round=params.n_estimators,
+                         evals=[(dm(X_valid, y_valid), "valid")], early_stopping_rounds=params.early_stopping_rounds,
+                         verbose_eval=False)
+    booster = out["booster"]
+    return booster[: booster.best_iteration + 1]
+
+
+def train_lightgbm_dask(client, schema: FeatureSchema, settings: dict, X, y, X_valid, y_valid, n_estimators: int,
+                        metric: str):
+    """A LightGBM booster trained by ``lightgbm.dask.DaskLGBMRegressor``'s estimator with ``settings``
+    (the task's parameter dict, its objective included) for ``n_estimators`` rounds, and the best
+    validation round by ``metric``: lightgbm.dask has no early stopping, so the model keeps the trees
+    up to it."""
+    from lightgbm.dask import DaskLGBMRegressor
+
+    cats = [j for j, c in enumerate(schema.categorical_mask) if c]
+    settings = {k: v for k, v in settings.items() if k != "num_threads"}  # the workers own their threads
+    est = DaskLGBMRegressor(client=client, n_estimators=n_estimators, **settings)
+    est.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric=metric, categorical_feature=cats)
+    curve = next(iter(est.evals_result_.values()))[metric]
+    return est.booster_, int(np.argmin(curve)) + 1

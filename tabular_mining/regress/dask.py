@@ -26,21 +26,24 @@ import pandas as pd
 from shared.config import to_dict
 from shared.errors import UserError
 from shared.metrics import regression
-from shared.runs import read_json, write_json
+from shared.runs import write_json
 from tabular_mining.common.dask import (
     SCHEMA_SAMPLE_ROWS,
+    cached_split,
     dask_client,
     dask_models,
+    encoded,
     full_schema,
     non_empty,
     read_dask_frame,
+    train_lightgbm_dask,
+    train_xgboost_dask,
 )
 from tabular_mining.common.features import (
     CATEGORICAL,
     NUMERIC,
     FeatureSchema,
     clean,
-    encode_frame,
     infer_schema,
 )
 from tabular_mining.common.runs import pick_best
@@ -106,42 +109,22 @@ def preprocess_dask(cfg: RegressConfig) -> dict:
 
 
 def _encoded(frame, schema: FeatureSchema, log_target: bool, split: str):
-    """Partition-wise encoding (the single-process encoder) into float32 features and the target the
-    models fit (``log1p`` of it under ``model.log_target``, checked as in one process)."""
-    def encode(part: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(encode_frame(part, schema), columns=schema.names, index=part.index)
-        out["__target"] = fit_target(part[schema.target].to_numpy(dtype=np.float64), log_target, split)
-        return out
-
-    meta = pd.DataFrame({**{n: pd.Series(dtype=np.float32) for n in schema.names},
-                         "__target": pd.Series(dtype=np.float64)})
-    enc = frame.map_partitions(encode, meta=meta)
-    return enc[schema.names], enc["__target"]
+    """Partition-wise encoding into float32 features and the target the models fit (``log1p`` of it
+    under ``model.log_target``, checked as in one process)."""
+    return encoded(frame, schema,
+                   lambda part: fit_target(part[schema.target].to_numpy(dtype=np.float64), log_target, split),
+                   np.float64)
 
 
 def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> XGBoostModel:
-    from xgboost import dask as xgb_dask
-
-    types = ["c" if c else "q" for c in schema.categorical_mask]
-    dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
-                                           enable_categorical=True)
-    out = xgb_dask.train(client, xgboost_params(params, seed), dm(X, y), num_boost_round=params.n_estimators,
-                         evals=[(dm(X_valid, y_valid), "valid")], early_stopping_rounds=params.early_stopping_rounds,
-                         verbose_eval=False)
-    booster = out["booster"][: out["booster"].best_iteration + 1]
+    booster = train_xgboost_dask(client, schema, xgboost_params(params, seed), X, y, X_valid, y_valid, params)
     return XGBoostModel(booster, schema, {"trees": booster.num_boosted_rounds(), "distributed": "dask"})
 
 
 def fit_lightgbm_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> LightGBMModel:
-    from lightgbm.dask import DaskLGBMRegressor
-
-    cats = [j for j, c in enumerate(schema.categorical_mask) if c]
-    settings = lightgbm_params(params, seed)
-    settings.pop("num_threads")  # the workers own their threads
-    est = DaskLGBMRegressor(client=client, n_estimators=params.n_estimators, **settings)
-    est.fit(X, y, eval_X=(X_valid,), eval_y=(y_valid,), eval_metric="rmse", categorical_feature=cats)
-    best = int(np.argmin(next(iter(est.evals_result_.values()))["rmse"])) + 1  # no early stopping in lightgbm.dask
-    return LightGBMModel(est.booster_, schema, {"trees": best, "distributed": "dask"})
+    booster, best = train_lightgbm_dask(client, schema, lightgbm_params(params, seed), X, y, X_valid, y_valid,
+                                        params.n_estimators, "rmse")
+    return LightGBMModel(booster, schema, {"trees": best, "distributed": "dask"})
 
 
 DASK_FITTERS = {"xgboost": fit_xgboost_dask, "lightgbm": fit_lightgbm_dask}
@@ -163,10 +146,7 @@ def train_dask(cfg: RegressConfig, run: Path) -> DaskFit:
     names = dask_models(cfg.model.to_train(), cfg.model.name, DASK_FITTERS)
     with dask_client(cfg.dask) as client:
         out = cache_dir(cfg)
-        manifest = read_json(out / "manifest.json") if (out / "manifest.json").exists() else preprocess_dask(cfg)
-        schema = FeatureSchema.from_dict(read_json(out / "feature_schema.json"))
-        write_json(run / "feature_schema.json", schema.to_dict())
-        write_json(run / "data_manifest.json", manifest)
+        manifest, schema = cached_split(out, lambda: preprocess_dask(cfg), run)
         valid_scores, fit_seconds, test = _fit_all(client, cfg, run, schema, out, names)
     best = pick_best(valid_scores, cfg.model.select_by)
     write_json(run / "selection.json", {"served": best, "by": f"valid/{cfg.model.select_by}",
