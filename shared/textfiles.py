@@ -66,6 +66,13 @@ def head(path: str | Path, size: int = _HEAD_BYTES) -> tuple[str, bool]:
         raise not_utf8(path, exc) from None
 
 
+def first_line(path: str | Path, size: int = 4096) -> str:
+    """The first non-blank line among the first ``size`` bytes, stripped ("" when there is none):
+    what tells a file's layout (a fastText label, a JSON record) before it is read whole."""
+    text, _ = head(path, size)
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
 def sniff_delimiter(path: str | Path, default: str = ",") -> str:
     """The field delimiter of a CSV-like file (see the module docstring)."""
     if Path(path).suffix.lower() in (".tsv", ".tab"):

@@ -54,9 +54,7 @@ def file_rows(path: Path, column_names: Sequence[str] = ()) -> FileRows:
 
 def is_fasttext(path: Path) -> bool:
     """Whether the first non-blank line starts with ``__label__``."""
-    text, _ = textfiles.head(path, 4096)
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return first.lstrip().startswith(FASTTEXT_PREFIX)
+    return textfiles.first_line(path).startswith(FASTTEXT_PREFIX)
 
 
 def fasttext_line(line: str, where: str) -> tuple[str, str]:

@@ -50,8 +50,7 @@ _BIO_LINE = re.compile(r"[\[{]\s+(O|[BIMES][-_:.]\S+)")  # "[ O": a token-per-li
 def is_span_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` holds JSON span records (its first non-blank character is ``{`` or ``[``)
     rather than one token and tag per line."""
-    text, _ = textfiles.head(path, 4096)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = textfiles.first_line(path)
     return first[:1] in ("{", "[") and not _BIO_LINE.fullmatch(first)
 
 
