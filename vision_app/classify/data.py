@@ -79,7 +79,8 @@ def folder_records(root: Path, split: str | None = None) -> tuple[list[str], lis
     records = [(str(f), c, split) for c in classes for f in image_files(root / c)]
     empty = [c for c in classes if not any(r[1] == c for r in records)]
     deeper = [c for c in classes if c not in empty and any(image_files(d) for d in data_dirs(root / c))]
-    unread = ([f"{len(image_files(root))} image(s) directly in it"] if image_files(root) else []) + \
+    loose = image_files(root)
+    unread = ([f"{len(loose)} image(s) directly in it"] if loose else []) + \
         ([f"the images in sub-folders of class folder(s) {deeper[:5]}"] if deeper else [])
     if unread:
         log.warning("%s: %s are not read (only %s/<class>/<image>)", root, " and ".join(unread), root)

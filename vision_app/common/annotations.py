@@ -24,7 +24,7 @@ from PIL import Image
 
 from shared.errors import UserError
 from vision_app.common.data import SPLIT_NAMES
-from vision_app.common.images import data_dirs, image_files, is_junk
+from vision_app.common.images import data_dirs, data_files, image_files
 
 # ---- images ----------------------------------------------------------------------------------
 
@@ -168,14 +168,15 @@ def coco_layout(path: str | os.PathLike) -> list[tuple[str | None, Path, Path]]:
         raise UserError(f"COCO data not found: {root} (give a COCO .json file or the folder of a COCO export)")
     per_split = []
     for folder in data_dirs(root):
-        if folder.name.lower() in SPLIT_NAMES and (found := _jsons(folder)):
+        if folder.name.lower() in SPLIT_NAMES and (found := data_files(folder, "*.json")):
             if len(found) > 1:
                 raise UserError(f"{folder} holds {len(found)} JSON files ({[f.name for f in found]}); "
                                 "a split folder needs exactly one COCO annotation file")
             per_split.append((SPLIT_NAMES[folder.name.lower()], found[0], coco_images_dir(found[0])))
     if per_split:
         return per_split
-    files = _jsons(root / "annotations") or [f for f in _jsons(root) if f.name not in ("classes.json", "split.json")]
+    files = data_files(root / "annotations", "*.json") or [f for f in data_files(root, "*.json")
+                                                             if f.name not in ("classes.json", "split.json")]
     images = root / "images" if (root / "images").is_dir() else root
     if len(files) == 1:
         return [(None, files[0], images)]
@@ -198,10 +199,6 @@ def coco_layout(path: str | os.PathLike) -> list[tuple[str | None, Path, Path]]:
                         "data.path a COCO .json, or a folder with one, with train/, valid/, test/ folders holding "
                         "one each (Roboflow), or with annotations/instances_<split>.json (COCO)")
     return out
-
-
-def _jsons(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.glob("*.json") if not is_junk(f)) if folder.is_dir() else []
 
 
 # ---- YOLO txt --------------------------------------------------------------------------------
@@ -248,11 +245,17 @@ def yolo_pairs(labels_dir: Path, images_dir: Path) -> list[tuple[Path, Path]]:
     if not images_dir.is_dir():
         raise UserError(f"image folder not found: {images_dir}")
     images = {p.stem: p for p in image_files(images_dir)}
-    label_files = sorted(f for f in labels_dir.glob("*.txt") if not is_junk(f)) if labels_dir.is_dir() else []
-    for txt in label_files:
+    for txt in data_files(labels_dir, "*.txt"):
         if txt.stem not in images and txt.name != "classes.txt":
             raise UserError(f"{txt}: image {images_dir / txt.stem}.* is listed but missing")
     return [(img, labels_dir / f"{stem}.txt") for stem, img in images.items()]
+
+
+def yolo_lines(txt: Path) -> list[tuple[str, str]]:
+    """The non-blank lines of a YOLO label file as ``(where, line)``, ``where`` naming the file and
+    line for errors; none when the file does not exist (an image without objects)."""
+    lines = txt.read_text(encoding="utf-8-sig").splitlines() if txt.is_file() else []
+    return [(f"{txt} line {n}", line) for n, line in enumerate(lines, start=1) if line.strip()]
 
 
 def yolo_folders(labels_dir: Path, images_dir: Path) -> list[tuple[str | None, str, Path, Path]]:

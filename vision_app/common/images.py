@@ -212,6 +212,12 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not is_junk(f) and f.is_file())
 
 
+def data_files(folder: Path, pattern: str) -> list[Path]:
+    """The files directly in ``folder`` matching ``pattern`` (``*.xml``), junk left out, sorted;
+    none when ``folder`` is not a folder."""
+    return sorted(f for f in folder.glob(pattern) if not is_junk(f)) if folder.is_dir() else []
+
+
 def data_dirs(folder: Path) -> list[Path]:
     """The sub-folders of ``folder`` that can hold data (hidden and ``__MACOSX`` left out), sorted."""
     return sorted(d for d in folder.iterdir() if d.is_dir() and not is_junk(d))

@@ -25,7 +25,7 @@ from shared.errors import UserError
 from shared.runs import write_json, write_text
 from vision_app.common.annotations import check_size, read_coco_file
 from vision_app.common.data import SPLIT_NAMES
-from vision_app.common.images import data_dirs, is_junk
+from vision_app.common.images import data_dirs, data_files, is_junk
 
 log = logging.getLogger(__name__)
 TOLERANCE_PX = 1.0  # annotation tools round; a box this far past the border is clipped, not refused
@@ -175,7 +175,7 @@ def read_voc(annotations_dir: str | os.PathLike, images_dir: str | os.PathLike,
              classes: list[str] | None = None, bad_boxes: str = "error") -> DetectionSet:
     """One VOC XML per image. Without ``classes`` the names found are sorted alphabetically."""
     annotations_dir, images_dir = Path(annotations_dir), Path(images_dir)
-    files = sorted(f for f in annotations_dir.glob("*.xml") if not is_junk(f)) if annotations_dir.is_dir() else []
+    files = data_files(annotations_dir, "*.xml")
     if not files:
         raise UserError(f"no VOC .xml files in {annotations_dir}")
     parsed, by_stem = [], {}
@@ -237,7 +237,7 @@ def voc_layout(root: str | os.PathLike) -> list[tuple[str | None, Path, Path]]:
 
 
 def _has_xml(folder: Path) -> bool:
-    return folder.is_dir() and any(not is_junk(f) for f in folder.glob("*.xml"))
+    return bool(data_files(folder, "*.xml"))
 
 
 def _number(text: str | None) -> float:

@@ -27,7 +27,7 @@ from vision_app.common.annotations import (
     yolo_names_file,
 )
 from vision_app.common.data import voc_image_sets
-from vision_app.common.images import data_dirs, is_junk
+from vision_app.common.images import data_dirs, data_files
 from vision_app.detect.formats import DetectionSet, read_coco, read_voc, voc_layout
 from vision_app.detect.yolo_txt import read_yolo
 
@@ -109,7 +109,7 @@ def eval_format(path: Path) -> str:
     if (path / "labels").is_dir() or (path / "data.yaml").is_file() or any((d / "labels").is_dir() for d in subs):
         return "yolo"
     for suffix, fmt in (("xml", "voc"), ("json", "coco")):
-        if any(not is_junk(f) for folder in (path, *subs) for f in folder.glob(f"*.{suffix}")):
+        if any(data_files(folder, f"*.{suffix}") for folder in (path, *subs)):
             return fmt
     raise UserError(f"--data {path}: no COCO .json, VOC .xml or YOLO labels/ in it or its folders; give a COCO "
                     ".json, a folder with images/ and annotations/ (VOC) or labels/ (YOLO), a VOC devkit, or an "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared.errors import UserError
 from shared.runs import write_text
-from vision_app.common.annotations import header_size, yolo_pairs
+from vision_app.common.annotations import header_size, yolo_lines, yolo_pairs
 from vision_app.detect.formats import BoxChecker, DetectionSet, ImageRecord
 
 
@@ -23,11 +23,7 @@ def read_yolo(labels_dir: str | os.PathLike, images_dir: str | os.PathLike, clas
     for img_path, txt in yolo_pairs(labels_dir, images_dir):
         w, h = header_size(img_path, str(img_path))
         rec = ImageRecord(img_path.name, w, h)
-        lines = txt.read_text(encoding="utf-8-sig").splitlines() if txt.is_file() else []
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{txt} line {n}"
+        for where, line in yolo_lines(txt):
             parts = line.split()
             if len(parts) != 5:
                 raise UserError(f"{where}: expected 'class cx cy w h', got {line.strip()!r}")

@@ -31,6 +31,7 @@ from vision_app.common.annotations import (
     read_classes_file,
     read_coco_file,
     yolo_layout,
+    yolo_lines,
     yolo_names_file,
     yolo_pairs,
 )
@@ -223,12 +224,10 @@ def read_yolo_masks(path: str, classes: list[str] | None, out: Path) -> Records:
     for name, prefix, images, labels in yolo_layout(root):
         for img_path, txt in yolo_pairs(labels, images):
             width, height = header_size(img_path, str(img_path))
-            lines = txt.read_text(encoding="utf-8-sig").splitlines() if txt.is_file() else []
             objects = []
-            for n, line in enumerate(lines, start=1):
-                if line.strip():
-                    cls, poly = yolo_polygon(line, len(names), width, height, f"{txt} line {n}")
-                    objects.append((ids[cls], polygons_region([poly], width, height)))
+            for where, line in yolo_lines(txt):
+                cls, poly = yolo_polygon(line, len(names), width, height, where)
+                objects.append((ids[cls], polygons_region([poly], width, height)))
             mask_path = out / prefix / f"{img_path.stem}.png"
             records.append((str(img_path), _save(paint(width, height, objects, []), mask_path)))
             split.setdefault(name, []).append(len(records) - 1)

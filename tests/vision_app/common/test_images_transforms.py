@@ -8,7 +8,16 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from vision_app.common.images import BadImage, ImageLimits, decode_image, encode_png, read_image, read_mask
+from vision_app.common.annotations import yolo_lines
+from vision_app.common.images import (
+    BadImage,
+    ImageLimits,
+    data_files,
+    decode_image,
+    encode_png,
+    read_image,
+    read_mask,
+)
 from vision_app.common.shapes import CLASSES, generate_shapes
 from vision_app.common.transforms import (
     IGNORE_INDEX,
@@ -120,3 +129,14 @@ def test_eval_presets_shapes_and_box_passthrough():
     boxes = tv_tensors.BoundingBoxes(torch.tensor([[6.0, 4, 30, 20]]), format="XYXY", canvas_size=(40, 40))
     _, t = DetectionTrain(20, hflip=1.0)(image, {"boxes": boxes, "labels": torch.tensor([1])})
     assert torch.allclose(t["boxes"], torch.tensor([[5.0, 2, 17, 10]])) and t["labels"].tolist() == [1]
+
+
+def test_data_files_leave_junk_out_and_yolo_lines_name_the_line(tmp_path):
+    for name in ("b.xml", "a.xml", "._a.xml", ".hidden.xml", "a.txt"):
+        (tmp_path / name).write_text("x")
+    assert [f.name for f in data_files(tmp_path, "*.xml")] == ["a.xml", "b.xml"]
+    assert data_files(tmp_path / "absent", "*.xml") == []
+    (tmp_path / "a.txt").write_text("\ufeff0 0.5 0.5 0.2 0.2\n\n  \n1 0.1 0.1 0.1 0.1\n", encoding="utf-8")
+    assert yolo_lines(tmp_path / "a.txt") == [(f"{tmp_path / 'a.txt'} line 1", "0 0.5 0.5 0.2 0.2"),
+                                              (f"{tmp_path / 'a.txt'} line 4", "1 0.1 0.1 0.1 0.1")]
+    assert yolo_lines(tmp_path / "none.txt") == []
