@@ -72,6 +72,9 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     telemetry.queue_depth.set_function(lambda: batcher.depth)  # read when scraped, not set per request
     decode_pool = ThreadPoolExecutor(max_workers=cfg.decode_threads, thread_name_prefix="decode")
     deadlines = Deadlines(cfg.timeout_s)
+    # a request's head, then its body, must arrive within serve.read_timeout_s: one queue (and timer)
+    # for both, read by the server's protocol (shared/serving/server.py) and by RequestGuard
+    read_deadlines = Deadlines(cfg.read_timeout_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,8 +82,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
         loader = asyncio.create_task(asyncio.to_thread(_load_and_warm, load, state))
         if not cfg.load_in_background:
             await loader
-        # the request heads' deadlines, read by the server's protocol (shared/serving/server.py)
-        yield {HEAD_DEADLINES_STATE: Deadlines(cfg.read_timeout_s)}
+        yield {HEAD_DEADLINES_STATE: read_deadlines}
         loader.cancel()
         await batcher.stop()
         decode_pool.shutdown(wait=False, cancel_futures=True)
@@ -88,7 +90,7 @@ def create_app(load: Callable[[], Predictor], cfg: ServeConfig, title: str = "ml
     app = FastAPI(title=title, lifespan=lifespan, docs_url=None, redoc_url=None)
     token = os.environ.get(cfg.auth_token_env) if cfg.auth_token_env else None
     app.add_middleware(RequestGuard, telemetry=telemetry, max_bytes=cfg.max_body_bytes,
-                       read_timeout_s=cfg.read_timeout_s, token=token, open_paths=[*PROBES, *cfg.public_routes])
+                       read_deadlines=read_deadlines, token=token, open_paths=[*PROBES, *cfg.public_routes])
     _install_error_handlers(app)
 
     async def predict(request: Request):

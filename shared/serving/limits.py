@@ -49,10 +49,10 @@ _INTERNAL = b'{"error": "internal error; the server logged the details and keeps
 class RequestGuard:
     """Metrics, bearer token and body limits for every HTTP request (see the module doc)."""
 
-    def __init__(self, app, telemetry: Telemetry, max_bytes: int, read_timeout_s: float | None = None,
+    def __init__(self, app, telemetry: Telemetry, max_bytes: int, read_deadlines: Deadlines | None = None,
                  token: str | None = None, open_paths: Iterable[str] = ()):
-        self.app, self.telemetry, self.max_bytes, self.read_timeout_s = app, telemetry, max_bytes, read_timeout_s
-        self.body_deadlines = Deadlines(read_timeout_s) if read_timeout_s else None
+        self.app, self.telemetry, self.max_bytes = app, telemetry, max_bytes
+        self.body_deadlines = read_deadlines  # serve.read_timeout_s's, shared with the request heads (app.py)
         self.token = token.encode() if token else None
         paths = set(open_paths)
         self.exact = frozenset(paths)
@@ -88,7 +88,7 @@ class RequestGuard:
                 await _send(tracking_send, *self._too_large())
         except BodyTooSlow:
             if not started:
-                await _send(tracking_send, 408, f"the request body did not arrive within {self.read_timeout_s:g}s "
+                await _send(tracking_send, 408, f"the request body did not arrive within {self.body_deadlines.seconds:g}s "
                                                 "(serve.read_timeout_s); send it at once, with a correct "
                                                 "Content-Length", [(b"connection", b"close")])
         except ClientDisconnect:

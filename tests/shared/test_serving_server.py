@@ -140,6 +140,7 @@ def test_a_body_sent_one_byte_at_a_time_gets_408(slow_client_server):
                 break
         answer += _read_all(sock)
     assert answer.startswith(b"HTTP/1.1 408") and b"serve.read_timeout_s" in answer
+    assert b"within 0.5s" in answer  # the configured limit, as the heads' and bodies' shared deadlines hold it
 
 
 def _readable(sock: socket.socket) -> bool:
