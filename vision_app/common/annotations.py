@@ -69,6 +69,11 @@ class CocoFile:
     images: dict[object, CocoImage]
     annotations: list[dict]
 
+    @property
+    def names(self) -> list[str]:
+        """The class names: :attr:`categories`' names, in their order."""
+        return [str(c["name"]) for c in self.categories]
+
     def image_of(self, ann: dict, where: str) -> CocoImage:
         if ann["image_id"] not in self.images:
             raise UserError(f"{where}: image_id {ann['image_id']} is not in 'images'")
@@ -85,6 +90,15 @@ class CocoFile:
         if ann["category_id"] not in index:
             raise UserError(f"{where}: unknown category_id {ann['category_id']} (known: {sorted(index)})")
         return index[ann["category_id"]]
+
+
+def merged_names(name_lists) -> list[str]:
+    """The class names of several files (a set's per-split COCO files) in one list, in the order
+    first seen."""
+    names: list[str] = []
+    for found in name_lists:
+        names += [n for n in found if n not in names]
+    return names
 
 
 def read_json_file(path: Path, what: str):

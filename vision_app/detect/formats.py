@@ -140,7 +140,7 @@ def read_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike, bad
             rec.boxes.append(box)
             rec.labels.append(label)
     check.finish(coco.path)
-    return DetectionSet([str(c["name"]) for c in coco.categories], list(records.values()), str(coco.images_dir))
+    return DetectionSet(coco.names, list(records.values()), str(coco.images_dir))
 
 
 def polygons_bbox(segmentation) -> list[float] | None:

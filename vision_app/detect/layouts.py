@@ -21,6 +21,7 @@ from pathlib import Path
 from shared.errors import UserError
 from vision_app.common.annotations import (
     coco_layout,
+    merged_names,
     read_classes_file,
     yolo_folders,
     yolo_layout,
@@ -41,10 +42,7 @@ def read_set(fmt: str, annotations: str | os.PathLike, images: str | os.PathLike
     the names (YOLO; without ``images`` its ``data.yaml`` or ``labels/classes.txt`` when not given)."""
     if fmt == "coco":
         parts = [(split, read_coco(js, folder, bad_boxes)) for split, js, folder in _coco_files(annotations, images)]
-        names: list[str] = []
-        for _, ds in parts:
-            names += [n for n in ds.classes if n not in names]
-        return joined(parts, names)
+        return joined(parts, merged_names(ds.classes for _, ds in parts))
     if fmt == "voc":
         found = [(None, Path(annotations), Path(images))] if images else voc_layout(annotations)
         parts = [(split, read_voc(xml, folder, classes, bad_boxes)) for split, xml, folder in found]

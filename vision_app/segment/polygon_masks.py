@@ -28,6 +28,7 @@ from vision_app.common.annotations import (
     CocoFile,
     coco_layout,
     header_size,
+    merged_names,
     read_classes_file,
     read_coco_file,
     yolo_layout,
@@ -146,13 +147,10 @@ def _rle_region(seg: dict, width: int, height: int, where: str) -> np.ndarray:
 def read_coco_masks(path: str, classes: list[str] | None, out: Path) -> Records:
     """Every image of the COCO file(s) at ``path`` (:func:`coco_layout`) with its mask drawn into ``out``."""
     files = [(split, read_coco_file(js, images)) for split, js, images in coco_layout(path)]
-    names: list[str] = []
-    for _, coco in files:
-        names += [n for n in (str(c["name"]) for c in coco.categories) if n not in names]
-    classes, _ = mask_ids(names, classes, str(path))
+    classes, _ = mask_ids(merged_names(coco.names for _, coco in files), classes, str(path))
     records, split = [], {}
     for k, (name, coco) in enumerate(files):
-        _, ids = mask_ids([str(c["name"]) for c in coco.categories], classes, str(coco.path))
+        _, ids = mask_ids(coco.names, classes, str(coco.path))
         for pair in coco_masks(coco, ids, out / f"{k}-{name or 'all'}"):
             records.append(pair)
             split.setdefault(name, []).append(len(records) - 1)
