@@ -70,9 +70,10 @@ def score_models(loaded: runs.TrainedRun, frame: pd.DataFrame, source: str) -> t
 
 
 def write_report(loaded: runs.TrainedRun, cfg: ClassifyConfig, y: np.ndarray, scores: dict[str, np.ndarray],
-                 split: str, out: Path, cv: dict | None = None) -> dict[str, dict[str, float]]:
+                 split: str, out: Path, cv: dict | None = None) -> tuple[dict[str, dict[str, float]], str]:
     """Metrics of every model at ``cfg.eval.threshold`` (the argmax for K > 2 classes); plots,
-    ``comparison.md`` and ``comparison.json`` into ``out``. Returns the metrics by model."""
+    ``comparison.md`` and ``comparison.json`` into ``out``. Returns the metrics by model and the
+    comparison table."""
     threshold, classes = cfg.eval.threshold, loaded.schema.classes
     by_model = {name: score_probabilities(y, p, classes, threshold) for name, p in scores.items()}
     if cfg.eval.plots and len(classes) > 2:
@@ -91,7 +92,7 @@ def write_report(loaded: runs.TrainedRun, cfg: ClassifyConfig, y: np.ndarray, sc
                                          "threshold": threshold if len(classes) == 2 else None, split: by_model,
                                          "cv": cv or {}, "selection": loaded.selection})
     log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
-    return by_model
+    return by_model, table
 
 
 def comparison_table(scores: dict, selection: dict, cv: dict, served: str, split: str = "test",
@@ -125,7 +126,7 @@ def evaluate(cfg: ClassifyConfig, run: Path, data: Path | None) -> dict:
         lambda path: runs.labelled_frame(path, loaded.schema, cfg.data, known_labels(loaded.schema), "labels"),
         "a labelled file")
     y, scores = score_models(loaded, frame, str(data or "test split"))
-    by_model = write_report(loaded, cfg, y, scores, split, out)
+    by_model, _ = write_report(loaded, cfg, y, scores, split, out)
     metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
     write_json(out / "metrics.json", metrics)
     threshold = cfg.eval.threshold if len(loaded.schema.classes) == 2 else None
@@ -174,13 +175,12 @@ def held_out_report(cfg: ClassifyConfig, run: Path, splits: Splits) -> dict:
     if frame.empty:  # nothing held out at all (distributed: dask with data.test_size=0)
         return {"card": card_section(cfg, loaded, splits.manifest, "")}
     y, scores = score_models(loaded, frame, f"{split} split")
-    by_model = write_report(loaded, cfg, y, scores, split, Path(run), cv)
+    by_model, table = write_report(loaded, cfg, y, scores, split, Path(run), cv)
     metrics = with_split(split, by_model[loaded.served])
     for name, values in cv.items():
         metrics.update({f"cv/{name}/{k}": v for k, v in values.items() if k.startswith("roc_auc")})
     if cv:
         metrics.update({f"cv/{k}": v for k, v in cv[loaded.served].items()})
-    table = comparison_table(by_model, loaded.selection, cv, loaded.served, split, len(y))
     return {**metrics, "card": card_section(cfg, loaded, splits.manifest, table)}
 
 

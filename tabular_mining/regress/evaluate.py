@@ -46,9 +46,9 @@ def score_models(loaded: runs.TrainedRun, frame: pd.DataFrame, source: str) -> t
 
 
 def write_report(loaded: runs.TrainedRun, cfg: RegressConfig, y: np.ndarray, preds: dict[str, np.ndarray], split: str,
-                 out: Path) -> dict[str, dict[str, float]]:
+                 out: Path) -> tuple[dict[str, dict[str, float]], str]:
     """Metrics of every model; the served model's plots, ``comparison.md`` and ``comparison.json``
-    into ``out``. Returns the metrics by model."""
+    into ``out``. Returns the metrics by model and the comparison table."""
     by_model = {name: regression(y, p) for name, p in preds.items()}
     if cfg.eval.plots:
         served, target = loaded.served, loaded.schema.target
@@ -61,7 +61,7 @@ def write_report(loaded: runs.TrainedRun, cfg: RegressConfig, y: np.ndarray, pre
     write_json(out / "comparison.json", {"split": split, "rows": len(y), split: by_model,
                                          "selection": loaded.selection})
     log.info("%s metrics for %s:\n%s", split, loaded.path.name, table)
-    return by_model
+    return by_model, table
 
 
 def comparison_table(scores: dict, selection: dict, served: str, split: str = "test", rows: int | None = None) -> str:
@@ -83,7 +83,7 @@ def evaluate(cfg: RegressConfig, run: Path, data: Path | None) -> dict:
     frame, split, out = runs.evaluation_rows(run, data, lambda: load_splits(cfg.name, cfg.data, cfg.distributed).test,
                                         lambda path: runs.labelled_frame(path, loaded.schema, cfg.data, numeric_target))
     y, preds = score_models(loaded, frame, str(data or "test split"))
-    by_model = write_report(loaded, cfg, y, preds, split, out)
+    by_model, _ = write_report(loaded, cfg, y, preds, split, out)
     metrics = {**with_split(split, by_model[loaded.served]), f"{split}/rows": len(frame)}
     write_json(out / "metrics.json", metrics)
     return {"evaluation": str(out), "model": loaded.served, **{k: round(v, 4) for k, v in metrics.items()}}
@@ -96,8 +96,7 @@ def held_out_report(cfg: RegressConfig, run: Path, splits: Splits) -> dict:
     loaded = load_regress_run(run)
     frame, split = runs.held_out_rows(splits.test, splits.valid)
     y, preds = score_models(loaded, frame, f"{split} split")
-    by_model = write_report(loaded, cfg, y, preds, split, Path(run))
-    table = comparison_table(by_model, loaded.selection, loaded.served, split, len(y))
+    by_model, table = write_report(loaded, cfg, y, preds, split, Path(run))
     baseline = float(np.sqrt(np.mean((y - splits.manifest["target"]["train"]["mean"]) ** 2)))
     return {**with_split(split, by_model[loaded.served]), f"{split}/rmse_mean_baseline": baseline,
             "card": card_section(cfg, loaded, splits.manifest, table)}
