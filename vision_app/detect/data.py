@@ -228,10 +228,7 @@ def read_eval_data(path: str | Path, classes: list[str], bad_boxes: str = "error
     unknown = sorted(set(ds.classes) - set(classes))
     if unknown:
         raise UserError(f"--data has classes the model does not know: {unknown} (model: {classes})")
-    index = {name: i for i, name in enumerate(classes)}
-    for rec in ds.images:  # the data's class order → the model's
-        rec.labels = [index[ds.classes[label]] for label in rec.labels]
-    return DetectionSet(list(classes), ds.images, ds.images_dir)
+    return ds.in_class_order(classes)  # the data's class order → the model's
 
 
 class DetectionDataset(Dataset):

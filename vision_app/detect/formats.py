@@ -58,6 +58,14 @@ class DetectionSet:
     def subset(self, files: set[str]) -> DetectionSet:
         return DetectionSet(self.classes, [r for r in self.images if r.file in files], self.images_dir)
 
+    def in_class_order(self, classes: list[str]) -> DetectionSet:
+        """The set with ``classes`` as its class list, each label mapped by name (every one of
+        :attr:`classes` must be in it); the records are relabelled in place."""
+        index = {name: i for i, name in enumerate(classes)}
+        for rec in self.images:
+            rec.labels = [index[self.classes[label]] for label in rec.labels]
+        return DetectionSet(list(classes), self.images, self.images_dir)
+
 
 BAD_BOXES = ("error", "drop", "clip")
 

@@ -75,15 +75,13 @@ def joined(parts: list[tuple[str | None, DetectionSet]], classes: list[str]) -> 
     part has none)."""
     folders = [Path(ds.images_dir).resolve() for _, ds in parts]
     base = Path(os.path.commonpath(folders))
-    index = {name: i for i, name in enumerate(classes)}
     records, split = [], {}
     for (name, ds), folder in zip(parts, folders):
         prefix = folder.relative_to(base)
-        for rec in ds.images:
+        for rec in ds.in_class_order(classes).images:
             rec.file = (prefix / rec.file).as_posix()
-            rec.labels = [index[ds.classes[label]] for label in rec.labels]
+            records.append(rec)
             split.setdefault(name, []).append(rec.file)
-        records += ds.images
     return DetectionSet(list(classes), records, str(base)), None if None in split else split
 
 
