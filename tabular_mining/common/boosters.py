@@ -43,6 +43,11 @@ class LightGBMTrees(BoostedTrees):
     cat_smooth: float = 10.0
 
 
+def xgboost_feature_types(schema: FeatureSchema) -> list[str]:
+    """XGBoost's type of each encoded column: ``c`` (native categorical) or ``q`` (numeric)."""
+    return ["c" if c else "q" for c in schema.categorical_mask]
+
+
 def xgboost_tree_params(params: XGBoostTrees, seed: int) -> dict:
     """XGBoost's parameters for a config section, whatever the objective (native categoricals, one-hot
     splits up to 8 categories)."""
@@ -75,8 +80,8 @@ class XGBoostBooster:
         """The encoded matrix as a DMatrix with the features' names and categorical types."""
         import xgboost as xgb
 
-        types = ["c" if c else "q" for c in schema.categorical_mask]
-        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=types, enable_categorical=True)
+        return xgb.DMatrix(X, label=y, feature_names=schema.names, feature_types=xgboost_feature_types(schema),
+                           enable_categorical=True)
 
     @classmethod
     def fit_booster(cls, booster_params: dict, params: BoostedTrees, schema: FeatureSchema, X, y, X_valid, y_valid):

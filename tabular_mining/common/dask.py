@@ -19,6 +19,7 @@ from pydantic import Field
 from shared.config import StrictModel
 from shared.errors import UserError
 from shared.runs import read_json, write_json
+from tabular_mining.common.boosters import xgboost_feature_types
 from tabular_mining.common.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
 from tabular_mining.common.table import TableData, csv_args, load_dataset
 
@@ -138,7 +139,7 @@ def train_xgboost_dask(client, schema: FeatureSchema, settings: dict, X, y, X_va
     and early stopping on the validation rows; the trees past the best round are cut."""
     from xgboost import dask as xgb_dask
 
-    types = ["c" if c else "q" for c in schema.categorical_mask]
+    types = xgboost_feature_types(schema)
     dm = lambda a, b: xgb_dask.DaskDMatrix(client, a, b, feature_names=schema.names, feature_types=types,
                                            enable_categorical=True)
     out = xgb_dask.train(client, settings, dm(X, y), num_boost_round=params.n_estimators,
