@@ -44,6 +44,7 @@ from tabular_mining.classify.model import (
     lightgbm_params,
     metric_key,
     n_classes,
+    pos_weight,
     score_probabilities,
     xgboost_params,
 )
@@ -154,12 +155,7 @@ def _encoded(frame, schema: FeatureSchema):
 
 def fit_xgboost_dask(client, schema, X, y, X_valid, y_valid, params, seed: int) -> XGBoostModel:
     _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
-    pos = 1.0
-    if params.scale_pos_weight == "balanced":
-        n_pos, n = client.compute([y.sum(), y.size], sync=True)
-        pos = float((n - n_pos) / max(n_pos, 1))
-    elif params.scale_pos_weight is not None:
-        pos = float(params.scale_pos_weight)
+    pos = pos_weight(params.scale_pos_weight, lambda: client.compute([y.sum(), y.size], sync=True))
     booster = train_xgboost_dask(client, schema, xgboost_params(params, pos, seed, n_classes(schema)),
                                  X, y, X_valid, y_valid, params)
     return XGBoostModel(booster, schema, {"trees": booster.num_boosted_rounds(), "distributed": "dask"})

@@ -11,6 +11,7 @@ FT-Transformer's module (and torch) is imported only when that model is asked fo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -52,9 +53,12 @@ def _binary_only(schema: FeatureSchema, setting: str, value) -> None:
                         f"{n_classes(schema)} classes: leave it unset")
 
 
-def _pos_weight(y: np.ndarray, setting) -> float:
+def pos_weight(setting, counts: Callable[[], tuple]) -> float:
+    """``xgboost.scale_pos_weight`` as a number: ``balanced`` is negatives over positives, from
+    ``counts()`` (positive rows, all rows; called only then, by the single-process and Dask paths)."""
     if setting == "balanced":
-        return float((y == 0).sum() / max((y == 1).sum(), 1))
+        n_pos, n = counts()
+        return float((n - n_pos) / max(n_pos, 1))
     return float(setting) if setting is not None else 1.0
 
 
@@ -137,7 +141,8 @@ class XGBoostModel(XGBoostBooster):
     def fit(cls, schema: FeatureSchema, X, y, X_valid, y_valid, params: XGBoostParams, seed: int = 0,
             checkpoints: Path | None = None):
         _binary_only(schema, "xgboost.scale_pos_weight", params.scale_pos_weight)
-        return cls.fit_booster(xgboost_params(params, _pos_weight(y, params.scale_pos_weight), seed, n_classes(schema)),
+        pos = pos_weight(params.scale_pos_weight, lambda: ((y == 1).sum(), len(y)))
+        return cls.fit_booster(xgboost_params(params, pos, seed, n_classes(schema)),
                                params, schema, X, y, X_valid, y_valid)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:

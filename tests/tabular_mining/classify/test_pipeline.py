@@ -163,3 +163,15 @@ def test_cli_user_errors_are_one_line(tmp_path, cli, capsys):
     empty.write_text("")
     assert cli("preprocess", "--config", QUICK, f"data.path={empty}") == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_pos_weight_is_negatives_over_positives_counted_only_when_balanced():
+    from tabular_mining.classify.model import pos_weight
+
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+    assert pos_weight("balanced", lambda: ((y == 1).sum(), len(y))) == 4.0
+    assert pos_weight("balanced", lambda: (0, 7)) == 7.0  # no positive rows: divided by 1
+
+    def never():
+        raise AssertionError("counted")
+    assert pos_weight(None, never) == 1.0 and pos_weight(2.5, never) == 2.5
