@@ -49,27 +49,19 @@ from tabular_mining.classify.model import (
     xgboost_params,
 )
 from tabular_mining.common.dask import (
-    SCHEMA_SAMPLE_ROWS,
+    cache_dask_split,
     cached_split,
     dask_client,
     dask_models,
     encoded,
-    full_schema,
     non_empty,
     read_dask_frame,
     train_lightgbm_dask,
     train_xgboost_dask,
 )
-from tabular_mining.common.features import (
-    CATEGORICAL,
-    NUMERIC,
-    FeatureSchema,
-    clean,
-    encode_target,
-    infer_schema,
-)
+from tabular_mining.common.features import FeatureSchema, encode_target
 from tabular_mining.common.runs import pick_best, save_model
-from tabular_mining.common.splits import SPLITS
+from tabular_mining.common.splits import SPLITS, feature_counts
 from tabular_mining.common.table import TableData, check_columns, split_cache_dir, target_classes
 
 log = logging.getLogger(__name__)
@@ -95,19 +87,11 @@ def preprocess_dask(cfg: ClassifyConfig) -> dict:
     refuse_label_twins(classes, source, d.target)
     check_class_rows(counts, d, source, len(classes))
     parts = stratified_split(ddf, d, [str(c) for c in counts.index])
-    sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
-    kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
-    meta = clean(sample.iloc[:0], kinds, source)
-    cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
-    schema = full_schema(kinds, cleaned["train"])
     out = split_cache_dir(cfg.name, d, "dask")
-    for split, frame in cleaned.items():
-        frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
-    write_json(out / "feature_schema.json", schema.to_dict())
+    schema = cache_dask_split(parts, d, classes, source, out)
     rows, balance = _class_balance(out, d.target, classes)
     manifest = {"source": source, "source_sha256": None, "rows": rows, **balance,
-                "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
-                             "categorical": sum(f.kind == CATEGORICAL for f in schema.features)},
+                "features": feature_counts(schema),
                 "classes": classes, "config": to_dict(d), "distributed": "dask",
                 "split": "stratified: random_split of each class's rows (seeded)"}
     write_json(out / "manifest.json", manifest)

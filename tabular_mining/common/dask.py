@@ -20,7 +20,15 @@ from shared.config import StrictModel
 from shared.errors import UserError
 from shared.runs import read_json, write_json
 from tabular_mining.common.boosters import xgboost_feature_types
-from tabular_mining.common.features import CATEGORICAL, NUMERIC, Feature, FeatureSchema, encode_frame
+from tabular_mining.common.features import (
+    CATEGORICAL,
+    NUMERIC,
+    Feature,
+    FeatureSchema,
+    clean,
+    encode_frame,
+    infer_schema,
+)
 from tabular_mining.common.table import TableData, csv_args, load_dataset
 
 log = logging.getLogger(__name__)
@@ -73,6 +81,22 @@ def read_dask_frame(data: TableData, dask_cfg: DaskConfig):
     args = csv_args(Path(files[0]), data.na_values, data.column_names)
     blocksize = None if args["encoding"] == "utf-16" else dask_cfg.blocksize
     return dd.read_csv(files, blocksize=blocksize, assume_missing=True, **args), data.path
+
+
+def cache_dask_split(parts: dict, d: TableData, classes: list[str], source: str, out: Path) -> FeatureSchema:
+    """Clean the split's parts (``parts``: train/valid/test Dask DataFrames) partition by partition
+    with the single-process function, against the feature kinds inferred on a sample of training
+    rows, and write them to ``out`` in the single-process layout (``train.parquet`` … as folders of
+    parts) beside ``feature_schema.json``: the schema over every training row, returned."""
+    sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
+    kinds = infer_schema(sample, d.target, classes, d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
+    meta = clean(sample.iloc[:0], kinds, source)
+    cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
+    schema = full_schema(kinds, cleaned["train"])
+    for split, frame in cleaned.items():
+        frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
+    write_json(out / "feature_schema.json", schema.to_dict())
+    return schema
 
 
 def full_schema(kinds: FeatureSchema, train) -> FeatureSchema:

@@ -36,6 +36,12 @@ class Splits:
         return pd.concat([self.train, self.valid, self.test], ignore_index=True)
 
 
+def feature_counts(schema: FeatureSchema) -> dict[str, int]:
+    """The manifest's ``features``: how many are numeric and how many categorical."""
+    numeric = sum(f.kind == NUMERIC for f in schema.features)
+    return {"numeric": numeric, "categorical": len(schema.features) - numeric}
+
+
 def cache_splits(out: Path, cfg: TableData, source: str, df: pd.DataFrame,
                  split: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame], classes: list[str], how: str,
                  describe_target: Callable[[dict[str, pd.DataFrame]], dict], extra: dict | None = None) -> Splits:
@@ -60,8 +66,7 @@ def cache_splits(out: Path, cfg: TableData, source: str, df: pd.DataFrame,
         **describe_target(parts),
         "missing_cells": missing,
         "split": how,
-        "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
-                     "categorical": sum(f.kind != NUMERIC for f in schema.features)},
+        "features": feature_counts(schema),
         **(extra or {}),
         "config": to_dict(cfg),
         "files": {k: file_sha256(out / f"{k}.parquet") for k in SPLITS},

@@ -28,26 +28,19 @@ from shared.errors import UserError
 from shared.metrics import regression
 from shared.runs import write_json
 from tabular_mining.common.dask import (
-    SCHEMA_SAMPLE_ROWS,
+    cache_dask_split,
     cached_split,
     dask_client,
     dask_models,
     encoded,
-    full_schema,
     non_empty,
     read_dask_frame,
     train_lightgbm_dask,
     train_xgboost_dask,
 )
-from tabular_mining.common.features import (
-    CATEGORICAL,
-    NUMERIC,
-    FeatureSchema,
-    clean,
-    infer_schema,
-)
+from tabular_mining.common.features import FeatureSchema
 from tabular_mining.common.runs import pick_best
-from tabular_mining.common.splits import SPLITS
+from tabular_mining.common.splits import SPLITS, feature_counts
 from tabular_mining.common.table import check_columns, split_cache_dir
 from tabular_mining.regress.config import RegressConfig
 from tabular_mining.regress.model import (
@@ -81,27 +74,19 @@ def preprocess_dask(cfg: RegressConfig) -> dict:
                                                                meta=(d.target, "f8"))})
     fractions = [1 - d.valid_size - d.test_size, d.valid_size, d.test_size]
     parts = dict(zip(SPLITS, ddf.random_split(fractions, random_state=d.seed)))
-    sample = parts["train"].head(SCHEMA_SAMPLE_ROWS, npartitions=-1)
-    kinds = infer_schema(sample, d.target, [], d.id_columns, d.drop_columns, d.categorical, d.numeric, source)
-    meta = clean(sample.iloc[:0], kinds, source)
-    cleaned = {k: v.map_partitions(clean, kinds, source, meta=meta) for k, v in parts.items()}
-    schema = full_schema(kinds, cleaned["train"])
     out = cache_dir(cfg)
-    for split, frame in cleaned.items():
-        frame.to_parquet(out / f"{split}.parquet", write_index=False, overwrite=True)
+    schema = cache_dask_split(parts, d, [], source, out)
     targets = {s: dask.dataframe.read_parquet(out / f"{s}.parquet", columns=[d.target])[d.target] for s in SPLITS}
     stats = dict(zip(SPLITS, dask.compute(*[[y.size, y.mean(), y.std(ddof=0), y.min(), y.max()]
                                              for y in targets.values()])))
     rows = {k: int(v[0]) for k, v in stats.items()}
     if sum(rows.values()) < 20:
         raise UserError(f"{source}: {sum(rows.values())} rows; too few to split into train, valid and test")
-    write_json(out / "feature_schema.json", schema.to_dict())
     manifest = {"source": source, "source_sha256": None, "rows": rows,
                 "target": {k: dict(zip(("mean", "std", "min", "max"), map(float, v[1:]))) if v[0] else None
                            for k, v in stats.items()},
                 "split": "random: random_split of the rows (seeded)",
-                "features": {"numeric": sum(f.kind == NUMERIC for f in schema.features),
-                             "categorical": sum(f.kind == CATEGORICAL for f in schema.features)},
+                "features": feature_counts(schema),
                 "config": to_dict(d), "distributed": "dask"}
     write_json(out / "manifest.json", manifest)
     log.info("preprocessed %s on dask: %s → %s", source, rows, out)
